@@ -1,0 +1,236 @@
+// Package config defines podpin's configuration file: its structure, its
+// defaults and its validation. Load decodes a YAML file strictly (an unknown
+// field is an error), applies defaults and validates; every error names the
+// field path, as in `routes[2].table.idleTimeout: must not be negative`.
+//
+// The request path never reads these structs: the proxy turns them into
+// ready-to-use values when a configuration is applied.
+package config
+
+import (
+	"time"
+)
+
+// Defaults. Each is applied by SetDefaults where the field is zero.
+const (
+	DefaultListen          = "127.0.0.1:8080"
+	DefaultAdmin           = "127.0.0.1:9901"
+	DefaultHeader          = "X-Session"
+	DefaultPodHeader       = "X-Podpin-Pod"
+	DefaultRoute           = "default"
+	DefaultMaxKeyBytes     = 256
+	DefaultIdleTimeout     = 30 * time.Minute
+	DefaultMaxEntries      = 1_000_000
+	DefaultConnectTimeout  = 2 * time.Second
+	DefaultResponseTimeout = 60 * time.Second
+	DefaultIdleConnTimeout = 90 * time.Second
+	DefaultMaxConnsPerPod  = 1024
+)
+
+// Missing-key policies: what a route does with a request that carries no key.
+const (
+	// MissingBalance forwards the request to a pod chosen by the balancer and
+	// pins nothing.
+	MissingBalance = "balance"
+	// MissingAssign mints a random key, pins it to the chosen pod, passes it to
+	// the pod in the key header and returns it in the response header so the
+	// client sends it back (Gateway API sessionPersistence of type Header).
+	MissingAssign = "assign"
+	// MissingReject answers 400.
+	MissingReject = "reject"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// Listeners are the addresses the proxy accepts client traffic on.
+	// Default: one listener on 127.0.0.1:8080.
+	Listeners []Listener `yaml:"listeners"`
+
+	// Admin is the operators' listener: health, metrics and the API.
+	Admin Admin `yaml:"admin"`
+
+	// PodHeader is the response header that names the pod which served the
+	// request. Omitted: "X-Podpin-Pod". An empty string turns it off.
+	PodHeader *string `yaml:"podHeader"`
+
+	// Upstream holds the settings for connections to pods.
+	Upstream Upstream `yaml:"upstream"`
+
+	// Routes are tried in order; the first whose match accepts the request
+	// serves it. At least one is required.
+	Routes []Route `yaml:"routes"`
+}
+
+// Listener is one address the proxy accepts HTTP/1.1 on.
+type Listener struct {
+	// Address is host:port. Required.
+	Address string `yaml:"address"`
+}
+
+// Admin configures the admin listener.
+type Admin struct {
+	// Address is host:port of the admin listener. Default "127.0.0.1:9901".
+	Address string `yaml:"address"`
+}
+
+// Upstream configures connections from podpin to pods.
+type Upstream struct {
+	// ConnectTimeout bounds dialing a pod. Default 2s.
+	ConnectTimeout time.Duration `yaml:"connectTimeout"`
+	// ResponseTimeout bounds the wait for a pod's response headers after the
+	// request was sent. Default 60s.
+	ResponseTimeout time.Duration `yaml:"responseTimeout"`
+	// IdleConnTimeout closes pooled keep-alive connections unused this long.
+	// Default 90s.
+	IdleConnTimeout time.Duration `yaml:"idleConnTimeout"`
+	// MaxConnsPerPod caps open connections to one pod. Default 1024.
+	MaxConnsPerPod int `yaml:"maxConnsPerPod"`
+}
+
+// Route is one set of pods with its sticky settings.
+type Route struct {
+	// Name identifies the route in the admin API, in metrics and in table
+	// keys. Required; unique; lower case letters, digits and '-'.
+	Name string `yaml:"name"`
+
+	// Match selects the requests this route serves. Empty: every request.
+	Match Match `yaml:"match"`
+
+	// Backends are the route's static pods. Required.
+	Backends []Backend `yaml:"backends"`
+
+	// Sticky says where a request's session key comes from and what to do
+	// without one.
+	Sticky Sticky `yaml:"sticky"`
+
+	// Balancer places new sessions (and keyless requests): round-robin
+	// (default), least-conn, least-sessions, random-two or hash.
+	Balancer string `yaml:"balancer"`
+
+	// Table sizes the route's stick table and sets its expiry.
+	Table Table `yaml:"table"`
+}
+
+// Match selects requests. Every given condition must hold.
+type Match struct {
+	// Host is the request's host, without port, compared case-insensitively.
+	// Empty: any host.
+	Host string `yaml:"host"`
+	// PathPrefix must start the request path. Empty: any path.
+	PathPrefix string `yaml:"pathPrefix"`
+	// Headers maps header names to the exact value each must carry.
+	Headers map[string]string `yaml:"headers"`
+}
+
+// Backend is one static pod.
+type Backend struct {
+	// Name is the pod's stable identity: table entries point at it. Required;
+	// unique within the route.
+	Name string `yaml:"name"`
+	// URL is http://host:port of the pod. Required; no path.
+	URL string `yaml:"url"`
+	// Weight scales the pod's share of new sessions. Default 1.
+	Weight int `yaml:"weight"`
+}
+
+// Sticky says where a request's session key is read and how it is kept.
+type Sticky struct {
+	// Header is the request header whose value is the session key.
+	// Default "X-Session".
+	Header string `yaml:"header"`
+	// Cookie, when set, is a cookie read when the header is absent.
+	Cookie string `yaml:"cookie"`
+	// Query, when set, is a query parameter read when header and cookie are
+	// absent.
+	Query string `yaml:"query"`
+	// ClientIP, when true, uses the client's address as the key when no other
+	// source has one (Kubernetes' sessionAffinity: ClientIP, but per pod and
+	// kept in a table).
+	ClientIP bool `yaml:"clientIP"`
+	// MaxKeyBytes is the longest key accepted; a longer one is a 400.
+	// Default 256.
+	MaxKeyBytes int `yaml:"maxKeyBytes"`
+	// Missing is the policy for requests without a key: balance (default),
+	// assign or reject.
+	Missing string `yaml:"missing"`
+	// Learn, when true, pins the value of the key header found in a pod's
+	// response to that pod (HAProxy's "stick store-response").
+	Learn bool `yaml:"learn"`
+}
+
+// Table configures a route's stick table.
+type Table struct {
+	// IdleTimeout drops an entry this long after its last use. Default 30m.
+	IdleTimeout time.Duration `yaml:"idleTimeout"`
+	// AbsoluteTimeout drops an entry this long after it was created, even in
+	// use. Zero: no limit.
+	AbsoluteTimeout time.Duration `yaml:"absoluteTimeout"`
+	// MaxEntries caps live entries; when full the least recently used entry
+	// goes. Default 1,000,000.
+	MaxEntries int `yaml:"maxEntries"`
+	// KeepRawKeys keeps each key's raw value beside its digest, so the admin
+	// API can show and filter by it. Off by default: keys may be credentials.
+	KeepRawKeys bool `yaml:"keepRawKeys"`
+}
+
+// PodHeaderName returns the response header naming the serving pod, or ""
+// when that header is turned off.
+func (c *Config) PodHeaderName() string {
+	if c.PodHeader == nil {
+		return DefaultPodHeader
+	}
+	return *c.PodHeader
+}
+
+// SetDefaults fills every zero field that has a default.
+func (c *Config) SetDefaults() {
+	if len(c.Listeners) == 0 {
+		c.Listeners = []Listener{{Address: DefaultListen}}
+	}
+	if c.Admin.Address == "" {
+		c.Admin.Address = DefaultAdmin
+	}
+	u := &c.Upstream
+	if u.ConnectTimeout == 0 {
+		u.ConnectTimeout = DefaultConnectTimeout
+	}
+	if u.ResponseTimeout == 0 {
+		u.ResponseTimeout = DefaultResponseTimeout
+	}
+	if u.IdleConnTimeout == 0 {
+		u.IdleConnTimeout = DefaultIdleConnTimeout
+	}
+	if u.MaxConnsPerPod == 0 {
+		u.MaxConnsPerPod = DefaultMaxConnsPerPod
+	}
+	for i := range c.Routes {
+		c.Routes[i].setDefaults()
+	}
+}
+
+func (r *Route) setDefaults() {
+	for i := range r.Backends {
+		if r.Backends[i].Weight == 0 {
+			r.Backends[i].Weight = 1
+		}
+	}
+	s := &r.Sticky
+	if s.Header == "" {
+		s.Header = DefaultHeader
+	}
+	if s.MaxKeyBytes == 0 {
+		s.MaxKeyBytes = DefaultMaxKeyBytes
+	}
+	if s.Missing == "" {
+		s.Missing = MissingBalance
+	}
+	if r.Balancer == "" {
+		r.Balancer = "round-robin"
+	}
+	if r.Table.IdleTimeout == 0 {
+		r.Table.IdleTimeout = DefaultIdleTimeout
+	}
+	if r.Table.MaxEntries == 0 {
+		r.Table.MaxEntries = DefaultMaxEntries
+	}
+}

@@ -1,0 +1,215 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/podpin/podpin/internal/balance"
+)
+
+// FieldError is one invalid setting: the field path and what is wrong.
+type FieldError struct {
+	Path string
+	Msg  string
+}
+
+func (e FieldError) Error() string { return e.Path + ": " + e.Msg }
+
+// Errors is every problem found in one configuration, in field order.
+type Errors []FieldError
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+var routeName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// Validate checks a configuration after SetDefaults. It returns nil or an
+// Errors value listing every problem with its field path.
+func (c *Config) Validate() error {
+	var v validator
+	if len(c.Listeners) == 0 {
+		v.add("listeners", "at least one listener is required")
+	}
+	for i, l := range c.Listeners {
+		v.hostPort(fmt.Sprintf("listeners[%d].address", i), l.Address)
+	}
+	v.hostPort("admin.address", c.Admin.Address)
+	if h := c.PodHeaderName(); h != "" {
+		v.headerName("podHeader", h)
+	}
+	u := c.Upstream
+	v.positive("upstream.connectTimeout", int64(u.ConnectTimeout))
+	v.positive("upstream.responseTimeout", int64(u.ResponseTimeout))
+	v.positive("upstream.idleConnTimeout", int64(u.IdleConnTimeout))
+	v.positive("upstream.maxConnsPerPod", int64(u.MaxConnsPerPod))
+
+	if len(c.Routes) == 0 {
+		v.add("routes", "at least one route is required")
+	}
+	seen := map[string]int{}
+	for i := range c.Routes {
+		path := fmt.Sprintf("routes[%d]", i)
+		r := &c.Routes[i]
+		if prev, dup := seen[r.Name]; dup && r.Name != "" {
+			v.add(path+".name", fmt.Sprintf("%q is already the name of routes[%d]", r.Name, prev))
+		}
+		seen[r.Name] = i
+		r.validate(&v, path)
+	}
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return v.errs
+}
+
+func (r *Route) validate(v *validator, path string) {
+	switch {
+	case r.Name == "":
+		v.add(path+".name", "is required")
+	case !routeName.MatchString(r.Name):
+		v.add(path+".name", fmt.Sprintf("%q must be lower case letters, digits and '-', at most 63", r.Name))
+	}
+	if p := r.Match.PathPrefix; p != "" && !strings.HasPrefix(p, "/") {
+		v.add(path+".match.pathPrefix", fmt.Sprintf("%q must start with '/'", p))
+	}
+	if h := r.Match.Host; strings.ContainsAny(h, ":/ ") {
+		v.add(path+".match.host", fmt.Sprintf("%q must be a host name without port or scheme", h))
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.Match.Headers)) {
+		v.headerName(fmt.Sprintf("%s.match.headers[%q]", path, name), name)
+	}
+
+	if len(r.Backends) == 0 {
+		v.add(path+".backends", "at least one backend is required")
+	}
+	names := map[string]int{}
+	for i, b := range r.Backends {
+		bp := fmt.Sprintf("%s.backends[%d]", path, i)
+		if b.Name == "" {
+			v.add(bp+".name", "is required")
+		} else if prev, dup := names[b.Name]; dup {
+			v.add(bp+".name", fmt.Sprintf("%q is already the name of backends[%d]", b.Name, prev))
+		}
+		names[b.Name] = i
+		if _, err := BackendAddress(b.URL); err != nil {
+			v.add(bp+".url", err.Error())
+		}
+		if b.Weight < 1 || b.Weight > 1000 {
+			v.add(bp+".weight", fmt.Sprintf("%d must be between 1 and 1000", b.Weight))
+		}
+	}
+
+	s := r.Sticky
+	v.headerName(path+".sticky.header", s.Header)
+	if s.Cookie != "" && strings.ContainsAny(s.Cookie, "=; \t,") {
+		v.add(path+".sticky.cookie", fmt.Sprintf("%q is not a valid cookie name", s.Cookie))
+	}
+	if s.Query != "" && strings.ContainsAny(s.Query, "=&# ") {
+		v.add(path+".sticky.query", fmt.Sprintf("%q is not a valid query parameter name", s.Query))
+	}
+	if s.MaxKeyBytes < 1 || s.MaxKeyBytes > 4096 {
+		v.add(path+".sticky.maxKeyBytes", fmt.Sprintf("%d must be between 1 and 4096", s.MaxKeyBytes))
+	}
+	switch s.Missing {
+	case MissingBalance, MissingAssign, MissingReject:
+	default:
+		v.add(path+".sticky.missing", fmt.Sprintf("%q must be one of balance, assign, reject", s.Missing))
+	}
+	if _, err := balance.New(r.Balancer); err != nil {
+		v.add(path+".balancer", fmt.Sprintf("%q must be one of %s", r.Balancer, strings.Join(balance.Names(), ", ")))
+	}
+
+	t := r.Table
+	v.positive(path+".table.idleTimeout", int64(t.IdleTimeout))
+	if t.AbsoluteTimeout < 0 {
+		v.add(path+".table.absoluteTimeout", "must not be negative")
+	}
+	v.positive(path+".table.maxEntries", int64(t.MaxEntries))
+}
+
+// BackendAddress returns host:port of a backend URL, which must be
+// http://host:port with no path, query or user.
+func BackendAddress(raw string) (string, error) {
+	if raw == "" {
+		return "", fmt.Errorf("is required")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("%q is not a URL", raw)
+	}
+	if u.Scheme != "http" {
+		return "", fmt.Errorf("%q must use http://", raw)
+	}
+	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("%q must be http://host:port with nothing after the port", raw)
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil || host == "" {
+		return "", fmt.Errorf("%q must name a host and a port", raw)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("%q has an invalid port", raw)
+	}
+	return u.Host, nil
+}
+
+type validator struct {
+	errs Errors
+}
+
+func (v *validator) add(path, msg string) {
+	v.errs = append(v.errs, FieldError{Path: path, Msg: msg})
+}
+
+func (v *validator) positive(path string, n int64) {
+	if n <= 0 {
+		v.add(path, "must be positive")
+	}
+}
+
+func (v *validator) hostPort(path, addr string) {
+	if addr == "" {
+		v.add(path, "is required")
+		return
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.add(path, fmt.Sprintf("%q must be host:port", addr))
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.add(path, fmt.Sprintf("%q has an invalid port", addr))
+	}
+}
+
+// headerName checks an HTTP field name: a token (RFC 9110, section 5.1).
+func (v *validator) headerName(path, name string) {
+	if name == "" {
+		v.add(path, "is required")
+		return
+	}
+	for i := 0; i < len(name); i++ {
+		if !isTokenChar(name[i]) {
+			v.add(path, fmt.Sprintf("%q is not a valid header name", name))
+			return
+		}
+	}
+}
+
+func isTokenChar(c byte) bool {
+	if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}

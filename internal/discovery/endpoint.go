@@ -1,0 +1,58 @@
+// Package discovery finds the pods behind a route. A Source reports the
+// complete current set of endpoints whenever it changes; the proxy turns each
+// set into an immutable snapshot that the request path reads.
+//
+// The static source serves the pods named in the configuration; it changes
+// when the configuration is reloaded.
+package discovery
+
+import (
+	"context"
+	"fmt"
+)
+
+// State is what a pod may do with sessions.
+type State uint8
+
+const (
+	// Ready pods take new sessions and keep their pinned ones.
+	Ready State = iota
+	// Draining pods are terminating but still serving: they keep their pinned
+	// sessions and take no new ones (EndpointSlice serving=true,
+	// terminating=true).
+	Draining
+	// NotReady pods serve nothing; their sessions rebind.
+	NotReady
+)
+
+func (s State) String() string {
+	switch s {
+	case Ready:
+		return "ready"
+	case Draining:
+		return "draining"
+	case NotReady:
+		return "not-ready"
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// Endpoint is one pod as a source sees it.
+type Endpoint struct {
+	// Name is the pod's stable identity; table entries refer to it.
+	Name string
+	// Address is host:port.
+	Address string
+	// Weight scales its share of new sessions; at least 1.
+	Weight int
+	// State says whether it takes new sessions, keeps old ones, or neither.
+	State State
+}
+
+// Source reports the endpoints of one route.
+type Source interface {
+	// Run calls update with the complete endpoint set whenever it changes,
+	// the first time as soon as it is known, until ctx ends. update is never
+	// called concurrently. Run returns nil when ctx ends.
+	Run(ctx context.Context, update func([]Endpoint)) error
+}

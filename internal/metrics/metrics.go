@@ -1,0 +1,167 @@
+// Package metrics defines podpin's Prometheus metrics in one struct built on
+// an injected registerer. Labels are bounded: route, pod, status class,
+// lookup result and rebind reason. No metric ever carries a session key.
+//
+// Metrics:
+//
+//	podpin_proxy_requests_total{route,pod,code}        responses by status class (2xx...); pod "" when none was chosen
+//	podpin_proxy_in_flight_requests{route,pod}         requests forwarded and not yet answered
+//	podpin_proxy_upstream_latency_seconds{route,pod}   time from sending to a pod to its response headers
+//	podpin_table_lookups_total{route,result}           hit, miss, rebind, or none (request without key)
+//	podpin_table_rebinds_total{route,pod,reason}       sessions moved off pod, by reason
+//	podpin_table_entries{route}                        live table entries
+//	podpin_table_evictions_total{route,reason}         entries removed: capacity, idle, absolute
+//	podpin_table_sessions{route,pod}                   live sessions pinned to each pod
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Lookup results.
+const (
+	Hit    = "hit"
+	Miss   = "miss"
+	Rebind = "rebind"
+	None   = "none"
+)
+
+// Metrics holds every collector. Safe for concurrent use.
+type Metrics struct {
+	requests *prometheus.CounterVec
+	inFlight *prometheus.GaugeVec
+	latency  *prometheus.HistogramVec
+	lookups  *prometheus.CounterVec
+	rebinds  *prometheus.CounterVec
+}
+
+// New builds the metrics and registers them, with the table collector, on reg.
+// A nil reg builds working but unregistered metrics. tables reports the stick
+// tables at scrape time; nil reports none.
+func New(reg prometheus.Registerer, tables func() []TableStats) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podpin_proxy_requests_total",
+			Help: "Responses sent to clients, by route, pod and status class.",
+		}, []string{"route", "pod", "code"}),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "podpin_proxy_in_flight_requests",
+			Help: "Requests forwarded to a pod and not yet answered.",
+		}, []string{"route", "pod"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "podpin_proxy_upstream_latency_seconds",
+			Help:    "Time from forwarding a request to receiving the pod's response headers.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "pod"}),
+		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podpin_table_lookups_total",
+			Help: "Stick table lookups by result: hit, miss, rebind, or none for requests without a key.",
+		}, []string{"route", "result"}),
+		rebinds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podpin_table_rebinds_total",
+			Help: "Sessions moved off a pod, by the pod they left and the reason.",
+		}, []string{"route", "pod", "reason"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.inFlight, m.latency, m.lookups, m.rebinds)
+		if tables != nil {
+			reg.MustRegister(tableCollector(tables))
+		}
+	}
+	return m
+}
+
+// Route returns the handles for one route's lookups and rebinds.
+func (m *Metrics) Route(route string) *Route {
+	r := &Route{name: route, m: m}
+	for i, res := range []string{Hit, Miss, Rebind, None} {
+		r.lookups[i] = m.lookups.WithLabelValues(route, res)
+	}
+	return r
+}
+
+// Pod returns the handles for one pod of a route, resolved once so the
+// request path only does atomic adds.
+func (m *Metrics) Pod(route, pod string) *Pod {
+	p := &Pod{
+		inFlight: m.inFlight.WithLabelValues(route, pod),
+		latency:  m.latency.WithLabelValues(route, pod),
+	}
+	for i := range p.codes {
+		p.codes[i] = m.requests.WithLabelValues(route, pod, codeClasses[i])
+	}
+	return p
+}
+
+// ForgetPod drops the series of a pod that left a route.
+func (m *Metrics) ForgetPod(route, pod string) {
+	m.inFlight.DeleteLabelValues(route, pod)
+	m.latency.DeleteLabelValues(route, pod)
+	for _, c := range codeClasses {
+		m.requests.DeleteLabelValues(route, pod, c)
+	}
+}
+
+var codeClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// Route is one route's handles.
+type Route struct {
+	name    string
+	m       *Metrics
+	lookups [4]prometheus.Counter
+}
+
+// Lookup counts one lookup result: Hit, Miss, Rebind or None.
+func (r *Route) Lookup(result int) { r.lookups[result].Inc() }
+
+// Lookup result indexes for Route.Lookup, in the order of the label values.
+const (
+	LookupHit = iota
+	LookupMiss
+	LookupRebind
+	LookupNone
+)
+
+// Rebound counts a session moved off pod for reason.
+func (r *Route) Rebound(pod, reason string) {
+	r.m.rebinds.WithLabelValues(r.name, pod, reason).Inc()
+}
+
+// Unrouted counts a response sent without a pod (rejections, 503s).
+func (r *Route) Unrouted(code int) {
+	r.m.requests.WithLabelValues(r.name, "", codeClass(code)).Inc()
+}
+
+// Pod is one pod's handles.
+type Pod struct {
+	codes    [5]prometheus.Counter
+	inFlight prometheus.Gauge
+	latency  prometheus.Observer
+}
+
+// Start counts a request forwarded to the pod.
+func (p *Pod) Start() { p.inFlight.Inc() }
+
+// Done counts the pod's answer: its status and its latency in seconds.
+func (p *Pod) Done(code int, seconds float64) {
+	p.inFlight.Dec()
+	p.latency.Observe(seconds)
+	p.Response(code)
+}
+
+// Response counts a response to the client attributed to the pod.
+func (p *Pod) Response(code int) {
+	i := code/100 - 1
+	if i < 0 || i >= len(p.codes) {
+		i = 4
+	}
+	p.codes[i].Inc()
+}
+
+func codeClass(code int) string {
+	i := code/100 - 1
+	if i < 0 || i >= len(codeClasses) {
+		i = 4
+	}
+	return codeClasses[i]
+}

@@ -1,0 +1,254 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/podpin/podpin/internal/metrics"
+	"github.com/podpin/podpin/internal/table"
+)
+
+// serve is the request path.
+func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
+	st := p.state.Load()
+	var r *route
+	for _, c := range st.routes {
+		if c.matches(ctx) {
+			r = c
+			break
+		}
+	}
+	if r == nil {
+		reply(ctx, fasthttp.StatusNotFound, errNoRoute)
+		return
+	}
+
+	var buf [256]byte
+	raw, err := r.key.read(ctx, buf[:0])
+	if err != nil {
+		r.fail(ctx, fasthttp.StatusBadRequest, err)
+		return
+	}
+	set := r.pods.Load()
+	assigned := false
+	if raw == nil {
+		switch r.missing {
+		case missingReject:
+			r.fail(ctx, fasthttp.StatusBadRequest, errMissingKey)
+			return
+		case missingBalance:
+			r.m.Lookup(metrics.LookupNone)
+			pd := r.pick(set.fresh, 0)
+			if pd == nil {
+				r.fail(ctx, fasthttp.StatusServiceUnavailable, errNoPod)
+				return
+			}
+			p.forward(ctx, st, r, pd, nil, table.Key{})
+			return
+		case missingAssign:
+			raw = newKey(buf[:0])
+			assigned = true
+			ctx.Request.Header.SetBytesV(r.key.header, raw)
+		}
+	}
+
+	k := r.digest.Key(r.name, raw)
+	d := r.place(set, k, raw)
+	if d.err != nil {
+		r.fail(ctx, fasthttp.StatusServiceUnavailable, d.err)
+		return
+	}
+	r.m.Lookup(d.result)
+	if assigned {
+		// The key header is set on the response after forwarding.
+		defer ctx.Response.Header.SetBytesV(r.key.header, raw)
+	}
+	p.forward(ctx, st, r, d.pod, raw, k)
+}
+
+// forward sends the request to pd and the answer back to the client. With a
+// key (raw != nil), a pod that refuses the connection is replaced by another
+// candidate once, and the key rebound to it.
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, pd *pod, raw []byte, k table.Key) {
+	req := &ctx.Request
+	if req.Header.ConnectionUpgrade() && len(req.Header.Peek(fasthttp.HeaderUpgrade)) > 0 {
+		p.tunnel(ctx, st, r, pd)
+		return
+	}
+	clientClose := req.Header.ConnectionClose()
+	prepareRequest(ctx)
+
+	resp := &ctx.Response
+	start := time.Now()
+	err := p.roundTrip(pd, req, resp)
+	if err != nil && isDialError(err) && raw != nil && !r.strict {
+		p.log.Debug("pod refused connection", "route", r.name, "pod", pd.name, "err", err)
+		if next := r.rebind(r.pods.Load(), k, raw, pd); next != nil {
+			pd, start = next, time.Now()
+			err = p.roundTrip(pd, req, resp)
+		}
+	}
+	if err != nil {
+		code := fasthttp.StatusBadGateway
+		if errors.Is(err, fasthttp.ErrTimeout) {
+			code = fasthttp.StatusGatewayTimeout
+		}
+		resp.Reset()
+		pd.m.Done(code, time.Since(start).Seconds())
+		replyText(ctx, code, "pod "+pd.name+" failed: "+upstreamReason(err))
+		return
+	}
+	pd.m.Done(resp.StatusCode(), time.Since(start).Seconds())
+
+	stripHopByHop(&resp.Header)
+	resp.Header.ResetConnectionClose()
+	if clientClose {
+		ctx.SetConnectionClose()
+	}
+	if r.learn {
+		if v := resp.Header.Peek(r.key.header); len(v) > 0 && !bytes.Equal(v, raw) {
+			if v, err := r.key.check(v); err == nil {
+				r.table.Store(r.digest.Key(r.name, v), pd.name, v)
+			}
+		}
+	}
+	if st.podHeader != "" {
+		resp.Header.Set(st.podHeader, pd.name)
+	}
+}
+
+// roundTrip forwards one request to pd, counting it in flight meanwhile.
+func (p *Proxy) roundTrip(pd *pod, req *fasthttp.Request, resp *fasthttp.Response) error {
+	pd.inFlight.Add(1)
+	pd.requests.Add(1)
+	pd.m.Start()
+	err := pd.client.Do(req, resp)
+	pd.inFlight.Add(-1)
+	return err
+}
+
+// prepareRequest turns the client's request into the pod's: hop-by-hop
+// headers removed (RFC 9110, section 7.6.1), X-Forwarded-* added.
+func prepareRequest(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Request.Header
+	stripRequestHopByHop(h)
+	// podpin answered any "Expect: 100-continue" itself and holds the body.
+	h.Del(fasthttp.HeaderExpect)
+
+	var b [128]byte
+	xff := b[:0]
+	if prior := h.Peek(fasthttp.HeaderXForwardedFor); len(prior) > 0 {
+		xff = append(append(xff, prior...), ", "...)
+	}
+	xff = appendRemoteIP(xff, ctx)
+	h.SetBytesV(fasthttp.HeaderXForwardedFor, xff)
+	if ctx.IsTLS() {
+		h.Set(fasthttp.HeaderXForwardedProto, "https")
+	} else {
+		h.Set(fasthttp.HeaderXForwardedProto, "http")
+	}
+	h.SetBytesV(fasthttp.HeaderXForwardedHost, h.Host())
+}
+
+func appendRemoteIP(dst []byte, ctx *fasthttp.RequestCtx) []byte {
+	a, ok := ctx.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return append(dst, "unknown"...)
+	}
+	ip, _ := netip.AddrFromSlice(a.IP)
+	return ip.Unmap().AppendTo(dst)
+}
+
+// hopByHop are the fields that describe one connection and never pass a
+// proxy (RFC 9110, section 7.6.1; RFC 9112, section 9.6). Transfer-Encoding
+// and Content-Length are framing that fasthttp rewrites itself.
+var hopByHop = []string{
+	fasthttp.HeaderConnection, "Keep-Alive", "Proxy-Connection",
+	fasthttp.HeaderTE, fasthttp.HeaderUpgrade, "Proxy-Authenticate", "Proxy-Authorization",
+}
+
+func stripRequestHopByHop(h *fasthttp.RequestHeader) {
+	if c := h.Peek(fasthttp.HeaderConnection); len(c) > 0 {
+		forEachToken(c, func(name []byte) {
+			if !isFramingHeader(name) {
+				h.DelBytes(name)
+			}
+		})
+	}
+	for _, name := range hopByHop {
+		h.Del(name)
+	}
+}
+
+func stripHopByHop(h *fasthttp.ResponseHeader) {
+	if c := h.Peek(fasthttp.HeaderConnection); len(c) > 0 {
+		forEachToken(c, func(name []byte) {
+			if !isFramingHeader(name) {
+				h.DelBytes(name)
+			}
+		})
+	}
+	for _, name := range hopByHop {
+		h.Del(name)
+	}
+}
+
+// isFramingHeader reports fields that a Connection header must not remove:
+// message framing, which fasthttp owns, and the Host.
+func isFramingHeader(name []byte) bool {
+	return bytes.EqualFold(name, []byte(fasthttp.HeaderContentLength)) ||
+		bytes.EqualFold(name, []byte(fasthttp.HeaderTransferEncoding)) ||
+		bytes.EqualFold(name, []byte(fasthttp.HeaderHost))
+}
+
+// forEachToken calls fn for each comma-separated token of a field value.
+func forEachToken(v []byte, fn func([]byte)) {
+	for len(v) > 0 {
+		var tok []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			tok, v = v[:i], v[i+1:]
+		} else {
+			tok, v = v, nil
+		}
+		tok = bytes.TrimSpace(tok)
+		if len(tok) > 0 {
+			fn(tok)
+		}
+	}
+}
+
+func upstreamReason(err error) string {
+	switch {
+	case isDialError(err):
+		return "connection refused"
+	case errors.Is(err, fasthttp.ErrTimeout):
+		return "no response in time"
+	case errors.Is(err, fasthttp.ErrConnectionClosed):
+		return "connection closed before a response"
+	}
+	return "bad response"
+}
+
+// fail answers a request podpin could not forward and counts it.
+func (r *route) fail(ctx *fasthttp.RequestCtx, code int, err error) {
+	r.m.Unrouted(code)
+	reply(ctx, code, err)
+}
+
+func reply(ctx *fasthttp.RequestCtx, code int, err error) {
+	replyText(ctx, code, err.Error())
+}
+
+// replyText writes podpin's own one-line answer.
+func replyText(ctx *fasthttp.RequestCtx, code int, msg string) {
+	ctx.Response.Reset()
+	ctx.SetStatusCode(code)
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.Response.Header.Set("X-Podpin-Error", "1")
+	ctx.SetBodyString("podpin: " + msg + "\n")
+}

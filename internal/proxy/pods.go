@@ -1,0 +1,146 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/podpin/podpin/internal/balance"
+	"github.com/podpin/podpin/internal/discovery"
+	"github.com/podpin/podpin/internal/metrics"
+)
+
+// backend is the long-lived part of a pod: its connection pool and counters.
+// It outlives endpoint snapshots so a pod that only changes state keeps its
+// keep-alive connections and its in-flight count. Safe for concurrent use.
+type backend struct {
+	name     string
+	addr     string
+	client   *fasthttp.HostClient
+	inFlight atomic.Int64
+	sessions *atomic.Int64 // live entries pinned to this pod, owned by the table
+	requests atomic.Uint64
+	m        *metrics.Pod
+}
+
+// pod is one member of an endpoint snapshot: a backend with the state and
+// weight that snapshot gives it. Immutable.
+type pod struct {
+	*backend
+	state  discovery.State
+	weight int
+}
+
+var _ balance.Pod = (*pod)(nil)
+
+func (p *pod) Name() string     { return p.name }
+func (p *pod) Weight() int      { return p.weight }
+func (p *pod) InFlight() int64  { return p.inFlight.Load() }
+func (p *pod) Sessions() int64  { return p.sessions.Load() }
+func (p *pod) takesNew() bool   { return p.state == discovery.Ready }
+func (p *pod) servesOld() bool  { return p.state != discovery.NotReady }
+func (p *pod) String() string   { return p.name }
+func (p *pod) Addr() string     { return p.addr }
+func (p *pod) Requests() uint64 { return p.requests.Load() }
+
+// podSet is an immutable snapshot of a route's pods. The request path loads
+// it once per request.
+type podSet struct {
+	byName map[string]*pod
+	all    []*pod        // in source order
+	fresh  []balance.Pod // pods that take new sessions, for the balancer
+}
+
+func newPodSet(pods []*pod) *podSet {
+	s := &podSet{byName: make(map[string]*pod, len(pods)), all: pods}
+	for _, p := range pods {
+		s.byName[p.name] = p
+		if p.takesNew() {
+			s.fresh = append(s.fresh, p)
+		}
+	}
+	return s
+}
+
+// without returns the candidates for new sessions other than skip.
+func (s *podSet) without(skip *pod) []balance.Pod {
+	out := make([]balance.Pod, 0, len(s.fresh))
+	for _, c := range s.fresh {
+		if c.(*pod).backend != skip.backend {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// upstreamSettings shapes every pod's connection pool.
+type upstreamSettings struct {
+	connectTimeout  time.Duration
+	readTimeout     time.Duration
+	idleConnTimeout time.Duration
+	maxConns        int
+}
+
+// dialError marks a failure to connect: nothing of the request was sent, so
+// another pod may be tried.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return "connecting: " + e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+func isDialError(err error) bool {
+	var de *dialError
+	return errors.As(err, &de)
+}
+
+func newClient(addr string, s upstreamSettings) *fasthttp.HostClient {
+	d := &net.Dialer{Timeout: s.connectTimeout, KeepAlive: 30 * time.Second}
+	return &fasthttp.HostClient{
+		Addr: addr,
+		Dial: func(a string) (net.Conn, error) {
+			c, err := d.DialContext(context.Background(), "tcp", a)
+			if err != nil {
+				return nil, &dialError{err}
+			}
+			return &idleConn{Conn: c, timeout: s.readTimeout}, nil
+		},
+		MaxConns:                      s.maxConns,
+		MaxIdleConnDuration:           s.idleConnTimeout,
+		MaxConnWaitTimeout:            s.connectTimeout,
+		NoDefaultUserAgentHeader:      true,
+		DisableHeaderNamesNormalizing: false,
+		DisablePathNormalizing:        true,
+		StreamResponseBody:            true,
+		// One retry, only for requests that are safe to send twice: a pooled
+		// keep-alive connection the pod closed while idle fails on first use.
+		RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
+			safe := req.Header.IsGet() || req.Header.IsHead() || req.Header.IsOptions()
+			return false, attempts < 2 && safe && !isDialError(err) && req.Header.ContentLength() == 0
+		},
+	}
+}
+
+// idleConn is a pod connection whose reads time out after a period without
+// data, however long the whole response takes: an inactivity timeout, like
+// HAProxy's "timeout server", so long streamed bodies are not cut while a
+// silent pod still is.
+type idleConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *idleConn) Read(b []byte) (int, error) {
+	if c.timeout > 0 {
+		if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+			return 0, err
+		}
+	}
+	return c.Conn.Read(b)
+}
+
+// SetReadDeadline is ignored: Read sets its own deadline.
+func (c *idleConn) SetReadDeadline(time.Time) error { return nil }

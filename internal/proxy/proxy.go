@@ -1,0 +1,238 @@
+// Package proxy is podpin's data plane: it matches a request to a route,
+// reads the session key, looks it up in the route's stick table, picks or
+// keeps a pod, and forwards the request to that pod's address, streaming
+// both bodies and tunnelling upgraded connections.
+//
+// It is built on fasthttp: its server and per-pod keep-alive pools cost a
+// fraction of net/http's CPU per request, which is what lets podpin stand
+// beside HAProxy.
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/podpin/podpin/internal/balance"
+	"github.com/podpin/podpin/internal/config"
+	"github.com/podpin/podpin/internal/discovery"
+	"github.com/podpin/podpin/internal/metrics"
+	"github.com/podpin/podpin/internal/table"
+)
+
+// Proxy routes requests to pods by session key. Safe for concurrent use.
+type Proxy struct {
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	digest  table.Digester
+
+	state   atomic.Pointer[state]
+	tunnels tunnels
+
+	// guards Apply, so configurations are applied one at a time
+	mu sync.Mutex
+}
+
+// state is one applied configuration. Immutable; swapped whole.
+type state struct {
+	routes    []*route
+	podHeader string
+	upstream  upstreamSettings
+}
+
+// Options are a Proxy's dependencies.
+type Options struct {
+	// Logger receives state changes; nil discards.
+	Logger *slog.Logger
+	// Metrics counts requests; nil builds unregistered metrics.
+	Metrics *metrics.Metrics
+	// KeySecret keys the digest of session keys; empty uses a fixed key.
+	KeySecret []byte
+}
+
+// New returns a proxy with no routes: every request gets 404 until Apply.
+func New(o Options) *Proxy {
+	p := &Proxy{log: o.Logger, metrics: o.Metrics, digest: table.NewDigester(o.KeySecret)}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.metrics == nil {
+		p.metrics = metrics.New(nil, nil)
+	}
+	p.state.Store(&state{})
+	return p
+}
+
+// Apply makes cfg the running configuration. cfg must be valid (Validate).
+// Routes that keep their name keep their stick table, so no session is lost;
+// pods that keep their name and address keep their connections.
+func (p *Proxy) Apply(cfg *config.Config) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := map[string]*route{}
+	for _, r := range p.state.Load().routes {
+		old[r.name] = r
+	}
+	st := &state{
+		podHeader: cfg.PodHeaderName(),
+		upstream: upstreamSettings{
+			connectTimeout:  cfg.Upstream.ConnectTimeout,
+			readTimeout:     cfg.Upstream.ResponseTimeout,
+			idleConnTimeout: cfg.Upstream.IdleConnTimeout,
+			maxConns:        cfg.Upstream.MaxConnsPerPod,
+		},
+	}
+	for _, rc := range cfg.Routes {
+		r, err := p.newRoute(rc, old[rc.Name])
+		if err != nil {
+			return err
+		}
+		eps := make([]discovery.Endpoint, 0, len(rc.Backends))
+		for _, b := range rc.Backends {
+			addr, _ := config.BackendAddress(b.URL)
+			eps = append(eps, discovery.Endpoint{Name: b.Name, Address: addr, Weight: b.Weight, State: discovery.Ready})
+		}
+		if prev := old[rc.Name]; prev != nil {
+			r.pods.Store(prev.pods.Load())
+		}
+		p.updatePods(r, st.upstream, eps)
+		st.routes = append(st.routes, r)
+	}
+	p.state.Store(st)
+	return nil
+}
+
+func (p *Proxy) newRoute(rc config.Route, prev *route) (*route, error) {
+	bal, err := balance.New(rc.Balancer)
+	if err != nil {
+		return nil, err
+	}
+	r := &route{
+		name:       rc.Name,
+		host:       lower(rc.Match.Host),
+		pathPrefix: []byte(rc.Match.PathPrefix),
+		key: keySource{
+			header:   rc.Sticky.Header,
+			cookie:   rc.Sticky.Cookie,
+			query:    rc.Sticky.Query,
+			clientIP: rc.Sticky.ClientIP,
+			maxBytes: rc.Sticky.MaxKeyBytes,
+		},
+		learn:  rc.Sticky.Learn,
+		drain:  true,
+		bal:    bal,
+		digest: p.digest,
+		m:      p.metrics.Route(rc.Name),
+		log:    p.log.With("route", rc.Name),
+	}
+	for name, v := range rc.Match.Headers {
+		r.headers = append(r.headers, headerMatch{name: name, value: []byte(v)})
+	}
+	switch rc.Sticky.Missing {
+	case config.MissingAssign:
+		r.missing = missingAssign
+	case config.MissingReject:
+		r.missing = missingReject
+	}
+	tc := table.Config{
+		MaxEntries:      rc.Table.MaxEntries,
+		IdleTimeout:     rc.Table.IdleTimeout,
+		AbsoluteTimeout: rc.Table.AbsoluteTimeout,
+		KeepRawKeys:     rc.Table.KeepRawKeys,
+	}
+	switch {
+	case prev != nil && prev.tableConfig == rc.Table:
+		r.table = prev.table
+	case prev != nil:
+		r.table = table.New(tc)
+		prev.table.Range(func(e table.Entry) bool {
+			r.table.Restore(e)
+			return true
+		})
+	default:
+		r.table = table.New(tc)
+	}
+	r.tableConfig = rc.Table
+	return r, nil
+}
+
+// updatePods installs a route's endpoint set, logging pods that come and go.
+func (p *Proxy) updatePods(r *route, us upstreamSettings, eps []discovery.Endpoint) {
+	before := map[string]discovery.State{}
+	if cur := r.pods.Load(); cur != nil {
+		for _, pd := range cur.all {
+			before[pd.name] = pd.state
+		}
+	}
+	r.setPods(eps, func(ep discovery.Endpoint) *backend {
+		return &backend{
+			name:     ep.Name,
+			addr:     ep.Address,
+			client:   newClient(ep.Address, us),
+			sessions: r.table.SessionCounter(ep.Name),
+			m:        p.metrics.Pod(r.name, ep.Name),
+		}
+	})
+	for _, ep := range eps {
+		st, ok := before[ep.Name]
+		switch {
+		case !ok:
+			r.log.Info("pod added", "pod", ep.Name, "address", ep.Address, "state", ep.State)
+		case st != ep.State:
+			r.log.Info("pod state changed", "pod", ep.Name, "from", st, "to", ep.State)
+		}
+		delete(before, ep.Name)
+	}
+	for name := range before {
+		r.log.Info("pod removed", "pod", name)
+		p.metrics.ForgetPod(r.name, name)
+	}
+}
+
+// Run expires idle table entries until ctx ends.
+func (p *Proxy) Run(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			for _, r := range p.state.Load().routes {
+				r.table.Expire()
+			}
+		}
+	}
+}
+
+// TableStats reports every route's table for the metrics collector.
+func (p *Proxy) TableStats() []metrics.TableStats {
+	var out []metrics.TableStats
+	for _, r := range p.state.Load().routes {
+		s := r.table.Stats()
+		ts := metrics.TableStats{
+			Route:           r.name,
+			Entries:         s.Entries,
+			Evictions:       s.Evictions,
+			IdleExpired:     s.IdleExpired,
+			AbsoluteExpired: s.AbsoluteExpired,
+			Sessions:        map[string]int64{},
+		}
+		for _, pd := range r.pods.Load().all {
+			ts.Sessions[pd.name] = pd.sessions.Load()
+		}
+		out = append(out, ts)
+	}
+	return out
+}
+
+// CloseTunnels closes every upgraded connection (WebSocket and the like) and
+// waits until their copies end. Shutdown calls it at its deadline.
+func (p *Proxy) CloseTunnels() { p.tunnels.closeAll() }
+
+// Handler returns the fasthttp request handler.
+func (p *Proxy) Handler() fasthttp.RequestHandler { return p.serve }

@@ -1,0 +1,164 @@
+package proxy
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/podpin/podpin/internal/balance"
+	"github.com/podpin/podpin/internal/config"
+	"github.com/podpin/podpin/internal/discovery"
+	"github.com/podpin/podpin/internal/metrics"
+	"github.com/podpin/podpin/internal/table"
+)
+
+// missing-key policies, resolved from config.
+const (
+	missingBalance = iota
+	missingAssign
+	missingReject
+)
+
+// route is one configured route, ready for the request path. Its settings
+// are immutable; its pod set is swapped atomically. Safe for concurrent use.
+type route struct {
+	name string
+
+	host       []byte // lower case; empty: any
+	pathPrefix []byte // empty: any
+	headers    []headerMatch
+
+	key     keySource
+	missing int
+	learn   bool
+	drain   bool // draining pods keep their sessions
+	strict  bool // never rebind
+
+	bal         balance.Balancer
+	table       *table.Table
+	tableConfig config.Table // what table was built from
+	digest      table.Digester
+
+	pods atomic.Pointer[podSet]
+	m    *metrics.Route
+	log  *slog.Logger
+}
+
+type headerMatch struct {
+	name  string
+	value []byte
+}
+
+// matches reports whether the request belongs to this route.
+func (r *route) matches(ctx *fasthttp.RequestCtx) bool {
+	if len(r.host) > 0 && !hostEqual(ctx.Request.Header.Host(), r.host) {
+		return false
+	}
+	if len(r.pathPrefix) > 0 && !bytes.HasPrefix(ctx.Path(), r.pathPrefix) {
+		return false
+	}
+	for _, h := range r.headers {
+		if !bytes.Equal(ctx.Request.Header.Peek(h.name), h.value) {
+			return false
+		}
+	}
+	return true
+}
+
+// hostEqual compares a Host header, ignoring any port and case, with want.
+func hostEqual(host, want []byte) bool {
+	if i := bytes.LastIndexByte(host, ':'); i >= 0 && !bytes.HasSuffix(host, []byte("]")) {
+		host = host[:i]
+	}
+	return bytes.EqualFold(host, want)
+}
+
+// decision is where a request goes and how it got there.
+type decision struct {
+	pod    *pod
+	result int // metrics.LookupHit...
+	from   string
+	reason string
+	err    error
+}
+
+// place finds the pod for a request with key k: its pinned pod when that pod
+// can serve it, else a new one from the balancer, stored in the table.
+func (r *route) place(set *podSet, k table.Key, raw []byte) decision {
+	var d decision
+	if name, ok := r.table.Lookup(k); ok {
+		p := set.byName[name]
+		switch {
+		case p == nil:
+			d.reason = reasonGone
+		case p.takesNew() || (p.servesOld() && r.drain):
+			return decision{pod: p, result: metrics.LookupHit}
+		case p.servesOld():
+			d.reason = reasonDraining
+		default:
+			d.reason = reasonUnready
+		}
+		d.from = name
+		if r.strict {
+			d.err = errStrict
+			return d
+		}
+	}
+	d.pod = r.pick(set.fresh, k.Lo)
+	if d.pod == nil {
+		d.err = errNoPod
+		return d
+	}
+	r.table.Store(k, d.pod.name, raw)
+	d.result = metrics.LookupMiss
+	if d.from != "" {
+		d.result = metrics.LookupRebind
+		r.m.Rebound(d.from, d.reason)
+	}
+	return d
+}
+
+// rebind moves key k off a pod that refused the connection, onto another
+// candidate. It returns nil when none is left.
+func (r *route) rebind(set *podSet, k table.Key, raw []byte, failed *pod) *pod {
+	p := r.pick(set.without(failed), k.Lo)
+	if p == nil {
+		return nil
+	}
+	r.table.Store(k, p.name, raw)
+	r.m.Rebound(failed.name, reasonConnectFailed)
+	return p
+}
+
+func (r *route) pick(candidates []balance.Pod, key uint64) *pod {
+	i := r.bal.Pick(key, candidates)
+	if i < 0 {
+		return nil
+	}
+	return candidates[i].(*pod)
+}
+
+// setPods swaps in a new endpoint set, reusing the backends of pods that kept
+// their name and address.
+func (r *route) setPods(eps []discovery.Endpoint, build func(discovery.Endpoint) *backend) {
+	old := map[string]*backend{}
+	if cur := r.pods.Load(); cur != nil {
+		for _, p := range cur.all {
+			old[p.name+"\x00"+p.addr] = p.backend
+		}
+	}
+	pods := make([]*pod, 0, len(eps))
+	for _, ep := range eps {
+		b := old[ep.Name+"\x00"+ep.Address]
+		if b == nil {
+			b = build(ep)
+		}
+		pods = append(pods, &pod{backend: b, state: ep.State, weight: max(ep.Weight, 1)})
+	}
+	r.pods.Store(newPodSet(pods))
+}
+
+func lower(s string) []byte { return []byte(strings.ToLower(s)) }
