@@ -119,7 +119,9 @@ func newClient(addr string, s upstreamSettings) *fasthttp.HostClient {
 		// keep-alive connection the pod closed while idle fails on first use.
 		RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
 			safe := req.Header.IsGet() || req.Header.IsHead() || req.Header.IsOptions()
-			return false, attempts < 2 && safe && !isDialError(err) && req.Header.ContentLength() == 0
+			n := req.Header.ContentLength()
+			bodyless := n == 0 || n == -2
+			return false, attempts < 2 && safe && bodyless && !isDialError(err)
 		},
 	}
 }

@@ -16,7 +16,7 @@ import (
 // as an ordinary response.
 func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, st *state, r *route, pd *pod) {
 	req := &ctx.Request
-	if req.Header.ContentLength() != 0 {
+	if n := req.Header.ContentLength(); n > 0 || n == -1 {
 		r.fail(ctx, fasthttp.StatusBadRequest, errUpgradeBody)
 		return
 	}
