@@ -43,6 +43,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg := &config.Config{
 		Listeners: []config.Listener{{Address: *listen}},
 		Admin:     config.Admin{Address: *adminAddr},
+		Shutdown:  config.Shutdown{DrainTimeout: 2 * time.Second},
 		Routes:    []config.Route{route},
 	}
 	cfg.SetDefaults()
@@ -50,7 +51,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	err = serve(ctx, cfg, log, 2*time.Second, func() { printDemo(stdout, *listen, *adminAddr) })
+	err = serve(ctx, cfg, serveOptions{log: log, started: func() { printDemo(stdout, *listen, *adminAddr) }})
 	cancel()
 	if werr := wait(); err == nil {
 		err = werr

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,31 +26,35 @@ import (
 // serveFlags are the flags of 'podpin serve'. The route flags build one
 // route named "default" when no configuration file is given.
 type serveFlags struct {
-	configFile   string
-	listen       string
-	admin        string
-	header       string
-	backends     backendList
-	balancer     string
-	missing      string
-	logLevel     slog.Level
-	drainTimeout time.Duration
-	set          map[string]bool // flags given on the command line
+	configFile    string
+	listen        string
+	admin         string
+	header        string
+	backends      backendList
+	balancer      string
+	missing       string
+	stateFile     string
+	logLevel      slog.Level
+	drainTimeout  time.Duration
+	shutdownDelay time.Duration
+	set           map[string]bool // flags given on the command line
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	f := &serveFlags{set: map[string]bool{}}
 	fs := flag.NewFlagSet("podpin serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.configFile, "config", "", "configuration `file` (YAML); without it the quick flags below make one route")
+	fs.StringVar(&f.configFile, "config", "", "configuration `file` (YAML), reloaded on SIGHUP and when it changes; without it the quick flags below make one route")
 	fs.StringVar(&f.listen, "listen", config.DefaultListen, "client listener `address`")
 	fs.StringVar(&f.admin, "admin", config.DefaultAdmin, "admin listener `address` (health, metrics, API)")
 	fs.StringVar(&f.header, "header", config.DefaultHeader, "request `header` carrying the session key")
 	fs.Var(&f.backends, "backend", "static pod as `name=http://host:port` (repeat for each pod)")
 	fs.StringVar(&f.balancer, "balancer", "round-robin", "`balancer` for new sessions: round-robin, least-conn, least-sessions, random-two, hash")
 	fs.StringVar(&f.missing, "missing", config.MissingBalance, "`policy` for requests without a key: balance, assign, reject")
+	fs.StringVar(&f.stateFile, "state-file", "", "save the stick tables to this `file` and restore them at start")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn, error")
-	fs.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.DurationVar(&f.drainTimeout, "drain-timeout", config.DefaultDrainTimeout, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to keep serving after /readyz turns false")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -60,38 +65,49 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	return f, nil
 }
 
-// load returns the configuration the flags describe.
+// load returns the configuration the flags describe: the file with the
+// flags given on the command line applied over it, or one route from the
+// quick flags.
 func (f *serveFlags) load() (*config.Config, error) {
+	var c *config.Config
 	if f.configFile != "" {
 		for _, name := range []string{"header", "backend", "balancer", "missing"} {
 			if f.set[name] {
 				return nil, fmt.Errorf("--%s cannot be combined with --config: set it in the file", name)
 			}
 		}
-		c, err := config.Load(f.configFile)
-		if err != nil {
+		var err error
+		if c, err = config.Load(f.configFile); err != nil {
 			return nil, err
 		}
-		if f.set["listen"] {
-			c.Listeners = []config.Listener{{Address: f.listen}}
+	} else {
+		if len(f.backends) == 0 {
+			return nil, errors.New("no pods: give --config FILE or at least one --backend name=http://host:port")
 		}
-		if f.set["admin"] {
-			c.Admin.Address = f.admin
+		c = &config.Config{
+			Routes: []config.Route{{
+				Name:     config.DefaultRoute,
+				Backends: f.backends,
+				Sticky:   config.Sticky{Header: f.header, Missing: f.missing},
+				Balancer: f.balancer,
+			}},
 		}
-		return c, c.Validate()
+		f.set["listen"], f.set["admin"], f.set["drain-timeout"] = true, true, true
 	}
-	if len(f.backends) == 0 {
-		return nil, errors.New("no pods: give --config FILE or at least one --backend name=http://host:port")
+	if f.set["listen"] {
+		c.Listeners = []config.Listener{{Address: f.listen}}
 	}
-	c := &config.Config{
-		Listeners: []config.Listener{{Address: f.listen}},
-		Admin:     config.Admin{Address: f.admin},
-		Routes: []config.Route{{
-			Name:     config.DefaultRoute,
-			Backends: f.backends,
-			Sticky:   config.Sticky{Header: f.header, Missing: f.missing},
-			Balancer: f.balancer,
-		}},
+	if f.set["admin"] {
+		c.Admin.Address = f.admin
+	}
+	if f.set["state-file"] {
+		c.State.File = f.stateFile
+	}
+	if f.set["drain-timeout"] {
+		c.Shutdown.DrainTimeout = f.drainTimeout
+	}
+	if f.set["shutdown-delay"] {
+		c.Shutdown.Delay = f.shutdownDelay
 	}
 	c.SetDefaults()
 	return c, c.Validate()
@@ -107,12 +123,32 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: f.logLevel}))
-	return serve(ctx, cfg, log, f.drainTimeout, nil)
+	o := serveOptions{log: log}
+	if f.configFile != "" {
+		o.configFile = f.configFile
+		o.reload = f.load
+	}
+	return serve(ctx, cfg, o)
+}
+
+// serveOptions are what serve needs besides the configuration.
+type serveOptions struct {
+	log *slog.Logger
+	// configFile is watched for changes; "" watches nothing.
+	configFile string
+	// reload reads the configuration again (SIGHUP, file change); nil: the
+	// configuration cannot be reloaded.
+	reload func() (*config.Config, error)
+	// started, when not nil, is called once every listener is bound.
+	started func()
 }
 
 // serve runs the proxy and the admin listener until ctx ends or one of them
-// fails. started, when not nil, is called once every listener is bound.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, drain time.Duration, started func()) error {
+// fails, then shuts down in order: /readyz turns false, podpin keeps serving
+// for shutdown.delay, stops accepting, lets requests in flight finish for up
+// to shutdown.drainTimeout, saves the stick tables, and stops.
+func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
+	log := o.log
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var p *proxy.Proxy
@@ -121,6 +157,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, drain time
 	if err := p.Apply(cfg); err != nil {
 		return err
 	}
+	defer p.Close()
+	st := &stateKeeper{file: cfg.State.File, p: p, m: m, log: log.With("component", "state")}
+	st.restore()
 
 	var lns []net.Listener
 	for _, l := range cfg.Listeners {
@@ -140,22 +179,37 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, drain time
 	adminSrv := &http.Server{Handler: adm, ReadHeaderTimeout: 10 * time.Second}
 
 	g, gctx := errgroup.WithContext(ctx)
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	defer stopServing()
+	var listeners sync.WaitGroup
 	for _, ln := range lns {
-		g.Go(func() error { return p.Serve(gctx, ln, drain) })
+		listeners.Add(1)
+		g.Go(func() error {
+			defer listeners.Done()
+			return p.Serve(serveCtx, ln, cfg.Shutdown.DrainTimeout)
+		})
 	}
 	g.Go(func() error { return p.Run(gctx) })
+	g.Go(func() error { return st.run(gctx, cfg.State.Interval) })
+	if o.reload != nil {
+		rl := &reloader{file: o.configFile, load: o.reload, p: p, m: m, log: log.With("component", "config"), running: cfg}
+		g.Go(func() error { return rl.run(gctx) })
+	}
 	g.Go(func() error {
 		if err := adminSrv.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
-			return err
+			return fmt.Errorf("admin listener: %w", err)
 		}
 		return nil
 	})
 	g.Go(func() error {
 		<-gctx.Done()
 		adm.SetReady(false)
-		// The admin listener outlives the drain so probes see "not ready".
-		time.Sleep(100 * time.Millisecond)
-		sctx, cancel := context.WithTimeout(context.Background(), drain+time.Second)
+		log.Info("shutting down", "delay", cfg.Shutdown.Delay, "drain", cfg.Shutdown.DrainTimeout)
+		time.Sleep(cfg.Shutdown.Delay)
+		stopServing()
+		listeners.Wait()
+		st.save()
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		return adminSrv.Shutdown(sctx)
 	})
@@ -164,9 +218,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, drain time
 	for i, ln := range lns {
 		addrs[i] = ln.Addr().String()
 	}
-	log.Info("podpin serving", "listen", strings.Join(addrs, ","), "admin", adminLn.Addr().String(), "routes", len(cfg.Routes))
-	if started != nil {
-		started()
+	log.Info("podpin serving", "version", versionString(), "listen", strings.Join(addrs, ","), "admin", adminLn.Addr().String(), "routes", len(cfg.Routes))
+	if o.started != nil {
+		o.started()
 	}
 	return g.Wait()
 }

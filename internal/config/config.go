@@ -25,6 +25,17 @@ const (
 	DefaultResponseTimeout = 60 * time.Second
 	DefaultIdleConnTimeout = 90 * time.Second
 	DefaultMaxConnsPerPod  = 1024
+	DefaultDrainTimeout    = 30 * time.Second
+	DefaultStateInterval   = 10 * time.Second
+
+	DefaultConsecutiveFailures = 5
+	DefaultBaseEjection        = 30 * time.Second
+	DefaultMaxEjection         = 5 * time.Minute
+	DefaultMaxEjectedPercent   = 50
+	DefaultCheckInterval       = 5 * time.Second
+	DefaultCheckTimeout        = time.Second
+	DefaultHealthyThreshold    = 2
+	DefaultUnhealthyThreshold  = 3
 )
 
 // Missing-key policies: what a route does with a request that carries no key.
@@ -56,9 +67,37 @@ type Config struct {
 	// Upstream holds the settings for connections to pods.
 	Upstream Upstream `yaml:"upstream"`
 
+	// Shutdown shapes a graceful stop (SIGTERM).
+	Shutdown Shutdown `yaml:"shutdown"`
+
+	// State keeps the stick tables across restarts.
+	State State `yaml:"state"`
+
 	// Routes are tried in order; the first whose match accepts the request
 	// serves it. At least one is required.
 	Routes []Route `yaml:"routes"`
+}
+
+// Shutdown shapes a graceful stop.
+type Shutdown struct {
+	// Delay is how long podpin keeps serving after /readyz turns false and
+	// before it stops accepting, so load balancers and Kubernetes stop
+	// sending it traffic first. Default 0.
+	Delay time.Duration `yaml:"delay"`
+	// DrainTimeout bounds how long in-flight requests may take to finish;
+	// upgraded connections (WebSocket) are closed when it runs out.
+	// Default 30s.
+	DrainTimeout time.Duration `yaml:"drainTimeout"`
+}
+
+// State configures the snapshot file of the stick tables.
+type State struct {
+	// File is where the tables are saved on shutdown and every Interval, and
+	// restored from at start. Empty: tables live in memory only.
+	File string `yaml:"file"`
+	// Interval between periodic saves. A crash loses at most this much of
+	// new sessions. Default 10s.
+	Interval time.Duration `yaml:"interval"`
 }
 
 // Listener is one address the proxy accepts HTTP/1.1 on.
@@ -109,6 +148,65 @@ type Route struct {
 
 	// Table sizes the route's stick table and sets its expiry.
 	Table Table `yaml:"table"`
+
+	// Strict routes never rebind a session: a request whose pinned pod
+	// cannot serve it gets 503. Default false.
+	Strict bool `yaml:"strict"`
+
+	// Drain keeps sending a session to its pod while the pod is terminating
+	// but still serving; it takes no new sessions meanwhile. With false, such
+	// sessions rebind at once (reason "draining"). Default true.
+	Drain *bool `yaml:"drain"`
+
+	// Health ejects failing pods from new placements.
+	Health Health `yaml:"health"`
+}
+
+// DrainEnabled reports the effective Drain setting.
+func (r *Route) DrainEnabled() bool { return r.Drain == nil || *r.Drain }
+
+// Health configures passive and active health checking of a route's pods.
+type Health struct {
+	Passive Passive `yaml:"passive"`
+	Active  Active  `yaml:"active"`
+}
+
+// Passive is outlier detection from live traffic, after Envoy's: a pod that
+// fails ConsecutiveFailures requests in a row is ejected for BaseEjection
+// times the number of its ejections, at most MaxEjection. An ejected pod
+// takes no new sessions; a session pinned to it rebinds (reason "ejected")
+// when its next request comes while the pod is out, and keeps its pod if it
+// does not come back until the pod returns.
+type Passive struct {
+	// ConsecutiveFailures is how many connect failures, resets and timeouts
+	// in a row eject a pod. Default 5; -1 turns passive checking off.
+	ConsecutiveFailures int `yaml:"consecutiveFailures"`
+	// Consecutive5xx is how many 5xx answers in a row eject a pod. Default 0:
+	// answers do not eject (an application error on one session should not
+	// move every session off its pod).
+	Consecutive5xx int `yaml:"consecutive5xx"`
+	// BaseEjection is the first ejection's length. Default 30s.
+	BaseEjection time.Duration `yaml:"baseEjection"`
+	// MaxEjection caps an ejection's length. Default 5m.
+	MaxEjection time.Duration `yaml:"maxEjection"`
+	// MaxEjectedPercent caps the share of a route's pods ejected at once
+	// (one pod may always be ejected). Default 50.
+	MaxEjectedPercent int `yaml:"maxEjectedPercent"`
+}
+
+// Active is periodic HTTP health checking.
+type Active struct {
+	// Path is requested with GET on each pod; a 2xx or 3xx answer is a pass.
+	// Empty: no active checks.
+	Path string `yaml:"path"`
+	// Interval between checks of one pod. Default 5s.
+	Interval time.Duration `yaml:"interval"`
+	// Timeout of one check. Default 1s.
+	Timeout time.Duration `yaml:"timeout"`
+	// HealthyThreshold passes in a row bring a pod back. Default 2.
+	HealthyThreshold int `yaml:"healthyThreshold"`
+	// UnhealthyThreshold failures in a row take a pod out. Default 3.
+	UnhealthyThreshold int `yaml:"unhealthyThreshold"`
 }
 
 // Match selects requests. Every given condition must hold.
@@ -131,6 +229,9 @@ type Backend struct {
 	URL string `yaml:"url"`
 	// Weight scales the pod's share of new sessions. Default 1.
 	Weight int `yaml:"weight"`
+	// State is ready (default), draining (terminating but serving: keeps its
+	// sessions, takes no new ones) or not-ready (serves nothing).
+	State string `yaml:"state"`
 }
 
 // Sticky says where a request's session key is read and how it is kept.
@@ -203,6 +304,12 @@ func (c *Config) SetDefaults() {
 	if u.MaxConnsPerPod == 0 {
 		u.MaxConnsPerPod = DefaultMaxConnsPerPod
 	}
+	if c.Shutdown.DrainTimeout == 0 {
+		c.Shutdown.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.State.Interval == 0 {
+		c.State.Interval = DefaultStateInterval
+	}
 	for i := range c.Routes {
 		c.Routes[i].setDefaults()
 	}
@@ -213,6 +320,35 @@ func (r *Route) setDefaults() {
 		if r.Backends[i].Weight == 0 {
 			r.Backends[i].Weight = 1
 		}
+		if r.Backends[i].State == "" {
+			r.Backends[i].State = "ready"
+		}
+	}
+	p := &r.Health.Passive
+	if p.ConsecutiveFailures == 0 {
+		p.ConsecutiveFailures = DefaultConsecutiveFailures
+	}
+	if p.BaseEjection == 0 {
+		p.BaseEjection = DefaultBaseEjection
+	}
+	if p.MaxEjection == 0 {
+		p.MaxEjection = DefaultMaxEjection
+	}
+	if p.MaxEjectedPercent == 0 {
+		p.MaxEjectedPercent = DefaultMaxEjectedPercent
+	}
+	a := &r.Health.Active
+	if a.Interval == 0 {
+		a.Interval = DefaultCheckInterval
+	}
+	if a.Timeout == 0 {
+		a.Timeout = DefaultCheckTimeout
+	}
+	if a.HealthyThreshold == 0 {
+		a.HealthyThreshold = DefaultHealthyThreshold
+	}
+	if a.UnhealthyThreshold == 0 {
+		a.UnhealthyThreshold = DefaultUnhealthyThreshold
 	}
 	s := &r.Sticky
 	if s.Header == "" {

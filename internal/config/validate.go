@@ -54,6 +54,12 @@ func (c *Config) Validate() error {
 	v.positive("upstream.idleConnTimeout", int64(u.IdleConnTimeout))
 	v.positive("upstream.maxConnsPerPod", int64(u.MaxConnsPerPod))
 
+	v.positive("shutdown.drainTimeout", int64(c.Shutdown.DrainTimeout))
+	if c.Shutdown.Delay < 0 {
+		v.add("shutdown.delay", "must not be negative")
+	}
+	v.positive("state.interval", int64(c.State.Interval))
+
 	if len(c.Routes) == 0 {
 		v.add("routes", "at least one route is required")
 	}
@@ -108,6 +114,11 @@ func (r *Route) validate(v *validator, path string) {
 		if b.Weight < 1 || b.Weight > 1000 {
 			v.add(bp+".weight", fmt.Sprintf("%d must be between 1 and 1000", b.Weight))
 		}
+		switch b.State {
+		case "ready", "draining", "not-ready":
+		default:
+			v.add(bp+".state", fmt.Sprintf("%q must be one of ready, draining, not-ready", b.State))
+		}
 	}
 
 	s := r.Sticky
@@ -136,6 +147,29 @@ func (r *Route) validate(v *validator, path string) {
 		v.add(path+".table.absoluteTimeout", "must not be negative")
 	}
 	v.positive(path+".table.maxEntries", int64(t.MaxEntries))
+
+	hp := r.Health.Passive
+	if hp.ConsecutiveFailures < -1 {
+		v.add(path+".health.passive.consecutiveFailures", "must be positive, or -1 to turn passive checks off")
+	}
+	if hp.Consecutive5xx < 0 {
+		v.add(path+".health.passive.consecutive5xx", "must not be negative")
+	}
+	v.positive(path+".health.passive.baseEjection", int64(hp.BaseEjection))
+	if hp.MaxEjection < hp.BaseEjection {
+		v.add(path+".health.passive.maxEjection", "must not be shorter than baseEjection")
+	}
+	if hp.MaxEjectedPercent < 1 || hp.MaxEjectedPercent > 100 {
+		v.add(path+".health.passive.maxEjectedPercent", fmt.Sprintf("%d must be between 1 and 100", hp.MaxEjectedPercent))
+	}
+	ha := r.Health.Active
+	if ha.Path != "" && !strings.HasPrefix(ha.Path, "/") {
+		v.add(path+".health.active.path", fmt.Sprintf("%q must start with '/'", ha.Path))
+	}
+	v.positive(path+".health.active.interval", int64(ha.Interval))
+	v.positive(path+".health.active.timeout", int64(ha.Timeout))
+	v.positive(path+".health.active.healthyThreshold", int64(ha.HealthyThreshold))
+	v.positive(path+".health.active.unhealthyThreshold", int64(ha.UnhealthyThreshold))
 }
 
 // BackendAddress returns host:port of a backend URL, which must be

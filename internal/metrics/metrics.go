@@ -12,6 +12,8 @@
 //	podpin_table_entries{route}                        live table entries
 //	podpin_table_evictions_total{route,reason}         entries removed: capacity, idle, absolute
 //	podpin_table_sessions{route,pod}                   live sessions pinned to each pod
+//	podpin_config_reloads_total{result}                configuration reloads: applied or rejected
+//	podpin_state_saves_total{result}                   stick table snapshots written: ok or error
 package metrics
 
 import (
@@ -33,6 +35,8 @@ type Metrics struct {
 	latency  *prometheus.HistogramVec
 	lookups  *prometheus.CounterVec
 	rebinds  *prometheus.CounterVec
+	reloads  *prometheus.CounterVec
+	saves    *prometheus.CounterVec
 }
 
 // New builds the metrics and registers them, with the table collector, on reg.
@@ -61,14 +65,32 @@ func New(reg prometheus.Registerer, tables func() []TableStats) *Metrics {
 			Name: "podpin_table_rebinds_total",
 			Help: "Sessions moved off a pod, by the pod they left and the reason.",
 		}, []string{"route", "pod", "reason"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podpin_config_reloads_total",
+			Help: "Configuration reloads by result: applied, or rejected (the running configuration stays).",
+		}, []string{"result"}),
+		saves: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podpin_state_saves_total",
+			Help: "Stick table snapshots written to the state file, by result: ok or error.",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.inFlight, m.latency, m.lookups, m.rebinds)
+		reg.MustRegister(m.requests, m.inFlight, m.latency, m.lookups, m.rebinds, m.reloads, m.saves)
 		if tables != nil {
 			reg.MustRegister(tableCollector(tables))
 		}
 	}
 	return m
+}
+
+// Reloaded counts a configuration reload.
+func (m *Metrics) Reloaded(applied bool) {
+	m.reloads.WithLabelValues(map[bool]string{true: "applied", false: "rejected"}[applied]).Inc()
+}
+
+// Saved counts a state file write.
+func (m *Metrics) Saved(ok bool) {
+	m.saves.WithLabelValues(map[bool]string{true: "ok", false: "error"}[ok]).Inc()
 }
 
 // Route returns the handles for one route's lookups and rebinds.

@@ -20,4 +20,7 @@ const (
 	reasonUnready       = "unready"        // pod stopped serving
 	reasonDraining      = "draining"       // pod is terminating and the route does not drain
 	reasonConnectFailed = "connect-failed" // connecting to the pod failed
+	reasonEjected       = "ejected"        // pod ejected by passive health checks
+	reasonUnhealthy     = "unhealthy"      // pod failing active health checks
+	reasonAdmin         = "admin"          // an operator pinned the key elsewhere
 )

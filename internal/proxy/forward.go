@@ -87,13 +87,15 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, pd *pod, 
 	start := time.Now()
 	err := p.roundTrip(pd, req, resp)
 	if err != nil && isDialError(err) && raw != nil && !r.strict {
-		p.log.Debug("pod refused connection", "route", r.name, "pod", pd.name, "err", err)
+		r.observe(pd, true, 0)
+		r.log.Debug("pod refused connection", "pod", pd.name, "err", err)
 		if next := r.rebind(r.pods.Load(), k, raw, pd); next != nil {
 			pd, start = next, time.Now()
 			err = p.roundTrip(pd, req, resp)
 		}
 	}
 	if err != nil {
+		r.observe(pd, true, 0)
 		code := fasthttp.StatusBadGateway
 		if errors.Is(err, fasthttp.ErrTimeout) {
 			code = fasthttp.StatusGatewayTimeout
@@ -103,6 +105,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, pd *pod, 
 		replyText(ctx, code, "pod "+pd.name+" failed: "+upstreamReason(err))
 		return
 	}
+	r.observe(pd, false, resp.StatusCode())
 	pd.m.Done(resp.StatusCode(), time.Since(start).Seconds())
 
 	stripHopByHop(&resp.Header)

@@ -25,14 +25,18 @@ type backend struct {
 	sessions *atomic.Int64 // live entries pinned to this pod, owned by the table
 	requests atomic.Uint64
 	m        *metrics.Pod
+	health   health
 }
 
-// pod is one member of an endpoint snapshot: a backend with the state and
-// weight that snapshot gives it. Immutable.
+// pod is one member of an endpoint snapshot: a backend with the state,
+// weight and health that snapshot gives it. Immutable.
 type pod struct {
 	*backend
 	state  discovery.State
 	weight int
+	// out is why the pod takes no traffic although its source says it may
+	// ("" when it does): reasonEjected or reasonUnhealthy.
+	out string
 }
 
 var _ balance.Pod = (*pod)(nil)
@@ -41,11 +45,18 @@ func (p *pod) Name() string     { return p.name }
 func (p *pod) Weight() int      { return p.weight }
 func (p *pod) InFlight() int64  { return p.inFlight.Load() }
 func (p *pod) Sessions() int64  { return p.sessions.Load() }
-func (p *pod) takesNew() bool   { return p.state == discovery.Ready }
-func (p *pod) servesOld() bool  { return p.state != discovery.NotReady }
+func (p *pod) takesNew() bool   { return p.state == discovery.Ready && p.out == "" }
 func (p *pod) String() string   { return p.name }
 func (p *pod) Addr() string     { return p.addr }
 func (p *pod) Requests() uint64 { return p.requests.Load() }
+
+// stateName is the state operators see: the source's, or why the pod is out.
+func (p *pod) stateName() string {
+	if p.out != "" && p.state != discovery.NotReady {
+		return p.out
+	}
+	return p.state.String()
+}
 
 // podSet is an immutable snapshot of a route's pods. The request path loads
 // it once per request.

@@ -11,6 +11,8 @@ package proxy
 import (
 	"context"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,8 +35,11 @@ type Proxy struct {
 	state   atomic.Pointer[state]
 	tunnels tunnels
 
-	// guards Apply, so configurations are applied one at a time
+	// guards Apply and the route goroutines below
 	mu sync.Mutex
+	// stop ends the goroutines of the routes now serving
+	stop context.CancelFunc
+	wg   sync.WaitGroup
 }
 
 // state is one applied configuration. Immutable; swapped whole.
@@ -67,9 +72,11 @@ func New(o Options) *Proxy {
 	return p
 }
 
-// Apply makes cfg the running configuration. cfg must be valid (Validate).
-// Routes that keep their name keep their stick table, so no session is lost;
-// pods that keep their name and address keep their connections.
+// Apply makes cfg the running configuration; it is how a reload takes
+// effect. cfg must be valid (Validate). Requests in flight finish on the
+// configuration they started with. Routes that keep their name keep their
+// stick table, so no session is lost; pods that keep their name and address
+// keep their connections, counters and health.
 func (p *Proxy) Apply(cfg *config.Config) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -87,26 +94,74 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 		},
 	}
 	for _, rc := range cfg.Routes {
-		r, err := p.newRoute(rc, old[rc.Name])
+		r, err := p.newRoute(rc, old[rc.Name], st.upstream)
 		if err != nil {
 			return err
 		}
-		eps := make([]discovery.Endpoint, 0, len(rc.Backends))
-		for _, b := range rc.Backends {
-			addr, _ := config.BackendAddress(b.URL)
-			eps = append(eps, discovery.Endpoint{Name: b.Name, Address: addr, Weight: b.Weight, State: discovery.Ready})
-		}
-		if prev := old[rc.Name]; prev != nil {
-			r.pods.Store(prev.pods.Load())
-		}
-		p.updatePods(r, st.upstream, eps)
 		st.routes = append(st.routes, r)
 	}
+	// Pods are installed once every route is built, so a failed Apply
+	// leaves the running routes untouched.
+	for i, rc := range cfg.Routes {
+		r := st.routes[i]
+		if prev := old[rc.Name]; prev != nil && prev.upstream == st.upstream && prev.table == r.table {
+			r.pods.Store(prev.pods.Load())
+		}
+		p.updatePods(r, staticEndpoints(rc.Backends))
+	}
 	p.state.Store(st)
+	for name := range old {
+		if !slices.ContainsFunc(cfg.Routes, func(rc config.Route) bool { return rc.Name == name }) {
+			p.log.Info("route removed", "route", name)
+		}
+	}
+	p.startRoutes(st.routes)
 	return nil
 }
 
-func (p *Proxy) newRoute(rc config.Route, prev *route) (*route, error) {
+// startRoutes stops the goroutines of the previous routes and starts those
+// of routes. p.mu must be held.
+func (p *Proxy) startRoutes(routes []*route) {
+	if p.stop != nil {
+		p.stop()
+		p.wg.Wait()
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	p.stop = stop
+	for _, r := range routes {
+		p.wg.Go(func() { r.run(ctx) })
+	}
+}
+
+// Close stops every goroutine the proxy started. It does not close
+// listeners; Serve does that when its context ends.
+func (p *Proxy) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stop != nil {
+		p.stop()
+		p.wg.Wait()
+		p.stop = nil
+	}
+}
+
+func staticEndpoints(bs []config.Backend) []discovery.Endpoint {
+	eps := make([]discovery.Endpoint, 0, len(bs))
+	for _, b := range bs {
+		addr, _ := config.BackendAddress(b.URL)
+		st := discovery.Ready
+		switch b.State {
+		case "draining":
+			st = discovery.Draining
+		case "not-ready":
+			st = discovery.NotReady
+		}
+		eps = append(eps, discovery.Endpoint{Name: b.Name, Address: addr, Weight: b.Weight, State: st})
+	}
+	return eps
+}
+
+func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*route, error) {
 	bal, err := balance.New(rc.Balancer)
 	if err != nil {
 		return nil, err
@@ -122,16 +177,40 @@ func (p *Proxy) newRoute(rc config.Route, prev *route) (*route, error) {
 			clientIP: rc.Sticky.ClientIP,
 			maxBytes: rc.Sticky.MaxKeyBytes,
 		},
-		learn:  rc.Sticky.Learn,
-		drain:  true,
-		bal:    bal,
-		digest: p.digest,
-		m:      p.metrics.Route(rc.Name),
-		log:    p.log.With("route", rc.Name),
+		missingName: rc.Sticky.Missing,
+		learn:       rc.Sticky.Learn,
+		drain:       rc.DrainEnabled(),
+		strict:      rc.Strict,
+		passive:     newPassive(rc.Health.Passive),
+		active:      rc.Health.Active,
+		bal:         bal,
+		balName:     rc.Balancer,
+		digest:      p.digest,
+		upstream:    us,
+		m:           p.metrics.Route(rc.Name),
+		log:         p.log.With("route", rc.Name),
+	}
+	r.refresh = func() {
+		if cur, err := p.route(r.name); err == nil {
+			cur.rebuild()
+		}
+	}
+	r.newBackend = func(ep discovery.Endpoint) *backend {
+		return &backend{
+			name:     ep.Name,
+			addr:     ep.Address,
+			client:   newClient(ep.Address, us),
+			sessions: r.table.SessionCounter(ep.Name),
+			m:        p.metrics.Pod(r.name, ep.Name),
+		}
+	}
+	if prev != nil {
+		r.rebinds.n = prev.rebinds.snapshot()
 	}
 	for name, v := range rc.Match.Headers {
 		r.headers = append(r.headers, headerMatch{name: name, value: []byte(v)})
 	}
+	slices.SortFunc(r.headers, func(a, b headerMatch) int { return strings.Compare(a.name, b.name) })
 	switch rc.Sticky.Missing {
 	case config.MissingAssign:
 		r.missing = missingAssign
@@ -153,6 +232,7 @@ func (p *Proxy) newRoute(rc config.Route, prev *route) (*route, error) {
 			r.table.Restore(e)
 			return true
 		})
+		r.log.Info("stick table resized", "entries", r.table.Len())
 	default:
 		r.table = table.New(tc)
 	}
@@ -160,23 +240,27 @@ func (p *Proxy) newRoute(rc config.Route, prev *route) (*route, error) {
 	return r, nil
 }
 
+// UpdateEndpoints installs a new endpoint set for a route, as a discovery
+// source reports it. Pods that left lose their sessions on the sessions'
+// next requests (reason "gone"); pods that stay keep theirs.
+func (p *Proxy) UpdateEndpoints(routeName string, eps []discovery.Endpoint) error {
+	r, err := p.route(routeName)
+	if err != nil {
+		return err
+	}
+	p.updatePods(r, eps)
+	return nil
+}
+
 // updatePods installs a route's endpoint set, logging pods that come and go.
-func (p *Proxy) updatePods(r *route, us upstreamSettings, eps []discovery.Endpoint) {
+func (p *Proxy) updatePods(r *route, eps []discovery.Endpoint) {
 	before := map[string]discovery.State{}
 	if cur := r.pods.Load(); cur != nil {
 		for _, pd := range cur.all {
 			before[pd.name] = pd.state
 		}
 	}
-	r.setPods(eps, func(ep discovery.Endpoint) *backend {
-		return &backend{
-			name:     ep.Name,
-			addr:     ep.Address,
-			client:   newClient(ep.Address, us),
-			sessions: r.table.SessionCounter(ep.Name),
-			m:        p.metrics.Pod(r.name, ep.Name),
-		}
-	})
+	r.setPods(eps)
 	for _, ep := range eps {
 		st, ok := before[ep.Name]
 		switch {

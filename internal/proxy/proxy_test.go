@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,18 +20,26 @@ import (
 type testPod struct {
 	name string
 	srv  *httptest.Server
-	last chan *http.Request
+
+	// guards lastReq
+	mu      sync.Mutex
+	lastReq *http.Request
+}
+
+// last returns the last request the pod received.
+func (p *testPod) last() *http.Request {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastReq
 }
 
 func newTestPod(t *testing.T, name string, h http.HandlerFunc) *testPod {
 	t.Helper()
-	p := &testPod{name: name, last: make(chan *http.Request, 1)}
+	p := &testPod{name: name}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-p.last:
-		default:
-		}
-		p.last <- r.Clone(context.Background())
+		p.mu.Lock()
+		p.lastReq = r.Clone(context.Background())
+		p.mu.Unlock()
 		if h != nil {
 			h(w, r)
 			return
@@ -219,7 +228,7 @@ func TestMissingKeyPolicies(t *testing.T) {
 		var seenByPod string
 		for _, p := range pods {
 			if p.name == body {
-				seenByPod = (<-p.last).Header.Get("X-Session")
+				seenByPod = p.last().Header.Get("X-Session")
 			}
 		}
 		if seenByPod != key {

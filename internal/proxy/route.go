@@ -2,9 +2,12 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -31,20 +34,36 @@ type route struct {
 	pathPrefix []byte // empty: any
 	headers    []headerMatch
 
-	key     keySource
-	missing int
-	learn   bool
-	drain   bool // draining pods keep their sessions
-	strict  bool // never rebind
+	key         keySource
+	missing     int
+	missingName string
+	learn       bool
+	drain       bool // draining pods keep their sessions
+	strict      bool // never rebind
+	passive     passive
+	active      config.Active
 
 	bal         balance.Balancer
+	balName     string
 	table       *table.Table
 	tableConfig config.Table // what table was built from
 	digest      table.Digester
+	upstream    upstreamSettings // what pod connections were built with
 
-	pods atomic.Pointer[podSet]
-	m    *metrics.Route
-	log  *slog.Logger
+	pods    atomic.Pointer[podSet]
+	rebinds rebindCounts
+	m       *metrics.Route
+	log     *slog.Logger
+
+	// refresh rebuilds the pod set of the route now serving under this name
+	// (a reload may have replaced this one), after a pod's health changed.
+	refresh func()
+
+	// guards eps and the rebuilding of pods
+	mu  sync.Mutex
+	eps []discovery.Endpoint // as the source last reported them
+	// newBackend makes the backend of a pod not seen before.
+	newBackend func(discovery.Endpoint) *backend
 }
 
 type headerMatch struct {
@@ -94,12 +113,14 @@ func (r *route) place(set *podSet, k table.Key, raw []byte) decision {
 		switch {
 		case p == nil:
 			d.reason = reasonGone
-		case p.takesNew() || (p.servesOld() && r.drain):
-			return decision{pod: p, result: metrics.LookupHit}
-		case p.servesOld():
-			d.reason = reasonDraining
-		default:
+		case p.state == discovery.NotReady:
 			d.reason = reasonUnready
+		case p.out != "":
+			d.reason = p.out
+		case p.state == discovery.Ready || r.drain:
+			return decision{pod: p, result: metrics.LookupHit}
+		default:
+			d.reason = reasonDraining
 		}
 		d.from = name
 		if r.strict {
@@ -116,7 +137,7 @@ func (r *route) place(set *podSet, k table.Key, raw []byte) decision {
 	d.result = metrics.LookupMiss
 	if d.from != "" {
 		d.result = metrics.LookupRebind
-		r.m.Rebound(d.from, d.reason)
+		r.rebound(d.from, d.reason)
 	}
 	return d
 }
@@ -129,8 +150,14 @@ func (r *route) rebind(set *podSet, k table.Key, raw []byte, failed *pod) *pod {
 		return nil
 	}
 	r.table.Store(k, p.name, raw)
-	r.m.Rebound(failed.name, reasonConnectFailed)
+	r.rebound(failed.name, reasonConnectFailed)
 	return p
+}
+
+// rebound counts a session moved off pod.
+func (r *route) rebound(pod, reason string) {
+	r.rebinds.add(pod, reason)
+	r.m.Rebound(pod, reason)
 }
 
 func (r *route) pick(candidates []balance.Pod, key uint64) *pod {
@@ -141,24 +168,55 @@ func (r *route) pick(candidates []balance.Pod, key uint64) *pod {
 	return candidates[i].(*pod)
 }
 
-// setPods swaps in a new endpoint set, reusing the backends of pods that kept
-// their name and address.
-func (r *route) setPods(eps []discovery.Endpoint, build func(discovery.Endpoint) *backend) {
+// setPods installs a new endpoint set from the route's source.
+func (r *route) setPods(eps []discovery.Endpoint) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.eps = eps
+	r.rebuildLocked()
+}
+
+// rebuildLocked swaps in a pod set built from r.eps and the current health
+// of each pod, reusing the backends of pods that kept their name and
+// address. r.mu must be held.
+func (r *route) rebuildLocked() {
 	old := map[string]*backend{}
 	if cur := r.pods.Load(); cur != nil {
 		for _, p := range cur.all {
 			old[p.name+"\x00"+p.addr] = p.backend
 		}
 	}
-	pods := make([]*pod, 0, len(eps))
-	for _, ep := range eps {
+	now := time.Now()
+	pods := make([]*pod, 0, len(r.eps))
+	for _, ep := range r.eps {
 		b := old[ep.Name+"\x00"+ep.Address]
 		if b == nil {
-			b = build(ep)
+			b = r.newBackend(ep)
 		}
-		pods = append(pods, &pod{backend: b, state: ep.State, weight: max(ep.Weight, 1)})
+		p := &pod{backend: b, state: ep.State, weight: max(ep.Weight, 1)}
+		switch {
+		case b.health.unhealthy.Load():
+			p.out = reasonUnhealthy
+		case b.health.ejectedAt(now):
+			p.out = reasonEjected
+		}
+		pods = append(pods, p)
 	}
 	r.pods.Store(newPodSet(pods))
+}
+
+// rebuild is rebuildLocked for callers without the lock.
+func (r *route) rebuild() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rebuildLocked()
+}
+
+// run owns the route's goroutines (active health checks) until ctx ends.
+func (r *route) run(ctx context.Context) {
+	if r.active.Path != "" {
+		r.checker(ctx, r.active)
+	}
 }
 
 func lower(s string) []byte { return []byte(strings.ToLower(s)) }

@@ -32,11 +32,13 @@ func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, st *state, r *route, pd *pod) {
 	conn, resp, err := p.handshake(st, pd, req)
 	pd.inFlight.Add(-1)
 	if err != nil {
+		r.observe(pd, true, 0)
 		code := fasthttp.StatusBadGateway
 		pd.m.Done(code, time.Since(start).Seconds())
 		replyText(ctx, code, "pod "+pd.name+" failed: "+upstreamReason(err))
 		return
 	}
+	r.observe(pd, false, resp.StatusCode())
 	pd.m.Done(resp.StatusCode(), time.Since(start).Seconds())
 	if st.podHeader != "" {
 		resp.Header.Set(st.podHeader, pd.name)
