@@ -1,0 +1,57 @@
+// Package table is podpin's stick table: a bounded, sharded map from a
+// session key's digest to the pod the session is pinned to, like HAProxy's
+// stick tables.
+//
+// A Digester turns a route and a raw header value into a 128-bit Key with
+// keyed SipHash-2-4, so the table never needs the raw value, which may be a
+// credential, and every entry has the same size. Replicas that share the
+// Digester secret agree on every Key.
+//
+// A Table maps Keys to pod names. Lookup is the request path: it takes one
+// shard lock, touches two cache lines (index slot and entry) and does not
+// allocate. Store pins a key to a pod, or rebinds it to another one.
+// Entries expire after IdleTimeout without use and, optionally, after
+// AbsoluteTimeout since they were created or rebound. When the table is
+// full, Store evicts with a segmented LRU: new keys wait in a probation
+// segment and only keys hit again reach the protected segment, so a flood
+// of one-time keys cannot push out sessions in use.
+//
+// Pod names are interned: an entry holds a 32-bit id, and the table keeps
+// an exact count of live entries per pod (Sessions, SessionCounter) for
+// least-sessions balancing and metrics. An entry takes about 48 bytes:
+// 32 for the entry, 8 for its list links and 5 to 11 for its hash index
+// slot. A million entries fit in about 50 MB.
+//
+// # Settings
+//
+// Config fields, with defaults:
+//
+//	MaxEntries       1,000,000  most entries; a full shard evicts its least recently used
+//	IdleTimeout      30m        dropped this long after the last use (whole seconds)
+//	AbsoluteTimeout  0 (none)   dropped this long after creation or rebind, even in use
+//	Shards           64         power of two; fewer so that each holds at least 256 entries
+//	KeepRawKeys      false      keep raw header values, for listing sessions by value
+//	Now              time.Now   the clock; tests inject a fake one
+//
+// Times are kept in whole seconds since 2020-01-01 UTC, so snapshots keep
+// their meaning across restarts; timeouts may run up to two seconds long.
+//
+// # Counters
+//
+// Stats reports entries, hits, misses, inserts, rebinds, and removals by
+// reason: capacity evictions, idle expiries and absolute expiries. Len and
+// Sessions count expired entries that no Lookup, Store or Expire has
+// removed yet; the owner calls Expire periodically to remove them.
+//
+// # Example
+//
+//	d := table.NewDigester(secret)
+//	t := table.New(table.Config{MaxEntries: 500_000, IdleTimeout: time.Hour})
+//
+//	k := d.Key("shop", []byte(r.Header.Get("X-Session")))
+//	pod, ok := t.Lookup(k)
+//	if !ok || !canServe(pod) {
+//		pod = pick()
+//		t.Store(k, pod, nil)
+//	}
+package table
