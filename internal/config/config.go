@@ -8,6 +8,11 @@
 package config
 
 import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
 	"time"
 )
 
@@ -27,6 +32,7 @@ const (
 	DefaultMaxConnsPerPod  = 1024
 	DefaultDrainTimeout    = 30 * time.Second
 	DefaultStateInterval   = 10 * time.Second
+	DefaultDNSInterval     = 5 * time.Second
 
 	DefaultConsecutiveFailures = 5
 	DefaultBaseEjection        = 30 * time.Second
@@ -109,7 +115,57 @@ type Listener struct {
 // Admin configures the admin listener.
 type Admin struct {
 	// Address is host:port of the admin listener. Default "127.0.0.1:9901".
+	// An address that is not loopback (an empty host or 0.0.0.0 listens on
+	// every interface) requires a token.
 	Address string `yaml:"address"`
+	// TokenFile is a file holding the bearer token every admin request but
+	// /healthz and /readyz must carry; surrounding white space is ignored.
+	// It is read at start. Empty: no token from a file.
+	TokenFile string `yaml:"tokenFile"`
+	// TokenEnv names an environment variable holding the token, as an
+	// alternative to TokenFile (set at most one). Empty: none.
+	TokenEnv string `yaml:"tokenEnv"`
+}
+
+// HasToken reports whether a token source is configured.
+func (a *Admin) HasToken() bool { return a.TokenFile != "" || a.TokenEnv != "" }
+
+// Token reads the configured token: "" when none is configured, an error
+// naming the field when its source is missing or empty.
+func (a *Admin) Token() (string, error) {
+	switch {
+	case a.TokenFile != "":
+		data, err := os.ReadFile(a.TokenFile)
+		if err != nil {
+			return "", FieldError{Path: "admin.tokenFile", Msg: fmt.Sprintf("reading the token: %v", err)}
+		}
+		t := strings.TrimSpace(string(data))
+		if t == "" {
+			return "", FieldError{Path: "admin.tokenFile", Msg: fmt.Sprintf("%q is empty", a.TokenFile)}
+		}
+		return t, nil
+	case a.TokenEnv != "":
+		t := strings.TrimSpace(os.Getenv(a.TokenEnv))
+		if t == "" {
+			return "", FieldError{Path: "admin.tokenEnv", Msg: fmt.Sprintf("environment variable %q is unset or empty", a.TokenEnv)}
+		}
+		return t, nil
+	}
+	return "", nil
+}
+
+// IsLoopback reports whether the admin address only accepts connections
+// from this host: its host is localhost or a loopback IP.
+func (a *Admin) IsLoopback() bool {
+	host, _, err := net.SplitHostPort(a.Address)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // Upstream configures connections from podpin to pods.
@@ -135,8 +191,17 @@ type Route struct {
 	// Match selects the requests this route serves. Empty: every request.
 	Match Match `yaml:"match"`
 
-	// Backends are the route's static pods. Required.
+	// Backends are the route's static pods. Exactly one of backends,
+	// service and dns is required.
 	Backends []Backend `yaml:"backends"`
+
+	// Service finds the route's pods from a Kubernetes Service's
+	// EndpointSlices.
+	Service *Service `yaml:"service"`
+
+	// DNS finds the route's pods by resolving a name (a headless Service, or
+	// any name) again and again.
+	DNS *DNS `yaml:"dns"`
 
 	// Sticky says where a request's session key comes from and what to do
 	// without one.
@@ -218,6 +283,29 @@ type Match struct {
 	PathPrefix string `yaml:"pathPrefix"`
 	// Headers maps header names to the exact value each must carry.
 	Headers map[string]string `yaml:"headers"`
+}
+
+// Service names a Kubernetes Service whose ready endpoints are the pods.
+type Service struct {
+	// Namespace of the Service. Default "default".
+	Namespace string `yaml:"namespace"`
+	// Name of the Service. Required.
+	Name string `yaml:"name"`
+	// Port is the Service port, by name or number; its target port (named
+	// or numeric) is resolved per endpoint. Required.
+	Port string `yaml:"port"`
+}
+
+// DNS names a host whose addresses are the pods.
+type DNS struct {
+	// Name to resolve: A/AAAA records, or SRV records when Port is empty
+	// ("_http._tcp.web.default.svc.cluster.local"). Required.
+	Name string `yaml:"name"`
+	// Port of every address from A/AAAA records. Required unless Name is an
+	// SRV name.
+	Port int `yaml:"port"`
+	// Interval between resolutions. Default 5s.
+	Interval time.Duration `yaml:"interval"`
 }
 
 // Backend is one static pod.
@@ -323,6 +411,12 @@ func (r *Route) setDefaults() {
 		if r.Backends[i].State == "" {
 			r.Backends[i].State = "ready"
 		}
+	}
+	if r.Service != nil && r.Service.Namespace == "" {
+		r.Service.Namespace = "default"
+	}
+	if r.DNS != nil && r.DNS.Interval == 0 {
+		r.DNS.Interval = DefaultDNSInterval
 	}
 	p := &r.Health.Passive
 	if p.ConsecutiveFailures == 0 {

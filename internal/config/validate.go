@@ -45,6 +45,14 @@ func (c *Config) Validate() error {
 		v.hostPort(fmt.Sprintf("listeners[%d].address", i), l.Address)
 	}
 	v.hostPort("admin.address", c.Admin.Address)
+	switch a := c.Admin; {
+	case a.TokenFile != "" && a.TokenEnv != "":
+		v.add("admin.tokenEnv", "set either admin.tokenFile or admin.tokenEnv, not both")
+	case a.TokenEnv != "" && strings.ContainsAny(a.TokenEnv, "= \t\n"):
+		v.add("admin.tokenEnv", fmt.Sprintf("%q is not an environment variable name", a.TokenEnv))
+	case !a.HasToken() && a.Address != "" && !a.IsLoopback():
+		v.add("admin.tokenFile", fmt.Sprintf("a token is required when admin.address %q is not a loopback address (set admin.tokenFile or admin.tokenEnv)", a.Address))
+	}
 	if h := c.PodHeaderName(); h != "" {
 		v.headerName("podHeader", h)
 	}
@@ -96,8 +104,34 @@ func (r *Route) validate(v *validator, path string) {
 		v.headerName(fmt.Sprintf("%s.match.headers[%q]", path, name), name)
 	}
 
-	if len(r.Backends) == 0 {
-		v.add(path+".backends", "at least one backend is required")
+	sources := 0
+	for _, set := range []bool{len(r.Backends) > 0, r.Service != nil, r.DNS != nil} {
+		if set {
+			sources++
+		}
+	}
+	switch {
+	case sources == 0:
+		v.add(path+".backends", "a route needs pods: backends, service or dns")
+	case sources > 1:
+		v.add(path, "give only one of backends, service and dns")
+	}
+	if s := r.Service; s != nil {
+		if s.Name == "" {
+			v.add(path+".service.name", "is required")
+		}
+		if s.Port == "" {
+			v.add(path+".service.port", "is required (a port name or number)")
+		}
+	}
+	if d := r.DNS; d != nil {
+		if d.Name == "" {
+			v.add(path+".dns.name", "is required")
+		}
+		if d.Port < 0 || d.Port > 65535 || (d.Port == 0 && !strings.HasPrefix(d.Name, "_")) {
+			v.add(path+".dns.port", "is required unless name is an SRV name (_service._proto.name)")
+		}
+		v.positive(path+".dns.interval", int64(d.Interval))
 	}
 	names := map[string]int{}
 	for i, b := range r.Backends {

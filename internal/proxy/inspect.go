@@ -92,9 +92,10 @@ type SessionQuery struct {
 	scanLimit int           // entries examined before returning a partial page
 }
 
-// SessionPage is one page of a listing. Next is "" at the end. Like Redis
-// SCAN, a listing taken while the table changes may miss or repeat entries
-// that moved meanwhile; entries present throughout are listed.
+// SessionPage is one page of a listing. Next is "" at the end. A listing
+// taken while the table changes is approximate (entries may be missed or
+// repeated, as with Redis SCAN); a table that does not change is listed
+// exactly once.
 type SessionPage struct {
 	Sessions []Session `json:"sessions"`
 	Next     string    `json:"next,omitempty"`

@@ -1,15 +1,18 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/podpin/podpin/internal/config"
+	"github.com/podpin/podpin/internal/discovery"
 )
 
 // pinKeys places n keys and returns key -> pod.
@@ -364,4 +367,64 @@ func TestSnapshotRestoresEverySessionIntoANewProxy(t *testing.T) {
 			t.Error("restore under another secret succeeded, want an error")
 		}
 	})
+}
+
+// pushSource is an endpoint source the test drives by hand, standing in for
+// the Kubernetes and DNS sources (tested on their own against real servers).
+type pushSource struct{ updates chan []discovery.Endpoint }
+
+func (s *pushSource) Run(ctx context.Context, update func([]discovery.Endpoint)) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case eps := <-s.updates:
+			update(eps)
+		}
+	}
+}
+
+type pushDiscoverer struct{ src *pushSource }
+
+func (d pushDiscoverer) Source(config.Route) (discovery.Source, error) { return d.src, nil }
+
+func TestEndpointSourceChangesPodsWithoutReload(t *testing.T) {
+	pods := threePods(t)
+	ep := func(p *testPod, st discovery.State) discovery.Endpoint {
+		return discovery.Endpoint{Name: p.name, Address: strings.TrimPrefix(p.url(), "http://"), Weight: 1, State: st}
+	}
+	src := &pushSource{updates: make(chan []discovery.Endpoint)}
+	p := New(Options{Discoverer: pushDiscoverer{src}})
+	cfg := &config.Config{Routes: []config.Route{{Name: "web", Service: &config.Service{Name: "web", Port: "http"}}}}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if p.Synced() {
+		t.Error("synced before the source reported")
+	}
+	src.updates <- []discovery.Endpoint{ep(pods[0], discovery.Ready), ep(pods[1], discovery.Ready)}
+	src.updates <- []discovery.Endpoint{ep(pods[0], discovery.Ready), ep(pods[1], discovery.Ready)} // the first was applied once this one is taken
+	if !p.Synced() {
+		t.Error("not synced after the source reported")
+	}
+	r, _ := p.route("web")
+	if n := len(r.pods.Load().fresh); n != 2 {
+		t.Fatalf("%d candidate pods, want 2", n)
+	}
+	src.updates <- []discovery.Endpoint{ep(pods[0], discovery.Draining), ep(pods[1], discovery.Ready), ep(pods[2], discovery.Ready)}
+	src.updates <- nil
+	src.updates <- []discovery.Endpoint{ep(pods[0], discovery.Draining), ep(pods[1], discovery.Ready), ep(pods[2], discovery.Ready)}
+	infos, _ := p.Pods("web")
+	states := map[string]string{}
+	for _, pi := range infos {
+		states[pi.Name] = pi.State
+	}
+	if want := map[string]string{"web-0": "draining", "web-1": "ready", "web-2": "ready"}; !maps.Equal(states, want) {
+		t.Errorf("pod states %v, want %v", states, want)
+	}
 }

@@ -10,6 +10,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -28,9 +29,10 @@ import (
 
 // Proxy routes requests to pods by session key. Safe for concurrent use.
 type Proxy struct {
-	log     *slog.Logger
-	metrics *metrics.Metrics
-	digest  table.Digester
+	log        *slog.Logger
+	metrics    *metrics.Metrics
+	digest     table.Digester
+	discoverer Discoverer
 
 	state   atomic.Pointer[state]
 	tunnels tunnels
@@ -57,11 +59,20 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// KeySecret keys the digest of session keys; empty uses a fixed key.
 	KeySecret []byte
+	// Discoverer makes the endpoint sources of routes that name a Service
+	// or a DNS name; nil refuses such routes.
+	Discoverer Discoverer
+}
+
+// Discoverer makes the endpoint source of a route whose pods are found
+// rather than listed (service, dns).
+type Discoverer interface {
+	Source(rc config.Route) (discovery.Source, error)
 }
 
 // New returns a proxy with no routes: every request gets 404 until Apply.
 func New(o Options) *Proxy {
-	p := &Proxy{log: o.Logger, metrics: o.Metrics, digest: table.NewDigester(o.KeySecret)}
+	p := &Proxy{log: o.Logger, metrics: o.Metrics, digest: table.NewDigester(o.KeySecret), discoverer: o.Discoverer}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -101,13 +112,24 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 		st.routes = append(st.routes, r)
 	}
 	// Pods are installed once every route is built, so a failed Apply
-	// leaves the running routes untouched.
+	// leaves the running routes untouched. A route with a source keeps its
+	// predecessor's pods until the source reports.
 	for i, rc := range cfg.Routes {
 		r := st.routes[i]
-		if prev := old[rc.Name]; prev != nil && prev.upstream == st.upstream && prev.table == r.table {
+		prev := old[rc.Name]
+		if prev != nil && prev.upstream == st.upstream && prev.table == r.table {
+			prev.mu.Lock()
 			r.pods.Store(prev.pods.Load())
+			r.eps = prev.eps
+			prev.mu.Unlock()
+			r.synced.Store(prev.synced.Load())
 		}
-		p.updatePods(r, staticEndpoints(rc.Backends))
+		if r.source == nil {
+			p.updatePods(r, staticEndpoints(rc.Backends))
+			r.synced.Store(true)
+		} else if r.pods.Load() == nil {
+			r.pods.Store(newPodSet(nil))
+		}
 	}
 	p.state.Store(st)
 	for name := range old {
@@ -190,11 +212,20 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 		m:           p.metrics.Route(rc.Name),
 		log:         p.log.With("route", rc.Name),
 	}
+	if len(rc.Backends) == 0 {
+		if p.discoverer == nil {
+			return nil, fmt.Errorf("route %q: finding pods by service or dns needs discovery, which is not set up", rc.Name)
+		}
+		if r.source, err = p.discoverer.Source(rc); err != nil {
+			return nil, fmt.Errorf("route %q: %w", rc.Name, err)
+		}
+	}
 	r.refresh = func() {
 		if cur, err := p.route(r.name); err == nil {
 			cur.rebuild()
 		}
 	}
+	r.onEndpoints = func(eps []discovery.Endpoint) { p.updatePods(r, eps) }
 	r.newBackend = func(ep discovery.Endpoint) *backend {
 		return &backend{
 			name:     ep.Name,
@@ -250,6 +281,17 @@ func (p *Proxy) UpdateEndpoints(routeName string, eps []discovery.Endpoint) erro
 	}
 	p.updatePods(r, eps)
 	return nil
+}
+
+// Synced reports whether every route has its pods: static routes at once,
+// routes with a source once it reported (the Kubernetes caches synced).
+func (p *Proxy) Synced() bool {
+	for _, r := range p.state.Load().routes {
+		if !r.synced.Load() {
+			return false
+		}
+	}
+	return true
 }
 
 // updatePods installs a route's endpoint set, logging pods that come and go.

@@ -64,6 +64,13 @@ type route struct {
 	eps []discovery.Endpoint // as the source last reported them
 	// newBackend makes the backend of a pod not seen before.
 	newBackend func(discovery.Endpoint) *backend
+
+	// source reports the pods; nil for static backends.
+	source discovery.Source
+	// synced is set once the route has had its first endpoint set.
+	synced atomic.Bool
+	// onEndpoints installs an endpoint set reported by source.
+	onEndpoints func([]discovery.Endpoint)
 }
 
 type headerMatch struct {
@@ -212,11 +219,25 @@ func (r *route) rebuild() {
 	r.rebuildLocked()
 }
 
-// run owns the route's goroutines (active health checks) until ctx ends.
+// run owns the route's goroutines (endpoint source, active health checks)
+// until ctx ends.
 func (r *route) run(ctx context.Context) {
-	if r.active.Path != "" {
-		r.checker(ctx, r.active)
+	var wg sync.WaitGroup
+	if r.source != nil {
+		wg.Go(func() {
+			err := r.source.Run(ctx, func(eps []discovery.Endpoint) {
+				r.onEndpoints(eps)
+				r.synced.Store(true)
+			})
+			if err != nil {
+				r.log.Error("endpoint source stopped", "error", err)
+			}
+		})
 	}
+	if r.active.Path != "" {
+		wg.Go(func() { r.checker(ctx, r.active) })
+	}
+	wg.Wait()
 }
 
 func lower(s string) []byte { return []byte(strings.ToLower(s)) }
