@@ -34,6 +34,9 @@ const (
 	DefaultStateInterval   = 10 * time.Second
 	DefaultDNSInterval     = 5 * time.Second
 
+	DefaultRedisTimeout     = 50 * time.Millisecond
+	DefaultRedisDialTimeout = 500 * time.Millisecond
+
 	DefaultConsecutiveFailures = 5
 	DefaultBaseEjection        = 30 * time.Second
 	DefaultMaxEjection         = 5 * time.Minute
@@ -79,6 +82,10 @@ type Config struct {
 	// State keeps the stick tables across restarts.
 	State State `yaml:"state"`
 
+	// Store says where stick tables live: in memory (default) or shared by
+	// every replica through Redis.
+	Store Store `yaml:"store"`
+
 	// Routes are tried in order; the first whose match accepts the request
 	// serves it. At least one is required.
 	Routes []Route `yaml:"routes"`
@@ -94,6 +101,58 @@ type Shutdown struct {
 	// upgraded connections (WebSocket) are closed when it runs out.
 	// Default 30s.
 	DrainTimeout time.Duration `yaml:"drainTimeout"`
+}
+
+// Store types.
+const (
+	StoreMemory = "memory"
+	StoreRedis  = "redis"
+)
+
+// Store configures the shared table.
+type Store struct {
+	// Type is the default for routes that set none: memory (default) or
+	// redis.
+	Type string `yaml:"type"`
+	// Redis is the connection used by routes whose store is redis.
+	Redis Redis `yaml:"redis"`
+}
+
+// Redis configures the connection to Redis (or Valkey): one node, Sentinel
+// or Cluster.
+type Redis struct {
+	// URL is redis://[user:password@]host:port[/db], or rediss:// for TLS: a
+	// single node. Use either URL or Addrs.
+	URL string `yaml:"url"`
+	// Addrs are host:port. With MasterName they are Sentinels; with Cluster
+	// they are cluster nodes; otherwise exactly one node.
+	Addrs []string `yaml:"addrs"`
+	// MasterName selects Sentinel mode: the name of the monitored master.
+	MasterName string `yaml:"masterName"`
+	// Cluster selects Redis Cluster mode.
+	Cluster bool `yaml:"cluster"`
+	// Username for Redis ACLs. Default: none (the default user).
+	Username string `yaml:"username"`
+	// PasswordFile is a file holding the password (trailing newline
+	// ignored). Takes precedence over PasswordEnv.
+	PasswordFile string `yaml:"passwordFile"`
+	// PasswordEnv names an environment variable holding the password.
+	PasswordEnv string `yaml:"passwordEnv"`
+	// DB is the database number (not in Cluster mode). Default 0.
+	DB int `yaml:"db"`
+	// TLS turns on TLS to Redis.
+	TLS bool `yaml:"tls"`
+	// TLSCAFile is a PEM bundle to verify Redis with; default the system's.
+	TLSCAFile string `yaml:"tlsCAFile"`
+	// TLSServerName overrides the name checked in Redis's certificate.
+	TLSServerName string `yaml:"tlsServerName"`
+	// KeyPrefix starts every key podpin writes. Default "podpin:".
+	KeyPrefix string `yaml:"keyPrefix"`
+	// Timeout bounds each Redis call on the request path; past it the
+	// request is served from the local table. Default 50ms.
+	Timeout time.Duration `yaml:"timeout"`
+	// DialTimeout bounds connecting. Default 500ms.
+	DialTimeout time.Duration `yaml:"dialTimeout"`
 }
 
 // State configures the snapshot file of the stick tables.
@@ -225,6 +284,9 @@ type Route struct {
 
 	// Health ejects failing pods from new placements.
 	Health Health `yaml:"health"`
+
+	// Store is memory or redis; default the top-level store.type.
+	Store string `yaml:"store"`
 }
 
 // DrainEnabled reports the effective Drain setting.
@@ -398,9 +460,35 @@ func (c *Config) SetDefaults() {
 	if c.State.Interval == 0 {
 		c.State.Interval = DefaultStateInterval
 	}
+	if c.Store.Type == "" {
+		c.Store.Type = StoreMemory
+	}
+	rd := &c.Store.Redis
+	if rd.KeyPrefix == "" {
+		rd.KeyPrefix = "podpin:"
+	}
+	if rd.Timeout == 0 {
+		rd.Timeout = DefaultRedisTimeout
+	}
+	if rd.DialTimeout == 0 {
+		rd.DialTimeout = DefaultRedisDialTimeout
+	}
 	for i := range c.Routes {
 		c.Routes[i].setDefaults()
+		if c.Routes[i].Store == "" {
+			c.Routes[i].Store = c.Store.Type
+		}
 	}
+}
+
+// UsesRedis reports whether any route keeps its table in Redis.
+func (c *Config) UsesRedis() bool {
+	for _, r := range c.Routes {
+		if r.Store == StoreRedis {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Route) setDefaults() {

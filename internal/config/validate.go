@@ -32,7 +32,10 @@ func (es Errors) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-var routeName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+var (
+	routeName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	podName   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+)
 
 // Validate checks a configuration after SetDefaults. It returns nil or an
 // Errors value listing every problem with its field path.
@@ -67,6 +70,15 @@ func (c *Config) Validate() error {
 		v.add("shutdown.delay", "must not be negative")
 	}
 	v.positive("state.interval", int64(c.State.Interval))
+
+	switch c.Store.Type {
+	case StoreMemory, StoreRedis:
+	default:
+		v.add("store.type", fmt.Sprintf("%q must be memory or redis", c.Store.Type))
+	}
+	if c.UsesRedis() {
+		c.Store.Redis.validate(&v, "store.redis")
+	}
 
 	if len(c.Routes) == 0 {
 		v.add("routes", "at least one route is required")
@@ -142,6 +154,9 @@ func (r *Route) validate(v *validator, path string) {
 			v.add(bp+".name", fmt.Sprintf("%q is already the name of backends[%d]", b.Name, prev))
 		}
 		names[b.Name] = i
+		if b.Name != "" && !podName.MatchString(b.Name) {
+			v.add(bp+".name", fmt.Sprintf("%q must be letters, digits, '.', '_' and '-', starting with a letter or digit", b.Name))
+		}
 		if _, err := BackendAddress(b.URL); err != nil {
 			v.add(bp+".url", err.Error())
 		}
@@ -182,6 +197,12 @@ func (r *Route) validate(v *validator, path string) {
 	}
 	v.positive(path+".table.maxEntries", int64(t.MaxEntries))
 
+	switch r.Store {
+	case StoreMemory, StoreRedis:
+	default:
+		v.add(path+".store", fmt.Sprintf("%q must be memory or redis", r.Store))
+	}
+
 	hp := r.Health.Passive
 	if hp.ConsecutiveFailures < -1 {
 		v.add(path+".health.passive.consecutiveFailures", "must be positive, or -1 to turn passive checks off")
@@ -204,6 +225,36 @@ func (r *Route) validate(v *validator, path string) {
 	v.positive(path+".health.active.timeout", int64(ha.Timeout))
 	v.positive(path+".health.active.healthyThreshold", int64(ha.HealthyThreshold))
 	v.positive(path+".health.active.unhealthyThreshold", int64(ha.UnhealthyThreshold))
+}
+
+func (r *Redis) validate(v *validator, path string) {
+	switch {
+	case r.URL == "" && len(r.Addrs) == 0:
+		v.add(path, "routes use the redis store: give url or addrs")
+	case r.URL != "" && len(r.Addrs) > 0:
+		v.add(path, "give url or addrs, not both")
+	case r.URL != "":
+		u, err := url.Parse(r.URL)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			v.add(path+".url", "must be redis://[user:password@]host:port[/db] or rediss://...")
+		}
+	case r.MasterName == "" && !r.Cluster && len(r.Addrs) != 1:
+		v.add(path+".addrs", "one address for a single node; set masterName for Sentinel or cluster for Cluster")
+	}
+	for i, a := range r.Addrs {
+		v.hostPort(fmt.Sprintf("%s.addrs[%d]", path, i), a)
+	}
+	if r.MasterName != "" && r.Cluster {
+		v.add(path+".cluster", "cannot be combined with masterName")
+	}
+	if r.Cluster && r.DB != 0 {
+		v.add(path+".db", "Redis Cluster has only database 0")
+	}
+	if strings.ContainsAny(r.KeyPrefix, " *?[") {
+		v.add(path+".keyPrefix", fmt.Sprintf("%q must not contain spaces or glob characters", r.KeyPrefix))
+	}
+	v.positive(path+".timeout", int64(r.Timeout))
+	v.positive(path+".dialTimeout", int64(r.DialTimeout))
 }
 
 // BackendAddress returns host:port of a backend URL, which must be

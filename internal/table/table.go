@@ -173,6 +173,14 @@ func (t *Table) shard(k Key) *shard {
 // reported as a miss. The returned string is the table's interned copy.
 // Lookup does not allocate.
 func (t *Table) Lookup(k Key) (pod string, ok bool) {
+	pod, _, ok = t.LookupSince(k)
+	return pod, ok
+}
+
+// LookupSince is Lookup that also reports when the entry was used before
+// this hit (Unix seconds), so a caller can act once per period of use, such
+// as refreshing a shared copy's expiry.
+func (t *Table) LookupSince(k Key) (pod string, prevUse int64, ok bool) {
 	now := stamp(t.now())
 	s := t.shard(k)
 	s.mu.Lock()
@@ -181,18 +189,19 @@ func (t *Table) Lookup(k Key) (pod string, ok bool) {
 	if pos == nilPos {
 		s.misses++
 		s.mu.Unlock()
-		return "", false
+		return "", 0, false
 	}
 	if why := s.expiry(&s.entries[pos]); why != live {
 		s.drop(pos, why)
 		s.misses++
 		s.mu.Unlock()
-		return "", false
+		return "", 0, false
 	}
+	prev := s.entries[pos].lastUsed
 	id := s.hit(pos)
 	s.hits++
 	s.mu.Unlock()
-	return t.pods.name(id), true
+	return t.pods.name(id), epoch + int64(prev), true
 }
 
 // Peek returns k's live entry without refreshing it, promoting it or
