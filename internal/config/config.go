@@ -341,8 +341,13 @@ type Match struct {
 	// Host is the request's host, without port, compared case-insensitively.
 	// Empty: any host.
 	Host string `yaml:"host"`
-	// PathPrefix must start the request path. Empty: any path.
+	// PathPrefix must start the request path, element by element as in
+	// Gateway API and Ingress pathType Prefix: "/api" matches "/api" and
+	// "/api/v1" but not "/apis". Empty: any path.
 	PathPrefix string `yaml:"pathPrefix"`
+	// Path must equal the request path (Ingress pathType Exact). Cannot be
+	// combined with PathPrefix.
+	Path string `yaml:"path"`
 	// Headers maps header names to the exact value each must carry.
 	Headers map[string]string `yaml:"headers"`
 }

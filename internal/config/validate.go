@@ -109,6 +109,12 @@ func (r *Route) validate(v *validator, path string) {
 	if p := r.Match.PathPrefix; p != "" && !strings.HasPrefix(p, "/") {
 		v.add(path+".match.pathPrefix", fmt.Sprintf("%q must start with '/'", p))
 	}
+	if p := r.Match.Path; p != "" && !strings.HasPrefix(p, "/") {
+		v.add(path+".match.path", fmt.Sprintf("%q must start with '/'", p))
+	}
+	if r.Match.Path != "" && r.Match.PathPrefix != "" {
+		v.add(path+".match.path", "cannot be combined with pathPrefix")
+	}
 	if h := r.Match.Host; strings.ContainsAny(h, ":/ ") {
 		v.add(path+".match.host", fmt.Sprintf("%q must be a host name without port or scheme", h))
 	}

@@ -25,7 +25,8 @@ var (
 type RouteInfo struct {
 	Name      string            `json:"name"`
 	Host      string            `json:"host,omitempty"`
-	Path      string            `json:"pathPrefix,omitempty"`
+	Prefix    string            `json:"pathPrefix,omitempty"`
+	Path      string            `json:"path,omitempty"`
 	Headers   map[string]string `json:"headers,omitempty"`
 	KeyHeader string            `json:"keyHeader"`
 	Balancer  string            `json:"balancer"`
@@ -143,7 +144,7 @@ func (r *route) info() RouteInfo {
 		ti.HitRatio = float64(s.Hits) / float64(n)
 	}
 	info := RouteInfo{
-		Name: r.name, Host: string(r.host), Path: string(r.pathPrefix),
+		Name: r.name, Host: string(r.host), Prefix: string(r.pathPrefix), Path: string(r.path),
 		KeyHeader: r.key.header, Balancer: r.balName, Missing: r.missingName,
 		Strict: r.strict, Drain: r.drain, Pods: len(r.pods.Load().all),
 		Table: ti, Rebinds: r.rebinds.byReason(""),

@@ -192,6 +192,7 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 		name:       rc.Name,
 		host:       lower(rc.Match.Host),
 		pathPrefix: []byte(rc.Match.PathPrefix),
+		path:       []byte(rc.Match.Path),
 		key: keySource{
 			header:   rc.Sticky.Header,
 			cookie:   rc.Sticky.Cookie,

@@ -341,7 +341,7 @@ func TestLearningFromTheResponse(t *testing.T) {
 }
 
 func TestRoutesMatchHeadersHostAndPath(t *testing.T) {
-	apache, nginx, api, other := newTestPod(t, "apache", nil), newTestPod(t, "nginx", nil), newTestPod(t, "api", nil), newTestPod(t, "other", nil)
+	apache, nginx, api, other, login := newTestPod(t, "apache", nil), newTestPod(t, "nginx", nil), newTestPod(t, "api", nil), newTestPod(t, "other", nil), newTestPod(t, "login", nil)
 	route := func(name string, m config.Match, p *testPod) config.Route {
 		return config.Route{Name: name, Match: m, Backends: []config.Backend{{Name: p.name, URL: p.url()}}}
 	}
@@ -349,7 +349,8 @@ func TestRoutesMatchHeadersHostAndPath(t *testing.T) {
 		route("apache", config.Match{Headers: map[string]string{"X-Route": "apache"}}, apache),
 		route("nginx", config.Match{Headers: map[string]string{"X-Route": "nginx"}}, nginx),
 		route("api", config.Match{Host: "api.example.com", PathPrefix: "/v1/"}, api),
-		route("other", config.Match{PathPrefix: "/static/"}, other),
+		route("other", config.Match{PathPrefix: "/static"}, other),
+		route("login", config.Match{Path: "/login"}, login),
 	}})
 	cases := []struct {
 		name    string
@@ -363,6 +364,9 @@ func TestRoutesMatchHeadersHostAndPath(t *testing.T) {
 		{"host and path prefix", "/v1/users", []string{"Host: API.example.com:8080"}, "api", 200},
 		{"host without the prefix", "/v2/users", []string{"Host: api.example.com"}, "podpin: no route matches this request\n", 404},
 		{"a path prefix alone", "/static/app.js", nil, "other", 200},
+		{"a prefix matches whole path elements only", "/staticfiles", nil, "podpin: no route matches this request\n", 404},
+		{"an exact path", "/login", nil, "login", 200},
+		{"an exact path does not match below it", "/login/x", nil, "podpin: no route matches this request\n", 404},
 		{"nothing matching", "/", []string{"X-Route: haproxy"}, "podpin: no route matches this request\n", 404},
 	}
 	for _, c := range cases {

@@ -31,7 +31,8 @@ type route struct {
 	name string
 
 	host       []byte // lower case; empty: any
-	pathPrefix []byte // empty: any
+	pathPrefix []byte // element-wise; empty: any
+	path       []byte // exact; empty: any
 	headers    []headerMatch
 
 	key         keySource
@@ -83,7 +84,10 @@ func (r *route) matches(ctx *fasthttp.RequestCtx) bool {
 	if len(r.host) > 0 && !hostEqual(ctx.Request.Header.Host(), r.host) {
 		return false
 	}
-	if len(r.pathPrefix) > 0 && !bytes.HasPrefix(ctx.Path(), r.pathPrefix) {
+	if len(r.pathPrefix) > 0 && !pathHasPrefix(ctx.Path(), r.pathPrefix) {
+		return false
+	}
+	if len(r.path) > 0 && !bytes.Equal(ctx.Path(), r.path) {
 		return false
 	}
 	for _, h := range r.headers {
@@ -92,6 +96,17 @@ func (r *route) matches(ctx *fasthttp.RequestCtx) bool {
 		}
 	}
 	return true
+}
+
+// pathHasPrefix reports whether prefix starts path element by element:
+// "/api" starts "/api" and "/api/v1" but not "/apis" (Gateway API
+// PathPrefix, Ingress pathType Prefix). A prefix ending in '/' starts
+// everything under it.
+func pathHasPrefix(path, prefix []byte) bool {
+	if !bytes.HasPrefix(path, prefix) {
+		return false
+	}
+	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'
 }
 
 // hostEqual compares a Host header, ignoring any port and case, with want.
