@@ -14,6 +14,10 @@
 //	podpin_table_sessions{route,pod}                   live sessions pinned to each pod
 //	podpin_config_reloads_total{result}                configuration reloads: applied or rejected
 //	podpin_state_saves_total{result}                   stick table snapshots written: ok or error
+//	podpin_store_errors_total{op}                      failed or timed-out Redis calls
+//	podpin_store_degraded                              1 while Redis is out of reach and local tables serve alone
+//	podpin_store_invalidations_total                   entries dropped on other replicas' word
+//	podpin_store_writebacks_total                      local entries written back to Redis after an outage or restart
 package metrics
 
 import (
@@ -37,6 +41,11 @@ type Metrics struct {
 	rebinds  *prometheus.CounterVec
 	reloads  *prometheus.CounterVec
 	saves    *prometheus.CounterVec
+
+	storeErrors        *prometheus.CounterVec
+	storeDegraded      prometheus.Gauge
+	storeInvalidations prometheus.Counter
+	storeWriteBacks    prometheus.Counter
 }
 
 // New builds the metrics and registers them, with the table collector, on reg.
@@ -73,9 +82,26 @@ func New(reg prometheus.Registerer, tables func() []TableStats) *Metrics {
 			Name: "podpin_state_saves_total",
 			Help: "Stick table snapshots written to the state file, by result: ok or error.",
 		}, []string{"result"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podpin_store_errors_total",
+			Help: "Redis calls that failed or timed out, by operation.",
+		}, []string{"op"}),
+		storeDegraded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "podpin_store_degraded",
+			Help: "1 while Redis is out of reach and the local tables serve alone.",
+		}),
+		storeInvalidations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "podpin_store_invalidations_total",
+			Help: "Local entries dropped because another replica moved or removed them.",
+		}),
+		storeWriteBacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "podpin_store_writebacks_total",
+			Help: "Local entries written back to Redis after an outage, a restart or a failover.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.inFlight, m.latency, m.lookups, m.rebinds, m.reloads, m.saves)
+		reg.MustRegister(m.requests, m.inFlight, m.latency, m.lookups, m.rebinds, m.reloads, m.saves,
+			m.storeErrors, m.storeDegraded, m.storeInvalidations, m.storeWriteBacks)
 		if tables != nil {
 			reg.MustRegister(tableCollector(tables))
 		}
@@ -92,6 +118,24 @@ func (m *Metrics) Reloaded(applied bool) {
 func (m *Metrics) Saved(ok bool) {
 	m.saves.WithLabelValues(map[bool]string{true: "ok", false: "error"}[ok]).Inc()
 }
+
+// StoreError counts a failed Redis call.
+func (m *Metrics) StoreError(op string) { m.storeErrors.WithLabelValues(op).Inc() }
+
+// StoreDegraded records whether the local tables serve alone.
+func (m *Metrics) StoreDegraded(d bool) {
+	if d {
+		m.storeDegraded.Set(1)
+	} else {
+		m.storeDegraded.Set(0)
+	}
+}
+
+// StoreInvalidation counts an entry dropped on another replica's word.
+func (m *Metrics) StoreInvalidation() { m.storeInvalidations.Inc() }
+
+// StoreWriteBack counts entries written back to Redis.
+func (m *Metrics) StoreWriteBack(n int) { m.storeWriteBacks.Add(float64(n)) }
 
 // Route returns the handles for one route's lookups and rebinds.
 func (m *Metrics) Route(route string) *Route {

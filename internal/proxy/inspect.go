@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/podpin/podpin/internal/store"
 	"github.com/podpin/podpin/internal/table"
 )
 
@@ -181,7 +182,13 @@ func (p *Proxy) Session(route, key string) (Session, error) {
 	if err != nil {
 		return Session{}, err
 	}
-	e, ok := r.table.Peek(r.digest.Key(r.name, []byte(key)))
+	k := r.digest.Key(r.name, []byte(key))
+	e, ok := r.table.Peek(k)
+	if r.shared != nil {
+		if e, ok, err = r.shared.Get(k); err != nil {
+			return Session{}, err
+		}
+	}
 	if !ok {
 		return Session{}, ErrNoSuchSession
 	}
@@ -199,8 +206,19 @@ func (p *Proxy) Pin(route, key, pod string) (Session, error) {
 		return Session{}, fmt.Errorf("%w: %q", ErrNoSuchPod, pod)
 	}
 	k := r.digest.Key(r.name, []byte(key))
-	if prev, moved := r.table.Store(k, pod, []byte(key)); moved {
-		r.rebound(prev, reasonAdmin)
+	prev, _ := r.table.Peek(k)
+	if r.shared != nil {
+		if shared, ok, _ := r.shared.Get(k); ok {
+			prev = shared
+		}
+		if err := r.shared.Pin(k, pod, []byte(key)); err != nil {
+			return Session{}, err
+		}
+	} else {
+		r.table.Store(k, pod, []byte(key))
+	}
+	if prev.Pod != "" && prev.Pod != pod {
+		r.rebound(prev.Pod, reasonAdmin)
 	}
 	e, _ := r.table.Peek(k)
 	return session(e), nil
@@ -212,7 +230,11 @@ func (p *Proxy) Unpin(route, key string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return r.table.Delete(r.digest.Key(r.name, []byte(key))), nil
+	k := r.digest.Key(r.name, []byte(key))
+	if r.shared != nil {
+		return r.shared.Unpin(k)
+	}
+	return r.table.Delete(k), nil
 }
 
 // ClearPod removes every entry pinned to pod, so its sessions rebind on
@@ -222,6 +244,9 @@ func (p *Proxy) ClearPod(route, pod string) (int, error) {
 	r, err := p.route(route)
 	if err != nil {
 		return 0, err
+	}
+	if r.shared != nil {
+		return r.shared.ClearPod(pod)
 	}
 	return r.table.DeletePod(pod), nil
 }
@@ -242,6 +267,12 @@ func (p *Proxy) Sessions(route string, q SessionQuery) (SessionPage, error) {
 	if q.scanLimit == 0 {
 		q.scanLimit = 100_000
 	}
+	if r.shared != nil {
+		page, err := q.sharedPage(r.shared)
+		if !errors.Is(err, store.ErrClusterList) {
+			return page, err
+		}
+	}
 	var cursor uint64
 	if q.Cursor != "" {
 		if _, err := fmt.Sscanf(q.Cursor, "%x", &cursor); err != nil || cursor == 0 {
@@ -261,6 +292,18 @@ func (p *Proxy) Sessions(route string, q SessionQuery) (SessionPage, error) {
 		page.Next = fmt.Sprintf("%x", next)
 	}
 	return page, nil
+}
+
+// sharedPage lists from Redis: the shared table, not this replica's copy.
+func (q *SessionQuery) sharedPage(sr *store.Route) (SessionPage, error) {
+	page := SessionPage{Sessions: []Session{}}
+	next, err := sr.List(q.Cursor, q.Limit, func(e table.Entry) {
+		if q.matches(e) {
+			page.Sessions = append(page.Sessions, session(e))
+		}
+	})
+	page.Next = next
+	return page, err
 }
 
 func (q *SessionQuery) matches(e table.Entry) bool {

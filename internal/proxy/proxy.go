@@ -24,6 +24,7 @@ import (
 	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/discovery"
 	"github.com/podpin/podpin/internal/metrics"
+	"github.com/podpin/podpin/internal/store"
 	"github.com/podpin/podpin/internal/table"
 )
 
@@ -33,6 +34,7 @@ type Proxy struct {
 	metrics    *metrics.Metrics
 	digest     table.Digester
 	discoverer Discoverer
+	shared     *store.Redis
 
 	state   atomic.Pointer[state]
 	tunnels tunnels
@@ -62,6 +64,9 @@ type Options struct {
 	// Discoverer makes the endpoint sources of routes that name a Service
 	// or a DNS name; nil refuses such routes.
 	Discoverer Discoverer
+	// Shared is the Redis store for routes whose store is redis; nil
+	// refuses such routes.
+	Shared *store.Redis
 }
 
 // Discoverer makes the endpoint source of a route whose pods are found
@@ -72,7 +77,7 @@ type Discoverer interface {
 
 // New returns a proxy with no routes: every request gets 404 until Apply.
 func New(o Options) *Proxy {
-	p := &Proxy{log: o.Logger, metrics: o.Metrics, digest: table.NewDigester(o.KeySecret), discoverer: o.Discoverer}
+	p := &Proxy{log: o.Logger, metrics: o.Metrics, digest: table.NewDigester(o.KeySecret), discoverer: o.Discoverer, shared: o.Shared}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -269,6 +274,15 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 		r.table = table.New(tc)
 	}
 	r.tableConfig = rc.Table
+	r.fallback, _ = balance.New(balance.Hash)
+	r.sessions = localSessions{r.table}
+	if rc.Store == config.StoreRedis {
+		if p.shared == nil {
+			return nil, fmt.Errorf("route %q: store redis needs store.redis settings", rc.Name)
+		}
+		r.shared = p.shared.Route(rc.Name, r.table, rc.Table.IdleTimeout, rc.Table.AbsoluteTimeout, rc.Table.KeepRawKeys)
+		r.sessions = r.shared
+	}
 	return r, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/discovery"
 	"github.com/podpin/podpin/internal/metrics"
+	"github.com/podpin/podpin/internal/store"
 	"github.com/podpin/podpin/internal/table"
 )
 
@@ -45,7 +46,10 @@ type route struct {
 	active      config.Active
 
 	bal         balance.Balancer
+	fallback    balance.Balancer // hash: places keys while the shared table is out of reach
 	balName     string
+	sessions    sessions
+	shared      *store.Route // nil for a memory store
 	table       *table.Table
 	tableConfig config.Table // what table was built from
 	digest      table.Digester
@@ -127,10 +131,10 @@ type decision struct {
 }
 
 // place finds the pod for a request with key k: its pinned pod when that pod
-// can serve it, else a new one from the balancer, stored in the table.
+// can serve it, else a new one from the balancer, claimed in the table.
 func (r *route) place(set *podSet, k table.Key, raw []byte) decision {
 	var d decision
-	if name, ok := r.table.Lookup(k); ok {
+	if name, ok := r.sessions.Lookup(k); ok {
 		p := set.byName[name]
 		switch {
 		case p == nil:
@@ -155,8 +159,14 @@ func (r *route) place(set *podSet, k table.Key, raw []byte) decision {
 		d.err = errNoPod
 		return d
 	}
-	r.table.Store(k, d.pod.name, raw)
 	d.result = metrics.LookupMiss
+	if winner := r.sessions.Claim(k, d.from, d.pod.name, raw); winner != d.pod.name {
+		// Another replica placed the key first: follow it when its pod can
+		// take the request here.
+		if p := set.byName[winner]; p != nil && (p.takesNew() || (p.state == discovery.Draining && r.drain && p.out == "")) {
+			return decision{pod: p, result: metrics.LookupHit}
+		}
+	}
 	if d.from != "" {
 		d.result = metrics.LookupRebind
 		r.rebound(d.from, d.reason)
@@ -171,7 +181,11 @@ func (r *route) rebind(set *podSet, k table.Key, raw []byte, failed *pod) *pod {
 	if p == nil {
 		return nil
 	}
-	r.table.Store(k, p.name, raw)
+	if winner := r.sessions.Claim(k, failed.name, p.name, raw); winner != p.name {
+		if w := set.byName[winner]; w != nil && w.takesNew() {
+			p = w
+		}
+	}
 	r.rebound(failed.name, reasonConnectFailed)
 	return p
 }
@@ -183,7 +197,11 @@ func (r *route) rebound(pod, reason string) {
 }
 
 func (r *route) pick(candidates []balance.Pod, key uint64) *pod {
-	i := r.bal.Pick(key, candidates)
+	bal := r.bal
+	if r.sessions.Degraded() {
+		bal = r.fallback
+	}
+	i := bal.Pick(key, candidates)
 	if i < 0 {
 		return nil
 	}

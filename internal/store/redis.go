@@ -1,0 +1,475 @@
+// Package store shares stick tables between podpin replicas through Redis
+// (or Valkey; one node, Sentinel or Cluster). Each replica keeps its own
+// table as a near cache: hits are served from it without a round trip, and
+// Redis is asked only on a local miss, to claim a new key, and to refresh a
+// key's expiry once per period of use.
+//
+// Consistency: the first placement of a key is a claim (a compare-and-set
+// script: set if absent, else return the stored pod), so two replicas never
+// pin one key to two pods; a rebind replaces the stored pod only if it is
+// still the one the replica saw. Rebinds, pins, unpins and clears are
+// published on a channel and every other replica drops its copy (within
+// milliseconds; within a second of reconnecting when a replica lost its
+// subscription, by a reconcile pass over its table).
+//
+// Failure: a Redis call that fails or outlasts its timeout marks the store
+// degraded. The proxy then serves from the local tables only and places new
+// keys with the deterministic hash balancer, so replicas still agree. A
+// probe every second notices Redis again (or a restarted or failed-over
+// Redis, by its run id) and writes the local entries back, without
+// overwriting entries stored later by another replica, before leaving the
+// degraded state. No request fails because of Redis.
+//
+// Keys are PREFIX + route + ":" + the key digest in hex; values are
+// "created-unix-ms|pod|raw-key" (raw key only when the route keeps them),
+// with the route's idle timeout as TTL.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/podpin/podpin/internal/config"
+	"github.com/podpin/podpin/internal/table"
+)
+
+// Redis is the connection shared by every route whose store is redis. Safe
+// for concurrent use.
+type Redis struct {
+	c       redis.UniversalClient
+	cluster bool
+	prefix  string
+	timeout time.Duration
+	channel string
+	id      string // this replica, to skip its own invalidations
+	log     *slog.Logger
+	m       Metrics
+
+	degraded atomic.Bool
+	runID    atomic.Value // string: the server last seen, to notice restarts
+	now      atomic.Int64 // Unix seconds, updated by Run
+
+	refresh chan touch
+
+	// guards routes
+	mu     sync.Mutex
+	routes map[string]*Route
+}
+
+// Metrics counts what the store does; nil methods are not allowed, use
+// NopMetrics.
+type Metrics interface {
+	StoreError(op string)
+	StoreDegraded(bool)
+	StoreInvalidation()
+	StoreWriteBack(n int)
+}
+
+// NopMetrics counts nothing.
+type NopMetrics struct{}
+
+func (NopMetrics) StoreError(string)  {}
+func (NopMetrics) StoreDegraded(bool) {}
+func (NopMetrics) StoreInvalidation() {}
+func (NopMetrics) StoreWriteBack(int) {}
+
+type touch struct {
+	r *Route
+	k table.Key
+}
+
+// New connects to Redis as cfg says. It does not wait for Redis: a store
+// that cannot reach it starts degraded.
+func New(cfg config.Redis, log *slog.Logger, m Metrics) (*Redis, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if m == nil {
+		m = NopMetrics{}
+	}
+	opts, err := universalOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var id [8]byte
+	rand.Read(id[:])
+	s := &Redis{
+		c:       redis.NewUniversalClient(opts),
+		cluster: cfg.Cluster,
+		prefix:  cfg.KeyPrefix,
+		timeout: cfg.Timeout,
+		channel: cfg.KeyPrefix + "invalidate",
+		id:      hex.EncodeToString(id[:]),
+		log:     log,
+		m:       m,
+		refresh: make(chan touch, 4096),
+		routes:  map[string]*Route{},
+	}
+	s.now.Store(time.Now().Unix())
+	s.runID.Store("")
+	return s, nil
+}
+
+// universalOptions turns the configuration into go-redis options, with
+// request-path timeouts in milliseconds and no retries: a slow Redis must
+// cost a request at most one timeout, after which the local table serves.
+func universalOptions(cfg config.Redis) (*redis.UniversalOptions, error) {
+	o := &redis.UniversalOptions{
+		Addrs:         cfg.Addrs,
+		MasterName:    cfg.MasterName,
+		IsClusterMode: cfg.Cluster,
+		DB:            cfg.DB,
+		Username:      cfg.Username,
+		DialTimeout:   cfg.DialTimeout,
+		ReadTimeout:   cfg.Timeout,
+		WriteTimeout:  cfg.Timeout,
+		MaxRetries:    -1,
+		PoolSize:      64,
+		// Context deadlines bound each call on the request path.
+		ContextTimeoutEnabled: true,
+	}
+	if cfg.URL != "" {
+		u, err := redis.ParseURL(cfg.URL)
+		if err != nil {
+			return nil, fmt.Errorf("store.redis.url: %w", err)
+		}
+		o.Addrs, o.DB, o.Username, o.Password = []string{u.Addr}, u.DB, u.Username, u.Password
+		if u.TLSConfig != nil {
+			cfg.TLS = true
+		}
+	}
+	switch {
+	case cfg.PasswordFile != "":
+		b, err := os.ReadFile(cfg.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("store.redis.passwordFile: %w", err)
+		}
+		o.Password = strings.TrimRight(string(b), "\r\n")
+	case cfg.PasswordEnv != "":
+		o.Password = os.Getenv(cfg.PasswordEnv)
+	}
+	if cfg.MasterName != "" {
+		// Sentinels hold no ACL of the data nodes' by default.
+		o.SentinelUsername, o.SentinelPassword = "", ""
+	}
+	if cfg.TLS {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.TLSServerName}
+		if cfg.TLSCAFile != "" {
+			pem, err := os.ReadFile(cfg.TLSCAFile)
+			if err != nil {
+				return nil, fmt.Errorf("store.redis.tlsCAFile: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, errors.New("store.redis.tlsCAFile: no certificate in it")
+			}
+		}
+		o.TLSConfig = tc
+	}
+	return o, nil
+}
+
+// Close closes the connections.
+func (s *Redis) Close() error { return s.c.Close() }
+
+// Degraded reports whether the store is serving from local tables only.
+func (s *Redis) Degraded() bool { return s.degraded.Load() }
+
+// Route returns the handle of one route's shared table, with t as its near
+// cache. Calling it again for a name replaces the previous handle (a reload
+// that rebuilt the route's table).
+func (s *Redis) Route(name string, t *table.Table, idle, absolute time.Duration, keepRaw bool) *Route {
+	r := &Route{s: s, name: name, t: t, idle: idle, absolute: absolute, keepRaw: keepRaw,
+		keyPrefix: s.prefix + name + ":", window: refreshWindow(idle)}
+	s.mu.Lock()
+	s.routes[name] = r
+	s.mu.Unlock()
+	return r
+}
+
+// refreshWindow is how often one key's expiry in Redis is pushed forward
+// while the key is in use: a quarter of the idle timeout, between 1s and 5m.
+func refreshWindow(idle time.Duration) int64 {
+	return int64(min(max(idle/4, time.Second), 5*time.Minute) / time.Second)
+}
+
+func (s *Redis) route(name string) *Route {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.routes[name]
+}
+
+func (s *Redis) allRoutes() []*Route {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Route, 0, len(s.routes))
+	for _, r := range s.routes {
+		out = append(out, r)
+	}
+	return out
+}
+
+// fail records a failed call and enters the degraded state.
+func (s *Redis) fail(op string, err error) {
+	s.m.StoreError(op)
+	if !s.degraded.Swap(true) {
+		s.m.StoreDegraded(true)
+		s.log.Warn("redis unavailable: serving from local tables, new keys placed by hash", "op", op, "error", err)
+	}
+}
+
+func (s *Redis) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), s.timeout)
+}
+
+// Run owns the store's goroutines until ctx ends: the clock, the probe that
+// notices Redis coming back, the invalidation subscriber and the batcher of
+// expiry refreshes.
+func (s *Redis) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { s.probe(ctx) })
+	wg.Go(func() { s.subscribe(ctx) })
+	wg.Go(func() { s.batch(ctx) })
+	wg.Wait()
+	return nil
+}
+
+// probe checks Redis every second (every 250ms while degraded). When Redis
+// answers after an outage, or answers with another run id (restarted, or a
+// replica promoted by Sentinel), the local tables are written back before
+// the degraded state ends.
+func (s *Redis) probe(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	last := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s.now.Store(now.Unix())
+			if !s.degraded.Load() && now.Sub(last) < time.Second {
+				continue
+			}
+			last = now
+		}
+		id, err := s.serverID(ctx)
+		if err != nil {
+			s.fail("probe", err)
+			continue
+		}
+		prev := s.runID.Swap(id).(string)
+		restarted := prev != "" && prev != id
+		if s.degraded.Load() || restarted {
+			if restarted {
+				s.log.Warn("redis server changed (restart or failover): writing local entries back", "run_id", id)
+			}
+			n, err := s.writeBackAll(ctx)
+			if err != nil {
+				s.fail("write-back", err)
+				continue
+			}
+			s.m.StoreWriteBack(n)
+			if s.degraded.Swap(false) {
+				s.m.StoreDegraded(false)
+				s.log.Info("redis available again: local entries written back", "entries", n)
+			}
+		}
+	}
+}
+
+// serverID returns the run id of the server podpin writes to (for Cluster,
+// of the nodes together).
+func (s *Redis) serverID(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, max(s.timeout, 200*time.Millisecond))
+	defer cancel()
+	if cc, ok := s.c.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		var ids []string
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			id, err := runID(ctx, c)
+			mu.Lock()
+			ids = append(ids, id)
+			mu.Unlock()
+			return err
+		})
+		slices.Sort(ids)
+		return strings.Join(ids, ","), err
+	}
+	return runID(ctx, s.c)
+}
+
+func runID(ctx context.Context, c redis.Cmdable) (string, error) {
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(line, "run_id:"); ok {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", errors.New("no run_id in INFO server")
+}
+
+// subscribe applies other replicas' invalidations to the local tables. A
+// subscription made again after a lost connection may have missed some, so
+// it triggers a reconcile pass.
+func (s *Redis) subscribe(ctx context.Context) {
+	ps := s.c.Subscribe(ctx, s.channel)
+	// Receive does not return on ctx alone; closing the subscription ends it.
+	stop := context.AfterFunc(ctx, func() { ps.Close() })
+	defer stop()
+	defer ps.Close()
+	subscribed := 0
+	for {
+		msg, err := ps.Receive(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			subscribed++
+			if subscribed > 1 {
+				s.log.Info("invalidation channel subscribed again: reconciling local tables")
+				go func() {
+					if n, err := s.writeBackAll(ctx); err != nil {
+						s.fail("reconcile", err)
+					} else {
+						s.m.StoreWriteBack(n)
+					}
+				}()
+			}
+		case *redis.Message:
+			s.invalidate(m.Payload)
+		}
+	}
+}
+
+// Invalidation messages: "sender|route|digest-hex" drops one key,
+// "sender|route|*pod" drops every key pinned to pod.
+func (s *Redis) publish(route, what string) {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if err := s.c.Publish(ctx, s.channel, s.id+"|"+route+"|"+what).Err(); err != nil {
+		s.fail("publish", err)
+	}
+}
+
+func (s *Redis) invalidate(payload string) {
+	sender, rest, ok := strings.Cut(payload, "|")
+	if !ok || sender == s.id {
+		return
+	}
+	route, what, ok := strings.Cut(rest, "|")
+	if !ok {
+		return
+	}
+	r := s.route(route)
+	if r == nil {
+		return
+	}
+	s.m.StoreInvalidation()
+	if pod, ok := strings.CutPrefix(what, "*"); ok {
+		r.t.DeletePod(pod)
+		return
+	}
+	if k, ok := parseDigest(what); ok {
+		r.t.Delete(k)
+	}
+}
+
+// batch collects expiry refreshes and sends them once a second, one
+// pipeline for all. A key gone from Redis (expired there, or Redis
+// restarted empty) is written back from the local table.
+func (s *Redis) batch(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	pending := map[touch]struct{}{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case tc := <-s.refresh:
+			pending[tc] = struct{}{}
+		case <-t.C:
+			if len(pending) == 0 || s.degraded.Load() {
+				continue
+			}
+			s.flush(ctx, pending)
+			clear(pending)
+		}
+	}
+}
+
+func (s *Redis) flush(ctx context.Context, pending map[touch]struct{}) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	batch := make([]touch, 0, len(pending))
+	cmds := make([]*redis.BoolCmd, 0, len(pending))
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for tc := range pending {
+			batch = append(batch, tc)
+			cmds = append(cmds, p.PExpire(ctx, tc.r.key(tc.k), tc.r.ttl(time.Now())))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		s.fail("refresh", err)
+		return
+	}
+	for i, c := range cmds {
+		if ok, _ := c.Result(); !ok {
+			if e, found := batch[i].r.t.Peek(batch[i].k); found {
+				batch[i].r.writeBack(ctx, []table.Entry{e})
+			}
+		}
+	}
+}
+
+// writeBackAll writes every local entry of every route back to Redis,
+// keeping entries Redis has from a later placement, and adopts those into
+// the local tables. It returns how many entries it examined.
+func (s *Redis) writeBackAll(ctx context.Context) (int, error) {
+	n := 0
+	for _, r := range s.allRoutes() {
+		var cursor uint64
+		for {
+			batch := make([]table.Entry, 0, 512)
+			cursor = r.t.Scan(cursor, func(e table.Entry) bool {
+				batch = append(batch, e)
+				return len(batch) < cap(batch)
+			})
+			if err := r.writeBack(ctx, batch); err != nil {
+				return n, err
+			}
+			n += len(batch)
+			if cursor == 0 {
+				break
+			}
+		}
+	}
+	return n, nil
+}
