@@ -28,7 +28,8 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
-	var buf [256]byte
+	buf := p.keyBufs.Get().(*[256]byte)
+	defer p.keyBufs.Put(buf)
 	raw, err := r.key.read(ctx, buf[:0])
 	if err != nil {
 		r.fail(ctx, fasthttp.StatusBadRequest, err)

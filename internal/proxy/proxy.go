@@ -38,6 +38,10 @@ type Proxy struct {
 
 	state   atomic.Pointer[state]
 	tunnels tunnels
+	// keyBufs holds *[256]byte buffers that session keys are copied into,
+	// one per request in flight: the key must outlive the header rewrite of
+	// forwarding, and a pooled buffer keeps that copy off the heap.
+	keyBufs sync.Pool
 
 	// guards Apply and the route goroutines below
 	mu sync.Mutex
@@ -85,6 +89,7 @@ func New(o Options) *Proxy {
 		p.metrics = metrics.New(nil, nil)
 	}
 	p.state.Store(&state{})
+	p.keyBufs.New = func() any { return new([256]byte) }
 	return p
 }
 

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/podpin/podpin/internal/redistest"
+	"github.com/podpin/podpin/internal/table"
+)
+
+// replicas starts n podpin processes sharing one Redis.
+func replicas(t *testing.T, n int, redisURL string, pods []string, extra ...string) []*process {
+	t.Helper()
+	var out []*process
+	for range n {
+		args := []string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--redis", redisURL}
+		for _, p := range pods {
+			args = append(args, "--backend", p)
+		}
+		out = append(out, startPodpin(t, append(args, extra...)...))
+	}
+	return out
+}
+
+func threeDemoPods(t *testing.T) []string {
+	return []string{
+		"web-0=" + namedPod(t, "web-0", 0).URL,
+		"web-1=" + namedPod(t, "web-1", 0).URL,
+		"web-2=" + namedPod(t, "web-2", 0).URL,
+	}
+}
+
+func TestReplicasSharingRedisPinEachKeyToOnePod(t *testing.T) {
+	srv := redistest.Start(t)
+	reps := replicas(t, 3, "redis://"+srv.Addr, threeDemoPods(t))
+	const keys = 3000
+	got := make([][]string, len(reps))
+	var wg sync.WaitGroup
+	// Every replica sends the first request of every key at the same time,
+	// each in its own order, so many keys race on all three.
+	for ri, rp := range reps {
+		got[ri] = make([]string, keys)
+		for w := range 4 {
+			wg.Go(func() {
+				for i := w; i < keys; i += 4 {
+					k := (i*7 + ri*1000) % keys
+					code, body, err := rp.get(fmt.Sprintf("user-%d", k))
+					if err != nil || code != 200 {
+						t.Errorf("replica %d key %d: %d %v", ri, k, code, err)
+						return
+					}
+					got[ri][k] = body
+				}
+			})
+		}
+	}
+	wg.Wait()
+	spread := map[string]int{}
+	for k := range keys {
+		want := got[0][k]
+		spread[want]++
+		for ri := range reps {
+			if got[ri][k] != want {
+				t.Fatalf("key user-%d: replica 0 sent it to %s, replica %d to %s", k, want, ri, got[ri][k])
+			}
+			// Later requests agree too, on every replica.
+			if again := reps[ri].podOf(fmt.Sprintf("user-%d", k)); again != want && k%100 == 0 {
+				t.Fatalf("key user-%d later went to %s on replica %d, want %s", k, again, ri, want)
+			}
+		}
+		if k%100 == 0 {
+			v := srv.Do("GET", "podpin:default:"+digestOf("default", fmt.Sprintf("user-%d", k)))
+			if !strings.Contains(v, "$") {
+				t.Fatalf("redis has no entry for user-%d: %q", k, v)
+			}
+		}
+	}
+	if len(spread) != 3 {
+		t.Errorf("keys spread over %v, want all three pods", spread)
+	}
+	if n := srv.Do("DBSIZE"); n != fmt.Sprintf(":%d", keys) {
+		t.Errorf("redis holds %s keys, want %d", n, keys)
+	}
+}
+
+func TestRedisOutageFailsNoRequestAndReplicasStillAgree(t *testing.T) {
+	srv := redistest.Start(t)
+	reps := replicas(t, 2, "redis://"+srv.Addr, threeDemoPods(t))
+	before := map[string]string{}
+	for i := range 200 {
+		k := fmt.Sprintf("old-%d", i)
+		before[k] = reps[i%2].podOf(k)
+	}
+
+	var total, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; ; i += 4 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := fmt.Sprintf("old-%d", i%200)
+				code, body, err := reps[i%2].get(k)
+				total.Add(1)
+				if err != nil || code != 200 || body != before[k] {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	srv.Kill()
+	time.Sleep(time.Second)
+
+	// New keys placed during the outage: by hash, the same on both replicas.
+	during := map[string]string{}
+	for i := range 100 {
+		k := fmt.Sprintf("new-%d", i)
+		a, b := reps[0].podOf(k), reps[1].podOf(k)
+		if a != b {
+			t.Fatalf("during the outage key %q went to %s on one replica and %s on the other", k, a, b)
+		}
+		during[k] = a
+	}
+	srv.Restart() // empty
+	time.Sleep(2 * time.Second)
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Errorf("%d of %d requests failed or moved while redis was down, want none", failed.Load(), total.Load())
+	}
+	// Both replicas wrote their entries back to the empty redis.
+	for k := range during {
+		if v := srv.Do("EXISTS", "podpin:default:"+digestOf("default", k)); v != ":1" {
+			t.Errorf("key %q not written back to redis", k)
+		}
+	}
+	for k := range before {
+		if v := srv.Do("EXISTS", "podpin:default:"+digestOf("default", k)); v != ":1" {
+			t.Errorf("key %q not written back to redis", k)
+		}
+	}
+
+	t.Run("a pin on one replica reaches the other within the bound", func(t *testing.T) {
+		key := "old-1"
+		target := "web-0"
+		if before[key] == "web-0" {
+			target = "web-1"
+		}
+		req, _ := http.NewRequest("PUT", "http://"+reps[0].admin+"/api/v1/routes/default/sessions/"+key, strings.NewReader(`{"pod":"`+target+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("pin: %v %v", resp, err)
+		}
+		resp.Body.Close()
+		start := time.Now()
+		for reps[1].podOf(key) != target {
+			if time.Since(start) > time.Second {
+				t.Fatalf("replica 1 still routes %q elsewhere a second after the pin", key)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		t.Logf("pin on replica 0 reached replica 1 in %v", time.Since(start))
+	})
+}
+
+// digestOf is the hex digest podpin stores for a raw key (no key secret).
+func digestOf(route, key string) string {
+	k := table.NewDigester(nil).Key(route, []byte(key))
+	return fmt.Sprintf("%016x%016x", k.Hi, k.Lo)
+}

@@ -1,0 +1,117 @@
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+
+	"github.com/podpin/podpin/internal/config"
+	"github.com/podpin/podpin/internal/redistest"
+	"github.com/podpin/podpin/internal/store"
+)
+
+// benchRoute is a route over four pods that no request reaches: placement
+// only.
+func benchRoute(b *testing.B, p *Proxy, storeType string) *route {
+	b.Helper()
+	c := &config.Config{Routes: []config.Route{{Name: "default", Store: storeType}}}
+	if storeType == config.StoreRedis {
+		c.Store.Redis.URL = "redis://unused"
+	}
+	for i := range 4 {
+		c.Routes[0].Backends = append(c.Routes[0].Backends, config.Backend{Name: fmt.Sprintf("web-%d", i), URL: fmt.Sprintf("http://127.0.0.1:%d", 1+i)})
+	}
+	c.SetDefaults()
+	if err := p.Apply(c); err != nil {
+		b.Fatal(err)
+	}
+	r, _ := p.route("default")
+	return r
+}
+
+// benchPlaceHit measures a session hit: digest, lookup, pod check.
+func benchPlaceHit(b *testing.B, r *route) {
+	const keys = 10_000
+	raw := make([][]byte, keys)
+	for i := range raw {
+		raw[i] = fmt.Appendf(nil, "session-%d", i)
+		r.place(r.pods.Load(), r.digest.Key(r.name, raw[i]), raw[i])
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		k := raw[i%keys]
+		if d := r.place(r.pods.Load(), r.digest.Key(r.name, k), k); d.result != 0 {
+			b.Fatalf("result %d, want a hit", d.result)
+		}
+		i++
+	}
+}
+
+// BenchmarkPlaceHit compares the hit path of the memory store with the
+// Redis store's (a near-cache hit: the same table plus a refresh check).
+func BenchmarkPlaceHit(b *testing.B) {
+	b.Run("memory", func(b *testing.B) {
+		p := New(Options{})
+		defer p.Close()
+		benchPlaceHit(b, benchRoute(b, p, config.StoreMemory))
+	})
+	b.Run("redis", func(b *testing.B) {
+		srv := redistest.Start(b)
+		s, err := store.New(config.Redis{URL: "redis://" + srv.Addr, KeyPrefix: "podpin:", Timeout: 100 * time.Millisecond, DialTimeout: time.Second}, nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		p := New(Options{Shared: s})
+		defer p.Close()
+		benchPlaceHit(b, benchRoute(b, p, config.StoreRedis))
+	})
+}
+
+// BenchmarkServeHit measures the whole request path of a session hit in
+// process: parse, route, key, table, forward over a pooled connection to an
+// in-memory pod, response back. It reports allocations per request.
+func BenchmarkServeHit(b *testing.B) {
+	podLn := fasthttputil.NewInmemoryListener()
+	defer podLn.Close()
+	go fasthttp.Serve(podLn, func(ctx *fasthttp.RequestCtx) { ctx.WriteString("web-0") })
+
+	p := New(Options{})
+	defer p.Close()
+	c := &config.Config{Routes: []config.Route{{Name: "default", Backends: []config.Backend{{Name: "web-0", URL: "http://pod:80"}}}}}
+	c.SetDefaults()
+	if err := p.Apply(c); err != nil {
+		b.Fatal(err)
+	}
+	r, _ := p.route("default")
+	for _, pd := range r.pods.Load().all {
+		pd.client.Dial = func(string) (net.Conn, error) { return podLn.Dial() }
+	}
+
+	proxyLn := fasthttputil.NewInmemoryListener()
+	defer proxyLn.Close()
+	go fasthttp.Serve(proxyLn, p.serve)
+	client := &fasthttp.HostClient{Addr: "proxy", Dial: func(string) (net.Conn, error) { return proxyLn.Dial() }}
+
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	req.SetRequestURI("http://proxy/")
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("session-%d", i)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		req.Header.Set("X-Session", keys[i%len(keys)])
+		if err := client.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+			b.Fatalf("%v %d", err, resp.StatusCode())
+		}
+		i++
+	}
+}
