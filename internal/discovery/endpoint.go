@@ -3,7 +3,12 @@
 // set into an immutable snapshot that the request path reads.
 //
 // The static source serves the pods named in the configuration; it changes
-// when the configuration is reloaded.
+// when the configuration is reloaded. [Kubernetes] finds the pods of a
+// Service from its EndpointSlices through label-filtered informers, named by
+// their pod names; [NewDNS] resolves a name's A/AAAA or SRV records again
+// and again. [Factory] makes the source a route's settings ask for. See
+// README.md for settings, identity and state rules, and the RBAC the
+// Kubernetes source needs.
 package discovery
 
 import (

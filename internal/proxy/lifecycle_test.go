@@ -371,7 +371,10 @@ func TestSnapshotRestoresEverySessionIntoANewProxy(t *testing.T) {
 
 // pushSource is an endpoint source the test drives by hand, standing in for
 // the Kubernetes and DNS sources (tested on their own against real servers).
-type pushSource struct{ updates chan []discovery.Endpoint }
+type pushSource struct {
+	updates chan []discovery.Endpoint
+	applied chan struct{}
+}
 
 func (s *pushSource) Run(ctx context.Context, update func([]discovery.Endpoint)) error {
 	for {
@@ -380,8 +383,15 @@ func (s *pushSource) Run(ctx context.Context, update func([]discovery.Endpoint))
 			return nil
 		case eps := <-s.updates:
 			update(eps)
+			s.applied <- struct{}{}
 		}
 	}
+}
+
+// push reports eps and waits until the proxy applied them.
+func (s *pushSource) push(eps []discovery.Endpoint) {
+	s.updates <- eps
+	<-s.applied
 }
 
 type pushDiscoverer struct{ src *pushSource }
@@ -393,7 +403,7 @@ func TestEndpointSourceChangesPodsWithoutReload(t *testing.T) {
 	ep := func(p *testPod, st discovery.State) discovery.Endpoint {
 		return discovery.Endpoint{Name: p.name, Address: strings.TrimPrefix(p.url(), "http://"), Weight: 1, State: st}
 	}
-	src := &pushSource{updates: make(chan []discovery.Endpoint)}
+	src := &pushSource{updates: make(chan []discovery.Endpoint), applied: make(chan struct{})}
 	p := New(Options{Discoverer: pushDiscoverer{src}})
 	cfg := &config.Config{Routes: []config.Route{{Name: "web", Service: &config.Service{Name: "web", Port: "http"}}}}
 	cfg.SetDefaults()
@@ -407,8 +417,7 @@ func TestEndpointSourceChangesPodsWithoutReload(t *testing.T) {
 	if p.Synced() {
 		t.Error("synced before the source reported")
 	}
-	src.updates <- []discovery.Endpoint{ep(pods[0], discovery.Ready), ep(pods[1], discovery.Ready)}
-	src.updates <- []discovery.Endpoint{ep(pods[0], discovery.Ready), ep(pods[1], discovery.Ready)} // the first was applied once this one is taken
+	src.push([]discovery.Endpoint{ep(pods[0], discovery.Ready), ep(pods[1], discovery.Ready)})
 	if !p.Synced() {
 		t.Error("not synced after the source reported")
 	}
@@ -416,9 +425,11 @@ func TestEndpointSourceChangesPodsWithoutReload(t *testing.T) {
 	if n := len(r.pods.Load().fresh); n != 2 {
 		t.Fatalf("%d candidate pods, want 2", n)
 	}
-	src.updates <- []discovery.Endpoint{ep(pods[0], discovery.Draining), ep(pods[1], discovery.Ready), ep(pods[2], discovery.Ready)}
-	src.updates <- nil
-	src.updates <- []discovery.Endpoint{ep(pods[0], discovery.Draining), ep(pods[1], discovery.Ready), ep(pods[2], discovery.Ready)}
+	src.push(nil)
+	if n := len(r.pods.Load().all); n != 0 {
+		t.Errorf("%d pods after an empty set, want 0", n)
+	}
+	src.push([]discovery.Endpoint{ep(pods[0], discovery.Draining), ep(pods[1], discovery.Ready), ep(pods[2], discovery.Ready)})
 	infos, _ := p.Pods("web")
 	states := map[string]string{}
 	for _, pi := range infos {

@@ -47,7 +47,7 @@ type Proxy struct {
 	mu sync.Mutex
 	// stop ends the goroutines of the routes now serving
 	stop context.CancelFunc
-	wg   sync.WaitGroup
+	wg   *sync.WaitGroup
 }
 
 // state is one applied configuration. Immutable; swapped whole.
@@ -151,18 +151,21 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 	return nil
 }
 
-// startRoutes stops the goroutines of the previous routes and starts those
-// of routes. p.mu must be held.
+// startRoutes starts the goroutines of routes, then stops those of the
+// routes they replace: starting first lets a Service's shared informer live
+// on across a reload instead of being torn down and listed again. p.mu must
+// be held.
 func (p *Proxy) startRoutes(routes []*route) {
+	ctx, stop := context.WithCancel(context.Background())
+	wg := &sync.WaitGroup{}
+	for _, r := range routes {
+		wg.Go(func() { r.run(ctx) })
+	}
 	if p.stop != nil {
 		p.stop()
 		p.wg.Wait()
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	p.stop = stop
-	for _, r := range routes {
-		p.wg.Go(func() { r.run(ctx) })
-	}
+	p.stop, p.wg = stop, wg
 }
 
 // Close stops every goroutine the proxy started. It does not close
