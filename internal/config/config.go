@@ -9,6 +9,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -45,6 +46,13 @@ const (
 	DefaultCheckTimeout        = time.Second
 	DefaultHealthyThreshold    = 2
 	DefaultUnhealthyThreshold  = 3
+
+	DefaultHeaderTimeout  = 10 * time.Second
+	DefaultClientIdle     = 60 * time.Second
+	DefaultBodyTimeout    = 60 * time.Second
+	DefaultMaxHeaderBytes = 16 << 10
+	DefaultMaxHeaders     = 100
+	DefaultMaxConnections = 10000
 )
 
 // Missing-key policies: what a route does with a request that carries no key.
@@ -75,6 +83,15 @@ type Config struct {
 
 	// Upstream holds the settings for connections to pods.
 	Upstream Upstream `yaml:"upstream"`
+
+	// Limits bound what one client connection may cost: timeouts, header
+	// and body sizes, connection counts.
+	Limits Limits `yaml:"limits"`
+
+	// KeySecret keys the digest of session keys, so table keys (in memory,
+	// in snapshots, in Redis) cannot be matched to raw keys by whoever
+	// lacks it. Empty: a fixed, public key.
+	KeySecret KeySecret `yaml:"keySecret"`
 
 	// Shutdown shapes a graceful stop (SIGTERM).
 	Shutdown Shutdown `yaml:"shutdown"`
@@ -241,6 +258,73 @@ type Upstream struct {
 	MaxConnsPerPod int `yaml:"maxConnsPerPod"`
 }
 
+// Limits bound the cost of client connections. headerTimeout, idleTimeout,
+// maxHeaderBytes, maxConnections and maxConnsPerIP take effect at start;
+// the others on reload too.
+type Limits struct {
+	// HeaderTimeout bounds receiving a request's line and headers, from its
+	// first byte (or the connection's opening); a client that is slower is
+	// disconnected. Default 10s.
+	HeaderTimeout time.Duration `yaml:"headerTimeout"`
+	// IdleTimeout closes a keep-alive client connection that sends no new
+	// request this long. Default 60s.
+	IdleTimeout time.Duration `yaml:"idleTimeout"`
+	// BodyTimeout is the longest silence while a request body is read: an
+	// inactivity timeout, so a long upload that keeps flowing is not cut.
+	// Default 60s.
+	BodyTimeout time.Duration `yaml:"bodyTimeout"`
+	// MaxHeaderBytes bounds a request's line plus headers, in bytes; larger
+	// requests get 431. Default 16384.
+	MaxHeaderBytes int `yaml:"maxHeaderBytes"`
+	// MaxHeaders bounds the number of header fields; more get 431.
+	// Default 100.
+	MaxHeaders int `yaml:"maxHeaders"`
+	// MaxConnections caps open client connections; beyond it new
+	// connections get 503 and are closed. Default 10000.
+	MaxConnections int `yaml:"maxConnections"`
+	// MaxConnsPerIP caps open connections from one client address; beyond
+	// it new connections get 429 and are closed. Default 0: no cap.
+	MaxConnsPerIP int `yaml:"maxConnsPerIP"`
+	// MaxBodyBytes bounds a request body, in bytes; larger ones get 413.
+	// Default 0: no bound (bodies stream through).
+	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
+}
+
+// KeySecret says where the session key digest secret is read from. Set at
+// most one of File and Env.
+type KeySecret struct {
+	// File holds the secret; surrounding white space is ignored. Read at
+	// start.
+	File string `yaml:"file"`
+	// Env names an environment variable holding the secret.
+	Env string `yaml:"env"`
+}
+
+// Read returns the configured secret: nil when none is configured, an error
+// naming the field when its source is missing or empty. The secret itself
+// never appears in an error.
+func (k *KeySecret) Read() ([]byte, error) {
+	switch {
+	case k.File != "":
+		data, err := os.ReadFile(k.File)
+		if err != nil {
+			return nil, FieldError{Path: "keySecret.file", Msg: fmt.Sprintf("reading the secret: %v", err)}
+		}
+		s := strings.TrimSpace(string(data))
+		if s == "" {
+			return nil, FieldError{Path: "keySecret.file", Msg: fmt.Sprintf("%q is empty", k.File)}
+		}
+		return []byte(s), nil
+	case k.Env != "":
+		s := strings.TrimSpace(os.Getenv(k.Env))
+		if s == "" {
+			return nil, FieldError{Path: "keySecret.env", Msg: fmt.Sprintf("environment variable %q is unset or empty", k.Env)}
+		}
+		return []byte(s), nil
+	}
+	return nil, nil
+}
+
 // Route is one set of pods with its sticky settings.
 type Route struct {
 	// Name identifies the route in the admin API, in metrics and in table
@@ -339,7 +423,8 @@ type Active struct {
 // Match selects requests. Every given condition must hold.
 type Match struct {
 	// Host is the request's host, without port, compared case-insensitively.
-	// Empty: any host.
+	// "*.example.com" matches exactly one label in front of example.com
+	// (as in Ingress). Empty: any host.
 	Host string `yaml:"host"`
 	// PathPrefix must start the request path, element by element as in
 	// Gateway API and Ingress pathType Prefix: "/api" matches "/api" and
@@ -412,6 +497,14 @@ type Sticky struct {
 	// Learn, when true, pins the value of the key header found in a pod's
 	// response to that pod (HAProxy's "stick store-response").
 	Learn bool `yaml:"learn"`
+	// NewSessionsPerIP caps how many new table entries one client address
+	// may create per second, on average; a request over it that would
+	// create one gets 429. Default 0: no cap.
+	NewSessionsPerIP float64 `yaml:"newSessionsPerIP"`
+	// NewSessionsBurst is how many new entries a client address may create
+	// at once before NewSessionsPerIP applies. Default: NewSessionsPerIP
+	// rounded up, at least 1. Used only with NewSessionsPerIP.
+	NewSessionsBurst int `yaml:"newSessionsBurst"`
 }
 
 // Table configures a route's stick table.
@@ -459,6 +552,25 @@ func (c *Config) SetDefaults() {
 	if u.MaxConnsPerPod == 0 {
 		u.MaxConnsPerPod = DefaultMaxConnsPerPod
 	}
+	l := &c.Limits
+	if l.HeaderTimeout == 0 {
+		l.HeaderTimeout = DefaultHeaderTimeout
+	}
+	if l.IdleTimeout == 0 {
+		l.IdleTimeout = DefaultClientIdle
+	}
+	if l.BodyTimeout == 0 {
+		l.BodyTimeout = DefaultBodyTimeout
+	}
+	if l.MaxHeaderBytes == 0 {
+		l.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if l.MaxHeaders == 0 {
+		l.MaxHeaders = DefaultMaxHeaders
+	}
+	if l.MaxConnections == 0 {
+		l.MaxConnections = DefaultMaxConnections
+	}
 	if c.Shutdown.DrainTimeout == 0 {
 		c.Shutdown.DrainTimeout = DefaultDrainTimeout
 	}
@@ -486,8 +598,13 @@ func (c *Config) SetDefaults() {
 	}
 }
 
-// UsesRedis reports whether any route keeps its table in Redis.
+// UsesRedis reports whether routes keep their tables in Redis: the default
+// store is redis (routes made later, from Ingresses, take it), or a route
+// says so.
 func (c *Config) UsesRedis() bool {
+	if c.Store.Type == StoreRedis {
+		return true
+	}
 	for _, r := range c.Routes {
 		if r.Store == StoreRedis {
 			return true
@@ -546,6 +663,9 @@ func (r *Route) setDefaults() {
 	}
 	if s.Missing == "" {
 		s.Missing = MissingBalance
+	}
+	if s.NewSessionsPerIP > 0 && s.NewSessionsBurst == 0 {
+		s.NewSessionsBurst = max(1, int(math.Ceil(s.NewSessionsPerIP)))
 	}
 	if r.Balancer == "" {
 		r.Balancer = "round-robin"

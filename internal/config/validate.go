@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"net/url"
 	"regexp"
@@ -65,6 +66,30 @@ func (c *Config) Validate() error {
 	v.positive("upstream.idleConnTimeout", int64(u.IdleConnTimeout))
 	v.positive("upstream.maxConnsPerPod", int64(u.MaxConnsPerPod))
 
+	l := c.Limits
+	v.positive("limits.headerTimeout", int64(l.HeaderTimeout))
+	v.positive("limits.idleTimeout", int64(l.IdleTimeout))
+	v.positive("limits.bodyTimeout", int64(l.BodyTimeout))
+	if l.MaxHeaderBytes < 1024 || l.MaxHeaderBytes > 1<<20 {
+		v.add("limits.maxHeaderBytes", fmt.Sprintf("%d must be between 1024 and 1048576", l.MaxHeaderBytes))
+	}
+	if l.MaxHeaders < 1 || l.MaxHeaders > 10000 {
+		v.add("limits.maxHeaders", fmt.Sprintf("%d must be between 1 and 10000", l.MaxHeaders))
+	}
+	v.positive("limits.maxConnections", int64(l.MaxConnections))
+	if l.MaxConnsPerIP < 0 {
+		v.add("limits.maxConnsPerIP", "must not be negative (0 means no cap)")
+	}
+	if l.MaxBodyBytes < 0 {
+		v.add("limits.maxBodyBytes", "must not be negative (0 means no bound)")
+	}
+	switch k := c.KeySecret; {
+	case k.File != "" && k.Env != "":
+		v.add("keySecret.env", "set either keySecret.file or keySecret.env, not both")
+	case k.Env != "" && strings.ContainsAny(k.Env, "= \t\n"):
+		v.add("keySecret.env", fmt.Sprintf("%q is not an environment variable name", k.Env))
+	}
+
 	v.positive("shutdown.drainTimeout", int64(c.Shutdown.DrainTimeout))
 	if c.Shutdown.Delay < 0 {
 		v.add("shutdown.delay", "must not be negative")
@@ -115,8 +140,8 @@ func (r *Route) validate(v *validator, path string) {
 	if r.Match.Path != "" && r.Match.PathPrefix != "" {
 		v.add(path+".match.path", "cannot be combined with pathPrefix")
 	}
-	if h := r.Match.Host; strings.ContainsAny(h, ":/ ") {
-		v.add(path+".match.host", fmt.Sprintf("%q must be a host name without port or scheme", h))
+	if h := r.Match.Host; strings.ContainsAny(h, ":/ ") || strings.Contains(strings.TrimPrefix(h, "*."), "*") {
+		v.add(path+".match.host", fmt.Sprintf("%q must be a host name without port or scheme, or *.domain", h))
 	}
 	for _, name := range slices.Sorted(maps.Keys(r.Match.Headers)) {
 		v.headerName(fmt.Sprintf("%s.match.headers[%q]", path, name), name)
@@ -191,6 +216,14 @@ func (r *Route) validate(v *validator, path string) {
 	case MissingBalance, MissingAssign, MissingReject:
 	default:
 		v.add(path+".sticky.missing", fmt.Sprintf("%q must be one of balance, assign, reject", s.Missing))
+	}
+	switch {
+	case math.IsNaN(s.NewSessionsPerIP) || s.NewSessionsPerIP < 0 || math.IsInf(s.NewSessionsPerIP, 0):
+		v.add(path+".sticky.newSessionsPerIP", "must be a number, not negative (0 means no cap)")
+	case s.NewSessionsBurst < 0 || s.NewSessionsBurst > 1_000_000:
+		v.add(path+".sticky.newSessionsBurst", fmt.Sprintf("%d must be between 0 and 1000000", s.NewSessionsBurst))
+	case s.NewSessionsBurst > 0 && s.NewSessionsPerIP == 0:
+		v.add(path+".sticky.newSessionsBurst", "needs newSessionsPerIP")
 	}
 	if _, err := balance.New(r.Balancer); err != nil {
 		v.add(path+".balancer", fmt.Sprintf("%q must be one of %s", r.Balancer, strings.Join(balance.Names(), ", ")))

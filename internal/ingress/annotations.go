@@ -1,0 +1,197 @@
+package ingress
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/podpin/podpin/internal/config"
+)
+
+// AnnotationPrefix starts every annotation podpin reads on an Ingress.
+const AnnotationPrefix = "podpin.io/"
+
+// The annotations, each setting one field of every route made from the
+// Ingress. Unset: the field's default from the configuration reference.
+const (
+	AnnotationStickyHeader    = AnnotationPrefix + "sticky-header"    // sticky.header
+	AnnotationStickyCookie    = AnnotationPrefix + "sticky-cookie"    // sticky.cookie
+	AnnotationStickyQuery     = AnnotationPrefix + "sticky-query"     // sticky.query
+	AnnotationStickyClientIP  = AnnotationPrefix + "sticky-client-ip" // sticky.clientIP
+	AnnotationMissingKey      = AnnotationPrefix + "missing-key"      // sticky.missing
+	AnnotationLearn           = AnnotationPrefix + "learn"            // sticky.learn
+	AnnotationBalancer        = AnnotationPrefix + "balancer"         // balancer
+	AnnotationIdleTimeout     = AnnotationPrefix + "idle-timeout"     // table.idleTimeout
+	AnnotationAbsoluteTimeout = AnnotationPrefix + "absolute-timeout" // table.absoluteTimeout
+	AnnotationMaxEntries      = AnnotationPrefix + "max-entries"      // table.maxEntries
+	AnnotationDrain           = AnnotationPrefix + "drain"            // drain
+	AnnotationStrict          = AnnotationPrefix + "strict"           // strict
+	AnnotationStore           = AnnotationPrefix + "store"            // store
+)
+
+// annotationFields maps each annotation to the route field it sets, as
+// config.Validate names it below routes[i]. It is how a validation error is
+// traced back to the annotation that caused it.
+var annotationFields = map[string]string{
+	AnnotationStickyHeader:    "sticky.header",
+	AnnotationStickyCookie:    "sticky.cookie",
+	AnnotationStickyQuery:     "sticky.query",
+	AnnotationStickyClientIP:  "sticky.clientIP",
+	AnnotationMissingKey:      "sticky.missing",
+	AnnotationLearn:           "sticky.learn",
+	AnnotationBalancer:        "balancer",
+	AnnotationIdleTimeout:     "table.idleTimeout",
+	AnnotationAbsoluteTimeout: "table.absoluteTimeout",
+	AnnotationMaxEntries:      "table.maxEntries",
+	AnnotationDrain:           "drain",
+	AnnotationStrict:          "strict",
+	AnnotationStore:           "store",
+}
+
+// annotationFor returns the annotation that sets the route field path (as
+// in "sticky.header"), or "" when no annotation sets it.
+func annotationFor(field string) string {
+	for a, f := range annotationFields {
+		if f == field {
+			return a
+		}
+	}
+	return ""
+}
+
+// Problem is one thing wrong with an Ingress. Annotation names the
+// annotation at fault; it is empty for a problem in the Ingress's spec.
+type Problem struct {
+	Annotation string
+	Msg        string
+}
+
+func (p Problem) String() string {
+	if p.Annotation == "" {
+		return p.Msg
+	}
+	return p.Annotation + ": " + p.Msg
+}
+
+// settings are the route fields an Ingress's annotations set.
+type settings struct {
+	sticky   config.Sticky
+	balancer string
+	table    config.Table
+	drain    *bool
+	strict   bool
+	store    string
+}
+
+// parseAnnotations reads the podpin.io/ annotations. It reports every value
+// that does not parse and every unknown podpin.io/ annotation (a typo would
+// otherwise be silently ignored), in annotation order. Values that parse are
+// checked later, by config.Validate, on the routes they produce.
+func parseAnnotations(ann map[string]string) (settings, []Problem) {
+	var s settings
+	var problems []Problem
+	bad := func(a, format string, args ...any) {
+		problems = append(problems, Problem{Annotation: a, Msg: fmt.Sprintf(format, args...)})
+	}
+	boolean := func(a, v string, dst *bool) {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad(a, "%q must be true or false", v)
+			return
+		}
+		*dst = b
+	}
+	// duration parses a positive duration: zero would silently become the
+	// default once defaults are applied.
+	duration := func(a, v string, dst *time.Duration) {
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			bad(a, "%q is not a duration (such as 90s, 30m or 12h)", v)
+		case d <= 0:
+			bad(a, "%q must be positive", v)
+		default:
+			*dst = d
+		}
+	}
+	for _, a := range slices.Sorted(maps.Keys(ann)) {
+		if !strings.HasPrefix(a, AnnotationPrefix) {
+			continue
+		}
+		v := strings.TrimSpace(ann[a])
+		switch a {
+		case AnnotationStickyHeader:
+			s.sticky.Header = v
+			if v == "" {
+				bad(a, "must not be empty")
+			}
+		case AnnotationStickyCookie:
+			s.sticky.Cookie = v
+		case AnnotationStickyQuery:
+			s.sticky.Query = v
+		case AnnotationStickyClientIP:
+			boolean(a, v, &s.sticky.ClientIP)
+		case AnnotationMissingKey:
+			s.sticky.Missing = v
+			if v == "" {
+				bad(a, "must be one of balance, assign, reject")
+			}
+		case AnnotationLearn:
+			boolean(a, v, &s.sticky.Learn)
+		case AnnotationBalancer:
+			s.balancer = v
+			if v == "" {
+				bad(a, "must name a balancer")
+			}
+		case AnnotationIdleTimeout:
+			duration(a, v, &s.table.IdleTimeout)
+		case AnnotationAbsoluteTimeout:
+			duration(a, v, &s.table.AbsoluteTimeout)
+		case AnnotationMaxEntries:
+			n, err := strconv.Atoi(v)
+			switch {
+			case err != nil:
+				bad(a, "%q must be a whole number", v)
+			case n <= 0:
+				bad(a, "%q must be positive", v)
+			default:
+				s.table.MaxEntries = n
+			}
+		case AnnotationDrain:
+			var b bool
+			boolean(a, v, &b)
+			s.drain = &b
+		case AnnotationStrict:
+			boolean(a, v, &s.strict)
+		case AnnotationStore:
+			s.store = v
+			if v == "" {
+				bad(a, "must be memory or redis")
+			}
+		default:
+			bad(a, "unknown annotation; podpin reads %s", strings.Join(knownAnnotations(), ", "))
+		}
+	}
+	return s, problems
+}
+
+// knownAnnotations lists the annotation names, sorted.
+func knownAnnotations() []string {
+	return slices.Sorted(maps.Keys(annotationFields))
+}
+
+// apply sets the route fields the annotations gave.
+func (s *settings) apply(r *config.Route) {
+	r.Sticky = s.sticky
+	r.Balancer = s.balancer
+	r.Table = s.table
+	r.Strict = s.strict
+	if s.drain != nil {
+		d := *s.drain
+		r.Drain = &d
+	}
+	r.Store = s.store
+}

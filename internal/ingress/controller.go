@@ -1,0 +1,547 @@
+package ingress
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	networkinglisters "k8s.io/client-go/listers/networking/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/podpin/podpin/internal/config"
+)
+
+const (
+	// ControllerName is the spec.controller of the IngressClass podpin
+	// implements.
+	ControllerName = "podpin.io/ingress-controller"
+	// DefaultClass is the IngressClass name podpin serves by default.
+	DefaultClass = "podpin"
+	// DefaultDebounce is how long the controller gathers changes before it
+	// applies them.
+	DefaultDebounce = 100 * time.Millisecond
+
+	// classAnnotation is the deprecated way to name an Ingress's class,
+	// read when spec.ingressClassName is not set.
+	classAnnotation = "kubernetes.io/ingress.class"
+)
+
+// Event reasons, on the Ingress concerned.
+const (
+	// ReasonInvalidAnnotation: a podpin.io/ annotation is unknown or its
+	// value is invalid.
+	ReasonInvalidAnnotation = "InvalidAnnotation"
+	// ReasonInvalidIngress: the Ingress's spec produces an invalid route.
+	ReasonInvalidIngress = "InvalidIngress"
+	// ReasonUnsupported: a part of the Ingress podpin does not implement
+	// (a wildcard host, a resource backend, TLS) is skipped; the rest is
+	// served.
+	ReasonUnsupported = "Unsupported"
+)
+
+// A failed apply or status write is tried again after minRetry, doubling
+// while it keeps failing, up to maxRetry.
+const (
+	minRetry = time.Second
+	maxRetry = 30 * time.Second
+)
+
+// Options configure a Controller.
+type Options struct {
+	// Client talks to the API server. Required.
+	Client kubernetes.Interface
+	// Apply makes a configuration the running one (proxy.Apply). It is
+	// called from one goroutine at a time. Required.
+	Apply func(*config.Config) error
+	// Class is the IngressClass name to serve. Default "podpin".
+	Class string
+	// Static is the configuration the Ingress routes join: its listeners,
+	// store and other settings, and its routes, which come first. It must be
+	// defaulted and valid except that it may have no routes. Nil: defaults
+	// and no static routes.
+	Static *config.Config
+	// PublishAddress is the IP or host name written to the status of served
+	// Ingresses. Empty: see PublishService.
+	PublishAddress string
+	// PublishService is "namespace/name" of podpin's Service, whose load
+	// balancer address (or else external IPs, or else cluster IP) is
+	// written to the status of served Ingresses. Empty with PublishAddress
+	// empty: the status is left alone.
+	PublishService string
+	// Recorder receives the Events about Ingresses. Nil: they are written
+	// to the API server through Client.
+	Recorder record.EventRecorder
+	// Logger receives state changes; nil discards.
+	Logger *slog.Logger
+	// Debounce is how long a burst of changes is gathered before one apply.
+	// Default 100ms.
+	Debounce time.Duration
+}
+
+// Controller turns the Ingresses of one class into routes and applies them
+// with the static routes. Its methods are safe for concurrent use.
+type Controller struct {
+	client   kubernetes.Interface
+	apply    func(*config.Config) error
+	class    string
+	log      *slog.Logger
+	debounce time.Duration
+	// ownEvents is set when the controller sends its Events itself, through
+	// a broadcaster that Run owns.
+	ownEvents bool
+	publisher publisher
+
+	factory    informers.SharedInformerFactory
+	svcFactory informers.SharedInformerFactory // nil without PublishService
+	ingresses  networkinglisters.IngressLister
+	classes    networkinglisters.IngressClassLister
+
+	kick   chan struct{}
+	synced atomic.Bool
+
+	// guards everything below; held while configurations are built and
+	// applied, so applies happen in order
+	mu      sync.Mutex
+	static  *config.Config
+	gen     int // counts changes of static
+	known   map[string]*ingressState
+	applied *config.Config // last configuration applied; nil: none yet
+	// recorder receives Events; nil until Run starts the controller's own
+	recorder record.EventRecorder
+	// classConflict is the controller of a same-named IngressClass owned by
+	// another controller, as last logged.
+	classConflict string
+}
+
+// ingressState is what the controller remembers of one served Ingress.
+type ingressState struct {
+	uid         types.UID
+	spec        spec
+	fingerprint string
+	gen         int // of the static configuration it was checked against
+	// good are the routes of the last valid version; valid is false when
+	// there never was one, and then the Ingress is not served.
+	good  []ingressRoute
+	valid bool
+}
+
+// New returns a controller; Run starts it.
+func New(o Options) (*Controller, error) {
+	if o.Client == nil || o.Apply == nil {
+		return nil, errors.New("ingress controller: a client and an apply function are required")
+	}
+	c := &Controller{
+		client:    o.Client,
+		apply:     o.Apply,
+		class:     o.Class,
+		log:       o.Logger,
+		debounce:  o.Debounce,
+		recorder:  o.Recorder,
+		static:    o.Static,
+		known:     map[string]*ingressState{},
+		kick:      make(chan struct{}, 1),
+		publisher: publisher{address: o.PublishAddress},
+	}
+	if c.class == "" {
+		c.class = DefaultClass
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.debounce <= 0 {
+		c.debounce = DefaultDebounce
+	}
+	if c.static == nil {
+		c.static = &config.Config{}
+		c.static.SetDefaults()
+	}
+	c.ownEvents = c.recorder == nil
+
+	c.factory = informers.NewSharedInformerFactory(o.Client, 0)
+	ing := c.factory.Networking().V1().Ingresses()
+	cls := c.factory.Networking().V1().IngressClasses()
+	c.ingresses, c.classes = ing.Lister(), cls.Lister()
+	if _, err := ing.Informer().AddEventHandler(c.handler("ingress")); err != nil {
+		return nil, err
+	}
+	if _, err := cls.Informer().AddEventHandler(c.handler("ingressclass")); err != nil {
+		return nil, err
+	}
+	if o.PublishAddress == "" && o.PublishService != "" {
+		ns, name, err := parsePublishService(o.PublishService)
+		if err != nil {
+			return nil, err
+		}
+		c.publisher.namespace, c.publisher.name = ns, name
+		// Only podpin's own Service is watched.
+		c.svcFactory = informers.NewSharedInformerFactoryWithOptions(o.Client, 0,
+			informers.WithNamespace(ns),
+			informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+				lo.FieldSelector = "metadata.name=" + name
+			}))
+		svc := c.svcFactory.Core().V1().Services()
+		c.publisher.services = svc.Lister()
+		if _, err := svc.Informer().AddEventHandler(c.handler("service")); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// handler kicks the controller on every change. The controller rebuilds from
+// its caches, so the objects in the events are only logged.
+func (c *Controller) handler(kind string) cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { c.trigger() },
+		UpdateFunc: func(old, cur any) {
+			o, ok1 := old.(metav1.Object)
+			n, ok2 := cur.(metav1.Object)
+			if ok1 && ok2 && o.GetResourceVersion() == n.GetResourceVersion() {
+				return
+			}
+			c.trigger()
+		},
+		DeleteFunc: func(obj any) {
+			// A watch that missed the deletion delivers a tombstone
+			// holding the last state known.
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if m, ok := obj.(metav1.Object); ok {
+				c.log.Debug("deleted", "kind", kind, "namespace", m.GetNamespace(), "name", m.GetName())
+			}
+			c.trigger()
+		},
+	}
+}
+
+func (c *Controller) trigger() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Synced reports whether the caches have synced and the first set of routes
+// was built: until then podpin is not ready.
+func (c *Controller) Synced() bool { return c.synced.Load() }
+
+// Run watches Ingresses, IngressClasses (and podpin's Service) and applies
+// their routes until ctx ends. It returns nil when ctx ends, or an error
+// when the caches cannot sync.
+func (c *Controller) Run(ctx context.Context) error {
+	if c.ownEvents {
+		b := record.NewBroadcaster()
+		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
+		defer b.Shutdown()
+		c.mu.Lock()
+		c.recorder = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "podpin-ingress-controller"})
+		c.mu.Unlock()
+	}
+	factories := []informers.SharedInformerFactory{c.factory}
+	if c.svcFactory != nil {
+		factories = append(factories, c.svcFactory)
+	}
+	for _, f := range factories {
+		f.Start(ctx.Done())
+		defer f.Shutdown()
+	}
+	for _, f := range factories {
+		for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("ingress controller: caches of %v did not sync", typ)
+			}
+		}
+	}
+	c.log.Info("ingress controller synced", "class", c.class)
+
+	var fire, again <-chan time.Time
+	delay := minRetry
+	// backoff schedules a retry after a failed sync, or resets the delay.
+	backoff := func(failed bool) {
+		switch {
+		case !failed:
+			delay = minRetry
+		case again == nil:
+			again = time.After(delay)
+			delay = min(2*delay, maxRetry)
+		}
+	}
+	backoff(c.sync(ctx))
+	c.synced.Store(true)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.kick:
+			if fire == nil {
+				fire = time.After(c.debounce)
+			}
+		case <-again:
+			again = nil
+			if fire == nil {
+				fire = time.After(0)
+			}
+		case <-fire:
+			fire = nil
+			backoff(c.sync(ctx))
+		}
+	}
+}
+
+// SetStatic replaces the static configuration (a reloaded configuration
+// file) and applies it merged with the Ingress routes. It returns the
+// apply's error; the previous configuration then stays.
+func (c *Controller) SetStatic(cfg *config.Config) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.static = cfg
+	c.gen++
+	err := c.rebuildLocked(true)
+	c.trigger() // statuses
+	return err
+}
+
+// Apply is SetStatic: it lets the controller stand where a reload applies a
+// configuration.
+func (c *Controller) Apply(cfg *config.Config) error { return c.SetStatic(cfg) }
+
+// sync rebuilds and applies the routes and writes the Ingresses' status. It
+// reports whether something failed and should be tried again.
+func (c *Controller) sync(ctx context.Context) (retry bool) {
+	c.mu.Lock()
+	err := c.rebuildLocked(false)
+	served := make([]*networkingv1.Ingress, 0, len(c.known))
+	for key, st := range c.known {
+		if !st.valid {
+			continue
+		}
+		ns, name := st.spec.namespace, st.spec.name
+		ing, gerr := c.ingresses.Ingresses(ns).Get(name)
+		if gerr == nil {
+			served = append(served, ing)
+		} else {
+			c.log.Debug("served ingress gone from cache", "ingress", key)
+		}
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.log.Error("applying ingress routes failed; the running routes stay", "error", err)
+		retry = true
+	}
+	if !c.publisher.enabled() {
+		return retry
+	}
+	want, ok := c.publisher.addresses()
+	if !ok {
+		return retry
+	}
+	for _, ing := range served {
+		wrote, err := writeStatus(ctx, c.client, ing, want)
+		switch {
+		case err != nil && apierrors.IsNotFound(err):
+		case err != nil:
+			c.log.Warn("ingress status not written", "error", err)
+			retry = true
+		case wrote:
+			c.log.Info("ingress status written", "ingress", ing.Namespace+"/"+ing.Name, "address", addressList(want))
+		}
+	}
+	return retry
+}
+
+// rebuildLocked evaluates the Ingresses of the class, reports their
+// problems as Events, and applies the merged configuration when it changed
+// (or always, when force is set). c.mu must be held.
+func (c *Controller) rebuildLocked(force bool) error {
+	list, err := c.ingresses.List(labels.Everything())
+	if err != nil {
+		return fmt.Errorf("listing ingresses: %w", err)
+	}
+	classOK := c.classUsable()
+	defaultClass := classOK && c.isDefaultClass()
+	seen := map[string]bool{}
+	for _, ing := range list {
+		if !classOK || !c.serves(ing, defaultClass) {
+			continue
+		}
+		s := specOf(ing)
+		key := s.key()
+		seen[key] = true
+		fp := s.fingerprint()
+		st := c.known[key]
+		if st != nil && st.fingerprint == fp && st.gen == c.gen {
+			continue
+		}
+		if st == nil || st.uid != ing.UID {
+			// New, or deleted and created again under the same name: the
+			// old one's routes are not its last good ones.
+			st = &ingressState{uid: ing.UID}
+			c.known[key] = st
+		}
+		changed := st.fingerprint != fp
+		st.spec, st.fingerprint, st.gen = s, fp, c.gen
+		t := translate(s, c.static)
+		if changed && c.recorder != nil {
+			for _, p := range t.skipped {
+				c.recorder.Event(ing, corev1.EventTypeWarning, ReasonUnsupported, p.String())
+			}
+		}
+		if len(t.problems) == 0 {
+			if !st.valid || changed {
+				c.log.Info("ingress accepted", "ingress", key, "routes", len(t.routes))
+			}
+			st.good, st.valid = t.routes, true
+			continue
+		}
+		if !changed {
+			// Only the static configuration changed: the last good routes
+			// may no longer fit it (a store that is gone).
+			if st.valid && len(validate(st.good, c.static)) > 0 {
+				st.good, st.valid = nil, false
+				c.log.Warn("ingress no longer valid with the new configuration; not served", "ingress", key)
+			}
+			if !st.valid {
+				c.report(ing, t.problems, false)
+			}
+			continue
+		}
+		c.report(ing, t.problems, st.valid)
+		c.log.Warn("ingress rejected", "ingress", key, "problems", len(t.problems), "keeps_last_good", st.valid)
+	}
+	for key := range c.known {
+		if !seen[key] {
+			delete(c.known, key)
+			c.log.Info("ingress no longer served", "ingress", key)
+		}
+	}
+
+	specs := make([]*spec, 0, len(c.known))
+	routes := map[string][]ingressRoute{}
+	for key, st := range c.known {
+		if st.valid {
+			specs = append(specs, &st.spec)
+			routes[key] = st.good
+		}
+	}
+	cfg := merge(c.static, specs, routes)
+	cfg.SetDefaults()
+	if err := validMerged(cfg); err != nil {
+		// Each Ingress was validated alone and names are made unique,
+		// so this is a bug; keep serving what runs.
+		return fmt.Errorf("merged configuration is invalid: %w", err)
+	}
+	if !force && reflect.DeepEqual(cfg, c.applied) {
+		return nil
+	}
+	if err := c.apply(cfg); err != nil {
+		return err
+	}
+	c.applied = cfg
+	c.log.Info("ingress routes applied", "routes", len(cfg.Routes), "ingresses", len(specs))
+	return nil
+}
+
+// report records a Warning Event on ing for each problem. c.mu must be
+// held.
+func (c *Controller) report(ing *networkingv1.Ingress, problems []Problem, keepsLastGood bool) {
+	if c.recorder == nil {
+		return
+	}
+	outcome := "the Ingress is not served until this is fixed"
+	if keepsLastGood {
+		outcome = "the Ingress keeps its last good configuration"
+	}
+	for _, p := range problems {
+		reason := ReasonInvalidIngress
+		if p.Annotation != "" {
+			reason = ReasonInvalidAnnotation
+		}
+		c.recorder.Eventf(ing, corev1.EventTypeWarning, reason, "%s; %s", p, outcome)
+	}
+}
+
+// classUsable reports whether the class may be served: the IngressClass of
+// that name is podpin's, or does not exist (an Ingress may name a class
+// before it is created). One owned by another controller is not served.
+func (c *Controller) classUsable() bool {
+	ic, err := c.classes.Get(c.class)
+	owner := ""
+	if err == nil && ic.Spec.Controller != ControllerName {
+		owner = ic.Spec.Controller
+	}
+	if owner != c.classConflict {
+		c.classConflict = owner
+		if owner != "" {
+			c.log.Error("the IngressClass belongs to another controller; its Ingresses are not served", "class", c.class, "controller", owner)
+		}
+	}
+	return owner == ""
+}
+
+// isDefaultClass reports whether the class's IngressClass is marked as the
+// cluster's default.
+func (c *Controller) isDefaultClass() bool {
+	ic, err := c.classes.Get(c.class)
+	return err == nil && ic.Annotations[networkingv1.AnnotationIsDefaultIngressClass] == "true"
+}
+
+// serves reports whether ing belongs to the class: by spec.ingressClassName,
+// else by the older kubernetes.io/ingress.class annotation, else (no class
+// at all) when the class is the cluster's default.
+func (c *Controller) serves(ing *networkingv1.Ingress, defaultClass bool) bool {
+	if n := ing.Spec.IngressClassName; n != nil {
+		return *n == c.class
+	}
+	if a, ok := ing.Annotations[classAnnotation]; ok {
+		return a == c.class
+	}
+	return defaultClass
+}
+
+// validMerged validates a merged configuration, which may have no routes at
+// all (no static routes and no Ingress yet).
+func validMerged(cfg *config.Config) error {
+	err := cfg.Validate()
+	var errs config.Errors
+	if err == nil || !errors.As(err, &errs) {
+		return err
+	}
+	var rest config.Errors
+	for _, e := range errs {
+		if !(e.Path == "routes" && len(cfg.Routes) == 0) {
+			rest = append(rest, e)
+		}
+	}
+	if len(rest) == 0 {
+		return nil
+	}
+	return rest
+}
+
+func addressList(es []networkingv1.IngressLoadBalancerIngress) []string {
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.IP + e.Hostname
+	}
+	return out
+}

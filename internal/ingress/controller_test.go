@@ -1,0 +1,274 @@
+package ingress
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/podpin/podpin/internal/config"
+	"github.com/podpin/podpin/internal/k8stest"
+)
+
+// applied records the configurations a controller applies.
+type applied struct {
+	mu   sync.Mutex
+	cfgs []*config.Config
+}
+
+func (a *applied) apply(c *config.Config) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.cfgs = append(a.cfgs, c)
+	return nil
+}
+
+func (a *applied) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.cfgs)
+}
+
+// routes names the routes of the last configuration applied.
+func (a *applied) routes() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.cfgs) == 0 {
+		return nil
+	}
+	var out []string
+	for _, r := range a.cfgs[len(a.cfgs)-1].Routes {
+		out = append(out, r.Name)
+	}
+	return out
+}
+
+// runController runs a controller for class until the test ends.
+func runController(t *testing.T, client kubernetes.Interface, o Options) (*Controller, *applied) {
+	t.Helper()
+	a := &applied{}
+	o.Client, o.Apply = client, a.apply
+	c, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return c, a
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 20s for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func create(t *testing.T, client kubernetes.Interface, objs ...any) {
+	t.Helper()
+	ctx := t.Context()
+	for _, o := range objs {
+		var err error
+		switch o := o.(type) {
+		case *corev1.Namespace:
+			_, err = client.CoreV1().Namespaces().Create(ctx, o, metav1.CreateOptions{})
+		case *networkingv1.IngressClass:
+			_, err = client.NetworkingV1().IngressClasses().Create(ctx, o, metav1.CreateOptions{})
+		case *networkingv1.Ingress:
+			_, err = client.NetworkingV1().Ingresses(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		case *corev1.Service:
+			_, err = client.CoreV1().Services(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		}
+		if err != nil {
+			t.Fatalf("creating %T: %v", o, err)
+		}
+	}
+}
+
+func ingressClass(name, controller string) *networkingv1.IngressClass {
+	return &networkingv1.IngressClass{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       networkingv1.IngressClassSpec{Controller: controller},
+	}
+}
+
+// classed is an Ingress in namespace shop with host <name>.example, of
+// class (nil: none) and annotations.
+func classed(name string, class *string, ann map[string]string) *networkingv1.Ingress {
+	i := ing(name, ann, rule(name+".example", path("/", prefix, "web", 80)))
+	i.Spec.IngressClassName = class
+	return i
+}
+
+func TestIngressClassDecidesWhatIsServed(t *testing.T) {
+	cp := k8stest.Start(t)
+	ctx := t.Context()
+	create(t, cp.Client,
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}},
+		ingressClass("podpin", ControllerName),
+		ingressClass("nginx", "k8s.io/ingress-nginx"),
+		classed("mine", new("podpin"), nil),
+		classed("theirs", new("nginx"), nil),
+		classed("unclassed", nil, nil),
+		classed("annotated", nil, map[string]string{"kubernetes.io/ingress.class": "podpin"}),
+		classed("annotated-other", nil, map[string]string{"kubernetes.io/ingress.class": "nginx"}),
+	)
+	c, a := runController(t, cp.Client, Options{})
+	waitFor(t, "the first sync", c.Synced)
+	waitFor(t, "mine and annotated served", func() bool {
+		return slices.Equal(slices.Sorted(slices.Values(a.routes())), []string{"shop-annotated-0", "shop-mine-0"})
+	})
+
+	// Marked default, the class takes the Ingresses that name none.
+	cls, err := cp.Client.NetworkingV1().IngressClasses().Get(ctx, "podpin", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cls.Annotations = map[string]string{networkingv1.AnnotationIsDefaultIngressClass: "true"}
+	if _, err := cp.Client.NetworkingV1().IngressClasses().Update(ctx, cls, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "unclassed served too", func() bool {
+		return slices.Equal(slices.Sorted(slices.Values(a.routes())), []string{"shop-annotated-0", "shop-mine-0", "shop-unclassed-0"})
+	})
+
+	// A controller told to serve a class that another controller owns
+	// serves nothing.
+	c2, a2 := runController(t, cp.Client, Options{Class: "nginx"})
+	waitFor(t, "the second controller's first sync", c2.Synced)
+	if got := a2.routes(); len(got) != 0 {
+		t.Errorf("routes of a class owned by another controller: got %v, want none", got)
+	}
+}
+
+func TestIngressChangesAreDebouncedAndStatusWrittenOnce(t *testing.T) {
+	cp := k8stest.Start(t)
+	ctx := t.Context()
+	create(t, cp.Client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, ingressClass("podpin", ControllerName))
+	c, a := runController(t, cp.Client, Options{PublishAddress: "lb.podpin.example", Debounce: 300 * time.Millisecond})
+	waitFor(t, "the first sync", c.Synced)
+	before := a.count()
+
+	const n = 10
+	for i := range n {
+		create(t, cp.Client, classed(fmt.Sprintf("app-%d", i), new("podpin"), nil))
+	}
+	waitFor(t, "every Ingress served", func() bool { return len(a.routes()) == n })
+	if got := a.count() - before; got >= n {
+		t.Errorf("applies for %d Ingresses created in a burst: got %d, want fewer", n, got)
+	}
+
+	for i := range n {
+		name := fmt.Sprintf("app-%d", i)
+		waitFor(t, "the status of "+name, func() bool {
+			ing, err := cp.Client.NetworkingV1().Ingresses("shop").Get(ctx, name, metav1.GetOptions{})
+			lb := ing.Status.LoadBalancer.Ingress
+			return err == nil && len(lb) == 1 && lb[0].Hostname == "lb.podpin.example" && lb[0].IP == ""
+		})
+	}
+	// A status write is a change the controller sees; it must not write
+	// again or apply again.
+	ing, err := cp.Client.NetworkingV1().Ingresses("shop").Get(ctx, "app-0", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv, applies := ing.ResourceVersion, a.count()
+	time.Sleep(time.Second)
+	ing, err = cp.Client.NetworkingV1().Ingresses("shop").Get(ctx, "app-0", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ing.ResourceVersion != rv {
+		t.Errorf("the status was written again: resource version %s, then %s", rv, ing.ResourceVersion)
+	}
+	if got := a.count(); got != applies {
+		t.Errorf("applies after the status writes: got %d more, want none", got-applies)
+	}
+}
+
+func TestIngressWithABadAnnotationKeepsItsLastGoodRoutes(t *testing.T) {
+	cp := k8stest.Start(t)
+	ctx := t.Context()
+	create(t, cp.Client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, ingressClass("podpin", ControllerName),
+		classed("app", new("podpin"), map[string]string{AnnotationStickyHeader: "X-Cart"}))
+	c, a := runController(t, cp.Client, Options{})
+	waitFor(t, "the first sync", c.Synced)
+	header := func() string {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		rs := a.cfgs[len(a.cfgs)-1].Routes
+		if len(rs) != 1 {
+			return ""
+		}
+		return rs[0].Sticky.Header
+	}
+	waitFor(t, "app served with X-Cart", func() bool { return header() == "X-Cart" })
+
+	ing, err := cp.Client.NetworkingV1().Ingresses("shop").Get(ctx, "app", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ing.Annotations[AnnotationStickyHeader] = "X Cart"
+	if _, err := cp.Client.NetworkingV1().Ingresses("shop").Update(ctx, ing, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var ev corev1.Event
+	waitFor(t, "the InvalidAnnotation event", func() bool {
+		list, err := cp.Client.CoreV1().Events("shop").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=app,reason=" + ReasonInvalidAnnotation})
+		if err != nil || len(list.Items) == 0 {
+			return false
+		}
+		ev = list.Items[0]
+		return true
+	})
+	want := `podpin.io/sticky-header: "X Cart" is not a valid header name; the Ingress keeps its last good configuration`
+	if ev.Type != corev1.EventTypeWarning || ev.Message != want {
+		t.Errorf("event: got %s %q, want Warning %q", ev.Type, ev.Message, want)
+	}
+	if ev.InvolvedObject.Kind != "Ingress" || ev.InvolvedObject.Namespace != "shop" {
+		t.Errorf("event about %+v, want the Ingress shop/app", ev.InvolvedObject)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := header(); got != "X-Cart" {
+		t.Errorf("header after the bad change: got %q, want the last good X-Cart", got)
+	}
+
+	// Fixed, it applies.
+	ing, err = cp.Client.NetworkingV1().Ingresses("shop").Get(ctx, "app", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ing.Annotations[AnnotationStickyHeader] = "X-Basket"
+	if _, err := cp.Client.NetworkingV1().Ingresses("shop").Update(ctx, ing, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "app served with X-Basket", func() bool { return header() == "X-Basket" })
+	list, err := cp.Client.CoreV1().Events("shop").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range list.Items {
+		if !strings.Contains(e.Message, `"X Cart"`) {
+			t.Errorf("unexpected event: %s %s %q", e.Type, e.Reason, e.Message)
+		}
+	}
+}
