@@ -5,6 +5,8 @@
 //	podpin serve --config podpin.yaml run from a configuration file
 //	podpin serve --backend web-0=http://127.0.0.1:9001 ...
 //	podpin validate --config podpin.yaml
+//	podpin sessions list|get|pin|unpin|clear   inspect and edit a running podpin's sessions
+//	podpin pods | podpin routes               a running podpin's pods and routes
 //	podpin version
 package main
 
@@ -30,9 +32,15 @@ Usage:
   podpin demo                         start three demo pods and the proxy in front of them
   podpin serve [flags]                run the proxy (--config FILE, or quick flags)
   podpin validate --config FILE       check a configuration file
+  podpin sessions list|get|pin|unpin|clear
+                                      list and edit the sessions of a running podpin
+  podpin pods [--route R]             a running podpin's pods: state, load, sessions
+  podpin routes                       a running podpin's routes and stick tables
   podpin version                      print the version
 
-Run 'podpin serve -h' for the flags.
+Run 'podpin serve -h' for the flags, 'podpin sessions' for the session commands.
+The commands that talk to a running podpin use its admin API: --admin ADDRESS
+(env PODPIN_ADMIN, default 127.0.0.1:9901) and --token (env PODPIN_ADMIN_TOKEN).
 `
 
 func main() {
@@ -59,6 +67,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return demoCmd(ctx, args[1:], stdout, stderr)
 	case "validate":
 		return validateCmd(args[1:], stdout, stderr)
+	case "sessions":
+		return sessionsCmd(args[1:], stdout, stderr)
+	case "pods":
+		return podsCmd(args[1:], stdout, stderr)
+	case "routes":
+		return routesCmd(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "podpin", versionString())
 		return nil

@@ -13,7 +13,6 @@ import (
 
 	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/metrics"
-	"github.com/podpin/podpin/internal/proxy"
 )
 
 // reloader applies a new configuration on SIGHUP and when the file's
@@ -23,11 +22,17 @@ import (
 type reloader struct {
 	file    string
 	load    func() (*config.Config, error)
-	p       *proxy.Proxy
+	p       applier
 	m       *metrics.Metrics
 	log     *slog.Logger
 	running *config.Config
 	seen    [32]byte // digest of the file content last tried
+}
+
+// applier makes a configuration the running one: the proxy, or the Ingress
+// controller, which merges it with the Ingress routes.
+type applier interface {
+	Apply(*config.Config) error
 }
 
 // pollInterval is how often the configuration file is read for changes.

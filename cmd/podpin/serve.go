@@ -29,11 +29,15 @@ type serveFlags struct {
 	configFile    string
 	listen        string
 	admin         string
+	adminToken    string
 	header        string
 	backends      backendList
+	discovery     discoveryFlags
+	ingress       ingressFlags
 	balancer      string
 	missing       string
 	stateFile     string
+	redis         string
 	logLevel      slog.Level
 	drainTimeout  time.Duration
 	shutdownDelay time.Duration
@@ -46,12 +50,16 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.configFile, "config", "", "configuration `file` (YAML), reloaded on SIGHUP and when it changes; without it the quick flags below make one route")
 	fs.StringVar(&f.listen, "listen", config.DefaultListen, "client listener `address`")
-	fs.StringVar(&f.admin, "admin", config.DefaultAdmin, "admin listener `address` (health, metrics, API)")
+	fs.StringVar(&f.admin, "admin", config.DefaultAdmin, "admin listener `address` (health, metrics, API, console)")
+	fs.StringVar(&f.adminToken, "admin-token-file", "", "`file` holding the bearer token of the admin API (required when --admin is not loopback)")
 	fs.StringVar(&f.header, "header", config.DefaultHeader, "request `header` carrying the session key")
 	fs.Var(&f.backends, "backend", "static pod as `name=http://host:port` (repeat for each pod)")
+	f.discovery.register(fs)
+	f.ingress.register(fs)
 	fs.StringVar(&f.balancer, "balancer", "round-robin", "`balancer` for new sessions: round-robin, least-conn, least-sessions, random-two, hash")
 	fs.StringVar(&f.missing, "missing", config.MissingBalance, "`policy` for requests without a key: balance, assign, reject")
 	fs.StringVar(&f.stateFile, "state-file", "", "save the stick tables to this `file` and restore them at start")
+	fs.StringVar(&f.redis, "redis", "", "share the stick tables with other replicas through Redis at this `url`: redis://[user:password@]host:port[/db], rediss:// for TLS")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn, error")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", config.DefaultDrainTimeout, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to keep serving after /readyz turns false")
@@ -71,19 +79,16 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 func (f *serveFlags) load() (*config.Config, error) {
 	var c *config.Config
 	if f.configFile != "" {
-		for _, name := range []string{"header", "backend", "balancer", "missing"} {
+		for _, name := range []string{"header", "backend", "service", "dns", "balancer", "missing"} {
 			if f.set[name] {
 				return nil, fmt.Errorf("--%s cannot be combined with --config: set it in the file", name)
 			}
 		}
 		var err error
-		if c, err = config.Load(f.configFile); err != nil {
+		if c, err = f.ingress.loadConfig(f.configFile); err != nil {
 			return nil, err
 		}
 	} else {
-		if len(f.backends) == 0 {
-			return nil, errors.New("no pods: give --config FILE or at least one --backend name=http://host:port")
-		}
 		c = &config.Config{
 			Routes: []config.Route{{
 				Name:     config.DefaultRoute,
@@ -91,6 +96,11 @@ func (f *serveFlags) load() (*config.Config, error) {
 				Sticky:   config.Sticky{Header: f.header, Missing: f.missing},
 				Balancer: f.balancer,
 			}},
+		}
+		if f.ingress.enabled() && len(f.backends) == 0 && f.discovery.service == "" && f.discovery.dns == "" {
+			c.Routes = nil // the Ingresses bring the routes
+		} else if err := f.discovery.apply(&c.Routes[0]); err != nil {
+			return nil, err
 		}
 		f.set["listen"], f.set["admin"], f.set["drain-timeout"] = true, true, true
 	}
@@ -100,8 +110,17 @@ func (f *serveFlags) load() (*config.Config, error) {
 	if f.set["admin"] {
 		c.Admin.Address = f.admin
 	}
+	if f.set["admin-token-file"] {
+		c.Admin.TokenFile, c.Admin.TokenEnv = f.adminToken, ""
+	}
 	if f.set["state-file"] {
 		c.State.File = f.stateFile
+	}
+	if f.set["redis"] {
+		c.Store.Type, c.Store.Redis.URL, c.Store.Redis.Addrs = config.StoreRedis, f.redis, nil
+		for i := range c.Routes {
+			c.Routes[i].Store = ""
+		}
 	}
 	if f.set["drain-timeout"] {
 		c.Shutdown.DrainTimeout = f.drainTimeout
@@ -110,7 +129,7 @@ func (f *serveFlags) load() (*config.Config, error) {
 		c.Shutdown.Delay = f.shutdownDelay
 	}
 	c.SetDefaults()
-	return c, c.Validate()
+	return c, f.ingress.validate(c)
 }
 
 func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
@@ -123,7 +142,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: f.logLevel}))
-	o := serveOptions{log: log}
+	o := serveOptions{log: log, kubeconfig: f.discovery.kubeconfig, ingress: &f.ingress}
 	if f.configFile != "" {
 		o.configFile = f.configFile
 		o.reload = f.load
@@ -141,6 +160,10 @@ type serveOptions struct {
 	reload func() (*config.Config, error)
 	// started, when not nil, is called once every listener is bound.
 	started func()
+	// kubeconfig is the Kubernetes client's configuration file; "" finds one.
+	kubeconfig string
+	// ingress, when enabled, makes podpin an Ingress controller.
+	ingress *ingressFlags
 }
 
 // serve runs the proxy and the admin listener until ctx ends or one of them
@@ -149,11 +172,27 @@ type serveOptions struct {
 // to shutdown.drainTimeout, saves the stick tables, and stops.
 func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	log := o.log
+	adminToken, err := readAdminToken(cfg.Admin)
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var p *proxy.Proxy
 	m := metrics.New(reg, func() []metrics.TableStats { return p.TableStats() })
-	p = proxy.New(proxy.Options{Logger: log.With("component", "proxy"), Metrics: m})
+	shared, runShared, err := sharedStore(cfg, log, m)
+	if err != nil {
+		return err
+	}
+	disc, runDiscovery, err := newDiscovery(cfg, o.kubeconfig, log)
+	if err != nil {
+		return err
+	}
+	ing, err := o.ingress.newIngress(cfg, disc, o.kubeconfig, func(c *config.Config) error { return p.Apply(c) }, log)
+	if err != nil {
+		return err
+	}
+	p = proxy.New(proxy.Options{Logger: log.With("component", "proxy"), Metrics: m, Shared: shared, Discoverer: disc})
 	if err := p.Apply(cfg); err != nil {
 		return err
 	}
@@ -170,12 +209,18 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		}
 		lns = append(lns, ln)
 	}
-	adm := admin.New(admin.Options{Gatherer: reg})
 	adminLn, err := net.Listen("tcp", cfg.Admin.Address)
 	if err != nil {
 		closeAll(lns)
 		return fmt.Errorf("listening for admin: %w", err)
 	}
+	adm := admin.New(admin.Options{
+		Address:   adminLn.Addr().String(),
+		Token:     adminToken,
+		Gatherer:  reg,
+		Inspector: p,
+		Logger:    log.With("component", "admin"),
+	})
 	adminSrv := &http.Server{Handler: adm, ReadHeaderTimeout: 10 * time.Second}
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -190,9 +235,12 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		})
 	}
 	g.Go(func() error { return p.Run(gctx) })
+	g.Go(func() error { return runDiscovery(gctx) })
+	g.Go(func() error { return ing.run(gctx) })
+	g.Go(func() error { return runShared(gctx) })
 	g.Go(func() error { return st.run(gctx, cfg.State.Interval) })
 	if o.reload != nil {
-		rl := &reloader{file: o.configFile, load: o.reload, p: p, m: m, log: log.With("component", "config"), running: cfg}
+		rl := &reloader{file: o.configFile, load: o.reload, p: ing.reloadTarget(p), m: m, log: log.With("component", "config"), running: cfg}
 		g.Go(func() error { return rl.run(gctx) })
 	}
 	g.Go(func() error {
@@ -213,7 +261,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		defer cancel()
 		return adminSrv.Shutdown(sctx)
 	})
-	adm.SetReady(true)
+	startReadiness(gctx, g, ing.synced(p.Synced), adm.SetReady)
 	addrs := make([]string, len(lns))
 	for i, ln := range lns {
 		addrs[i] = ln.Addr().String()

@@ -1,31 +1,99 @@
-// Package admin serves podpin's operators' listener: /healthz (the process
-// is alive), /readyz (configuration loaded and not shutting down) and
-// /metrics (Prometheus text format).
+// Package admin serves podpin's operators' listener: health probes, the
+// Prometheus metrics, a JSON API over the stick tables (routes, pods,
+// sessions: list, get, pin, unpin, clear), the runtime profiler and a web
+// console. See README.md for the API with examples.
+//
+// Access rules, checked before any handler runs:
+//
+//   - /healthz and /readyz are always open, for probes.
+//   - A request whose Origin header is not the origin it was sent to, or,
+//     on a loopback listener, whose Host is neither the listener address
+//     nor localhost, 127.0.0.1 or [::1], is refused with 403: a web page in
+//     an operator's browser cannot drive the API (cross-site requests, DNS
+//     rebinding).
+//   - With a token configured, every other request but the console's static
+//     files must carry "Authorization: Bearer <token>", or gets 401.
+//
+// Reads are GET; changes are PUT and DELETE. Errors are JSON objects
+// {"error": "one line"}.
 package admin
 
 import (
+	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/podpin/podpin/internal/proxy"
 )
+
+// Inspector is the proxy's inspection and editing API the admin server
+// serves. *proxy.Proxy implements it.
+type Inspector interface {
+	Routes() []proxy.RouteInfo
+	Route(name string) (proxy.RouteInfo, error)
+	Pods(route string) ([]proxy.PodInfo, error)
+	Sessions(route string, q proxy.SessionQuery) (proxy.SessionPage, error)
+	Session(route, key string) (proxy.Session, error)
+	Pin(route, key, pod string) (proxy.Session, error)
+	Unpin(route, key string) (bool, error)
+	ClearPod(route, pod string) (int, error)
+}
+
+var _ Inspector = (*proxy.Proxy)(nil)
+
+// Options are the admin server's settings and dependencies.
+type Options struct {
+	// Address is the address the admin listener is bound to (host:port, as
+	// net.Listener.Addr reports it). It decides the Host check: on a
+	// loopback address, requests must name it or a localhost alias. Empty
+	// or not loopback: no Host check (the token protects the listener).
+	Address string
+	// Token, when not empty, must be sent as "Authorization: Bearer
+	// <token>" with every request but the probes and the console's static
+	// files. Empty: no token (allowed on loopback listeners only, which
+	// the caller checks).
+	Token string
+	// Gatherer serves /metrics; nil answers 404 there.
+	Gatherer prometheus.Gatherer
+	// Inspector serves the JSON API and the console; nil answers 404 there.
+	Inspector Inspector
+	// Logger receives changes made through the API and internal errors;
+	// nil discards.
+	Logger *slog.Logger
+	// Now is the clock for session ages in listings; nil uses time.Now.
+	Now func() time.Time
+}
 
 // Server is the admin HTTP handler. Safe for concurrent use.
 type Server struct {
-	mux   *http.ServeMux
-	ready atomic.Bool
-}
-
-// Options are the admin server's dependencies.
-type Options struct {
-	// Gatherer serves /metrics; nil answers 404 there.
-	Gatherer prometheus.Gatherer
+	mux    *http.ServeMux
+	access access
+	proxy  Inspector
+	log    *slog.Logger
+	now    func() time.Time
+	ready  atomic.Bool
 }
 
 // New returns an admin server that is not ready until SetReady(true).
 func New(o Options) *Server {
-	s := &Server{mux: http.NewServeMux()}
+	s := &Server{
+		mux:    http.NewServeMux(),
+		access: newAccess(o.Address, o.Token),
+		proxy:  o.Inspector,
+		log:    o.Logger,
+		now:    o.Now,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
@@ -33,6 +101,20 @@ func New(o Options) *Server {
 	if o.Gatherer != nil {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
 	}
+	// The profiler is mounted here explicitly; podpin never serves
+	// http.DefaultServeMux, where the pprof package also registers itself.
+	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	if s.proxy != nil {
+		s.routeAPI()
+		s.routeConsole()
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such page: "+r.URL.Path)
+	})
 	return s
 }
 
@@ -47,4 +129,20 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	w.Write([]byte("ok\n"))
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP applies the access rules, then serves the request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	if msg := s.access.foreign(r); msg != "" {
+		writeError(w, http.StatusForbidden, msg)
+		return
+	}
+	if !isConsoleFile(r) && !s.access.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="podpin admin"`)
+		writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
