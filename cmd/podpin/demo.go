@@ -72,6 +72,11 @@ No key: balanced, nothing pinned:
   curl http://%[1]s/
 The X-Podpin-Pod response header names the pod:
   curl -si -H 'X-Session: alice' http://%[1]s/ | grep -i x-podpin-pod
+Where every session lives: the console at http://%[2]s/ or the CLI:
+  podpin sessions list
+  podpin sessions get alice
+  podpin sessions pin alice web-2
+  podpin pods
 Metrics:
   curl -s http://%[2]s/metrics | grep ^podpin_
 
