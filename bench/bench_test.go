@@ -1,0 +1,170 @@
+package main
+
+import (
+	"encoding/xml"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseStatCPU(t *testing.T) {
+	tests := []struct {
+		name string
+		stat string
+		want int64
+	}{
+		{
+			name: "a plain command name",
+			stat: "1234 (haproxy) S 1 1234 1234 0 -1 4194560 500 0 0 0 150 75 0 0 20 0 1 0 100 1000 200",
+			want: 225,
+		},
+		{
+			name: "a name with spaces and parentheses",
+			stat: "99 (a b) (c)) R 1 99 99 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 1 1 1",
+			want: 10,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseStatCPU(tt.stat)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("got %d ticks, want %d", got, tt.want)
+			}
+		})
+	}
+	if _, err := parseStatCPU("12 (short) S 1 2"); err == nil {
+		t.Error("a truncated line parsed without error")
+	}
+}
+
+func TestParseCoreTimes(t *testing.T) {
+	before := parseCoreTimes("cpu  10 0 10 80 0 0 0 0 0 0\ncpu0 10 0 10 80 0 0 0 0 0 0\ncpu1 0 0 0 100 0 0 0 0 0 0\nintr 5\n")
+	after := parseCoreTimes("cpu  60 0 10 130 0 0 0 0 0 0\ncpu0 60 0 10 80 0 0 0 0 0 0\ncpu1 0 0 0 150 0 0 0 0 0 0\n")
+	if got := busy(before, after, "cpu0"); got != 1 {
+		t.Errorf("cpu0: got %v busy, want 1", got)
+	}
+	if got := busy(before, after, "cpu1"); got != 0 {
+		t.Errorf("cpu1: got %v busy, want 0", got)
+	}
+	if got := busy(before, after, "cpu7"); got != -1 {
+		t.Errorf("an unknown CPU: got %v, want -1", got)
+	}
+}
+
+func TestParseWrk(t *testing.T) {
+	out := `Running 2s test @ http://127.0.0.1:18080/
+  1 threads and 64 connections
+Requests/sec:  21403.12
+PODPIN_BENCH {"requests":42806,"duration_us":2000000,"bytes":100,"p50_us":1680,"p90_us":2000,"p99_us":30670,"mean_us":1800.5,"connect":0,"read":2,"write":0,"status":3,"timeout":1}
+`
+	r, err := parseWrk(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests != 42806 || r.P99US != 30670 || r.Status != 3 || r.socketErrors() != 3 {
+		t.Errorf("got %+v", r)
+	}
+	if _, err := parseWrk("Requests/sec: 1\n"); err == nil {
+		t.Error("output without a summary line parsed without error")
+	}
+}
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []float64
+		want float64
+	}{
+		{"an odd count takes the middle value", []float64{3, 1, 2}, 2},
+		{"an even count takes the mean of the middle two", []float64{4, 1, 3, 2}, 2.5},
+		{"one value is its own median", []float64{7}, 7},
+	}
+	for _, tt := range tests {
+		if got := median(tt.in); got != tt.want {
+			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if !math.IsNaN(median(nil)) {
+		t.Error("the median of nothing is not NaN")
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	tests := []struct{ got, want string }{
+		{thousands(1234567.4), "1,234,567"},
+		{thousands(999), "999"},
+		{latency(850), "850 µs"},
+		{latency(1520), "1.52 ms"},
+		{compact(40000), "40k"},
+		{compact(1500), "1.5k"},
+		{compact(0.5), "0.5"},
+		{wrkDuration(2500 * time.Millisecond), "3s"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+	}
+}
+
+// TestReport builds a report from two runs and checks the ratios, the
+// markdown and that the chart is well-formed XML.
+func TestReport(t *testing.T) {
+	res := results{Runs: 2, Duration: 10 * time.Second, Warmup: 2 * time.Second, Connections: 64, TableSize: 100_000,
+		Workloads: []string{"hot"}, Targets: []string{"direct", "haproxy", "podpin"}, Machine: machine{CPUs: "2"}}
+	var ms []measurement
+	for run := 1; run <= 2; run++ {
+		ms = append(ms,
+			measurement{Run: run, Workload: "hot", Target: "direct", RPS: 50000, P50US: 700, P99US: 2000},
+			measurement{Run: run, Workload: "hot", Target: "haproxy", RPS: 20000, P50US: 1500, P99US: 3000, CPUPerReqUS: 20, PeakRSSKiB: 16384},
+			measurement{Run: run, Workload: "hot", Target: "podpin", RPS: 19000 + float64(run)*1000, P50US: 1500, P99US: 3000, CPUPerReqUS: 30, PeakRSSKiB: 32768},
+		)
+	}
+	res.Measurements = ms
+	rep, err := newReport(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp := rep.rows["hot"]["podpin"]
+	// Per run: 20,000/20,000 and 21,000/20,000.
+	if got, want := pp.ratio["rps"], 1.025; math.Abs(got-want) > 1e-9 {
+		t.Errorf("req/s ratio: got %v, want %v", got, want)
+	}
+	if got := pp.ratio["cpu"]; got != 1.5 {
+		t.Errorf("CPU ratio: got %v, want 1.5", got)
+	}
+	md := rep.markdown()
+	for _, want := range []string{"| hot |", "**1.50×** ❌", "| HAProxy | 20,000 |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if err := xml.Unmarshal([]byte(rep.svg()), new(struct{})); err != nil {
+		t.Errorf("chart is not well-formed: %v", err)
+	}
+}
+
+func TestGoalCell(t *testing.T) {
+	r := &report{}
+	tests := []struct {
+		name   string
+		metric string
+		ratio  float64
+		want   string
+	}{
+		{"a ratio that rounds to the limit meets it", "p99", 1.2004, "**1.20×** ✅"},
+		{"a ratio above the limit misses it", "p99", 1.21, "**1.21×** ❌"},
+		{"throughput must reach its floor", "rps", 0.94, "**0.94×** ❌"},
+		{"a metric without a goal is plain", "p50", 3, "3.00×"},
+	}
+	for _, tt := range tests {
+		got := r.goalCell("hot", tt.metric, row{ratio: map[string]float64{tt.metric: tt.ratio}})
+		if got != tt.want {
+			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,437 @@
+// Command bench compares podpin with HAProxy on one machine: each proxy in
+// turn in front of the same four nginx pods, driven by wrk with the same
+// workloads, and a run without a proxy as the baseline. It prints a markdown
+// report, writes it to bench/results/latest.md (raw figures beside it in
+// latest.json) and draws docs/bench.svg.
+//
+// bench/run installs the tools, builds podpin and this program, and runs it;
+// see bench/README.md for the settings (PODPIN_BENCH_* variables).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// config is what one invocation measures.
+type config struct {
+	podpin    string        // podpin binary
+	repo      string        // repository root: scripts in, results out
+	work      string        // scratch directory: configs, logs, pid files
+	from      string        // results file to render instead of measuring
+	duration  time.Duration // each measured run; PODPIN_BENCH_DURATION, default 10s
+	warmup    time.Duration // before each measured run; PODPIN_BENCH_WARMUP, default 2s
+	runs      int           // repetitions of the whole set; PODPIN_BENCH_RUNS, default 3
+	conns     int           // wrk connections; PODPIN_BENCH_CONNECTIONS, default 64
+	tableSize int           // stick-table entries, both proxies; PODPIN_BENCH_TABLE_SIZE, default 100000
+	workloads []workload    // PODPIN_BENCH_WORKLOADS, default all
+	redis     bool          // PODPIN_BENCH_REDIS=1 adds podpin with the Redis store
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(args, stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.from != "" {
+		raw, err := os.ReadFile(cfg.from)
+		if err != nil {
+			return err
+		}
+		var res results
+		if err := json.Unmarshal(raw, &res); err != nil {
+			return fmt.Errorf("reading %s: %w", cfg.from, err)
+		}
+		return write(cfg.repo, res, stdout)
+	}
+	res, err := measureAll(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	return write(cfg.repo, res, stdout)
+}
+
+// measureAll starts the pods and measures every workload and target,
+// cfg.runs times over.
+func measureAll(ctx context.Context, cfg config, stderr io.Writer) (results, error) {
+	res := results{
+		Command:     benchCommand(),
+		Duration:    cfg.duration,
+		Warmup:      cfg.warmup,
+		Runs:        cfg.runs,
+		Connections: cfg.conns,
+		TableSize:   cfg.tableSize,
+		Machine:     describeMachine(cfg),
+	}
+	for _, w := range cfg.workloads {
+		res.Workloads = append(res.Workloads, w.name)
+	}
+	for _, t := range targets(cfg.redis) {
+		res.Targets = append(res.Targets, t.name)
+	}
+	if res.Machine.busy() {
+		fmt.Fprintf(stderr, "bench: load average %s on %s CPUs: other work will skew the figures\n", res.Machine.LoadStart, res.Machine.CPUs)
+	}
+
+	ps, err := newProcs(cfg.work)
+	if err != nil {
+		return res, err
+	}
+	defer ps.stopAll()
+	b := &bench{cfg: cfg, procs: ps, log: stderr, ticks: clockTicks()}
+	res.Started = time.Now()
+	nginx, err := startPods(ctx, b)
+	if err != nil {
+		return res, fmt.Errorf("starting the pods: %w", err)
+	}
+	defer nginx.stop()
+	for run := 1; run <= cfg.runs; run++ {
+		for _, w := range cfg.workloads {
+			for _, t := range targets(cfg.redis) {
+				m := b.measure(ctx, run, w, t)
+				if ctx.Err() != nil {
+					return res, ctx.Err()
+				}
+				fmt.Fprintln(stderr, m.progressLine(cfg.runs))
+				res.Measurements = append(res.Measurements, m)
+			}
+		}
+	}
+	res.Machine.LoadEnd = loadAverage()
+	return res, nil
+}
+
+// write prints the report and writes it to bench/results/latest.md, the
+// results to latest.json and the chart to docs/bench.svg. It fails when a
+// measurement did.
+func write(repo string, res results, stdout io.Writer) error {
+	rep, err := newReport(res)
+	if err != nil {
+		return err
+	}
+	md := rep.markdown()
+	fmt.Fprint(stdout, md)
+	dir := filepath.Join(repo, "bench", "results")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "latest.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	raw, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "latest.json"), append(raw, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(repo, "docs"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(repo, "docs", "bench.svg"), []byte(rep.svg()), 0o644); err != nil {
+		return err
+	}
+	if failed := rep.failures(); failed > 0 {
+		return fmt.Errorf("%d of %d measurements failed; see the report", failed, len(res.Measurements))
+	}
+	return nil
+}
+
+func loadConfig(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.podpin, "podpin", "", "podpin `binary` to run")
+	fs.StringVar(&c.repo, "repo", ".", "repository `root`")
+	fs.StringVar(&c.work, "work", "", "scratch `directory` for configs, logs and pid files")
+	fs.StringVar(&c.from, "from", "", "render the report again from a results `file` (latest.json) instead of measuring")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if c.from == "" && (c.podpin == "" || c.work == "") {
+		return c, errors.New("--podpin and --work are required (bench/run sets them)")
+	}
+	var err error
+	get := func(name string, parse func(string) error) {
+		if v := os.Getenv(name); v != "" && err == nil {
+			if e := parse(v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, e)
+			}
+		}
+	}
+	positive := func(dst *int) func(string) error {
+		return func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err == nil && n < 1 {
+				err = errors.New("must be at least 1")
+			}
+			*dst = n
+			return err
+		}
+	}
+	seconds := func(dst *time.Duration) func(string) error {
+		return func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err == nil && d < time.Second {
+				err = errors.New("must be at least 1s")
+			}
+			*dst = d
+			return err
+		}
+	}
+	c.duration, c.warmup, c.runs, c.conns, c.tableSize = 10*time.Second, 2*time.Second, 3, 64, 100_000
+	c.workloads = workloads
+	get("PODPIN_BENCH_DURATION", seconds(&c.duration))
+	get("PODPIN_BENCH_WARMUP", seconds(&c.warmup))
+	get("PODPIN_BENCH_RUNS", positive(&c.runs))
+	get("PODPIN_BENCH_CONNECTIONS", positive(&c.conns))
+	get("PODPIN_BENCH_TABLE_SIZE", positive(&c.tableSize))
+	get("PODPIN_BENCH_WORKLOADS", func(v string) error {
+		c.workloads = nil
+		for _, name := range strings.Split(v, ",") {
+			found := false
+			for _, w := range workloads {
+				if w.name == strings.TrimSpace(name) {
+					c.workloads, found = append(c.workloads, w), true
+				}
+			}
+			if !found {
+				return fmt.Errorf("unknown workload %q", name)
+			}
+		}
+		return nil
+	})
+	c.redis = os.Getenv("PODPIN_BENCH_REDIS") == "1"
+	if c.repo, err = filepath.Abs(c.repo); err != nil {
+		return c, err
+	}
+	return c, err
+}
+
+// bench holds what every measurement needs.
+type bench struct {
+	cfg   config
+	procs *procs
+	log   io.Writer
+	ticks float64 // clock ticks per second
+}
+
+// measurement is one target under one workload in one run.
+type measurement struct {
+	Run      int    `json:"run"`
+	Workload string `json:"workload"`
+	Target   string `json:"target"`
+	// Error, when set, says why there are no figures.
+	Error string `json:"error,omitempty"`
+	// Warning is a failed pre-flight check; the figures are still taken.
+	Warning string `json:"warning,omitempty"`
+
+	Requests     int64   `json:"requests"`
+	Seconds      float64 `json:"seconds"`
+	RPS          float64 `json:"rps"`
+	P50US        float64 `json:"p50_us"`
+	P99US        float64 `json:"p99_us"`
+	Non2xx       int64   `json:"non2xx"`
+	SocketErrors int64   `json:"socket_errors"` // the four below together
+	Connect      int64   `json:"connect_errors"`
+	Read         int64   `json:"read_errors"`
+	Write        int64   `json:"write_errors"`
+	Timeouts     int64   `json:"timeouts"` // requests that took longer than wrk's 2s timeout
+	// Proxy figures, zero for the direct target.
+	CPUPerReqUS float64 `json:"cpu_per_request_us"`
+	ProxyBusy   float64 `json:"proxy_busy"` // proxy CPU seconds per second of the run
+	PeakRSSKiB  int64   `json:"peak_rss_kib"`
+	// Core0Busy and Core1Busy are the shares of time CPU 0 (proxy) and
+	// CPU 1 (wrk and pods) were busy during the run; -1 when unknown.
+	Core0Busy float64 `json:"core0_busy"`
+	Core1Busy float64 `json:"core1_busy"`
+}
+
+func (m measurement) ok() bool { return m.Error == "" }
+
+func (m measurement) progressLine(runs int) string {
+	head := fmt.Sprintf("run %d/%d %-8s %-12s", m.Run, runs, m.Workload, m.Target)
+	if !m.ok() {
+		return head + " failed: " + m.Error
+	}
+	s := fmt.Sprintf("%s %9.0f req/s  p50 %s  p99 %s", head, m.RPS, latency(m.P50US), latency(m.P99US))
+	if m.CPUPerReqUS > 0 {
+		s += fmt.Sprintf("  %.1f µs CPU/req  busy %.0f%%  RSS %.1f MiB", m.CPUPerReqUS, 100*m.ProxyBusy, float64(m.PeakRSSKiB)/1024)
+	}
+	if n := m.Non2xx + m.SocketErrors; n > 0 {
+		s += fmt.Sprintf("  errors %d", n)
+	}
+	if m.Warning != "" {
+		s += "  warning: " + m.Warning
+	}
+	return s
+}
+
+// measure starts t, checks it, warms it up, runs wrk and samples the proxy.
+func (b *bench) measure(ctx context.Context, run int, w workload, t target) measurement {
+	m := measurement{Run: run, Workload: w.name, Target: t.name}
+	tag := fmt.Sprintf("r%d-%s", run, w.name)
+	var proxy *proc
+	if t.start != nil {
+		if err := portsFree(t.binds); err != nil {
+			m.Error = err.Error()
+			return m
+		}
+		ps, err := t.start(b, tag)
+		if err != nil {
+			m.Error = err.Error()
+			return m
+		}
+		defer func() {
+			for _, p := range ps {
+				p.stop()
+			}
+		}()
+		proxy = ps[0]
+		if err := waitListening(ctx, proxy, fmt.Sprintf("127.0.0.1:%d", t.port)); err != nil {
+			m.Error = err.Error()
+			return m
+		}
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/", t.port)
+	if err := preflight(url, w, t.proxy); err != nil {
+		m.Warning = err.Error()
+	}
+	name := fmt.Sprintf("wrk-%s-%s", tag, t.name)
+	if _, err := b.runWrk(ctx, wrkRun{name: name + "-warmup", script: b.script(w), url: url,
+		duration: b.cfg.warmup, conns: b.cfg.conns, tag: "warmup"}); err != nil {
+		m.Error = "warm-up: " + err.Error()
+		return m
+	}
+
+	var cpu0 int64
+	if proxy != nil {
+		var err error
+		if cpu0, err = cpuTicks(proxy.pid()); err != nil {
+			m.Error = err.Error()
+			return m
+		}
+	}
+	cores0, _ := readCoreTimes()
+	r, err := b.runWrk(ctx, wrkRun{name: name, script: b.script(w), url: url,
+		duration: b.cfg.duration, conns: b.cfg.conns, tag: "measure"})
+	if err != nil {
+		m.Error = err.Error()
+		return m
+	}
+	cores1, _ := readCoreTimes()
+	m.Requests = r.Requests
+	m.Seconds = float64(r.DurationUS) / 1e6
+	m.RPS = float64(r.Requests) / m.Seconds
+	m.P50US, m.P99US = r.P50US, r.P99US
+	m.Non2xx, m.SocketErrors = r.Status, r.socketErrors()
+	m.Connect, m.Read, m.Write, m.Timeouts = r.Connect, r.Read, r.Write, r.Timeout
+	m.Core0Busy, m.Core1Busy = busy(cores0, cores1, "cpu0"), busy(cores0, cores1, "cpu1")
+	if proxy != nil {
+		if !proxy.running() {
+			m.Error = proxy.name + " " + errExited.Error() + " during the run"
+			return m
+		}
+		cpu1, err := cpuTicks(proxy.pid())
+		if err != nil {
+			m.Error = err.Error()
+			return m
+		}
+		cpuSeconds := float64(cpu1-cpu0) / b.ticks
+		if r.Requests > 0 {
+			m.CPUPerReqUS = cpuSeconds * 1e6 / float64(r.Requests)
+		}
+		m.ProxyBusy = cpuSeconds / m.Seconds
+		if m.PeakRSSKiB, err = peakRSS(proxy.pid()); err != nil {
+			m.Error = err.Error()
+		}
+	}
+	return m
+}
+
+// preflight checks that the target answers and, behind a proxy, that a key
+// sticks to one pod while requests without a key are spread.
+func preflight(url string, w workload, proxied bool) error {
+	client := &http.Client{Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	get := func(path, key string) (string, error) {
+		req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(url, "/")+path, nil)
+		if err != nil {
+			return "", err
+		}
+		if key != "" {
+			req.Header.Set("X-Session", key)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return "", err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return "", fmt.Errorf("GET %s: status %d", path, resp.StatusCode)
+		}
+		return string(body), nil
+	}
+	if w.path == largePath {
+		body, err := get(largePath, "preflight-large")
+		if err != nil {
+			return err
+		}
+		if len(body) != 1<<20 {
+			return fmt.Errorf("GET %s: got %d bytes, want %d", largePath, len(body), 1<<20)
+		}
+	}
+	if !proxied {
+		_, err := get("/", "")
+		return err
+	}
+	first := ""
+	for i := range 5 {
+		body, err := get("/", "preflight-key")
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			first = body
+		} else if body != first {
+			return fmt.Errorf("one key went to %q and then %q", strings.TrimSpace(first), strings.TrimSpace(body))
+		}
+	}
+	seen := map[string]bool{}
+	for range 2 * podCount {
+		body, err := get("/", "")
+		if err != nil {
+			return err
+		}
+		seen[body] = true
+	}
+	if len(seen) < 2 {
+		return fmt.Errorf("%d requests without a key all went to one pod", 2*podCount)
+	}
+	return nil
+}

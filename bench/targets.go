@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+	"time"
+)
+
+// Ports, all on 127.0.0.1, and CPUs. The proxy under test has CPU 0 to
+// itself; wrk and the pods share CPU 1.
+// They are away from the usual 8080/9001/9901 and their 18xxx/19xxx
+// look-alikes, which other local test setups tend to take; a port found in use
+// fails that target instead of measuring someone else's server.
+const (
+	firstPodPort     = 19401 // web-0..web-3 listen on 19401-19404
+	podCount         = 4
+	podpinPort       = 18480
+	haproxyPort      = 18481
+	podpinRedisPort  = 18482
+	podpinAdmin      = 19481
+	podpinRedisAdmin = 19482
+	redisPort        = 18479
+
+	proxyCPU  = "0"
+	clientCPU = "1"
+
+	largePath = "/large/1m.bin"
+)
+
+// pod is one nginx server block standing for a backend pod.
+type pod struct {
+	Name string
+	Port int
+}
+
+func (p pod) Addr() string { return fmt.Sprintf("127.0.0.1:%d", p.Port) }
+
+func pods() []pod {
+	ps := make([]pod, podCount)
+	for i := range ps {
+		ps[i] = pod{Name: fmt.Sprintf("web-%d", i), Port: firstPodPort + i}
+	}
+	return ps
+}
+
+// target is one thing wrk is pointed at: a pod directly, or a proxy in front
+// of all pods.
+type target struct {
+	name  string
+	port  int   // where wrk sends requests
+	binds []int // every port the target's processes listen on
+	proxy bool  // false: no proxy, nothing to sample
+	// start starts the proxy and whatever it needs; the first process
+	// returned is the proxy, which is sampled. Nil for the direct target.
+	start func(b *bench, tag string) ([]*proc, error)
+}
+
+// targets returns the targets to run, in report order.
+func targets(withRedis bool) []target {
+	ts := []target{
+		{name: "direct", port: firstPodPort},
+		{name: "haproxy", port: haproxyPort, binds: []int{haproxyPort}, proxy: true, start: startHAProxy},
+		{name: "podpin", port: podpinPort, binds: []int{podpinPort, podpinAdmin}, proxy: true, start: startPodpin},
+	}
+	// (4) podpin with its stick table in Redis. Skipped unless
+	// PODPIN_BENCH_REDIS=1; see startPodpinRedis.
+	if withRedis {
+		ts = append(ts, target{name: "podpin-redis", port: podpinRedisPort, binds: []int{podpinRedisPort, podpinRedisAdmin, redisPort},
+			proxy: true, start: startPodpinRedis})
+	}
+	return ts
+}
+
+const nginxConfig = `worker_processes 1;
+daemon off;
+pid {{.Dir}}/nginx.pid;
+error_log {{.Dir}}/nginx-error.log warn;
+events {
+    worker_connections 8192;
+}
+http {
+    access_log off;
+    client_body_temp_path {{.Dir}}/nginx-tmp/body;
+    proxy_temp_path {{.Dir}}/nginx-tmp/proxy;
+    fastcgi_temp_path {{.Dir}}/nginx-tmp/fastcgi;
+    uwsgi_temp_path {{.Dir}}/nginx-tmp/uwsgi;
+    scgi_temp_path {{.Dir}}/nginx-tmp/scgi;
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+{{range .Pods}}
+    server {
+        listen {{.Addr}};
+        location / {
+            return 200 "{{.Name}}\n";
+        }
+        location /large/ {
+            root {{$.Dir}}/www;
+        }
+    }
+{{end}}}
+`
+
+// startPods starts one nginx master with a worker on the client CPU and a
+// server block per pod. Each answers "/" with its own name and serves
+// /large/1m.bin, 1 MiB of random bytes.
+func startPods(ctx context.Context, b *bench) (*proc, error) {
+	dir := b.cfg.work
+	for _, d := range []string{"nginx-tmp", "www/large"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	// nginx's worker runs as an unprivileged user and must read the file.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
+	body := make([]byte, 1<<20)
+	rand.Read(body)
+	if err := os.WriteFile(filepath.Join(dir, "www", largePath), body, 0o644); err != nil {
+		return nil, err
+	}
+	var ports []int
+	for _, pd := range pods() {
+		ports = append(ports, pd.Port)
+	}
+	if err := portsFree(ports); err != nil {
+		return nil, err
+	}
+	file := filepath.Join(dir, "nginx.conf")
+	if err := writeTemplate(file, nginxConfig, map[string]any{"Dir": dir, "Pods": pods()}); err != nil {
+		return nil, err
+	}
+	p, err := b.procs.start("nginx", clientCPU, nil, "nginx", "-p", dir, "-e", filepath.Join(dir, "nginx-error.log"), "-c", file)
+	if err != nil {
+		return nil, err
+	}
+	for _, pd := range pods() {
+		if err := waitListening(ctx, p, pd.Addr()); err != nil {
+			p.stop()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// haproxyConfig is the stick table HAProxy documents for header affinity,
+// on one thread, with keep-alive on both sides.
+const haproxyConfig = `global
+    nbthread 1
+    maxconn 8192
+
+defaults
+    mode http
+    option http-keep-alive
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+
+frontend clients
+    bind 127.0.0.1:{{.Port}}
+    default_backend pods
+
+backend pods
+    balance roundrobin
+    stick-table type string len 64 size {{.TableSize}} expire 30m
+    stick on req.hdr(X-Session)
+{{- range .Pods}}
+    server {{.Name}} {{.Addr}}
+{{- end}}
+`
+
+func startHAProxy(b *bench, tag string) ([]*proc, error) {
+	file := filepath.Join(b.cfg.work, "haproxy.cfg")
+	err := writeTemplate(file, haproxyConfig, map[string]any{"Port": haproxyPort, "TableSize": b.cfg.tableSize, "Pods": pods()})
+	if err != nil {
+		return nil, err
+	}
+	p, err := b.procs.start("haproxy-"+tag, proxyCPU, nil, "haproxy", "-db", "-f", file)
+	if err != nil {
+		return nil, err
+	}
+	return []*proc{p}, nil
+}
+
+// podpinConfig is the route HAProxy's configuration describes: the same
+// pods, header and table size; round robin and a 30 minute idle timeout are
+// podpin's defaults.
+const podpinConfig = `listeners:
+  - address: 127.0.0.1:{{.Port}}
+admin:
+  address: 127.0.0.1:{{.Admin}}
+routes:
+  - name: default
+    backends:
+{{- range .Pods}}
+      - name: {{.Name}}
+        url: http://{{.Addr}}
+{{- end}}
+    sticky:
+      header: X-Session
+    table:
+      maxEntries: {{.TableSize}}
+`
+
+func startPodpin(b *bench, tag string) ([]*proc, error) {
+	file, err := b.writePodpinConfig("podpin.yaml", podpinPort, podpinAdmin)
+	if err != nil {
+		return nil, err
+	}
+	p, err := b.procs.start("podpin-"+tag, proxyCPU, []string{"GOMAXPROCS=1"},
+		b.cfg.podpin, "serve", "--config", file, "--drain-timeout", "1s", "--log-level", "warn")
+	if err != nil {
+		return nil, err
+	}
+	return []*proc{p}, nil
+}
+
+// startPodpinRedis is the hook for podpin with its stick table in Redis:
+// the route and table size of startPodpin, the table kept by a Redis server
+// on the client CPU (127.0.0.1:18479, no persistence) and named to podpin by
+// a --redis flag. bench/run installs redis-server when PODPIN_BENCH_REDIS=1.
+// Adjust the podpin arguments here if the Redis store is configured
+// differently.
+func startPodpinRedis(b *bench, tag string) ([]*proc, error) {
+	redis, err := b.procs.start("redis-"+tag, clientCPU, nil,
+		"redis-server", "--bind", "127.0.0.1", "--port", fmt.Sprint(redisPort),
+		"--save", "", "--appendonly", "no", "--dir", b.cfg.work)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitListening(context.Background(), redis, fmt.Sprintf("127.0.0.1:%d", redisPort)); err != nil {
+		redis.stop()
+		return nil, err
+	}
+	file, err := b.writePodpinConfig("podpin-redis.yaml", podpinRedisPort, podpinRedisAdmin)
+	if err != nil {
+		redis.stop()
+		return nil, err
+	}
+	p, err := b.procs.start("podpin-redis-"+tag, proxyCPU, []string{"GOMAXPROCS=1"},
+		b.cfg.podpin, "serve", "--config", file, "--drain-timeout", "1s", "--log-level", "warn",
+		"--redis", fmt.Sprintf("redis://127.0.0.1:%d", redisPort))
+	if err != nil {
+		redis.stop()
+		return nil, err
+	}
+	return []*proc{p, redis}, nil
+}
+
+func (b *bench) writePodpinConfig(name string, port, admin int) (string, error) {
+	file := filepath.Join(b.cfg.work, name)
+	err := writeTemplate(file, podpinConfig, map[string]any{
+		"Port": port, "Admin": admin, "TableSize": b.cfg.tableSize, "Pods": pods(),
+	})
+	return file, err
+}
+
+func writeTemplate(file, text string, data any) error {
+	t, err := template.New(filepath.Base(file)).Parse(text)
+	if err != nil {
+		return err
+	}
+	var sb strings.Builder
+	if err := t.Execute(&sb, data); err != nil {
+		return err
+	}
+	return os.WriteFile(file, []byte(sb.String()), 0o644)
+}
+
+// portsFree fails when another program listens on one of ports.
+func portsFree(ports []int) error {
+	for _, port := range ports {
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("%s is in use by another program: %w", addr, err)
+		}
+		ln.Close()
+	}
+	return nil
+}
+
+// waitListening waits up to ten seconds for addr to accept connections, and
+// fails early if p exits.
+func waitListening(ctx context.Context, p *proc, addr string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if !p.running() {
+			out, _ := p.output()
+			return fmt.Errorf("%s %w: %s", p.name, errExited, lastLines(out, 5))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: nothing listening on %s after 10s", p.name, addr)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
