@@ -15,10 +15,12 @@
 // Failure: a Redis call that fails or outlasts its timeout marks the store
 // degraded. The proxy then serves from the local tables only and places new
 // keys with the deterministic hash balancer, so replicas still agree. A
-// probe every second notices Redis again (or a restarted or failed-over
-// Redis, by its run id) and writes the local entries back, without
-// overwriting entries stored later by another replica, before leaving the
-// degraded state. No request fails because of Redis.
+// probe notices Redis again (within 250ms; or a restarted or failed-over
+// Redis, by its run id) and writes the local entries back where Redis has
+// none, adopting what Redis has where it differs, before leaving the
+// degraded state: Redis stays the authority, so an entry placed while one
+// replica was cut off never replaces one another replica claimed meanwhile.
+// No request fails because of Redis.
 //
 // Keys are PREFIX + route + ":" + the key digest in hex; values are
 // "created-unix-ms|pod|raw-key" (raw key only when the route keeps them),
@@ -449,9 +451,8 @@ func (s *Redis) flush(ctx context.Context, pending map[touch]struct{}) {
 	}
 }
 
-// writeBackAll writes every local entry of every route back to Redis,
-// keeping entries Redis has from a later placement, and adopts those into
-// the local tables. It returns how many entries it examined.
+// writeBackAll writes every local entry of every route to Redis where Redis
+// has none for the key, and adopts what Redis has where it differs. It returns how many entries it examined.
 func (s *Redis) writeBackAll(ctx context.Context) (int, error) {
 	n := 0
 	for _, r := range s.allRoutes() {

@@ -137,19 +137,20 @@ func TestRedisOutageServesLocallyAndWritesBack(t *testing.T) {
 	}
 }
 
-func TestWriteBackKeepsLaterPlacementsOfOtherReplicas(t *testing.T) {
+func TestWriteBackAdoptsWhatAnotherReplicaClaimed(t *testing.T) {
 	srv := redistest.Start(t)
 	a := newReplica(t, config.Redis{URL: "redis://" + srv.Addr})
 	k := key(7)
-	// a's local entry is older than what redis holds from another replica.
-	a.t.Restore(table.Entry{Key: k, Pod: "web-0", Created: time.Now().Add(-time.Hour), LastUsed: time.Now()})
+	// a placed the key on its own (cut off from redis) after another replica
+	// had claimed it in redis: the claim stands.
+	a.t.Restore(table.Entry{Key: k, Pod: "web-0", Created: time.Now().Add(time.Minute), LastUsed: time.Now()})
 	other := newReplica(t, config.Redis{URL: "redis://" + srv.Addr})
 	other.r.Claim(k, "", "web-2", nil)
 	if _, err := a.s.writeBackAll(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if e, _, _ := a.r.Get(k); e.Pod != "web-2" {
-		t.Errorf("redis holds %s after write-back, want the later web-2", e.Pod)
+		t.Errorf("redis holds %s after write-back, want the claimed web-2", e.Pod)
 	}
 	if p, _ := a.t.Lookup(k); p != "web-2" {
 		t.Errorf("local table holds %s, want web-2 adopted", p)

@@ -255,8 +255,8 @@ func (r *Route) scanKeys(ctx context.Context, fn func(redis.Cmdable, []string) e
 	return scan(ctx, r.s.c)
 }
 
-// writeBack stores local entries in Redis unless Redis holds a later
-// placement of the key, which is adopted locally instead.
+// writeBack stores local entries in Redis where it has none for the key,
+// and adopts locally what Redis has where it differs.
 func (r *Route) writeBack(ctx context.Context, entries []table.Entry) error {
 	if len(entries) == 0 {
 		return nil
@@ -270,7 +270,7 @@ func (r *Route) writeBack(ctx context.Context, entries []table.Entry) error {
 	_, err := r.s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, e := range entries {
 			ours := r.encode(e.Created, e.Pod, []byte(e.Raw))
-			cmds[i] = writeBackScript.Eval(ctx, p, []string{r.key(e.Key)}, ours, e.Created.UnixMilli(), r.ttlOf(e, now).Milliseconds())
+			cmds[i] = writeBackScript.Eval(ctx, p, []string{r.key(e.Key)}, ours, r.ttlOf(e, now).Milliseconds())
 		}
 		return nil
 	})
@@ -358,15 +358,13 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return ARGV[2]
 `)
 
-// writeBackScript stores ARGV[1] (created ARGV[2] ms, TTL ARGV[3] ms)
-// unless the stored value was created at the same time or later.
+// writeBackScript stores ARGV[1] (TTL ARGV[2] ms) unless the key exists;
+// it returns the stored value. Redis stays the authority: an entry placed
+// while a replica was cut off never replaces one another replica claimed.
 var writeBackScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
-if v then
-  local created = tonumber(string.match(v, '^(%d+)|'))
-  if created and created >= tonumber(ARGV[2]) then return v end
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+if v then return v end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return ARGV[1]
 `)
 
