@@ -190,3 +190,39 @@ func digestOf(route, key string) string {
 	k := table.NewDigester(nil).Key(route, []byte(key))
 	return fmt.Sprintf("%016x%016x", k.Hi, k.Lo)
 }
+
+func TestSentinelFailoverKeepsEverySession(t *testing.T) {
+	master := redistest.Start(t)
+	standby := redistest.Start(t, "--replicaof", "127.0.0.1", fmt.Sprint(master.Port))
+	sentinel := redistest.StartSentinel(t, master)
+	cfg := t.TempDir() + "/podpin.yaml"
+	writeConfig(t, cfg, fmt.Sprintf("store: {type: redis, redis: {addrs: ['%s'], masterName: %s, timeout: 500ms}}\n", sentinel.Addr, redistest.MasterName), threeDemoPods(t)...)
+	a, b := startPodpin(t, "--config", cfg), startPodpin(t, "--config", cfg)
+	before := map[string]string{}
+	for i := range 300 {
+		k := fmt.Sprintf("s-%d", i)
+		before[k] = a.podOf(k)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for standby.Do("DBSIZE") != ":300" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the standby holds %s keys, want 300", standby.Do("DBSIZE"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	master.Kill()
+	if got := sentinel.WaitMaster(t, master.Addr, 20*time.Second); got != standby.Addr {
+		t.Fatalf("sentinel promoted %s, want %s", got, standby.Addr)
+	}
+	// Both replicas, the one that placed the keys and the one that never
+	// saw them, send every session to its pod after the failover; a third,
+	// started after it, finds them all in the new master.
+	c := startPodpin(t, "--config", cfg)
+	for k, want := range before {
+		for i, rp := range []*process{a, b, c} {
+			if got := rp.podOf(k); got != want {
+				t.Fatalf("after failover key %q went to %s on replica %d, want %s", k, got, i, want)
+			}
+		}
+	}
+}
