@@ -192,7 +192,11 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	p = proxy.New(proxy.Options{Logger: log.With("component", "proxy"), Metrics: m, Shared: shared, Discoverer: disc})
+	secret, err := cfg.KeySecret.Read()
+	if err != nil {
+		return err
+	}
+	p = proxy.New(proxy.Options{Logger: log.With("component", "proxy"), Metrics: m, Shared: shared, KeySecret: secret, Discoverer: disc})
 	if err := p.Apply(cfg); err != nil {
 		return err
 	}

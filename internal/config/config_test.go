@@ -106,3 +106,11 @@ func TestBackendAddress(t *testing.T) {
 		}
 	}
 }
+
+func TestUnknownFieldsWithOddNamesStillHaveAPath(t *testing.T) {
+	_, err := Parse([]byte("\"\": 1\nroutes: [{name: a, \"x.y\": 2, backends: [{name: p, url: 'http://127.0.0.1:1'}]}]\n"))
+	want := `"": unknown field (line 1)` + "\n" + `routes[0]."x.y": unknown field (line 2)`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want:\n%s", err, want)
+	}
+}

@@ -73,9 +73,13 @@ func unknownFields(n *yaml.Node, t reflect.Type, path string) Errors {
 		var errs Errors
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key, val := n.Content[i], n.Content[i+1]
-			p := key.Value
+			name := key.Value
+			if name == "" || strings.ContainsAny(name, ". []") {
+				name = fmt.Sprintf("%q", name)
+			}
+			p := name
 			if path != "" {
-				p = path + "." + key.Value
+				p = path + "." + name
 			}
 			f, ok := fieldByTag(t, key.Value)
 			if !ok {

@@ -16,6 +16,15 @@ import (
 // serve is the request path.
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	st := p.state.Load()
+	if code, err := checkRequest(&ctx.Request.Header, &st.limits); err != nil {
+		refuse(ctx, code, err)
+		return
+	}
+	if n := ctx.Request.Header.ContentLength(); st.limits.maxBodyBytes > 0 && int64(n) > st.limits.maxBodyBytes {
+		refuse(ctx, fasthttp.StatusRequestEntityTooLarge, errBodyTooLarge)
+		return
+	}
+	stripH2C(&ctx.Request.Header)
 	var r *route
 	for _, c := range st.routes {
 		if c.matches(ctx) {
@@ -59,7 +68,16 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 
 	k := r.digest.Key(r.name, raw)
-	d := r.place(set, k, raw)
+	var client netip.Addr
+	if r.newSessions != nil {
+		client = remoteAddr(ctx)
+	}
+	d := r.placeFor(set, k, raw, client)
+	if d.err == errNewSessions {
+		r.fail(ctx, fasthttp.StatusTooManyRequests, d.err)
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+		return
+	}
 	if d.err != nil {
 		r.fail(ctx, fasthttp.StatusServiceUnavailable, d.err)
 		return
@@ -83,10 +101,19 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, pd *pod, 
 	}
 	clientClose := req.Header.ConnectionClose()
 	prepareRequest(ctx)
+	setPodHost(req, pd)
+	body := wrapBody(ctx, st.limits)
 
 	resp := &ctx.Response
 	start := time.Now()
 	err := p.roundTrip(pd, req, resp)
+	if err != nil && body != nil && body.err != nil {
+		// The client's body stopped, not the pod: answer for the client,
+		// and count nothing against the pod.
+		pd.m.Done(body.status(), time.Since(start).Seconds())
+		refuse(ctx, body.status(), body.err)
+		return
+	}
 	if err != nil && isDialError(err) && raw != nil && !r.strict {
 		r.observe(pd, true, 0)
 		r.log.Debug("pod refused connection", "pod", pd.name, "err", err)
@@ -156,7 +183,36 @@ func prepareRequest(ctx *fasthttp.RequestCtx) {
 	} else {
 		h.Set(fasthttp.HeaderXForwardedProto, "http")
 	}
-	h.SetBytesV(fasthttp.HeaderXForwardedHost, h.Host())
+	if host := h.Host(); len(host) > 0 {
+		h.SetBytesV(fasthttp.HeaderXForwardedHost, host)
+	} else {
+		h.Del(fasthttp.HeaderXForwardedHost)
+	}
+}
+
+// setPodHost gives a request without Host (HTTP/1.0 allows that) the pod's
+// address as Host: podpin speaks HTTP/1.1 to pods, which requires one
+// (RFC 9112, section 3.2).
+// An HTTP/1.0 request goes on as HTTP/1.1: an intermediary sends its own
+// version (RFC 9110, section 6.2).
+func setPodHost(req *fasthttp.Request, pd *pod) {
+	if len(req.Header.Host()) == 0 {
+		req.SetHost(pd.addr)
+		req.Header.SetHost(pd.addr)
+	}
+	if !req.Header.IsHTTP11() {
+		req.Header.SetProtocol("HTTP/1.1")
+	}
+}
+
+// remoteAddr is the client's IP address; invalid when it has none.
+func remoteAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	a, ok := ctx.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return netip.Addr{}
+	}
+	ip, _ := netip.AddrFromSlice(a.IP)
+	return ip.Unmap()
 }
 
 func appendRemoteIP(dst []byte, ctx *fasthttp.RequestCtx) []byte {
@@ -174,6 +230,7 @@ func appendRemoteIP(dst []byte, ctx *fasthttp.RequestCtx) []byte {
 var hopByHop = []string{
 	fasthttp.HeaderConnection, "Keep-Alive", "Proxy-Connection",
 	fasthttp.HeaderTE, fasthttp.HeaderUpgrade, "Proxy-Authenticate", "Proxy-Authorization",
+	"HTTP2-Settings",
 }
 
 func stripRequestHopByHop(h *fasthttp.RequestHeader) {
@@ -242,6 +299,14 @@ func upstreamReason(err error) string {
 func (r *route) fail(ctx *fasthttp.RequestCtx, code int, err error) {
 	r.m.Unrouted(code)
 	reply(ctx, code, err)
+}
+
+// refuse answers a request podpin will not read further and closes the
+// connection: what follows it on the wire cannot be trusted to start a
+// request.
+func refuse(ctx *fasthttp.RequestCtx, code int, err error) {
+	reply(ctx, code, err)
+	ctx.SetConnectionClose()
 }
 
 func reply(ctx *fasthttp.RequestCtx, code int, err error) {

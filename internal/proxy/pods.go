@@ -126,13 +126,15 @@ func newClient(addr string, s upstreamSettings) *fasthttp.HostClient {
 		DisableHeaderNamesNormalizing: false,
 		DisablePathNormalizing:        true,
 		StreamResponseBody:            true,
-		// One retry, only for requests that are safe to send twice: a pooled
-		// keep-alive connection the pod closed while idle fails on first use.
+		// Up to two retries, only for requests that are safe to send twice:
+		// a pooled keep-alive connection the pod closed while idle fails on
+		// first use, and a pod that closed its idle connections (a restart,
+		// a short keep-alive timeout) may leave more than one in the pool.
 		RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
 			safe := req.Header.IsGet() || req.Header.IsHead() || req.Header.IsOptions()
 			n := req.Header.ContentLength()
 			bodyless := n == 0 || n == -2
-			return false, attempts < 2 && safe && bodyless && !isDialError(err)
+			return false, attempts < 3 && safe && bodyless && !isDialError(err)
 		},
 	}
 }

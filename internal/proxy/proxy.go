@@ -55,6 +55,7 @@ type state struct {
 	routes    []*route
 	podHeader string
 	upstream  upstreamSettings
+	limits    limitSettings
 }
 
 // Options are a Proxy's dependencies.
@@ -88,7 +89,7 @@ func New(o Options) *Proxy {
 	if p.metrics == nil {
 		p.metrics = metrics.New(nil, nil)
 	}
-	p.state.Store(&state{})
+	p.state.Store(&state{limits: newLimitSettings(config.Limits{})})
 	p.keyBufs.New = func() any { return new([256]byte) }
 	return p
 }
@@ -107,6 +108,7 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 	}
 	st := &state{
 		podHeader: cfg.PodHeaderName(),
+		limits:    newLimitSettings(cfg.Limits),
 		upstream: upstreamSettings{
 			connectTimeout:  cfg.Upstream.ConnectTimeout,
 			readTimeout:     cfg.Upstream.ResponseTimeout,
@@ -214,6 +216,7 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 			maxBytes: rc.Sticky.MaxKeyBytes,
 		},
 		missingName: rc.Sticky.Missing,
+		newSessions: newSessionLimiter(rc.Sticky.NewSessionsPerIP, rc.Sticky.NewSessionsBurst),
 		learn:       rc.Sticky.Learn,
 		drain:       rc.DrainEnabled(),
 		strict:      rc.Strict,

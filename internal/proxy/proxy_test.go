@@ -64,11 +64,17 @@ type harness struct {
 // startProxy applies cfg (after defaults) and serves it on a free port.
 func startProxy(t *testing.T, cfg *config.Config) *harness {
 	t.Helper()
+	return startProxyWith(t, cfg, Options{})
+}
+
+// startProxyWith is startProxy with the proxy's options.
+func startProxyWith(t *testing.T, cfg *config.Config, o Options) *harness {
+	t.Helper()
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	p := New(Options{})
+	p := New(o)
 	if err := p.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -342,6 +348,7 @@ func TestLearningFromTheResponse(t *testing.T) {
 
 func TestRoutesMatchHeadersHostAndPath(t *testing.T) {
 	apache, nginx, api, other, login := newTestPod(t, "apache", nil), newTestPod(t, "nginx", nil), newTestPod(t, "api", nil), newTestPod(t, "other", nil), newTestPod(t, "login", nil)
+	shop := newTestPod(t, "shop", nil)
 	route := func(name string, m config.Match, p *testPod) config.Route {
 		return config.Route{Name: name, Match: m, Backends: []config.Backend{{Name: p.name, URL: p.url()}}}
 	}
@@ -351,6 +358,7 @@ func TestRoutesMatchHeadersHostAndPath(t *testing.T) {
 		route("api", config.Match{Host: "api.example.com", PathPrefix: "/v1/"}, api),
 		route("other", config.Match{PathPrefix: "/static"}, other),
 		route("login", config.Match{Path: "/login"}, login),
+		route("shop", config.Match{Host: "*.shop.example.com"}, shop),
 	}})
 	cases := []struct {
 		name    string
@@ -366,6 +374,8 @@ func TestRoutesMatchHeadersHostAndPath(t *testing.T) {
 		{"a path prefix alone", "/static/app.js", nil, "other", 200},
 		{"a prefix matches whole path elements only", "/staticfiles", nil, "podpin: no route matches this request\n", 404},
 		{"an exact path", "/login", nil, "login", 200},
+		{"a wildcard host matches one label", "/", []string{"Host: eu.shop.example.com"}, "shop", 200},
+		{"a wildcard host does not match two labels", "/", []string{"Host: a.eu.shop.example.com"}, "podpin: no route matches this request\n", 404},
 		{"an exact path does not match below it", "/login/x", nil, "podpin: no route matches this request\n", 404},
 		{"nothing matching", "/", []string{"X-Route: haproxy"}, "podpin: no route matches this request\n", 404},
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,8 @@ type route struct {
 	key         keySource
 	missing     int
 	missingName string
+	// newSessions caps new entries per client address; nil: no cap.
+	newSessions *sessionLimiter
 	learn       bool
 	drain       bool // draining pods keep their sessions
 	strict      bool // never rebind
@@ -114,9 +117,14 @@ func pathHasPrefix(path, prefix []byte) bool {
 }
 
 // hostEqual compares a Host header, ignoring any port and case, with want.
+// A want of "*.example.com" matches one label in front of "example.com".
 func hostEqual(host, want []byte) bool {
 	if i := bytes.LastIndexByte(host, ':'); i >= 0 && !bytes.HasSuffix(host, []byte("]")) {
 		host = host[:i]
+	}
+	if suffix, ok := bytes.CutPrefix(want, []byte("*")); ok {
+		i := bytes.IndexByte(host, '.')
+		return i > 0 && bytes.EqualFold(host[i:], suffix)
 	}
 	return bytes.EqualFold(host, want)
 }
@@ -133,8 +141,20 @@ type decision struct {
 // place finds the pod for a request with key k: its pinned pod when that pod
 // can serve it, else a new one from the balancer, claimed in the table.
 func (r *route) place(set *podSet, k table.Key, raw []byte) decision {
+	return r.placeFor(set, k, raw, netip.Addr{})
+}
+
+// placeFor is place for a request from client: when the route caps new
+// sessions per address, a key that would create an entry over client's
+// allowance is refused with errNewSessions.
+func (r *route) placeFor(set *podSet, k table.Key, raw []byte, client netip.Addr) decision {
 	var d decision
-	if name, ok := r.sessions.Lookup(k); ok {
+	name, ok := r.sessions.Lookup(k)
+	if !ok && r.newSessions != nil && client.IsValid() && !r.newSessions.allow(client, time.Now()) {
+		d.err = errNewSessions
+		return d
+	}
+	if ok {
 		p := set.byName[name]
 		switch {
 		case p == nil:

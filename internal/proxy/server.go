@@ -12,10 +12,16 @@ import (
 
 // Serve accepts client connections on ln until ctx ends, then shuts down:
 // it stops accepting, lets in-flight requests finish for up to drain, and
-// closes upgraded connections when drain runs out.
+// closes upgraded connections when drain runs out. The limits of the
+// configuration applied when Serve starts bound its connections (timeouts,
+// header size, connection counts); body limits follow every reload.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
+	lim := p.state.Load().limits
 	srv := &fasthttp.Server{
 		Handler:                      p.serve,
+		ErrorHandler:                 p.onParseError,
+		HeaderReceived:               p.onHeaders,
+		ExpectHandler:                p.onExpect,
 		Name:                         "podpin",
 		NoDefaultServerHeader:        true,
 		NoDefaultContentType:         true,
@@ -24,10 +30,19 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, drain time.Duration)
 		// With streaming on, bodies larger than this are passed through as
 		// they arrive instead of being read first.
 		MaxRequestBodySize: 64 << 10,
-		ReadBufferSize:     16 << 10,
-		IdleTimeout:        90 * time.Second,
-		CloseOnShutdown:    true,
-		Logger:             fasthttpLogger{p},
+		// The header block must fit the read buffer: a larger one is a 431.
+		ReadBufferSize: lim.maxHeaderBytes,
+		// From a connection's opening or a request's first byte to the end
+		// of its headers; onHeaders gives the body its own deadline.
+		ReadTimeout:   lim.headerTimeout,
+		IdleTimeout:   lim.idleTimeout,
+		Concurrency:   lim.maxConnections,
+		MaxConnsPerIP: lim.maxConnsPerIP,
+		// Connections over a limit are refused at once rather than
+		// slowing the accept loop for everyone.
+		SleepWhenConcurrencyLimitsExceeded: 0,
+		CloseOnShutdown:                    true,
+		Logger:                             fasthttpLogger{p},
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -22,6 +22,7 @@ func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, st *state, r *route, pd *pod) {
 	}
 	upgrade := append([]byte(nil), req.Header.Peek(fasthttp.HeaderUpgrade)...)
 	prepareRequest(ctx)
+	setPodHost(req, pd)
 	req.Header.Set(fasthttp.HeaderConnection, "Upgrade")
 	req.Header.SetBytesV(fasthttp.HeaderUpgrade, upgrade)
 
