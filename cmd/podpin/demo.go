@@ -36,7 +36,9 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	route := config.Route{Name: config.DefaultRoute, Balancer: *balancer}
+	// The demo's keys are names, not credentials: keep them so the console
+	// and the CLI can show them.
+	route := config.Route{Name: config.DefaultRoute, Balancer: *balancer, Table: config.Table{KeepRawKeys: true}}
 	for _, p := range demoPods {
 		route.Backends = append(route.Backends, config.Backend{Name: p.Name, URL: "http://" + p.Addr})
 	}
@@ -72,7 +74,8 @@ No key: balanced, nothing pinned:
   curl http://%[1]s/
 The X-Podpin-Pod response header names the pod:
   curl -si -H 'X-Session: alice' http://%[1]s/ | grep -i x-podpin-pod
-Where every session lives: the console at http://%[2]s/ or the CLI:
+Where every session lives: the console at http://%[2]s/ or the CLI
+(go build -o podpin ./cmd/podpin):
   podpin sessions list
   podpin sessions get alice
   podpin sessions pin alice web-2
