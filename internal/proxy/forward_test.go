@@ -246,3 +246,35 @@ func TestUpgradeRefusedByThePodIsAnOrdinaryResponse(t *testing.T) {
 		t.Errorf("got %d %q, want the pod's 403", resp.StatusCode, body)
 	}
 }
+
+func TestResponseTimeoutIsAnInactivityTimeout(t *testing.T) {
+	pod := newTestPod(t, "web-0", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/silent":
+			time.Sleep(1500 * time.Millisecond)
+		case "/trickle":
+			// Two seconds in all, never silent for more than 100ms.
+			for range 20 {
+				w.Write([]byte("."))
+				w.(http.Flusher).Flush()
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	})
+	c := oneRoute(pod)
+	c.Upstream.ResponseTimeout = 500 * time.Millisecond
+	h := startProxy(t, c)
+
+	start := time.Now()
+	resp, body := h.get("/silent", "X-Session: a")
+	if resp.StatusCode != 504 || !strings.Contains(body, "no response in time") {
+		t.Errorf("silent pod: got %d %q, want 504", resp.StatusCode, body)
+	}
+	if d := time.Since(start); d > 1200*time.Millisecond {
+		t.Errorf("silent pod answered after %v, want about the 500ms timeout", d)
+	}
+	resp, body = h.get("/trickle", "X-Session: a")
+	if resp.StatusCode != 200 || body != strings.Repeat(".", 20) {
+		t.Errorf("trickling pod: got %d %q, want 200 and all 20 bytes over 2s", resp.StatusCode, body)
+	}
+}

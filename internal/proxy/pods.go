@@ -130,11 +130,14 @@ func newClient(addr string, s upstreamSettings) *fasthttp.HostClient {
 		// a pooled keep-alive connection the pod closed while idle fails on
 		// first use, and a pod that closed its idle connections (a restart,
 		// a short keep-alive timeout) may leave more than one in the pool.
+		// A pod that took the request and stayed silent is not asked again:
+		// the timeout already cost the client its wait.
 		RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
 			safe := req.Header.IsGet() || req.Header.IsHead() || req.Header.IsOptions()
 			n := req.Header.ContentLength()
 			bodyless := n == 0 || n == -2
-			return false, attempts < 3 && safe && bodyless && !isDialError(err)
+			stale := !isDialError(err) && !errors.Is(err, fasthttp.ErrTimeout)
+			return false, attempts < 3 && safe && bodyless && stale
 		},
 	}
 }
@@ -143,15 +146,25 @@ func newClient(addr string, s upstreamSettings) *fasthttp.HostClient {
 // data, however long the whole response takes: an inactivity timeout, like
 // HAProxy's "timeout server", so long streamed bodies are not cut while a
 // silent pod still is.
+//
+// Moving a deadline re-arms a runtime timer, which costs more than the read
+// itself on a small response, so the deadline moves only once a tenth of the
+// timeout has passed: the timeout then fires after 0.9 to 1 times its length
+// of silence. A connection is read by one goroutine at a time.
 type idleConn struct {
 	net.Conn
-	timeout time.Duration
+	timeout  time.Duration
+	deadline time.Time // the read deadline set last
 }
 
 func (c *idleConn) Read(b []byte) (int, error) {
 	if c.timeout > 0 {
-		if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
-			return 0, err
+		now := time.Now()
+		if c.deadline.Sub(now) < c.timeout-c.timeout/10 {
+			c.deadline = now.Add(c.timeout)
+			if err := c.Conn.SetReadDeadline(c.deadline); err != nil {
+				return 0, err
+			}
 		}
 	}
 	return c.Conn.Read(b)
