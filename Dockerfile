@@ -4,7 +4,7 @@
 #   docker build -t podpin .
 #   docker build --build-arg VERSION=v0.1.0 -t ghcr.io/podpin/podpin:0.1.0 .
 
-FROM golang:1.26 AS build
+FROM golang:1.27 AS build
 WORKDIR /src
 # Modules first, so a change of the code does not download them again.
 COPY go.mod go.sum ./
