@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -375,14 +374,4 @@ func (c *rebindCounts) byReason(pod string) map[string]uint64 {
 		}
 	}
 	return out
-}
-
-// podNames returns the names of a route's current pods, sorted.
-func podNames(s *podSet) []string {
-	names := make([]string, 0, len(s.all))
-	for _, p := range s.all {
-		names = append(names, p.name)
-	}
-	slices.Sort(names)
-	return names
 }

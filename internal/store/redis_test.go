@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -33,7 +34,7 @@ func newReplica(t *testing.T, cfg config.Redis) *replica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := contextWithCleanup(t)
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; s.Close() })
