@@ -278,3 +278,56 @@ func TestResponseTimeoutIsAnInactivityTimeout(t *testing.T) {
 		t.Errorf("trickling pod: got %d %q, want 200 and all 20 bytes over 2s", resp.StatusCode, body)
 	}
 }
+
+func TestShutdownClosesUpgradedConnectionsAtTheDrainDeadline(t *testing.T) {
+	pod := newTestPod(t, "web-0", func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			if _, _, err := c.Read(r.Context()); err != nil {
+				return
+			}
+		}
+	})
+	c := oneRoute(pod)
+	c.SetDefaults()
+	p := New(Options{})
+	if err := p.Apply(c); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(ctx, ln, 500*time.Millisecond) }()
+
+	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer dcancel()
+	ws, _, err := websocket.Dial(dctx, "ws://"+ln.Addr().String()+"/ws", &websocket.DialOptions{HTTPHeader: http.Header{"X-Session": {"a"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	start := time.Now()
+	cancel()
+	if _, _, err := ws.Read(dctx); err == nil {
+		t.Fatal("the tunnel stayed open after shutdown")
+	}
+	if d := time.Since(start); d < 400*time.Millisecond || d > 3*time.Second {
+		t.Errorf("the tunnel closed %v after shutdown began, want at the 500ms drain deadline", d)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("serve did not return after the drain deadline")
+	}
+}

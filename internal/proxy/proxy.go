@@ -382,9 +382,5 @@ func (p *Proxy) TableStats() []metrics.TableStats {
 	return out
 }
 
-// CloseTunnels closes every upgraded connection (WebSocket and the like) and
-// waits until their copies end. Shutdown calls it at its deadline.
-func (p *Proxy) CloseTunnels() { p.tunnels.closeAll() }
-
 // Handler returns the fasthttp request handler.
 func (p *Proxy) Handler() fasthttp.RequestHandler { return p.serve }

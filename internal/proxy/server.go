@@ -53,14 +53,15 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, drain time.Duration)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
-	go func() {
-		<-sctx.Done()
-		p.CloseTunnels()
-	}()
 	err := srv.ShutdownWithContext(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		p.log.Warn("shutdown deadline reached with requests in flight", "drain", drain)
 		err = nil
+	}
+	// Upgraded connections left the server when they were hijacked: they
+	// get the rest of the drain to end by themselves, then are closed.
+	if n := p.tunnels.drain(sctx); n > 0 {
+		p.log.Info("closed upgraded connections at the drain deadline", "connections", n)
 	}
 	<-errc
 	return err

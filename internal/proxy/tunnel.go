@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"sync"
@@ -55,6 +56,7 @@ func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, st *state, r *route, pd *pod) {
 	fasthttp.ReleaseResponse(resp)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(client net.Conn) {
+		client = closable(client)
 		if _, err := client.Write(head); err != nil {
 			conn.Close()
 			return
@@ -88,6 +90,26 @@ func (p *Proxy) handshake(st *state, pd *pod, req *fasthttp.Request) (net.Conn, 
 	return &bufferedConn{Conn: c, r: br}, resp, nil
 }
 
+// closable returns a hijacked client connection whose Close really closes
+// it: fasthttp's hijacked connection ignores Close (it closes the socket
+// itself once the hijack handler returns), but shutdown must be able to end
+// a tunnel from outside.
+func closable(c net.Conn) net.Conn {
+	if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
+		return &hijacked{Conn: c, raw: u.UnsafeConn()}
+	}
+	return c
+}
+
+// hijacked reads and writes through fasthttp's connection (which holds
+// bytes it already read) and closes the socket beneath it.
+type hijacked struct {
+	net.Conn
+	raw net.Conn
+}
+
+func (h *hijacked) Close() error { return h.raw.Close() }
+
 // bufferedConn reads through the reader that parsed the pod's answer.
 type bufferedConn struct {
 	net.Conn
@@ -101,7 +123,6 @@ type tunnels struct {
 	// guards open
 	mu   sync.Mutex
 	open map[net.Conn]net.Conn
-	wg   sync.WaitGroup
 }
 
 // splice copies both ways between a and b until either direction ends,
@@ -112,7 +133,6 @@ func (t *tunnels) splice(a, b net.Conn) {
 		t.open = map[net.Conn]net.Conn{}
 	}
 	t.open[a] = b
-	t.wg.Add(1)
 	t.mu.Unlock()
 	done := make(chan struct{}, 2)
 	cp := func(dst, src net.Conn) {
@@ -128,10 +148,32 @@ func (t *tunnels) splice(a, b net.Conn) {
 	t.mu.Lock()
 	delete(t.open, a)
 	t.mu.Unlock()
-	t.wg.Done()
 }
 
-// closeAll closes every tunnel and waits for their copies to end.
+// drain waits until every tunnel has ended or ctx is done, then closes the
+// tunnels still open and returns how many it closed. It polls rather than
+// waiting on the group, since a request still in flight may open a tunnel
+// meanwhile.
+func (t *tunnels) drain(ctx context.Context) int {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		t.mu.Lock()
+		n := len(t.open)
+		t.mu.Unlock()
+		if n == 0 {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			t.closeAll()
+			return n
+		case <-tick.C:
+		}
+	}
+}
+
+// closeAll closes every tunnel; their copies then end and unregister.
 func (t *tunnels) closeAll() {
 	t.mu.Lock()
 	for a, b := range t.open {
@@ -139,5 +181,4 @@ func (t *tunnels) closeAll() {
 		b.Close()
 	}
 	t.mu.Unlock()
-	t.wg.Wait()
 }
