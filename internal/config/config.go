@@ -536,65 +536,29 @@ func (c *Config) SetDefaults() {
 	if len(c.Listeners) == 0 {
 		c.Listeners = []Listener{{Address: DefaultListen}}
 	}
-	if c.Admin.Address == "" {
-		c.Admin.Address = DefaultAdmin
-	}
+	def(&c.Admin.Address, DefaultAdmin)
 	u := &c.Upstream
-	if u.ConnectTimeout == 0 {
-		u.ConnectTimeout = DefaultConnectTimeout
-	}
-	if u.ResponseTimeout == 0 {
-		u.ResponseTimeout = DefaultResponseTimeout
-	}
-	if u.IdleConnTimeout == 0 {
-		u.IdleConnTimeout = DefaultIdleConnTimeout
-	}
-	if u.MaxConnsPerPod == 0 {
-		u.MaxConnsPerPod = DefaultMaxConnsPerPod
-	}
+	def(&u.ConnectTimeout, DefaultConnectTimeout)
+	def(&u.ResponseTimeout, DefaultResponseTimeout)
+	def(&u.IdleConnTimeout, DefaultIdleConnTimeout)
+	def(&u.MaxConnsPerPod, DefaultMaxConnsPerPod)
 	l := &c.Limits
-	if l.HeaderTimeout == 0 {
-		l.HeaderTimeout = DefaultHeaderTimeout
-	}
-	if l.IdleTimeout == 0 {
-		l.IdleTimeout = DefaultClientIdle
-	}
-	if l.BodyTimeout == 0 {
-		l.BodyTimeout = DefaultBodyTimeout
-	}
-	if l.MaxHeaderBytes == 0 {
-		l.MaxHeaderBytes = DefaultMaxHeaderBytes
-	}
-	if l.MaxHeaders == 0 {
-		l.MaxHeaders = DefaultMaxHeaders
-	}
-	if l.MaxConnections == 0 {
-		l.MaxConnections = DefaultMaxConnections
-	}
-	if c.Shutdown.DrainTimeout == 0 {
-		c.Shutdown.DrainTimeout = DefaultDrainTimeout
-	}
-	if c.State.Interval == 0 {
-		c.State.Interval = DefaultStateInterval
-	}
-	if c.Store.Type == "" {
-		c.Store.Type = StoreMemory
-	}
+	def(&l.HeaderTimeout, DefaultHeaderTimeout)
+	def(&l.IdleTimeout, DefaultClientIdle)
+	def(&l.BodyTimeout, DefaultBodyTimeout)
+	def(&l.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	def(&l.MaxHeaders, DefaultMaxHeaders)
+	def(&l.MaxConnections, DefaultMaxConnections)
+	def(&c.Shutdown.DrainTimeout, DefaultDrainTimeout)
+	def(&c.State.Interval, DefaultStateInterval)
+	def(&c.Store.Type, StoreMemory)
 	rd := &c.Store.Redis
-	if rd.KeyPrefix == "" {
-		rd.KeyPrefix = "podpin:"
-	}
-	if rd.Timeout == 0 {
-		rd.Timeout = DefaultRedisTimeout
-	}
-	if rd.DialTimeout == 0 {
-		rd.DialTimeout = DefaultRedisDialTimeout
-	}
+	def(&rd.KeyPrefix, "podpin:")
+	def(&rd.Timeout, DefaultRedisTimeout)
+	def(&rd.DialTimeout, DefaultRedisDialTimeout)
 	for i := range c.Routes {
 		c.Routes[i].setDefaults()
-		if c.Routes[i].Store == "" {
-			c.Routes[i].Store = c.Store.Type
-		}
+		def(&c.Routes[i].Store, c.Store.Type)
 	}
 }
 
@@ -615,12 +579,8 @@ func (c *Config) UsesRedis() bool {
 
 func (r *Route) setDefaults() {
 	for i := range r.Backends {
-		if r.Backends[i].Weight == 0 {
-			r.Backends[i].Weight = 1
-		}
-		if r.Backends[i].State == "" {
-			r.Backends[i].State = "ready"
-		}
+		def(&r.Backends[i].Weight, 1)
+		def(&r.Backends[i].State, "ready")
 	}
 	if r.Service != nil && r.Service.Namespace == "" {
 		r.Service.Namespace = "default"
@@ -629,51 +589,31 @@ func (r *Route) setDefaults() {
 		r.DNS.Interval = DefaultDNSInterval
 	}
 	p := &r.Health.Passive
-	if p.ConsecutiveFailures == 0 {
-		p.ConsecutiveFailures = DefaultConsecutiveFailures
-	}
-	if p.BaseEjection == 0 {
-		p.BaseEjection = DefaultBaseEjection
-	}
-	if p.MaxEjection == 0 {
-		p.MaxEjection = DefaultMaxEjection
-	}
-	if p.MaxEjectedPercent == 0 {
-		p.MaxEjectedPercent = DefaultMaxEjectedPercent
-	}
+	def(&p.ConsecutiveFailures, DefaultConsecutiveFailures)
+	def(&p.BaseEjection, DefaultBaseEjection)
+	def(&p.MaxEjection, DefaultMaxEjection)
+	def(&p.MaxEjectedPercent, DefaultMaxEjectedPercent)
 	a := &r.Health.Active
-	if a.Interval == 0 {
-		a.Interval = DefaultCheckInterval
-	}
-	if a.Timeout == 0 {
-		a.Timeout = DefaultCheckTimeout
-	}
-	if a.HealthyThreshold == 0 {
-		a.HealthyThreshold = DefaultHealthyThreshold
-	}
-	if a.UnhealthyThreshold == 0 {
-		a.UnhealthyThreshold = DefaultUnhealthyThreshold
-	}
+	def(&a.Interval, DefaultCheckInterval)
+	def(&a.Timeout, DefaultCheckTimeout)
+	def(&a.HealthyThreshold, DefaultHealthyThreshold)
+	def(&a.UnhealthyThreshold, DefaultUnhealthyThreshold)
 	s := &r.Sticky
-	if s.Header == "" {
-		s.Header = DefaultHeader
-	}
-	if s.MaxKeyBytes == 0 {
-		s.MaxKeyBytes = DefaultMaxKeyBytes
-	}
-	if s.Missing == "" {
-		s.Missing = MissingBalance
-	}
+	def(&s.Header, DefaultHeader)
+	def(&s.MaxKeyBytes, DefaultMaxKeyBytes)
+	def(&s.Missing, MissingBalance)
 	if s.NewSessionsPerIP > 0 && s.NewSessionsBurst == 0 {
 		s.NewSessionsBurst = max(1, int(math.Ceil(s.NewSessionsPerIP)))
 	}
-	if r.Balancer == "" {
-		r.Balancer = "round-robin"
-	}
-	if r.Table.IdleTimeout == 0 {
-		r.Table.IdleTimeout = DefaultIdleTimeout
-	}
-	if r.Table.MaxEntries == 0 {
-		r.Table.MaxEntries = DefaultMaxEntries
+	def(&r.Balancer, "round-robin")
+	def(&r.Table.IdleTimeout, DefaultIdleTimeout)
+	def(&r.Table.MaxEntries, DefaultMaxEntries)
+}
+
+// def sets *v to d when *v is zero.
+func def[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
 	}
 }
