@@ -55,9 +55,13 @@ func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, st *state, r *route, pd *pod) {
 	head := append([]byte(nil), resp.Header.Header()...)
 	fasthttp.ReleaseResponse(resp)
 	ctx.HijackSetNoResponse(true)
+	// Registered while the request is still in flight, so a shutdown that
+	// waits for requests sees the tunnel before its copying starts.
+	p.tunnels.add(conn)
 	ctx.Hijack(func(client net.Conn) {
 		client = closable(client)
 		if _, err := client.Write(head); err != nil {
+			p.tunnels.remove(conn)
 			conn.Close()
 			return
 		}
@@ -121,33 +125,47 @@ func (c *bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 // tunnels tracks upgraded connections so shutdown can close them.
 type tunnels struct {
 	// guards open
-	mu   sync.Mutex
+	mu sync.Mutex
+	// open maps each tunnel's pod connection to its client connection (nil
+	// until the client connection is hijacked).
 	open map[net.Conn]net.Conn
 }
 
-// splice copies both ways between a and b until either direction ends,
-// then closes both, as net/http/httputil does for upgraded connections.
-func (t *tunnels) splice(a, b net.Conn) {
+// add registers the pod connection of a tunnel about to start.
+func (t *tunnels) add(pod net.Conn) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.open == nil {
 		t.open = map[net.Conn]net.Conn{}
 	}
-	t.open[a] = b
+	t.open[pod] = nil
+}
+
+func (t *tunnels) remove(pod net.Conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.open, pod)
+}
+
+// splice copies both ways between client and pod until either direction
+// ends, then closes both, as net/http/httputil does for upgraded
+// connections. pod must have been added.
+func (t *tunnels) splice(client, pod net.Conn) {
+	t.mu.Lock()
+	t.open[pod] = client
 	t.mu.Unlock()
+	defer t.remove(pod)
 	done := make(chan struct{}, 2)
 	cp := func(dst, src net.Conn) {
 		io.Copy(dst, src)
 		done <- struct{}{}
 	}
-	go cp(a, b)
-	go cp(b, a)
+	go cp(client, pod)
+	go cp(pod, client)
 	<-done
-	a.Close()
-	b.Close()
+	client.Close()
+	pod.Close()
 	<-done
-	t.mu.Lock()
-	delete(t.open, a)
-	t.mu.Unlock()
 }
 
 // drain waits until every tunnel has ended or ctx is done, then closes the
@@ -173,12 +191,16 @@ func (t *tunnels) drain(ctx context.Context) int {
 	}
 }
 
-// closeAll closes every tunnel; their copies then end and unregister.
+// closeAll closes every tunnel; their copies then end and unregister. A
+// tunnel whose client connection is not spliced yet ends as soon as it
+// tries to copy from its closed pod connection.
 func (t *tunnels) closeAll() {
 	t.mu.Lock()
-	for a, b := range t.open {
-		a.Close()
-		b.Close()
+	defer t.mu.Unlock()
+	for pod, client := range t.open {
+		pod.Close()
+		if client != nil {
+			client.Close()
+		}
 	}
-	t.mu.Unlock()
 }
