@@ -16,7 +16,8 @@ import (
 // serve is the request path.
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	st := p.state.Load()
-	if code, err := checkRequest(&ctx.Request.Header, &st.limits); err != nil {
+	scan, code, err := checkRequest(&ctx.Request.Header, &st.limits)
+	if err != nil {
 		refuse(ctx, code, err)
 		return
 	}
@@ -24,7 +25,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		refuse(ctx, fasthttp.StatusRequestEntityTooLarge, errBodyTooLarge)
 		return
 	}
-	stripH2C(&ctx.Request.Header)
+	stripH2C(&ctx.Request.Header, scan)
 	var r *route
 	for _, c := range st.routes {
 		if c.matches(ctx) {
@@ -58,7 +59,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 				r.fail(ctx, fasthttp.StatusServiceUnavailable, errNoPod)
 				return
 			}
-			p.forward(ctx, st, r, pd, nil, table.Key{})
+			p.forward(ctx, st, r, scan, pd, nil, table.Key{})
 			return
 		case missingAssign:
 			raw = newKey(buf[:0])
@@ -87,20 +88,20 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		// The key header is set on the response after forwarding.
 		defer ctx.Response.Header.SetBytesV(r.key.header, raw)
 	}
-	p.forward(ctx, st, r, d.pod, raw, k)
+	p.forward(ctx, st, r, scan, d.pod, raw, k)
 }
 
 // forward sends the request to pd and the answer back to the client. With a
 // key (raw != nil), a pod that refuses the connection is replaced by another
 // candidate once, and the key rebound to it.
-func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, pd *pod, raw []byte, k table.Key) {
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan headerScan, pd *pod, raw []byte, k table.Key) {
 	req := &ctx.Request
 	if req.Header.ConnectionUpgrade() && len(req.Header.Peek(fasthttp.HeaderUpgrade)) > 0 {
-		p.tunnel(ctx, st, r, pd)
+		p.tunnel(ctx, st, r, scan, pd)
 		return
 	}
 	clientClose := req.Header.ConnectionClose()
-	prepareRequest(ctx)
+	prepareRequest(ctx, scan)
 	setPodHost(req, pd)
 	body := wrapBody(ctx, st.limits)
 
@@ -164,25 +165,38 @@ func (p *Proxy) roundTrip(pd *pod, req *fasthttp.Request, resp *fasthttp.Respons
 }
 
 // prepareRequest turns the client's request into the pod's: hop-by-hop
-// headers removed (RFC 9110, section 7.6.1), X-Forwarded-* added.
-func prepareRequest(ctx *fasthttp.RequestCtx) {
+// headers removed (RFC 9110, section 7.6.1), X-Forwarded-* added. When the
+// scan found no field to rewrite, the X-Forwarded-* fields are appended
+// without searching the others.
+func prepareRequest(ctx *fasthttp.RequestCtx, scan headerScan) {
 	h := &ctx.Request.Header
+	proto := "http"
+	if ctx.IsTLS() {
+		proto = "https"
+	}
+	var b [64]byte
+	if !scan.rewrite {
+		if scan.connection {
+			h.Del(fasthttp.HeaderConnection)
+		}
+		h.AddBytesV(fasthttp.HeaderXForwardedFor, appendRemoteIP(b[:0], ctx))
+		h.Add(fasthttp.HeaderXForwardedProto, proto)
+		if host := h.Host(); len(host) > 0 {
+			h.AddBytesV(fasthttp.HeaderXForwardedHost, host)
+		}
+		return
+	}
 	stripRequestHopByHop(h)
 	// podpin answered any "Expect: 100-continue" itself and holds the body.
 	h.Del(fasthttp.HeaderExpect)
 
-	var b [128]byte
 	xff := b[:0]
 	if prior := h.Peek(fasthttp.HeaderXForwardedFor); len(prior) > 0 {
 		xff = append(append(xff, prior...), ", "...)
 	}
 	xff = appendRemoteIP(xff, ctx)
 	h.SetBytesV(fasthttp.HeaderXForwardedFor, xff)
-	if ctx.IsTLS() {
-		h.Set(fasthttp.HeaderXForwardedProto, "https")
-	} else {
-		h.Set(fasthttp.HeaderXForwardedProto, "http")
-	}
+	h.Set(fasthttp.HeaderXForwardedProto, proto)
 	if host := h.Host(); len(host) > 0 {
 		h.SetBytesV(fasthttp.HeaderXForwardedHost, host)
 	} else {
@@ -233,6 +247,30 @@ var hopByHop = []string{
 	"HTTP2-Settings",
 }
 
+// isHopByHop reports whether name is one of hopByHop, in any case.
+func isHopByHop(name []byte) bool {
+	for _, h := range hopByHop {
+		if equalName(name, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// isRewritten reports the request fields, other than hop-by-hop ones, that
+// prepareRequest removes or replaces.
+func isRewritten(name []byte) bool {
+	return equalName(name, fasthttp.HeaderExpect) ||
+		equalName(name, fasthttp.HeaderXForwardedFor) ||
+		equalName(name, fasthttp.HeaderXForwardedProto) ||
+		equalName(name, fasthttp.HeaderXForwardedHost)
+}
+
+// equalName compares a field name with a canonical one, ignoring case.
+func equalName(name []byte, canonical string) bool {
+	return len(name) == len(canonical) && bytes.EqualFold(name, []byte(canonical))
+}
+
 func stripRequestHopByHop(h *fasthttp.RequestHeader) {
 	if c := h.Peek(fasthttp.HeaderConnection); len(c) > 0 {
 		forEachToken(c, func(name []byte) {
@@ -246,7 +284,26 @@ func stripRequestHopByHop(h *fasthttp.RequestHeader) {
 	}
 }
 
+// stripHopByHop removes a response's hop-by-hop fields. One pass over the
+// fields finds them; the common answer, whose only such field is
+// "Connection: keep-alive" or "close", costs one removal.
 func stripHopByHop(h *fasthttp.ResponseHeader) {
+	var conn, more bool
+	for name, value := range h.All() {
+		switch {
+		case equalName(name, fasthttp.HeaderConnection):
+			conn = true
+			more = more || !isPersistenceToken(value)
+		case isHopByHop(name):
+			more = true
+		}
+	}
+	if !more {
+		if conn {
+			h.Del(fasthttp.HeaderConnection)
+		}
+		return
+	}
 	if c := h.Peek(fasthttp.HeaderConnection); len(c) > 0 {
 		forEachToken(c, func(name []byte) {
 			if !isFramingHeader(name) {
@@ -257,6 +314,11 @@ func stripHopByHop(h *fasthttp.ResponseHeader) {
 	for _, name := range hopByHop {
 		h.Del(name)
 	}
+}
+
+// isPersistenceToken reports a Connection value that names no other field.
+func isPersistenceToken(v []byte) bool {
+	return bytes.EqualFold(v, []byte("keep-alive")) || bytes.EqualFold(v, []byte("close"))
 }
 
 // isFramingHeader reports fields that a Connection header must not remove:

@@ -62,6 +62,37 @@ func TestHopByHopHeadersStopAtTheProxy(t *testing.T) {
 	}
 }
 
+func TestPlainRequestGainsOnlyTheForwardedHeaders(t *testing.T) {
+	// No field to rewrite but a persistence-only Connection field, on
+	// either side: the path that appends X-Forwarded-* without searching.
+	pod := newTestPod(t, "web-0", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "keep-alive")
+		fmt.Fprint(w, "web-0")
+	})
+	h := startProxy(t, oneRoute(pod))
+	resp, body := h.get("/", "X-Session: a", "Connection: keep-alive", "X-Client-Public: yes")
+	if body != "web-0" {
+		t.Fatalf("got body %q, want web-0", body)
+	}
+	got := pod.last().Header
+	want := map[string][]string{
+		"Connection":        nil,
+		"X-Client-Public":   {"yes"},
+		"X-Forwarded-For":   {"127.0.0.1"},
+		"X-Forwarded-Proto": {"http"},
+		"X-Forwarded-Host":  {h.addr},
+		"X-Session":         {"a"},
+	}
+	for name, v := range want {
+		if g := got.Values(name); strings.Join(g, "|") != strings.Join(v, "|") {
+			t.Errorf("pod received %s: %q, want %q", name, g, v)
+		}
+	}
+	if v := resp.Header.Values("Connection"); len(v) > 0 {
+		t.Errorf("client received Connection %q, want it removed", v)
+	}
+}
+
 func TestConnectionCloseAddedByClientCannotStripForwardedHeaders(t *testing.T) {
 	pod := newTestPod(t, "web-0", nil)
 	h := startProxy(t, oneRoute(pod))

@@ -144,7 +144,7 @@ func FuzzForEachToken(f *testing.F) {
 func FuzzCheckRawHeaders(f *testing.F) {
 	f.Add([]byte("Host: a\r\nX: y\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		n, err := checkRawHeaders(raw)
+		scan, err := checkRawHeaders(raw)
 		if err != nil {
 			return
 		}
@@ -171,8 +171,8 @@ func FuzzCheckRawHeaders(f *testing.F) {
 			te = te || bytes.EqualFold(name, []byte("Transfer-Encoding"))
 			lines++
 		}
-		if lines != n {
-			t.Fatalf("counted %d fields in %q, want %d", n, raw, lines)
+		if lines != scan.fields {
+			t.Fatalf("counted %d fields in %q, want %d", scan.fields, raw, lines)
 		}
 		if cl && te {
 			t.Fatalf("accepted both framings in %q", raw)

@@ -49,10 +49,15 @@ func newLimitSettings(l config.Limits) limitSettings {
 	}
 }
 
-// onHeaders runs once a request's headers are in: the body gets its own
+// onHeaders runs once a request's headers are in: a body gets its own
 // deadline (bodyTimeout), replacing the header deadline, so a long upload is
-// bounded by inactivity rather than by headerTimeout.
+// bounded by inactivity rather than by headerTimeout. A request without a
+// body reads nothing more until the next request, whose wait sets the idle
+// deadline, so it keeps the header deadline and costs no timer change.
 func (p *Proxy) onHeaders(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if n := h.ContentLength(); n == 0 || n == -2 {
+		return fasthttp.RequestConfig{}
+	}
 	return fasthttp.RequestConfig{ReadTimeout: p.state.Load().limits.bodyTimeout}
 }
 

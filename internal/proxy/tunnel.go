@@ -15,14 +15,14 @@ import (
 // pod switches protocols, podpin relays its 101 answer and then copies bytes
 // both ways until either side closes; otherwise the pod's answer is relayed
 // as an ordinary response.
-func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, st *state, r *route, pd *pod) {
+func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, st *state, r *route, scan headerScan, pd *pod) {
 	req := &ctx.Request
 	if n := req.Header.ContentLength(); n > 0 || n == -1 {
 		r.fail(ctx, fasthttp.StatusBadRequest, errUpgradeBody)
 		return
 	}
 	upgrade := append([]byte(nil), req.Header.Peek(fasthttp.HeaderUpgrade)...)
-	prepareRequest(ctx)
+	prepareRequest(ctx, scan)
 	setPodHost(req, pd)
 	req.Header.Set(fasthttp.HeaderConnection, "Upgrade")
 	req.Header.SetBytesV(fasthttp.HeaderUpgrade, upgrade)
