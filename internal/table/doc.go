@@ -8,8 +8,8 @@
 // Digester secret agree on every Key.
 //
 // A Table maps Keys to pod names. Lookup is the request path: it takes one
-// shard lock, touches two cache lines (index slot and entry) and does not
-// allocate. Store pins a key to a pod, or rebinds it to another one.
+// shard lock, reads the clock once, touches one cache line (an
+// open-addressing slot that holds the entry itself) and does not allocate. Store pins a key to a pod, or rebinds it to another one.
 // Entries expire after IdleTimeout without use and, optionally, after
 // AbsoluteTimeout since they were created or rebound. When the table is
 // full, Store evicts with a segmented LRU: new keys wait in a probation
@@ -18,9 +18,10 @@
 //
 // Pod names are interned: an entry holds a 32-bit id, and the table keeps
 // an exact count of live entries per pod (Sessions, SessionCounter) for
-// least-sessions balancing and metrics. An entry takes about 48 bytes:
-// 32 for the entry, 8 for its list links and 5 to 11 for its hash index
-// slot. A million entries fit in about 50 MB.
+// least-sessions balancing and metrics. A slot takes 40 bytes, 32 for the
+// entry and 8 for its list links, and at most 3/4 of the slots are used:
+// a full table takes about 54 bytes per entry (a million entries in 52
+// MiB, ten million in 510 MiB), a growing one 54 to 80.
 //
 // # Settings
 //
@@ -31,7 +32,7 @@
 //	AbsoluteTimeout  0 (none)   dropped this long after creation or rebind, even in use
 //	Shards           64         power of two; fewer so that each holds at least 256 entries
 //	KeepRawKeys      false      keep raw header values, for listing sessions by value
-//	Now              time.Now   the clock; tests inject a fake one
+//	Now              wall clock the clock (see Table); tests inject a fake one
 //
 // Times are kept in whole seconds since 2020-01-01 UTC, so snapshots keep
 // their meaning across restarts; timeouts may run up to two seconds long.

@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// fuzzKey gives the fuzz target 32 keys that share 7 values of Lo and 3
-// index tags, so that they collide in the index and exercise probing, tag
-// matches on other keys, and backward-shift deletion.
+// fuzzKey gives the fuzz target 32 keys that share 7 values of Lo, so that
+// they share home slots and exercise probing past other keys, wrapping
+// around the slots, and backward-shift deletion.
 func fuzzKey(i int) Key {
 	return Key{Hi: uint64(i%3)<<32 | uint64(i), Lo: uint64(i % 7)}
 }

@@ -15,7 +15,7 @@ func (t *Table) check() error {
 	for i, s := range t.shards {
 		s.mu.Lock()
 		err := s.check(counts)
-		total += len(s.entries)
+		total += s.n
 		s.mu.Unlock()
 		if err != nil {
 			return fmt.Errorf("shard %d: %w", i, err)
@@ -38,56 +38,45 @@ func (t *Table) check() error {
 }
 
 func (s *shard) check(counts map[uint32]int64) error {
-	n := len(s.entries)
+	n := s.n
 	if n > s.capacity {
 		return fmt.Errorf("got %d entries, want at most capacity %d", n, s.capacity)
 	}
-	if len(s.index)&(len(s.index)-1) != 0 || 64-s.shift != uint(bitsLen(len(s.index))) {
-		return fmt.Errorf("index length %d and shift %d disagree", len(s.index), s.shift)
+	if len(s.slots) > s.maxSlots || s.maxSlots*3 < s.capacity*4 {
+		return fmt.Errorf("got %d slots, %d at most, for capacity %d", len(s.slots), s.maxSlots, s.capacity)
 	}
-	if n*4 > len(s.index)*3 {
-		return fmt.Errorf("index %d slots for %d entries, over 3/4 full", len(s.index), n)
+	if n*4 > len(s.slots)*3 {
+		return fmt.Errorf("got %d slots for %d entries, over 3/4 full", len(s.slots), n)
 	}
 	used := 0
-	seen := make([]bool, n)
-	for slot, v := range s.index {
-		if v == 0 {
+	for pos := range s.slots {
+		e := &s.slots[pos]
+		if !e.used() {
+			if *e != (entry{}) || s.links[pos] != (link{}) || (s.keepRaw && s.raws[pos] != "") {
+				return fmt.Errorf("empty slot %d is not zero", pos)
+			}
 			continue
 		}
 		used++
-		pos := int(v&s.posMask()) - 1
-		if pos >= n {
-			return fmt.Errorf("slot %d points past the entries: %d", slot, pos)
-		}
-		if got, want := v&^s.posMask(), s.tag(s.entries[pos].key); got != want {
-			return fmt.Errorf("slot %d: got tag %#x, want %#x", slot, got, want)
-		}
-		if seen[pos] {
-			return fmt.Errorf("position %d indexed twice", pos)
-		}
-		seen[pos] = true
-	}
-	if used != n {
-		return fmt.Errorf("got %d index slots in use, want %d", used, n)
-	}
-	for pos := range s.entries {
-		e := &s.entries[pos]
 		if got := s.find(e.key); got != int32(pos) {
-			return fmt.Errorf("find(entry %d) = %d", pos, got)
+			return fmt.Errorf("find(entry in slot %d) = %d", pos, got)
 		}
 		if e.created > e.lastUsed || e.lastUsed > s.clock {
 			return fmt.Errorf("entry %d: created %d, lastUsed %d, clock %d out of order", pos, e.created, e.lastUsed, s.clock)
 		}
 		counts[e.pod()]++
 	}
+	if used != n {
+		return fmt.Errorf("got %d used slots, want %d", used, n)
+	}
 	if !s.keepRaw && s.raws != nil {
 		return fmt.Errorf("got %d raw keys with raw keys off", len(s.raws))
 	}
-	if len(s.links) != n {
-		return fmt.Errorf("got %d links for %d entries", len(s.links), n)
+	if len(s.links) != len(s.slots) {
+		return fmt.Errorf("got %d links for %d slots", len(s.links), len(s.slots))
 	}
-	if s.keepRaw && len(s.raws) != n {
-		return fmt.Errorf("got %d raw keys for %d entries", len(s.raws), n)
+	if s.keepRaw && len(s.raws) != len(s.slots) {
+		return fmt.Errorf("got %d raw keys for %d slots", len(s.raws), len(s.slots))
 	}
 
 	listed := 0
@@ -99,7 +88,10 @@ func (s *shard) check(counts map[uint32]int64) error {
 			if count > n {
 				return fmt.Errorf("segment %d has a cycle", seg)
 			}
-			e := &s.entries[pos]
+			e := &s.slots[pos]
+			if !e.used() {
+				return fmt.Errorf("segment %d links empty slot %d", seg, pos)
+			}
 			if got := s.links[pos].prev; got != prev {
 				return fmt.Errorf("segment %d: entry %d has prev %d, want %d", seg, pos, got, prev)
 			}
@@ -124,14 +116,6 @@ func (s *shard) check(counts map[uint32]int64) error {
 		return fmt.Errorf("got %d protected entries, want at most %d", s.seg[protected].n, s.protectedCap)
 	}
 	return nil
-}
-
-func bitsLen(n int) int {
-	b := 0
-	for ; n > 1; n >>= 1 {
-		b++
-	}
-	return b
 }
 
 // TestEntryLayout guards the sizes the memory budget and the one-line hit

@@ -122,7 +122,7 @@ func (h *harness) apply(o op) error {
 	// shard's length is the model's count of keys in that shard.
 	s := h.tb.shard(k)
 	s.mu.Lock()
-	shardLen, shardCap := len(s.entries), s.capacity
+	shardLen, shardCap := s.n, s.capacity
 	s.mu.Unlock()
 
 	switch o.kind {
@@ -311,7 +311,10 @@ func (h *harness) compare() error {
 	perPod := map[string]int64{}
 	for _, s := range h.tb.shards {
 		s.mu.Lock()
-		for pos := range s.entries {
+		for pos := range s.slots {
+			if !s.slots[pos].used() {
+				continue
+			}
 			e := h.tb.export(s, int32(pos))
 			me, ok := h.model[e.Key]
 			got := modelEntry{pod: e.Pod, created: stamp(e.Created), lastUsed: stamp(e.LastUsed), hits: e.Hits, raw: e.Raw}

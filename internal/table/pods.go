@@ -8,8 +8,8 @@ import (
 )
 
 // maxPods is how many distinct pod names a table can intern: entries keep
-// the pod id in 30 bits beside two flag bits.
-const maxPods = 1 << 30
+// the pod id in 29 bits beside three flag bits.
+const maxPods = 1 << 29
 
 // podRec is one interned pod name and the number of live entries pinned
 // to it. A podRec is never freed or reused while its table lives, so

@@ -15,8 +15,8 @@ import (
 // of Yang et al., "FIFO queues are all you need for cache eviction", SOSP
 // 2023: a hit only sets the entry's referenced flag, and the entry moves
 // when it reaches the tail of its segment. A hit therefore writes to its
-// own entry and nothing else, which keeps the hit path at two cache misses
-// (index slot, entry) in a table larger than the CPU caches.
+// own entry and nothing else, which keeps the hit path at one cache miss
+// in a table larger than the CPU caches.
 const (
 	probation = 0
 	protected = 1
@@ -25,6 +25,7 @@ const (
 // Bits of entry.meta above the pod id.
 const (
 	podMask        = maxPods - 1
+	flagUsed       = 1 << 29 // the slot holds an entry
 	flagProtected  = 1 << 30 // the entry is in the protected segment
 	flagReferenced = 1 << 31 // hit since it was last linked at a segment head
 )
@@ -32,8 +33,9 @@ const (
 // nilPos marks the end of a segment list.
 const nilPos int32 = -1
 
-// maxShardEntries bounds a shard's capacity so that positions fit in int32.
-const maxShardEntries = 1 << 30
+// maxShardEntries bounds a shard's capacity so that slot positions fit in
+// int32.
+const maxShardEntries = 1 << 29
 
 // Why an entry left the table, for the Stats counters.
 type reason uint8
@@ -47,10 +49,11 @@ const (
 )
 
 // entry is one table entry in 32 bytes, two to a cache line, so that a hit
-// reads one line. Times are seconds since epoch.
+// reads one line. Times are seconds since epoch. An empty slot is all
+// zero.
 type entry struct {
 	key      Key
-	meta     uint32 // pod id in the low 30 bits, then flagProtected and flagReferenced
+	meta     uint32 // pod id in the low 29 bits, then flagUsed, flagProtected and flagReferenced
 	hits     uint32 // saturates at math.MaxUint32
 	created  uint32
 	lastUsed uint32
@@ -63,33 +66,36 @@ type link struct {
 	next int32 // toward the segment's tail; nilPos at the tail
 }
 
+func (e *entry) used() bool { return e.meta&flagUsed != 0 }
+
 func (e *entry) pod() uint32 { return e.meta & podMask }
 
 func (e *entry) segment() int { return int(e.meta>>30) & 1 }
 
 // segList is one segment: a doubly linked list threaded through the
-// entries by position, most recently linked at the head.
+// entries by slot, most recently linked at the head.
 type segList struct {
 	head, tail int32
 	n          int
 }
 
-// shard is one lock's worth of the table: an open-addressing hash index
-// over a dense slice of entries, and the two segment lists through them.
+// shard is one lock's worth of the table: an open-addressing hash table
+// whose slots hold the entries themselves, so that a hit reads the slot it
+// probes and nothing else, and the two segment lists through them.
 type shard struct {
 	mu sync.Mutex
 	// guards every field below up to "Read-only"
 
-	// index holds one slot per uint32: 0 when empty, else the entry's
-	// position+1 in the low posBits bits and a tag from Key.Hi above them,
-	// so that probing rarely reads an entry that does not match. Linear
-	// probing from home; the length is a power of two, at most 3/4 full.
-	index []uint32
-	shift uint // 64 - log2(len(index))
-
-	entries []entry  // dense; removal moves the last entry into the hole
-	links   []link   // parallel to entries
-	raws    []string // parallel to entries when raw keys are kept, else nil
+	// slots is probed linearly from a key's home slot; an entry sits in
+	// the first free slot from its home, and removal shifts the entries
+	// after it back (Knuth, TAOCP vol. 3, 6.4, Algorithm R), so probing
+	// never meets tombstones and stops at the first empty slot. At most
+	// 3/4 of the slots are used; the slice grows by half, up to the size
+	// that holds capacity entries at that load.
+	slots []entry
+	links []link   // parallel to slots
+	raws  []string // parallel to slots when raw keys are kept, else nil
+	n     int      // used slots
 
 	seg   [2]segList
 	clock uint32 // the latest time seen; never goes back
@@ -99,8 +105,8 @@ type shard struct {
 
 	// Read-only after newShard.
 	capacity     int
+	maxSlots     int    // slots that hold capacity entries at 3/4 load
 	protectedCap int    // most entries in the protected segment: 80% of capacity
-	posBits      uint   // low bits of an index slot that hold position+1
 	seed         uint64 // mixes Key.Lo so that slot collisions are not predictable
 	idle         uint32 // seconds; at least 1
 	absolute     uint32 // seconds; 0 means no limit
@@ -110,15 +116,13 @@ type shard struct {
 	_ [64]byte // keeps a neighbouring shard's hot fields off these cache lines
 }
 
-const minIndex = 16
+const minSlots = 16
 
 func newShard(capacity int, seed uint64, idle, absolute uint32, keepRaw bool, pods *podPool) *shard {
 	s := &shard{
-		index:        make([]uint32, minIndex),
-		shift:        64 - 4,
 		capacity:     capacity,
+		maxSlots:     max((capacity*4+2)/3, minSlots),
 		protectedCap: capacity * 4 / 5,
-		posBits:      uint(bits.Len32(uint32(capacity))),
 		seed:         seed,
 		idle:         idle,
 		absolute:     absolute,
@@ -127,6 +131,7 @@ func newShard(capacity int, seed uint64, idle, absolute uint32, keepRaw bool, po
 	}
 	s.seg[probation] = segList{head: nilPos, tail: nilPos}
 	s.seg[protected] = segList{head: nilPos, tail: nilPos}
+	s.resize(minSlots)
 	return s
 }
 
@@ -139,88 +144,117 @@ func (s *shard) tick(now uint32) {
 }
 
 // home is the first slot probed for k. Multiplicative (Fibonacci) hashing
-// of the seeded Lo keeps crafted keys from piling onto one slot.
-func (s *shard) home(k Key) uint32 {
-	return uint32(((k.Lo ^ s.seed) * 0x9e3779b97f4a7c15) >> s.shift)
+// of the seeded Lo keeps crafted keys from piling onto one slot; the
+// multiply-high maps it onto any number of slots (Lemire's fast range).
+func (s *shard) home(k Key) int32 {
+	hi, _ := bits.Mul64((k.Lo^s.seed)*0x9e3779b97f4a7c15, uint64(len(s.slots)))
+	return int32(hi)
 }
 
-// tag returns the bits of k that its index slot keeps above the position.
-func (s *shard) tag(k Key) uint32 {
-	return uint32(k.Hi>>32) << s.posBits
-}
-
-func (s *shard) posMask() uint32 {
-	return 1<<s.posBits - 1
-}
-
-// find returns the position of k's entry, or nilPos.
-func (s *shard) find(k Key) int32 {
-	mask := uint32(len(s.index) - 1)
-	posMask := s.posMask()
-	tag := s.tag(k)
-	for i := s.home(k); ; i = (i + 1) & mask {
-		v := s.index[i]
-		if v == 0 {
-			return nilPos
-		}
-		if v&^posMask == tag {
-			if pos := int32(v&posMask) - 1; s.entries[pos].key == k {
-				return pos
-			}
-		}
-	}
-}
-
-// slot returns the index slot that holds position pos, whose key is k.
-func (s *shard) slot(k Key, pos int32) uint32 {
-	mask := uint32(len(s.index) - 1)
-	posMask := s.posMask()
-	want := uint32(pos) + 1
-	i := s.home(k)
-	for s.index[i]&posMask != want {
-		i = (i + 1) & mask
+// after is the slot probed after i.
+func (s *shard) after(i int32) int32 {
+	if i++; int(i) == len(s.slots) {
+		return 0
 	}
 	return i
 }
 
-func (s *shard) indexPut(k Key, pos int32) {
-	mask := uint32(len(s.index) - 1)
-	i := s.home(k)
-	for s.index[i] != 0 {
-		i = (i + 1) & mask
+// find returns the slot of k's entry, or nilPos.
+func (s *shard) find(k Key) int32 {
+	for i := s.home(k); ; i = s.after(i) {
+		e := &s.slots[i]
+		if !e.used() {
+			return nilPos
+		}
+		if e.key == k {
+			return i
+		}
 	}
-	s.index[i] = s.tag(k) | (uint32(pos) + 1)
 }
 
-// indexDelete empties slot i with backward-shift deletion (Knuth, TAOCP
-// vol. 3, 6.4, Algorithm R), so lookups never meet tombstones.
-func (s *shard) indexDelete(i uint32) {
-	mask := uint32(len(s.index) - 1)
-	posMask := s.posMask()
-	j := i
-	for {
-		j = (j + 1) & mask
-		v := s.index[j]
-		if v == 0 {
-			break
-		}
+// free returns the slot an entry for k, which must be absent, goes into.
+func (s *shard) free(k Key) int32 {
+	i := s.home(k)
+	for s.slots[i].used() {
+		i = s.after(i)
+	}
+	return i
+}
+
+// remove empties slot i by shifting back the entries after it that may
+// fill it, so that lookups never meet tombstones.
+func (s *shard) remove(i int32) {
+	size := int32(len(s.slots))
+	for j := s.after(i); s.slots[j].used(); j = s.after(j) {
 		// The entry at j can fill the hole at i unless its home lies
 		// cyclically in (i, j].
-		h := s.home(s.entries[v&posMask-1].key)
-		if (j-h)&mask >= (j-i)&mask {
-			s.index[i] = v
+		h := s.home(s.slots[j].key)
+		if (j-h+size)%size >= (j-i+size)%size {
+			s.relocate(j, i)
 			i = j
 		}
 	}
-	s.index[i] = 0
+	s.slots[i] = entry{}
+	s.links[i] = link{}
+	if s.keepRaw {
+		s.raws[i] = ""
+	}
 }
 
-// growIndex doubles the index and reinserts every entry.
-func (s *shard) growIndex() {
-	s.index = make([]uint32, 2*len(s.index))
-	s.shift--
-	for p := range s.entries {
-		s.indexPut(s.entries[p].key, int32(p))
+// relocate moves the linked entry in slot from to the empty slot to.
+func (s *shard) relocate(from, to int32) {
+	e, l := s.slots[from], s.links[from]
+	s.slots[to], s.links[to] = e, l
+	if l.prev != nilPos {
+		s.links[l.prev].next = to
+	} else {
+		s.seg[e.segment()].head = to
+	}
+	if l.next != nilPos {
+		s.links[l.next].prev = to
+	} else {
+		s.seg[e.segment()].tail = to
+	}
+	if s.keepRaw {
+		s.raws[to] = s.raws[from]
+	}
+}
+
+// resize moves every entry into size new slots, keeping each segment's
+// order.
+func (s *shard) resize(size int) {
+	slots, links, raws, segs := s.slots, s.links, s.raws, s.seg
+	s.slots = make([]entry, size)
+	s.links = make([]link, size)
+	if s.keepRaw {
+		s.raws = make([]string, size)
+	}
+	for seg := range segs {
+		s.seg[seg] = segList{head: nilPos, tail: nilPos}
+		for pos := segs[seg].tail; pos != nilPos; pos = links[pos].prev {
+			i := s.free(slots[pos].key)
+			s.slots[i] = slots[pos]
+			if s.keepRaw {
+				s.raws[i] = raws[pos]
+			}
+			s.pushFront(i, seg)
+		}
+	}
+}
+
+// sweep calls fn for every used slot, walking down from an empty one so
+// that fn may drop the entry it is given: removal shifts back only entries
+// already visited.
+func (s *shard) sweep(fn func(pos int32)) {
+	size := int32(len(s.slots))
+	start := int32(0)
+	for s.slots[start].used() {
+		start++
+	}
+	for k := int32(1); k < size; k++ {
+		if pos := (start - k + size) % size; s.slots[pos].used() {
+			fn(pos)
+		}
 	}
 }
 
@@ -235,12 +269,12 @@ func (s *shard) pushFront(pos int32, seg int) {
 	}
 	l.head = pos
 	l.n++
-	e := &s.entries[pos]
+	e := &s.slots[pos]
 	e.meta = e.meta&^flagProtected | uint32(seg)<<30
 }
 
 func (s *shard) unlink(pos int32) {
-	l := &s.seg[s.entries[pos].segment()]
+	l := &s.seg[s.slots[pos].segment()]
 	k := s.links[pos]
 	if k.prev != nilPos {
 		s.links[k.prev].next = k.next
@@ -259,7 +293,7 @@ func (s *shard) unlink(pos int32) {
 // and keeps the protected segment within protectedCap.
 func (s *shard) moveFront(pos int32, seg int) {
 	s.unlink(pos)
-	s.entries[pos].meta &^= flagReferenced
+	s.slots[pos].meta &^= flagReferenced
 	s.pushFront(pos, seg)
 	if seg == protected && s.seg[protected].n > s.protectedCap {
 		s.demote()
@@ -276,7 +310,7 @@ func (s *shard) demote() {
 		if t == nilPos {
 			return
 		}
-		e := &s.entries[t]
+		e := &s.slots[t]
 		s.unlink(t)
 		if e.meta&flagReferenced != 0 {
 			e.meta &^= flagReferenced
@@ -302,7 +336,7 @@ func (s *shard) expiry(e *entry) reason {
 // hit records a use of the live entry at pos and returns its pod id. It
 // writes to that entry only; the entry moves when it reaches a tail.
 func (s *shard) hit(pos int32) uint32 {
-	e := &s.entries[pos]
+	e := &s.slots[pos]
 	if e.hits != math.MaxUint32 {
 		e.hits++
 	}
@@ -314,8 +348,8 @@ func (s *shard) hit(pos int32) uint32 {
 // touch relinks pos at the head of its own segment after a Store, keeping
 // its referenced flag.
 func (s *shard) touch(pos int32) {
-	s.entries[pos].lastUsed = s.clock
-	seg := s.entries[pos].segment()
+	s.slots[pos].lastUsed = s.clock
+	seg := s.slots[pos].segment()
 	s.unlink(pos)
 	s.pushFront(pos, seg)
 }
@@ -328,44 +362,25 @@ func (s *shard) setRaw(pos int32, raw []byte) {
 	}
 }
 
-// insert adds a new entry for k, evicting first when the shard is full, and
-// returns its position. An entry with hits enters the protected segment.
+// insert adds a new entry for k, which must be absent, evicting first when
+// the shard is full, and returns its slot. An entry with hits enters the
+// protected segment.
 func (s *shard) insert(k Key, pod *podRec, created, lastUsed, hits uint32) int32 {
-	if len(s.entries) >= s.capacity {
+	if s.n >= s.capacity {
 		s.evict()
 	}
-	if (len(s.entries)+1)*4 > len(s.index)*3 {
-		s.growIndex()
+	if (s.n+1)*4 > len(s.slots)*3 {
+		s.resize(min(len(s.slots)+len(s.slots)/2, s.maxSlots))
 	}
-	if len(s.entries) == cap(s.entries) {
-		// Grow by doubling but never past capacity, so that a full shard
-		// holds no spare room.
-		n := min(max(2*cap(s.entries), minIndex), s.capacity)
-		grown := make([]entry, len(s.entries), n)
-		copy(grown, s.entries)
-		s.entries = grown
-		links := make([]link, len(s.links), n)
-		copy(links, s.links)
-		s.links = links
-		if s.keepRaw {
-			raws := make([]string, len(s.raws), n)
-			copy(raws, s.raws)
-			s.raws = raws
-		}
-	}
-	pos := int32(len(s.entries))
-	s.entries = append(s.entries, entry{
+	pos := s.free(k)
+	s.slots[pos] = entry{
 		key:      k,
-		meta:     pod.id,
+		meta:     pod.id | flagUsed,
 		hits:     hits,
 		created:  created,
 		lastUsed: lastUsed,
-	})
-	s.links = append(s.links, link{})
-	if s.keepRaw {
-		s.raws = append(s.raws, "")
 	}
-	s.indexPut(k, pos)
+	s.n++
 	s.pushFront(pos, probation)
 	if hits > 0 {
 		s.moveFront(pos, protected)
@@ -385,7 +400,7 @@ func (s *shard) evict() {
 			// never depends on that ratio.
 			victim = s.seg[protected].tail
 		}
-		e := &s.entries[victim]
+		e := &s.slots[victim]
 		why := s.expiry(e)
 		if why == live && e.meta&flagReferenced != 0 {
 			s.moveFront(victim, protected)
@@ -401,14 +416,14 @@ func (s *shard) evict() {
 
 // repoint moves the entry at pos to pod, keeping the per-pod counts exact.
 func (s *shard) repoint(pos int32, pod *podRec) {
-	e := &s.entries[pos]
+	e := &s.slots[pos]
 	s.pods.rec(e.pod()).sessions.Add(-1)
 	pod.sessions.Add(1)
 	e.meta = e.meta&^podMask | pod.id
 }
 
-// drop removes the entry at pos, counting it under why. The last entry
-// moves into pos, so callers walking positions must walk downwards.
+// drop removes the entry at pos, counting it under why. Entries after it
+// may shift back into its slot (see sweep).
 func (s *shard) drop(pos int32, why reason) {
 	switch why {
 	case idleExpiry:
@@ -418,61 +433,34 @@ func (s *shard) drop(pos int32, why reason) {
 	case capacityEviction:
 		s.evictions++
 	}
-	e := &s.entries[pos]
-	s.pods.rec(e.pod()).sessions.Add(-1)
+	s.pods.rec(s.slots[pos].pod()).sessions.Add(-1)
 	s.unlink(pos)
-	s.indexDelete(s.slot(e.key, pos))
-
-	last := int32(len(s.entries) - 1)
-	if pos != last {
-		m, ml := s.entries[last], s.links[last]
-		s.entries[pos], s.links[pos] = m, ml
-		i := s.slot(m.key, last)
-		s.index[i] = s.index[i]&^s.posMask() | (uint32(pos) + 1)
-		if ml.prev != nilPos {
-			s.links[ml.prev].next = pos
-		} else {
-			s.seg[m.segment()].head = pos
-		}
-		if ml.next != nilPos {
-			s.links[ml.next].prev = pos
-		} else {
-			s.seg[m.segment()].tail = pos
-		}
-		if s.keepRaw {
-			s.raws[pos] = s.raws[last]
-		}
-	}
-	s.entries = s.entries[:last]
-	s.links = s.links[:last]
-	if s.keepRaw {
-		s.raws[last] = ""
-		s.raws = s.raws[:last]
-	}
+	s.remove(pos)
+	s.n--
 }
 
 // expire removes every expired entry and returns how many it removed. With
-// lazy promotion the lists are not in time order, so it reads every entry,
+// lazy promotion the lists are not in time order, so it reads every slot,
 // in memory order, which runs at memory bandwidth.
 func (s *shard) expire() int {
 	n := 0
-	for pos := int32(len(s.entries)) - 1; pos >= 0; pos-- {
-		if why := s.expiry(&s.entries[pos]); why != live {
+	s.sweep(func(pos int32) {
+		if why := s.expiry(&s.slots[pos]); why != live {
 			s.drop(pos, why)
 			n++
 		}
-	}
+	})
 	return n
 }
 
 // dropPod removes every entry pinned to pod id and returns how many.
 func (s *shard) dropPod(id uint32) int {
 	n := 0
-	for pos := int32(len(s.entries)) - 1; pos >= 0; pos-- {
-		if s.entries[pos].pod() == id {
+	s.sweep(func(pos int32) {
+		if s.slots[pos].pod() == id {
 			s.drop(pos, deleted)
 			n++
 		}
-	}
+	})
 	return n
 }

@@ -56,8 +56,9 @@ type Config struct {
 	// then copies the value, one allocation per new entry.
 	KeepRawKeys bool
 
-	// Now is the clock (default time.Now). Tests inject a fake one. It is
-	// called once per operation; times before 2020 count as 2020-01-01.
+	// Now is the clock (default: the wall clock, read as described on
+	// Table). Tests inject a fake one, which is called once per operation.
+	// Times before 2020 count as 2020-01-01.
 	Now func() time.Time
 }
 
@@ -93,11 +94,17 @@ type Stats struct {
 // removed when a Lookup or Store meets them and by Expire, which the owner
 // calls periodically; until then they count in Len and Sessions but no
 // read reports them.
+//
+// The default clock reads only the monotonic clock on each operation and
+// adds the time elapsed since a wall-clock reading, which Expire renews:
+// one clock read per operation instead of two, while a step of the wall
+// clock reaches the table by the next Expire.
 type Table struct {
 	shards []*shard
 	mask   uint64 // len(shards)-1
 	pods   *podPool
-	now    func() time.Time
+	now    func() time.Time          // an injected clock, or nil
+	wall   atomic.Pointer[time.Time] // the default clock's last wall-clock reading
 	max    int
 }
 
@@ -129,9 +136,7 @@ func New(cfg Config) *Table {
 		now:    cfg.Now,
 		max:    maxEntries,
 	}
-	if t.now == nil {
-		t.now = time.Now
-	}
+	t.readWall()
 	seed := rand.Uint64()
 	for i := range t.shards {
 		// Spread the remainder so that the capacities sum to maxEntries.
@@ -162,6 +167,21 @@ func unstamp(s uint32) time.Time {
 	return time.Unix(epoch+int64(s), 0).UTC()
 }
 
+// clock returns the current time in table seconds.
+func (t *Table) clock() uint32 {
+	if t.now != nil {
+		return stamp(t.now())
+	}
+	w := t.wall.Load()
+	return stamp(w.Add(time.Since(*w)))
+}
+
+// readWall renews the default clock's wall-clock reading.
+func (t *Table) readWall() {
+	now := time.Now()
+	t.wall.Store(&now)
+}
+
 func (t *Table) shard(k Key) *shard {
 	return t.shards[k.Hi&t.mask]
 }
@@ -181,7 +201,7 @@ func (t *Table) Lookup(k Key) (pod string, ok bool) {
 // this hit (Unix seconds), so a caller can act once per period of use, such
 // as refreshing a shared copy's expiry.
 func (t *Table) LookupSince(k Key) (pod string, prevUse int64, ok bool) {
-	now := stamp(t.now())
+	now := t.clock()
 	s := t.shard(k)
 	s.mu.Lock()
 	s.tick(now)
@@ -191,13 +211,13 @@ func (t *Table) LookupSince(k Key) (pod string, prevUse int64, ok bool) {
 		s.mu.Unlock()
 		return "", 0, false
 	}
-	if why := s.expiry(&s.entries[pos]); why != live {
+	if why := s.expiry(&s.slots[pos]); why != live {
 		s.drop(pos, why)
 		s.misses++
 		s.mu.Unlock()
 		return "", 0, false
 	}
-	prev := s.entries[pos].lastUsed
+	prev := s.slots[pos].lastUsed
 	id := s.hit(pos)
 	s.hits++
 	s.mu.Unlock()
@@ -208,13 +228,13 @@ func (t *Table) LookupSince(k Key) (pod string, prevUse int64, ok bool) {
 // counting a hit or miss, for inspection. An expired entry is reported
 // absent but left in place.
 func (t *Table) Peek(k Key) (Entry, bool) {
-	now := stamp(t.now())
+	now := t.clock()
 	s := t.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tick(now)
 	pos := s.find(k)
-	if pos == nilPos || s.expiry(&s.entries[pos]) != live {
+	if pos == nilPos || s.expiry(&s.slots[pos]) != live {
 		return Entry{}, false
 	}
 	return t.export(s, pos), true
@@ -222,7 +242,7 @@ func (t *Table) Peek(k Key) (Entry, bool) {
 
 // export converts the entry at pos; s must be locked.
 func (t *Table) export(s *shard, pos int32) Entry {
-	e := &s.entries[pos]
+	e := &s.slots[pos]
 	out := Entry{
 		Key:      e.key,
 		Pod:      t.pods.name(e.pod()),
@@ -249,7 +269,7 @@ func (t *Table) export(s *shard, pos int32) Entry {
 // Store does not allocate in steady state; it does when a shard grows,
 // when pod is seen for the first time, and to copy a new raw value.
 func (t *Table) Store(k Key, pod string, raw []byte) (prev string, rebound bool) {
-	now := stamp(t.now())
+	now := t.clock()
 	rec := t.pods.intern(pod)
 	s := t.shard(k)
 	s.mu.Lock()
@@ -257,7 +277,7 @@ func (t *Table) Store(k Key, pod string, raw []byte) (prev string, rebound bool)
 	s.tick(now)
 	pos := s.find(k)
 	if pos != nilPos {
-		if why := s.expiry(&s.entries[pos]); why != live {
+		if why := s.expiry(&s.slots[pos]); why != live {
 			s.drop(pos, why)
 			pos = nilPos
 		}
@@ -268,7 +288,7 @@ func (t *Table) Store(k Key, pod string, raw []byte) (prev string, rebound bool)
 		s.inserts++
 		return "", false
 	}
-	e := &s.entries[pos]
+	e := &s.slots[pos]
 	if old := e.pod(); old != rec.id {
 		prev, rebound = t.pods.name(old), true
 		s.repoint(pos, rec)
@@ -290,7 +310,7 @@ func (t *Table) Store(k Key, pod string, raw []byte) (prev string, rebound bool)
 // with hits enters the protected segment. Restore is not counted in Stats
 // except for the evictions it causes.
 func (t *Table) Restore(e Entry) bool {
-	now := stamp(t.now())
+	now := t.clock()
 	rec := t.pods.intern(e.Pod)
 	s := t.shard(e.Key)
 	s.mu.Lock()
@@ -314,7 +334,7 @@ func (t *Table) Restore(e Entry) bool {
 		pos = s.insert(e.Key, rec, created, lastUsed, hits)
 	} else {
 		s.repoint(pos, rec)
-		x := &s.entries[pos]
+		x := &s.slots[pos]
 		x.created, x.lastUsed, x.hits = created, lastUsed, hits
 		seg := probation
 		if hits > 0 {
@@ -363,7 +383,7 @@ func (t *Table) Len() int {
 	n := 0
 	for _, s := range t.shards {
 		s.mu.Lock()
-		n += len(s.entries)
+		n += s.n
 		s.mu.Unlock()
 	}
 	return n
@@ -391,12 +411,12 @@ func (t *Table) SessionCounter(pod string) *atomic.Int64 {
 // call the table and should be quick. Entries stored during Range may or
 // may not be seen.
 func (t *Table) Range(fn func(Entry) bool) {
-	now := stamp(t.now())
+	now := t.clock()
 	for _, s := range t.shards {
 		s.mu.Lock()
 		s.tick(now)
-		for pos := range s.entries {
-			if s.expiry(&s.entries[pos]) != live {
+		for pos := range s.slots {
+			if !s.slots[pos].used() || s.expiry(&s.slots[pos]) != live {
 				continue
 			}
 			if !fn(t.export(s, int32(pos))) {
@@ -415,7 +435,8 @@ func (t *Table) Range(fn func(Entry) bool) {
 // Sessions and memory current; every few seconds to a minute suits most
 // tables.
 func (t *Table) Expire() int {
-	now := stamp(t.now())
+	t.readWall()
+	now := t.clock()
 	n := 0
 	for _, s := range t.shards {
 		s.mu.Lock()
@@ -431,7 +452,7 @@ func (t *Table) Stats() Stats {
 	var st Stats
 	for _, s := range t.shards {
 		s.mu.Lock()
-		st.Entries += len(s.entries)
+		st.Entries += s.n
 		st.Hits += s.hits
 		st.Misses += s.misses
 		st.Inserts += s.inserts
