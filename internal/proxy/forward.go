@@ -96,7 +96,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 // candidate once, and the key rebound to it.
 func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan headerScan, pd *pod, raw []byte, k table.Key) {
 	req := &ctx.Request
-	if req.Header.ConnectionUpgrade() && len(req.Header.Peek(fasthttp.HeaderUpgrade)) > 0 {
+	if scan.connection && req.Header.ConnectionUpgrade() && len(req.Header.Peek(fasthttp.HeaderUpgrade)) > 0 {
 		p.tunnel(ctx, st, r, scan, pd)
 		return
 	}
@@ -149,8 +149,8 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan head
 			}
 		}
 	}
-	if st.podHeader != "" {
-		resp.Header.Set(st.podHeader, pd.name)
+	if st.podHeader != nil {
+		resp.Header.SetCanonical(st.podHeader, pd.nameV)
 	}
 }
 
@@ -166,43 +166,40 @@ func (p *Proxy) roundTrip(pd *pod, req *fasthttp.Request, resp *fasthttp.Respons
 
 // prepareRequest turns the client's request into the pod's: hop-by-hop
 // headers removed (RFC 9110, section 7.6.1), X-Forwarded-* added. When the
-// scan found no field to rewrite, the X-Forwarded-* fields are appended
-// without searching the others.
+// scan found no field to rewrite, only a Connection field is removed.
 func prepareRequest(ctx *fasthttp.RequestCtx, scan headerScan) {
 	h := &ctx.Request.Header
-	proto := "http"
-	if ctx.IsTLS() {
-		proto = "https"
-	}
 	var b [64]byte
-	if !scan.rewrite {
-		if scan.connection {
-			h.Del(fasthttp.HeaderConnection)
-		}
-		h.AddBytesV(fasthttp.HeaderXForwardedFor, appendRemoteIP(b[:0], ctx))
-		h.Add(fasthttp.HeaderXForwardedProto, proto)
-		if host := h.Host(); len(host) > 0 {
-			h.AddBytesV(fasthttp.HeaderXForwardedHost, host)
-		}
-		return
-	}
-	stripRequestHopByHop(h)
-	// podpin answered any "Expect: 100-continue" itself and holds the body.
-	h.Del(fasthttp.HeaderExpect)
-
 	xff := b[:0]
-	if prior := h.Peek(fasthttp.HeaderXForwardedFor); len(prior) > 0 {
-		xff = append(append(xff, prior...), ", "...)
-	}
-	xff = appendRemoteIP(xff, ctx)
-	h.SetBytesV(fasthttp.HeaderXForwardedFor, xff)
-	h.Set(fasthttp.HeaderXForwardedProto, proto)
-	if host := h.Host(); len(host) > 0 {
-		h.SetBytesV(fasthttp.HeaderXForwardedHost, host)
-	} else {
+	switch {
+	case scan.rewrite:
+		stripRequestHopByHop(h)
+		// podpin answered any "Expect: 100-continue" itself and holds the body.
+		h.Del(fasthttp.HeaderExpect)
+		if prior := h.Peek(fasthttp.HeaderXForwardedFor); len(prior) > 0 {
+			xff = append(append(xff, prior...), ", "...)
+		}
 		h.Del(fasthttp.HeaderXForwardedHost)
+	case scan.connection:
+		h.Del(fasthttp.HeaderConnection)
+	}
+	// The names are canonical, so setting them skips normalizing.
+	h.SetCanonical(xForwardedFor, appendRemoteIP(xff, ctx))
+	if ctx.IsTLS() {
+		h.SetCanonical(xForwardedProto, []byte("https"))
+	} else {
+		h.SetCanonical(xForwardedProto, []byte("http"))
+	}
+	if host := h.Host(); len(host) > 0 {
+		h.SetCanonical(xForwardedHost, host)
 	}
 }
+
+var (
+	xForwardedFor   = []byte(fasthttp.HeaderXForwardedFor)
+	xForwardedProto = []byte(fasthttp.HeaderXForwardedProto)
+	xForwardedHost  = []byte(fasthttp.HeaderXForwardedHost)
+)
 
 // setPodHost gives a request without Host (HTTP/1.0 allows that) the pod's
 // address as Host: podpin speaks HTTP/1.1 to pods, which requires one
@@ -249,21 +246,42 @@ var hopByHop = []string{
 
 // isHopByHop reports whether name is one of hopByHop, in any case.
 func isHopByHop(name []byte) bool {
-	for _, h := range hopByHop {
-		if equalName(name, h) {
-			return true
-		}
-	}
-	return false
+	return oneOf(name, hopByHop, hopByHopLens)
 }
 
 // isRewritten reports the request fields, other than hop-by-hop ones, that
 // prepareRequest removes or replaces.
 func isRewritten(name []byte) bool {
-	return equalName(name, fasthttp.HeaderExpect) ||
-		equalName(name, fasthttp.HeaderXForwardedFor) ||
-		equalName(name, fasthttp.HeaderXForwardedProto) ||
-		equalName(name, fasthttp.HeaderXForwardedHost)
+	return oneOf(name, rewritten, rewrittenLens)
+}
+
+var rewritten = []string{
+	fasthttp.HeaderExpect, fasthttp.HeaderXForwardedFor, fasthttp.HeaderXForwardedProto, fasthttp.HeaderXForwardedHost,
+}
+
+// hopByHopLens and rewrittenLens have bit n set when a name of length n is
+// in the list, so that most names are ruled out by their length alone.
+var hopByHopLens, rewrittenLens = lengths(hopByHop), lengths(rewritten)
+
+func lengths(names []string) (set uint64) {
+	for _, n := range names {
+		set |= 1 << len(n)
+	}
+	return set
+}
+
+// oneOf reports whether name equals one of names, ignoring case; lens is
+// lengths(names).
+func oneOf(name []byte, names []string, lens uint64) bool {
+	if len(name) >= 64 || lens&(1<<len(name)) == 0 {
+		return false
+	}
+	for _, n := range names {
+		if equalName(name, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // equalName compares a field name with a canonical one, ignoring case.

@@ -20,6 +20,7 @@ import (
 // keep-alive connections and its in-flight count. Safe for concurrent use.
 type backend struct {
 	name     string
+	nameV    []byte // name as a header value
 	addr     string
 	client   *fasthttp.HostClient
 	inFlight atomic.Int64

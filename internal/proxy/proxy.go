@@ -53,7 +53,7 @@ type Proxy struct {
 // state is one applied configuration. Immutable; swapped whole.
 type state struct {
 	routes    []*route
-	podHeader string
+	podHeader []byte // the pod header's canonical name; nil when off
 	upstream  upstreamSettings
 	limits    limitSettings
 }
@@ -107,7 +107,7 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 		old[r.name] = r
 	}
 	st := &state{
-		podHeader: cfg.PodHeaderName(),
+		podHeader: canonicalName(cfg.PodHeaderName()),
 		limits:    newLimitSettings(cfg.Limits),
 		upstream: upstreamSettings{
 			connectTimeout:  cfg.Upstream.ConnectTimeout,
@@ -246,6 +246,7 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 	r.newBackend = func(ep discovery.Endpoint) *backend {
 		return &backend{
 			name:     ep.Name,
+			nameV:    []byte(ep.Name),
 			addr:     ep.Address,
 			client:   newClient(ep.Address, us),
 			sessions: r.table.SessionCounter(ep.Name),
@@ -384,3 +385,12 @@ func (p *Proxy) TableStats() []metrics.TableStats {
 
 // Handler returns the fasthttp request handler.
 func (p *Proxy) Handler() fasthttp.RequestHandler { return p.serve }
+
+// canonicalName returns a header name in the form fasthttp keeps names in,
+// for setting it without normalizing it on every request; nil for "".
+func canonicalName(name string) []byte {
+	if name == "" {
+		return nil
+	}
+	return fasthttp.AppendNormalizedHeaderKey(nil, name)
+}

@@ -42,8 +42,8 @@ func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, st *state, r *route, scan heade
 	}
 	r.observe(pd, false, resp.StatusCode())
 	pd.m.Done(resp.StatusCode(), time.Since(start).Seconds())
-	if st.podHeader != "" {
-		resp.Header.Set(st.podHeader, pd.name)
+	if st.podHeader != nil {
+		resp.Header.SetCanonical(st.podHeader, pd.nameV)
 	}
 	if resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
 		conn.Close()
