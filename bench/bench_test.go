@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/xml"
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -166,5 +167,39 @@ func TestGoalCell(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
 		}
+	}
+}
+
+func TestCountedFiguresAreReadFromTheToolsOutput(t *testing.T) {
+	dir := t.TempDir()
+	perf := dir + "/perf.csv"
+	// perf stat -x, output: a comment, a blank line, one line per event.
+	if err := os.WriteFile(perf, []byte("# started on Wed Nov 25 23:26:27 2026\n\n"+
+		"2586463,,raw_syscalls:sys_enter,9948584307,100.00,,\n"+
+		"856184,,raw_syscalls:sys_exit,9948584307,100.00,,\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	counts, err := perfCounts(perf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(counts) != 2 || counts[0] != 2586463 || counts[1] != 856184 {
+		t.Errorf("got perf counts %v, want [2586463 856184]", counts)
+	}
+
+	// callgrind_control -d writes FILE.1 beside the file callgrind was given.
+	cg := dir + "/callgrind.out"
+	if err := os.WriteFile(cg+".1", []byte("version: 1\ncmd: haproxy\nevents: Ir\nsummary: 1211901632\ntotals: 1211901632\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	total, err := callgrindTotal(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != 1211901632 {
+		t.Errorf("got %d instructions, want 1211901632", total)
+	}
+	if _, err := callgrindTotal(dir + "/missing.out"); err == nil {
+		t.Error("a missing dump read without error")
 	}
 }

@@ -38,6 +38,7 @@ type config struct {
 	tableSize int           // stick-table entries, both proxies; PODPIN_BENCH_TABLE_SIZE, default 100000
 	workloads []workload    // PODPIN_BENCH_WORKLOADS, default all
 	redis     bool          // PODPIN_BENCH_REDIS=1 adds podpin with the Redis store
+	count     bool          // PODPIN_BENCH_COUNT=1 counts instructions and system calls instead
 }
 
 func main() {
@@ -64,6 +65,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("reading %s: %w", cfg.from, err)
 		}
 		return write(cfg.repo, res, stdout)
+	}
+	if cfg.count {
+		cs, err := countAll(ctx, cfg, stderr)
+		if err != nil {
+			return err
+		}
+		md := countsMarkdown(cs, describeMachine(cfg))
+		fmt.Fprint(stdout, md)
+		return os.WriteFile(filepath.Join(cfg.repo, "bench", "results", "counts.md"), []byte(md), 0o644)
 	}
 	res, err := measureAll(ctx, cfg, stderr)
 	if err != nil {
@@ -223,6 +233,7 @@ func loadConfig(args []string, stderr io.Writer) (config, error) {
 		return nil
 	})
 	c.redis = os.Getenv("PODPIN_BENCH_REDIS") == "1"
+	c.count = os.Getenv("PODPIN_BENCH_COUNT") == "1"
 	if c.repo, err = filepath.Abs(c.repo); err != nil {
 		return c, err
 	}
@@ -235,6 +246,10 @@ type bench struct {
 	procs *procs
 	log   io.Writer
 	ticks float64 // clock ticks per second
+	// wrap prefixes the proxy's command line and env adds to its
+	// environment (counting mode runs proxies under valgrind).
+	wrap []string
+	env  []string
 }
 
 // measurement is one target under one workload in one run.

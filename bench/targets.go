@@ -185,7 +185,7 @@ func startHAProxy(b *bench, tag string) ([]*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := b.procs.start("haproxy-"+tag, proxyCPU, nil, "haproxy", "-db", "-f", file)
+	p, err := b.procs.start("haproxy-"+tag, proxyCPU, b.env, b.command("haproxy", "-db", "-f", file)...)
 	if err != nil {
 		return nil, err
 	}
@@ -217,8 +217,8 @@ func startPodpin(b *bench, tag string) ([]*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := b.procs.start("podpin-"+tag, proxyCPU, []string{"GOMAXPROCS=1"},
-		b.cfg.podpin, "serve", "--config", file, "--drain-timeout", "1s", "--log-level", "warn")
+	p, err := b.procs.start("podpin-"+tag, proxyCPU, append([]string{"GOMAXPROCS=1"}, b.env...),
+		b.command(b.cfg.podpin, "serve", "--config", file, "--drain-timeout", "1s", "--log-level", "warn")...)
 	if err != nil {
 		return nil, err
 	}
@@ -257,6 +257,11 @@ func startPodpinRedis(b *bench, tag string) ([]*proc, error) {
 	return []*proc{p, redis}, nil
 }
 
+// command returns argv behind the wrapper, if any.
+func (b *bench) command(argv ...string) []string {
+	return append(append([]string(nil), b.wrap...), argv...)
+}
+
 func (b *bench) writePodpinConfig(name string, port, admin int) (string, error) {
 	file := filepath.Join(b.cfg.work, name)
 	err := writeTemplate(file, podpinConfig, map[string]any{
@@ -293,7 +298,7 @@ func portsFree(ports []int) error {
 // waitListening waits up to ten seconds for addr to accept connections, and
 // fails early if p exits.
 func waitListening(ctx context.Context, p *proc, addr string) error {
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // valgrind starts slowly
 	for {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
