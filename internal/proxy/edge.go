@@ -124,12 +124,9 @@ func checkRawHeaders(raw []byte) (headerScan, error) {
 			}
 			te = true
 		}
-		if equalName(name, fasthttp.HeaderConnection) {
-			scan.connection = true
-			scan.rewrite = scan.rewrite || !isPersistenceToken(bytes.Trim(line[colon+1:], " \t"))
-		} else {
-			scan.rewrite = scan.rewrite || isHopByHop(name) || isRewritten(name)
-		}
+		conn, more := hopByHopField(name, line[colon+1:])
+		scan.connection = scan.connection || conn
+		scan.rewrite = scan.rewrite || more || isRewritten(name)
 		scan.fields++
 	}
 	if cl && te {

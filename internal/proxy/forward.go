@@ -173,7 +173,7 @@ func prepareRequest(ctx *fasthttp.RequestCtx, scan headerScan) {
 	xff := b[:0]
 	switch {
 	case scan.rewrite:
-		stripRequestHopByHop(h)
+		stripAllHopByHop(h)
 		// podpin answered any "Expect: 100-continue" itself and holds the body.
 		h.Del(fasthttp.HeaderExpect)
 		if prior := h.Peek(fasthttp.HeaderXForwardedFor); len(prior) > 0 {
@@ -289,7 +289,17 @@ func equalName(name []byte, canonical string) bool {
 	return len(name) == len(canonical) && bytes.EqualFold(name, []byte(canonical))
 }
 
-func stripRequestHopByHop(h *fasthttp.RequestHeader) {
+// fieldHeader is what removing hop-by-hop fields needs of a request's or a
+// response's header.
+type fieldHeader interface {
+	Peek(key string) []byte
+	Del(key string)
+	DelBytes(key []byte)
+}
+
+// stripAllHopByHop removes the hop-by-hop fields and the fields the
+// Connection field names.
+func stripAllHopByHop(h fieldHeader) {
 	if c := h.Peek(fasthttp.HeaderConnection); len(c) > 0 {
 		forEachToken(c, func(name []byte) {
 			if !isFramingHeader(name) {
@@ -300,6 +310,17 @@ func stripRequestHopByHop(h *fasthttp.RequestHeader) {
 	for _, name := range hopByHop {
 		h.Del(name)
 	}
+}
+
+// hopByHopField classifies one field for the one-pass scans: whether it is
+// a Connection field, and whether removing it takes more than deleting the
+// Connection field (a hop-by-hop field, or a Connection value that names
+// another field).
+func hopByHopField(name, value []byte) (connection, more bool) {
+	if equalName(name, fasthttp.HeaderConnection) {
+		return true, !isPersistenceToken(value)
+	}
+	return false, isHopByHop(name)
 }
 
 // stripHopByHop removes a response's hop-by-hop fields. One pass over the
@@ -308,34 +329,20 @@ func stripRequestHopByHop(h *fasthttp.RequestHeader) {
 func stripHopByHop(h *fasthttp.ResponseHeader) {
 	var conn, more bool
 	for name, value := range h.All() {
-		switch {
-		case equalName(name, fasthttp.HeaderConnection):
-			conn = true
-			more = more || !isPersistenceToken(value)
-		case isHopByHop(name):
-			more = true
-		}
+		c, m := hopByHopField(name, value)
+		conn, more = conn || c, more || m
 	}
-	if !more {
-		if conn {
-			h.Del(fasthttp.HeaderConnection)
-		}
-		return
-	}
-	if c := h.Peek(fasthttp.HeaderConnection); len(c) > 0 {
-		forEachToken(c, func(name []byte) {
-			if !isFramingHeader(name) {
-				h.DelBytes(name)
-			}
-		})
-	}
-	for _, name := range hopByHop {
-		h.Del(name)
+	switch {
+	case more:
+		stripAllHopByHop(h)
+	case conn:
+		h.Del(fasthttp.HeaderConnection)
 	}
 }
 
 // isPersistenceToken reports a Connection value that names no other field.
 func isPersistenceToken(v []byte) bool {
+	v = bytes.Trim(v, " \t")
 	return bytes.EqualFold(v, []byte("keep-alive")) || bytes.EqualFold(v, []byte("close"))
 }
 
