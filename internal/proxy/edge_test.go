@@ -21,21 +21,37 @@ import (
 // requests strictly by their Content-Length or chunked encoding, as a pod
 // would; the test then checks that podpin sent it exactly one reading.
 type rawPod struct {
-	ln net.Listener
+	*tcpPod
 
-	// guards reqs and conns
-	mu    sync.Mutex
-	reqs  []string
-	conns []net.Conn
+	// guards reqs
+	mu   sync.Mutex
+	reqs []string
 }
 
 func newRawPod(t *testing.T) *rawPod {
+	t.Helper()
+	p := &rawPod{}
+	p.tcpPod = startTCPPod(t, p.serveConn)
+	return p
+}
+
+// tcpPod accepts connections on a loopback port and serves each with its
+// own goroutine until the test ends, when it closes them all.
+type tcpPod struct {
+	ln net.Listener
+
+	// guards conns
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func startTCPPod(t *testing.T, serve func(net.Conn)) *tcpPod {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &rawPod{ln: ln}
+	p := &tcpPod{ln: ln}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
@@ -46,7 +62,7 @@ func newRawPod(t *testing.T) *rawPod {
 			p.mu.Lock()
 			p.conns = append(p.conns, c)
 			p.mu.Unlock()
-			wg.Go(func() { p.serveConn(c) })
+			wg.Go(func() { serve(c) })
 		}
 	})
 	t.Cleanup(func() {
@@ -61,7 +77,14 @@ func newRawPod(t *testing.T) *rawPod {
 	return p
 }
 
-func (p *rawPod) url() string { return "http://" + p.ln.Addr().String() }
+// accepted is the number of connections the pod accepted.
+func (p *tcpPod) accepted() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}
+
+func (p *tcpPod) url() string { return "http://" + p.ln.Addr().String() }
 
 // requests returns what the pod received, one string per request.
 func (p *rawPod) requests() []string {

@@ -112,7 +112,7 @@ func isDialError(err error) bool {
 
 func newClient(addr string, s upstreamSettings) *fasthttp.HostClient {
 	d := &net.Dialer{Timeout: s.connectTimeout, KeepAlive: 30 * time.Second}
-	return &fasthttp.HostClient{
+	hc := &fasthttp.HostClient{
 		Addr: addr,
 		Dial: func(a string) (net.Conn, error) {
 			c, err := d.DialContext(context.Background(), "tcp", a)
@@ -142,6 +142,8 @@ func newClient(addr string, s upstreamSettings) *fasthttp.HostClient {
 			return false, attempts < 3 && safe && bodyless && stale
 		},
 	}
+	setPodTransport(hc)
+	return hc
 }
 
 // idleConn is a pod connection whose reads time out after a period without
