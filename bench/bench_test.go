@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	podpinconfig "github.com/podpin/podpin/internal/config"
 )
 
 func TestParseStatCPU(t *testing.T) {
@@ -201,5 +203,54 @@ func TestCountedFiguresAreReadFromTheToolsOutput(t *testing.T) {
 	}
 	if _, err := callgrindTotal(dir + "/missing.out"); err == nil {
 		t.Error("a missing dump read without error")
+	}
+}
+
+func TestCountsTableGivesRatios(t *testing.T) {
+	md := countsMarkdown([]count{
+		{Target: "haproxy", Instructions: 30000, Syscalls: 4.1},
+		{Target: "podpin", Instructions: 27000, Syscalls: 5, EAGAIN: 1},
+		{Target: "podpin-redis", Instructions: 27540, Syscalls: 5, EAGAIN: 1},
+	}, machine{})
+	for _, want := range []string{
+		"| haproxy | 30000 | 4.10 | 0.00 |",
+		"| podpin | 27000 (0.90× HAProxy) | 5.00 | 1.00 |",
+		"| podpin-redis | 27540 (0.92× HAProxy, 1.020× podpin) | 5.00 | 1.00 |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("counts table lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+func TestPodpinConfigsLoad(t *testing.T) {
+	b := &bench{cfg: config{work: t.TempDir(), tableSize: 1000}}
+	for _, tc := range []struct {
+		name  string
+		store map[string]any
+		want  string        // store type
+		wait  time.Duration // Redis timeout
+	}{
+		{"memory", nil, "memory", 0},
+		{"redis", map[string]any{"Redis": "redis://127.0.0.1:18479", "RedisTimeout": ""}, "redis", 50 * time.Millisecond},
+		{"redis under a tool", map[string]any{"Redis": "redis://127.0.0.1:18479", "RedisTimeout": "5s"}, "redis", 5 * time.Second},
+	} {
+		file, err := b.writePodpinConfig(tc.name+".yaml", podpinPort, podpinAdmin, tc.store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := podpinconfig.Load(file)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if c.Store.Type == "" {
+			c.Store.Type = "memory"
+		}
+		if c.Store.Type != tc.want || c.Routes[0].Table.MaxEntries != 1000 || len(c.Routes[0].Backends) != podCount {
+			t.Errorf("%s: store %q, table %d, %d backends", tc.name, c.Store.Type, c.Routes[0].Table.MaxEntries, len(c.Routes[0].Backends))
+		}
+		if tc.wait > 0 && c.Store.Redis.Timeout != tc.wait {
+			t.Errorf("%s: Redis timeout %v, want %v", tc.name, c.Store.Redis.Timeout, tc.wait)
+		}
 	}
 }

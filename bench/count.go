@@ -14,7 +14,8 @@ import (
 )
 
 // Counting mode (PODPIN_BENCH_COUNT=1) measures what the other core and the
-// host cannot disturb: for HAProxy and podpin on the hot workload, the
+// host cannot disturb: for HAProxy and podpin (and podpin with the Redis
+// store, with PODPIN_BENCH_REDIS=1) on the hot workload, the
 // instructions each proxy executes in user space per request, counted by
 // valgrind's callgrind (which counts rather than samples), and the system
 // calls it makes per request, with how many returned EAGAIN, counted by the
@@ -44,7 +45,7 @@ func countAll(ctx context.Context, cfg config, stderr io.Writer) ([]count, error
 	defer nginx.stop()
 	hot := workloads[0]
 	var out []count
-	for _, t := range targets(false) {
+	for _, t := range targets(cfg.redis) {
 		if !t.proxy {
 			continue
 		}
@@ -79,8 +80,18 @@ func (b *bench) countInstructions(ctx context.Context, w workload, t target) (fl
 		return 0, err
 	}
 	defer stop()
-	if err := b.countLoad(ctx, w, t, b.cfg.warmup, "warmup"); err != nil {
-		return 0, err
+	// Under callgrind a warm-up period serves far fewer requests: repeat it,
+	// each going on from the key where the last stopped, until every hot
+	// key has been sent once.
+	for warm := int64(0); warm < hotKeys; {
+		n, err := b.countLoad(ctx, w, t, b.cfg.warmup, "warmup", warm)
+		if err != nil {
+			return 0, err
+		}
+		if n == 0 {
+			return 0, errors.New("no requests completed in the warm-up")
+		}
+		warm += n
 	}
 	if err := exec.CommandContext(ctx, "callgrind_control", "-z", strconv.Itoa(p.pid())).Run(); err != nil {
 		return 0, fmt.Errorf("callgrind_control -z: %w", err)
@@ -111,7 +122,7 @@ func (b *bench) countSyscalls(ctx context.Context, w workload, t target) (calls,
 		return 0, 0, err
 	}
 	defer stop()
-	if err := b.countLoad(ctx, w, t, b.cfg.warmup, "warmup"); err != nil {
+	if _, err := b.countLoad(ctx, w, t, b.cfg.warmup, "warmup", 0); err != nil {
 		return 0, 0, err
 	}
 	statFile := filepath.Join(b.cfg.work, "perf-"+t.name+".csv")
@@ -162,10 +173,15 @@ func (b *bench) startCounted(ctx context.Context, t target, tag string) (*proc, 
 	return ps[0], stop, nil
 }
 
-func (b *bench) countLoad(ctx context.Context, w workload, t target, d time.Duration, tag string) error {
-	_, err := b.runWrk(ctx, wrkRun{name: "wrk-count-" + tag + "-" + t.name, script: b.script(w), url: targetURL(t),
-		duration: d, conns: countWrk, tag: tag})
-	return err
+// hotKeys is the number of keys in bench/wrk/hot.lua.
+const hotKeys = 10_000
+
+// countLoad runs wrk against t for d, starting from key from, and returns
+// the requests it completed.
+func (b *bench) countLoad(ctx context.Context, w workload, t target, d time.Duration, tag string, from int64) (int64, error) {
+	res, err := b.runWrk(ctx, wrkRun{name: "wrk-count-" + tag + "-" + t.name, script: b.script(w), url: targetURL(t),
+		duration: d, conns: countWrk, tag: tag, from: from})
+	return res.Requests, err
 }
 
 func targetURL(t target) string { return fmt.Sprintf("http://127.0.0.1:%d/", t.port) }
@@ -217,16 +233,28 @@ func countsMarkdown(cs []count, m machine) string {
 	sb.WriteString("# Counted per request: podpin vs HAProxy (hot workload)\n\n")
 	fmt.Fprintf(&sb, "%s, %s CPUs, kernel %s, HAProxy %s, Go %s.\n\n", m.CPU, m.CPUs, m.Kernel, m.HAProxy, m.Go)
 	sb.WriteString("| proxy | user-space instructions | system calls | of which EAGAIN |\n|---|--:|--:|--:|\n")
-	var base *count
-	for i := range cs {
-		if cs[i].Target == "haproxy" {
-			base = &cs[i]
+	find := func(name string) *count {
+		for i := range cs {
+			if cs[i].Target == name && cs[i].Instructions > 0 {
+				return &cs[i]
+			}
 		}
+		return nil
 	}
+	// Every proxy against HAProxy; podpin's Redis store also against its
+	// memory store.
+	haproxy, podpin := find("haproxy"), find("podpin")
 	for _, c := range cs {
+		var ratios []string
+		if haproxy != nil && c.Target != haproxy.Target {
+			ratios = append(ratios, fmt.Sprintf("%.2f× HAProxy", c.Instructions/haproxy.Instructions))
+		}
+		if podpin != nil && c.Target == "podpin-redis" {
+			ratios = append(ratios, fmt.Sprintf("%.3f× podpin", c.Instructions/podpin.Instructions))
+		}
 		ratio := ""
-		if base != nil && c.Target != base.Target && base.Instructions > 0 {
-			ratio = fmt.Sprintf(" (%.2f×)", c.Instructions/base.Instructions)
+		if len(ratios) > 0 {
+			ratio = " (" + strings.Join(ratios, ", ") + ")"
 		}
 		fmt.Fprintf(&sb, "| %s | %.0f%s | %.2f | %.2f |\n", c.Target, c.Instructions, ratio, c.Syscalls, c.EAGAIN)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -210,10 +211,20 @@ routes:
       header: X-Session
     table:
       maxEntries: {{.TableSize}}
+{{- with .Redis}}
+store:
+  type: redis
+  redis:
+    url: {{.}}
+{{- end}}
+{{- with .RedisTimeout}}
+    timeout: {{.}}
+    dialTimeout: {{.}}
+{{- end}}
 `
 
 func startPodpin(b *bench, tag string) ([]*proc, error) {
-	file, err := b.writePodpinConfig("podpin.yaml", podpinPort, podpinAdmin)
+	file, err := b.writePodpinConfig("podpin.yaml", podpinPort, podpinAdmin, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -227,10 +238,8 @@ func startPodpin(b *bench, tag string) ([]*proc, error) {
 
 // startPodpinRedis is the hook for podpin with its stick table in Redis:
 // the route and table size of startPodpin, the table kept by a Redis server
-// on the client CPU (127.0.0.1:18479, no persistence) and named to podpin by
-// a --redis flag. bench/run installs redis-server when PODPIN_BENCH_REDIS=1.
-// Adjust the podpin arguments here if the Redis store is configured
-// differently.
+// on the client CPU (127.0.0.1:18479, no persistence) and named in podpin's
+// configuration. bench/run installs redis-server when PODPIN_BENCH_REDIS=1.
 func startPodpinRedis(b *bench, tag string) ([]*proc, error) {
 	redis, err := b.procs.start("redis-"+tag, clientCPU, nil,
 		"redis-server", "--bind", "127.0.0.1", "--port", fmt.Sprint(redisPort),
@@ -242,14 +251,21 @@ func startPodpinRedis(b *bench, tag string) ([]*proc, error) {
 		redis.stop()
 		return nil, err
 	}
-	file, err := b.writePodpinConfig("podpin-redis.yaml", podpinRedisPort, podpinRedisAdmin)
+	// Under callgrind podpin runs some fifty times slower, and Redis calls
+	// would outlast the store's 50ms timeout: the store would turn degraded
+	// and count that instead. The timeouts then grow with the slowdown.
+	timeout := ""
+	if len(b.wrap) > 0 {
+		timeout = "5s"
+	}
+	file, err := b.writePodpinConfig("podpin-redis.yaml", podpinRedisPort, podpinRedisAdmin,
+		map[string]any{"Redis": fmt.Sprintf("redis://127.0.0.1:%d", redisPort), "RedisTimeout": timeout})
 	if err != nil {
 		redis.stop()
 		return nil, err
 	}
-	p, err := b.procs.start("podpin-redis-"+tag, proxyCPU, []string{"GOMAXPROCS=1"},
-		b.cfg.podpin, "serve", "--config", file, "--drain-timeout", "1s", "--log-level", "warn",
-		"--redis", fmt.Sprintf("redis://127.0.0.1:%d", redisPort))
+	p, err := b.procs.start("podpin-redis-"+tag, proxyCPU, append([]string{"GOMAXPROCS=1"}, b.env...),
+		b.command(b.cfg.podpin, "serve", "--config", file, "--drain-timeout", "1s", "--log-level", "warn")...)
 	if err != nil {
 		redis.stop()
 		return nil, err
@@ -262,12 +278,13 @@ func (b *bench) command(argv ...string) []string {
 	return append(append([]string(nil), b.wrap...), argv...)
 }
 
-func (b *bench) writePodpinConfig(name string, port, admin int) (string, error) {
+// writePodpinConfig writes podpinConfig with the given port and admin port,
+// and the store settings in store (Redis, RedisTimeout), if any.
+func (b *bench) writePodpinConfig(name string, port, admin int, store map[string]any) (string, error) {
 	file := filepath.Join(b.cfg.work, name)
-	err := writeTemplate(file, podpinConfig, map[string]any{
-		"Port": port, "Admin": admin, "TableSize": b.cfg.tableSize, "Pods": pods(),
-	})
-	return file, err
+	data := map[string]any{"Port": port, "Admin": admin, "TableSize": b.cfg.tableSize, "Pods": pods()}
+	maps.Copy(data, store)
+	return file, writeTemplate(file, podpinConfig, data)
 }
 
 func writeTemplate(file, text string, data any) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -51,6 +52,7 @@ type wrkRun struct {
 	duration time.Duration
 	conns    int
 	tag      string // passed to the script, which may use it to vary keys
+	from     int64  // for a warm-up: the key to start from (after a previous one)
 }
 
 // runWrk runs wrk pinned to CPU 1 and returns its summary.
@@ -59,7 +61,7 @@ func (b *bench) runWrk(ctx context.Context, w wrkRun) (wrkResult, error) {
 	defer cancel()
 	p, err := b.procs.run(ctx, w.name, clientCPU,
 		"wrk", "-t1", fmt.Sprintf("-c%d", w.conns), "-d"+wrkDuration(w.duration), "--latency",
-		"-s", w.script, w.url, "--", w.tag)
+		"-s", w.script, w.url, "--", w.tag, strconv.FormatInt(w.from, 10))
 	if err != nil {
 		return wrkResult{}, err
 	}
