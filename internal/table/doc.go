@@ -8,8 +8,9 @@
 // Digester secret agree on every Key.
 //
 // A Table maps Keys to pod names. Lookup is the request path: it takes one
-// shard lock, reads the clock once, touches one cache line (an
-// open-addressing slot that holds the entry itself) and does not allocate. Store pins a key to a pod, or rebinds it to another one.
+// shard lock, reads a coarse clock (one atomic load), touches one cache
+// line (an open-addressing slot that holds the entry itself) and does not
+// allocate. Store pins a key to a pod, or rebinds it to another one.
 // Entries expire after IdleTimeout without use and, optionally, after
 // AbsoluteTimeout since they were created or rebound. When the table is
 // full, Store evicts with a segmented LRU: new keys wait in a probation

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -95,16 +96,13 @@ type Stats struct {
 // calls periodically; until then they count in Len and Sessions but no
 // read reports them.
 //
-// The default clock reads only the monotonic clock on each operation and
-// adds the time elapsed since a wall-clock reading, which Expire renews:
-// one clock read per operation instead of two, while a step of the wall
-// clock reaches the table by the next Expire.
+// The default clock is coarse (see coarseTick): an operation reads it with
+// one atomic load.
 type Table struct {
 	shards []*shard
 	mask   uint64 // len(shards)-1
 	pods   *podPool
-	now    func() time.Time          // an injected clock, or nil
-	wall   atomic.Pointer[time.Time] // the default clock's last wall-clock reading
+	now    func() time.Time // an injected clock, or nil
 	max    int
 }
 
@@ -136,7 +134,9 @@ func New(cfg Config) *Table {
 		now:    cfg.Now,
 		max:    maxEntries,
 	}
-	t.readWall()
+	if cfg.Now == nil {
+		startCoarseClock()
+	}
 	seed := rand.Uint64()
 	for i := range t.shards {
 		// Spread the remainder so that the capacities sum to maxEntries.
@@ -172,14 +172,34 @@ func (t *Table) clock() uint32 {
 	if t.now != nil {
 		return stamp(t.now())
 	}
-	w := t.wall.Load()
-	return stamp(w.Add(time.Since(*w)))
+	return coarse.now.Load()
 }
 
-// readWall renews the default clock's wall-clock reading.
-func (t *Table) readWall() {
-	now := time.Now()
-	t.wall.Store(&now)
+// The default clock is coarse: one goroutine for the process reads the wall
+// clock every coarseTick and keeps it in table seconds, which operations
+// read with one atomic load. Tables count whole seconds, so a reading up to
+// coarseTick old only moves the start of each second by that much. Reading
+// the clock on every operation cost as much as the rest of a hit at a
+// million entries: the read orders the loads around it, so one lookup's
+// memory miss could not overlap another's.
+const coarseTick = 100 * time.Millisecond
+
+var coarse struct {
+	start sync.Once
+	now   atomic.Uint32
+}
+
+// startCoarseClock starts the coarse clock once for the process; it runs
+// until the process ends.
+func startCoarseClock() {
+	coarse.start.Do(func() {
+		coarse.now.Store(stamp(time.Now()))
+		go func() {
+			for range time.Tick(coarseTick) {
+				coarse.now.Store(stamp(time.Now()))
+			}
+		}()
+	})
 }
 
 func (t *Table) shard(k Key) *shard {
@@ -435,7 +455,6 @@ func (t *Table) Range(fn func(Entry) bool) {
 // Sessions and memory current; every few seconds to a minute suits most
 // tables.
 func (t *Table) Expire() int {
-	t.readWall()
 	now := t.clock()
 	n := 0
 	for _, s := range t.shards {

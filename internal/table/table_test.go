@@ -803,3 +803,25 @@ func TestHitPathDoesNotAllocate(t *testing.T) {
 		t.Errorf("got %v allocs per Lookup, %v per Store, want 0", lookups, stores)
 	}
 }
+
+// TestDefaultClockFollowsTheWallClock checks the coarse default clock: an
+// entry stored now carries the current second, give or take the clock's
+// tick and the second's rounding, and its last use moves on with time.
+func TestDefaultClockFollowsTheWallClock(t *testing.T) {
+	tb := New(Config{MaxEntries: 1000})
+	k := testKey(1)
+	before := time.Now()
+	tb.Store(k, "web-0", nil)
+	e, ok := tb.Peek(k)
+	if !ok {
+		t.Fatal("stored entry not found")
+	}
+	if d := e.Created.Sub(before); d < -time.Second-coarseTick || d > time.Second {
+		t.Fatalf("entry created %v, %v from the wall clock", e.Created, d)
+	}
+	time.Sleep(1200 * time.Millisecond)
+	tb.Lookup(k)
+	if e2, _ := tb.Peek(k); !e2.LastUsed.After(e.LastUsed) {
+		t.Errorf("last use %v did not move on from %v after 1.2s", e2.LastUsed, e.LastUsed)
+	}
+}
