@@ -10,18 +10,22 @@ import (
 )
 
 // validateCmd checks a configuration file and prints every error with its
-// field path. It exits non-zero when the file is invalid.
+// field path. It exits non-zero when the file is invalid. With
+// --ingress-class, the file is checked as an Ingress controller's, which
+// may have no routes.
 func validateCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("podpin validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("config", "", "configuration `file` to check")
+	var ing ingressFlags
+	fs.StringVar(&ing.class, "ingress-class", "", "check the file as the configuration of an Ingress controller for this IngressClass `name`, whose routes may all come from Ingresses")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *file == "" {
 		return errors.New("--config FILE is required")
 	}
-	c, err := config.Load(*file)
+	c, err := ing.loadConfig(*file)
 	if err != nil {
 		var errs config.Errors
 		if errors.As(err, &errs) {
