@@ -1,0 +1,197 @@
+// Command schedtrace reads a Go execution trace (runtime/trace, or
+// /debug/pprof/trace on podpin's admin listener) and reports where the
+// requests of a server spend their time: running, waiting for a processor
+// after the network readied them or after they yielded, or blocked on a
+// second connection.
+//
+// A request is one goroutine's span from the moment the client's bytes make
+// it runnable to the moment it blocks reading its client again (a request
+// whose bytes are in before that read is counted with the one before). Blocking
+// frames are told apart by function names in the stack: -client names the
+// network read that ends a request (fasthttp's serveConn by default),
+// -upstream the read of the pod's answer (podpin's idleConn.Read).
+//
+//	curl -s -o trace.out "127.0.0.1:9901/debug/pprof/trace?seconds=1"   # under load
+//	go run ./tools/schedtrace trace.out   (from tools/schedtrace: go run . ../../trace.out)
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/exp/trace"
+)
+
+// Where a request's time goes.
+const (
+	running        = "running"
+	readyAfterNet  = "runnable after the client's bytes"
+	readyAfterYld  = "runnable after yielding"
+	readyAfterUp   = "runnable after the upstream answered"
+	blockedUp      = "blocked on the upstream"
+	blockedElse    = "blocked on anything else"
+	numStates      = 6
+	upstreamBlocks = "upstream blocks"
+)
+
+var states = [numStates]string{running, readyAfterNet, readyAfterYld, readyAfterUp, blockedUp, blockedElse}
+
+// request is one request's time, by state.
+type request struct {
+	total     time.Duration
+	in        [numStates]time.Duration
+	upstreams int
+}
+
+// goroutine follows one goroutine through the trace.
+type goroutine struct {
+	inRequest bool
+	start     trace.Time
+	last      trace.Time
+	req       request
+	why       int // index into states of the current wait, while not running
+}
+
+// analyse reads a trace and returns its requests, in trace order.
+func analyse(r io.Reader, client, upstream string) ([]request, error) {
+	tr, err := trace.NewReader(r)
+	if err != nil {
+		return nil, err
+	}
+	gs := map[trace.GoID]*goroutine{}
+	var out []request
+	for {
+		ev, err := tr.ReadEvent()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		if ev.Kind() != trace.EventStateTransition {
+			continue
+		}
+		st := ev.StateTransition()
+		if st.Resource.Kind != trace.ResourceGoroutine {
+			continue
+		}
+		g := gs[st.Resource.Goroutine()]
+		if g == nil {
+			g = &goroutine{}
+			gs[st.Resource.Goroutine()] = g
+		}
+		from, to := st.Goroutine()
+		now := ev.Time()
+		if g.inRequest {
+			state := g.why
+			if from == trace.GoRunning {
+				state = 0
+			}
+			g.req.in[state] += time.Duration(now - g.last)
+		}
+		g.last = now
+		switch {
+		case from == trace.GoRunning && to == trace.GoWaiting:
+			stack := frames(ev)
+			switch {
+			case strings.Contains(stack, upstream):
+				g.why = 4
+				g.req.upstreams++
+			case strings.Contains(stack, client) && strings.Contains(stack, netRead):
+				if g.inRequest {
+					g.req.total = time.Duration(now - g.start)
+					out = append(out, g.req)
+				}
+				g.inRequest = false
+			default:
+				g.why = 5
+			}
+		case from == trace.GoRunning && to == trace.GoRunnable:
+			g.why = 2
+		case from == trace.GoWaiting && to == trace.GoRunnable:
+			switch {
+			case !g.inRequest:
+				g.inRequest, g.start, g.req = true, now, request{}
+				g.why = 1
+			case g.why == 4:
+				g.why = 3
+			}
+		}
+	}
+}
+
+// netRead is in the stack of a goroutine blocked reading a connection. A
+// request ends only there: within the client function it may also block on
+// anything else (a lock, a garbage collection assist).
+const netRead = "internal/poll.(*FD).Read"
+
+func frames(ev trace.Event) string {
+	var b strings.Builder
+	for f := range ev.Stack().Frames() {
+		b.WriteString(f.Func)
+		b.WriteByte(';')
+	}
+	return b.String()
+}
+
+// report prints percentiles of the requests' time and, for slices of them
+// by duration, the mean time in each state.
+func report(w io.Writer, reqs []request) {
+	if len(reqs) == 0 {
+		fmt.Fprintln(w, "no requests found: check -client and -upstream")
+		return
+	}
+	slices.SortFunc(reqs, func(a, b request) int { return int(a.total - b.total) })
+	n := len(reqs)
+	fmt.Fprintf(w, "%d requests; server-side time p50 %v, p90 %v, p99 %v\n",
+		n, reqs[n/2].total, reqs[n*9/10].total, reqs[n*99/100].total)
+	for _, b := range []struct {
+		name   string
+		lo, hi int
+	}{{"fastest half", 0, n / 2}, {"50-90%", n / 2, n * 9 / 10}, {"90-99%", n * 9 / 10, n * 99 / 100}, {"slowest 1%", n * 99 / 100, n}} {
+		part := reqs[b.lo:b.hi]
+		if len(part) == 0 {
+			continue
+		}
+		var sum request
+		for _, r := range part {
+			sum.total += r.total
+			sum.upstreams += r.upstreams
+			for i := range sum.in {
+				sum.in[i] += r.in[i]
+			}
+		}
+		k := time.Duration(len(part))
+		fmt.Fprintf(w, "\n%s (%d): mean %v, %s %.2f per request\n", b.name, len(part), sum.total/k, upstreamBlocks, float64(sum.upstreams)/float64(len(part)))
+		for i, s := range states {
+			fmt.Fprintf(w, "  %-40s %v\n", s, (sum.in[i] / k).Round(time.Microsecond/10))
+		}
+	}
+}
+
+func main() {
+	client := flag.String("client", "fasthttp.(*Server).serveConn", "function in the stack of the read that ends a request")
+	upstream := flag.String("upstream", "idleConn).Read", "function in the stack of a read of the upstream's answer")
+	flag.Parse()
+	if flag.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "usage: schedtrace [-client FUNC] [-upstream FUNC] TRACE")
+		os.Exit(2)
+	}
+	f, err := os.Open(flag.Arg(0))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer f.Close()
+	reqs, err := analyse(f, *client, *upstream)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "reading the trace:", err)
+		os.Exit(1)
+	}
+	report(os.Stdout, reqs)
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"runtime"
+	"runtime/trace"
+	"strings"
+	"testing"
+)
+
+// TestRequestsAreFoundInARealTrace traces a small proxy on loopback (read a
+// line from the client, pass it to an upstream, yield, read the answer,
+// write it back) and checks that every request it served is found, with
+// its time split between the states.
+func TestRequestsAreFoundInARealTrace(t *testing.T) {
+	const n = 200
+	upstream := listen(t, func(c net.Conn) { // echoes lines
+		br := bufio.NewReader(c)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			c.Write([]byte(line))
+		}
+	})
+	proxy := listen(t, func(c net.Conn) {
+		up, err := net.Dial("tcp", upstream)
+		if err != nil {
+			return
+		}
+		defer up.Close()
+		serveClient(c, up)
+	})
+
+	var buf bytes.Buffer
+	if err := trace.Start(&buf); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	for range n {
+		c.Write([]byte("ping\n"))
+		if line, err := br.ReadString('\n'); err != nil || line != "ping\n" {
+			t.Fatalf("got %q, %v", line, err)
+		}
+	}
+	c.Close()
+	trace.Stop()
+
+	reqs, err := analyse(&buf, "schedtrace.serveClient", "schedtrace.readUpstream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A request whose bytes are in before the proxy reads again (the first
+	// one, or one the client sent quickly) is counted with the one before;
+	// a wake-up of the read with nothing to read yet counts as one more.
+	if len(reqs) < n*9/10 || len(reqs) > n+n/50 {
+		t.Fatalf("found %d requests, want about %d", len(reqs), n)
+	}
+	for i, r := range reqs {
+		var sum int64
+		for _, d := range r.in {
+			sum += int64(d)
+		}
+		if r.total <= 0 || sum != int64(r.total) || r.in[0] <= 0 {
+			t.Fatalf("request %d: total %v, states %v: the states must add up to the total, with some running", i, r.total, r.in)
+		}
+	}
+	var out strings.Builder
+	report(&out, reqs)
+	if !strings.Contains(out.String(), "requests; server-side time p50") || !strings.Contains(out.String(), readyAfterYld) {
+		t.Errorf("report:\n%s", out.String())
+	}
+}
+
+//go:noinline
+func serveClient(c, up net.Conn) {
+	br, ubr := bufio.NewReader(c), bufio.NewReader(up)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		up.Write([]byte(line))
+		runtime.Gosched()
+		answer, err := readUpstream(ubr)
+		if err != nil {
+			return
+		}
+		c.Write([]byte(answer))
+	}
+}
+
+//go:noinline
+func readUpstream(br *bufio.Reader) (string, error) { return br.ReadString('\n') }
+
+func listen(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				serve(c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
