@@ -1,26 +1,5 @@
 -- large: the hot workload's 10,000 keys, each response a 1 MiB file, so
 -- copying bodies outweighs everything else.
 local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
-dofile(dir .. "report.lua")
-
-local keys = 10000
-local requests = {}
-
-function init(args)
-   for i = 1, keys do
-      requests[i] = wrk.format("GET", "/large/1m.bin", { ["X-Session"] = string.format("hot-%05d", i) })
-   end
-   math.randomseed(os.time())
-   -- The warm-up visits the keys in order, from the one after args[2],
-   -- so the measured run that follows finds each one in the table.
-   sequential = args[1] == "warmup"
-   cursor = (tonumber(args[2]) or 0) % keys
-end
-
-function request()
-   if sequential then
-      cursor = cursor % keys + 1
-      return requests[cursor]
-   end
-   return requests[math.random(keys)]
-end
+path = "/large/1m.bin"
+dofile(dir .. "hot.lua")
