@@ -20,24 +20,9 @@ func podsCmd(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	f.register(fs)
 	route := fs.String("route", config.DefaultRoute, "`route` whose pods are shown")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("unexpected argument %q", pos[0])
-	}
-	c, err := f.client()
-	if err != nil {
-		return err
-	}
 	var list admin.PodList
-	raw, err := c.get(routePath(*route)+"/pods", &list)
-	if err != nil {
-		return err
-	}
-	if f.output == "json" {
-		_, err := stdout.Write(raw)
+	done, err := fetchListing(fs, f, args, func() string { return routePath(*route) + "/pods" }, &list, stdout)
+	if done || err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -54,24 +39,9 @@ func routesCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("podpin routes", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f.register(fs)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("unexpected argument %q", pos[0])
-	}
-	c, err := f.client()
-	if err != nil {
-		return err
-	}
 	var list admin.RouteList
-	raw, err := c.get("/api/v1/routes", &list)
-	if err != nil {
-		return err
-	}
-	if f.output == "json" {
-		_, err := stdout.Write(raw)
+	done, err := fetchListing(fs, f, args, func() string { return "/api/v1/routes" }, &list, stdout)
+	if done || err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -84,6 +54,29 @@ func routesCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%.1f%%\t%s\n", r.Name, match, r.KeyHeader, r.Balancer, r.Pods, r.Table.Entries, 100*r.Table.HitRatio, reasons(r.Rebinds))
 	}
 	return tw.Flush()
+}
+
+// fetchListing parses the flags of a listing command, which takes no
+// arguments, and reads path() from the admin API into v. With -o json it
+// writes the answer as it came and reports done.
+func fetchListing(fs *flag.FlagSet, f *clientFlags, args []string, path func() string, v any, stdout io.Writer) (done bool, err error) {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return false, err
+	}
+	if len(pos) > 0 {
+		return false, fmt.Errorf("unexpected argument %q", pos[0])
+	}
+	c, err := f.client()
+	if err != nil {
+		return false, err
+	}
+	raw, err := c.get(path(), v)
+	if err != nil || f.output != "json" {
+		return false, err
+	}
+	_, err = stdout.Write(raw)
+	return true, err
 }
 
 // reasons writes rebind counts as "gone=2 unready=1", or "0".
