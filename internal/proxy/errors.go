@@ -12,6 +12,17 @@ var (
 	errNoPod       = errors.New("no pod can take this request")                             // 503
 	errStrict      = errors.New("the pinned pod cannot serve and this route never rebinds") // 503
 	errUpgradeBody = errors.New("upgrade request with a body")                              // 400
+
+	// Refusals of the request's framing, size or pace.
+	errBodyTooLarge = errors.New("request body is too large")               // 413
+	errBodyTimeout  = errors.New("request body stalled")                    // 408
+	errBodyFraming  = errors.New("request body framing is invalid")         // 400
+	errHeaderTime   = errors.New("request headers not received in time")    // 408
+	errHeaderSize   = errors.New("request line and headers are too large")  // 431
+	errTooMany      = errors.New("too many header fields")                  // 431
+	errExpect       = errors.New("only Expect: 100-continue is supported")  // 417
+	errMalformed    = errors.New("malformed request")                       // 400
+	errNewSessions  = errors.New("too many new sessions from this address") // 429
 )
 
 // Rebind reasons, as counted in podpin_table_rebinds_total.
@@ -23,17 +34,4 @@ const (
 	reasonEjected       = "ejected"        // pod ejected by passive health checks
 	reasonUnhealthy     = "unhealthy"      // pod failing active health checks
 	reasonAdmin         = "admin"          // an operator pinned the key elsewhere
-)
-
-// Errors podpin answers for requests it refuses at the edge.
-var (
-	errBodyTooLarge = errors.New("request body is too large")               // 413
-	errBodyTimeout  = errors.New("request body stalled")                    // 408
-	errBodyFraming  = errors.New("request body framing is invalid")         // 400
-	errHeaderTime   = errors.New("request headers not received in time")    // 408
-	errHeaderSize   = errors.New("request line and headers are too large")  // 431
-	errTooMany      = errors.New("too many header fields")                  // 431
-	errExpect       = errors.New("only Expect: 100-continue is supported")  // 417
-	errMalformed    = errors.New("malformed request")                       // 400
-	errNewSessions  = errors.New("too many new sessions from this address") // 429
 )
