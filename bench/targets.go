@@ -169,12 +169,17 @@ defaults
 
 frontend clients
     bind 127.0.0.1:{{.Port}}
+    # The headers podpin adds by default, so both proxies do the same work.
+    option forwardfor
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
     default_backend pods
 
 backend pods
     balance roundrobin
     stick-table type string len 64 size {{.TableSize}} expire 30m
     stick on req.hdr(X-Session)
+    http-response set-header X-Podpin-Pod %s
 {{- range .Pods}}
     server {{.Name}} {{.Addr}}
 {{- end}}
