@@ -163,17 +163,20 @@ func TestResponsesReachTheClientWhole(t *testing.T) {
 	}
 }
 
-// TestAPodThatDiesMidBody checks the ways a body can be cut: a short one,
-// read whole before forwarding, becomes a 502 (a 504 if the pod goes
-// silent) and is not sent to the pod again; a long one, already streaming, ends the client's connection early
-// so the client cannot take it for complete.
+// TestAPodThatDiesMidBody checks the ways a pod can leave a response
+// unfinished. A short body, read whole before forwarding, cut short becomes
+// a 502 (a 504 if the pod goes silent) and is not sent to the pod again; a
+// pod's connection after a 101 is not reused; a long body, already
+// streaming, ends the client's connection early so the client cannot take
+// it for complete.
 func TestAPodThatDiesMidBody(t *testing.T) {
 	big := strings.Repeat("x", 64<<10)
 	pod := newScriptedPod(t, map[string]podAnswer{
-		"/short": {raw: "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhell", close: true},
-		"/long":  {raw: "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + big, close: true},
-		"/ok":    {raw: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"},
-		"/stall": {raw: "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhell", pause: time.Second, rest: "o, world"},
+		"/short":  {raw: "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhell", close: true},
+		"/long":   {raw: "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + big, close: true},
+		"/ok":     {raw: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"},
+		"/switch": {raw: "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: other\r\n\r\n"},
+		"/stall":  {raw: "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhell", pause: time.Second, rest: "o, world"},
 	})
 	cfg := &config.Config{Routes: []config.Route{{Name: "default",
 		Backends: []config.Backend{{Name: "pod-0", URL: pod.url()}}}}}
@@ -186,6 +189,14 @@ func TestAPodThatDiesMidBody(t *testing.T) {
 	}
 	if got := pod.accepted(); got != 1 {
 		t.Errorf("pod saw %d connections, want 1: an answered request is not sent again", got)
+	}
+
+	// A pod that switches protocols on an ordinary request leaves a
+	// connection that no longer speaks HTTP/1.1: it is not pooled.
+	before := pod.accepted()
+	h.get("/switch", "X-Session: s1")
+	if resp, body := h.get("/ok", "X-Session: s1"); resp.StatusCode != 200 || body != "ok" || pod.accepted() != before+2 {
+		t.Errorf("after a 101: got %d %q over %d new pod connections, want 200 ok over 2", resp.StatusCode, body, pod.accepted()-before)
 	}
 
 	resp, body = h.get("/stall", "X-Session: s1")

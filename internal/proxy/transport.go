@@ -84,7 +84,9 @@ func (t *podTransport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Reque
 		t.discard(cc)
 		return true, err
 	}
-	reuse := !req.ConnectionClose() && !resp.ConnectionClose()
+	// After a 101 the connection speaks another protocol: never reused.
+	reuse := !req.ConnectionClose() && !resp.ConnectionClose() &&
+		resp.StatusCode() != fasthttp.StatusSwitchingProtocols
 	n := resp.Header.ContentLength()
 	switch {
 	case head || hasNoBody(resp.Header.StatusCode()):
