@@ -84,7 +84,7 @@ func (b *bench) countInstructions(ctx context.Context, w workload, t target) (fl
 	// each going on from the key where the last stopped, until every hot
 	// key has been sent once.
 	for warm := int64(0); warm < hotKeys; {
-		n, err := b.countLoad(ctx, w, t, b.cfg.warmup, "warmup", warm)
+		n, err := b.countWarmup(ctx, w, t, warm)
 		if err != nil {
 			return 0, err
 		}
@@ -122,7 +122,7 @@ func (b *bench) countSyscalls(ctx context.Context, w workload, t target) (calls,
 		return 0, 0, err
 	}
 	defer stop()
-	if _, err := b.countLoad(ctx, w, t, b.cfg.warmup, "warmup", 0); err != nil {
+	if _, err := b.countWarmup(ctx, w, t, 0); err != nil {
 		return 0, 0, err
 	}
 	statFile := filepath.Join(b.cfg.work, "perf-"+t.name+".csv")
@@ -176,11 +176,11 @@ func (b *bench) startCounted(ctx context.Context, t target, tag string) (*proc, 
 // hotKeys is the number of keys in bench/wrk/hot.lua.
 const hotKeys = 10_000
 
-// countLoad runs wrk against t for d, starting from key from, and returns
-// the requests it completed.
-func (b *bench) countLoad(ctx context.Context, w workload, t target, d time.Duration, tag string, from int64) (int64, error) {
-	res, err := b.runWrk(ctx, wrkRun{name: "wrk-count-" + tag + "-" + t.name, script: b.script(w), url: targetURL(t),
-		duration: d, conns: countWrk, tag: tag, from: from})
+// countWarmup runs one warm-up of t (wrk for PODPIN_BENCH_WARMUP), sending
+// the keys in order from key from, and returns the requests it completed.
+func (b *bench) countWarmup(ctx context.Context, w workload, t target, from int64) (int64, error) {
+	res, err := b.runWrk(ctx, wrkRun{name: "wrk-count-warmup-" + t.name, script: b.script(w), url: targetURL(t),
+		duration: b.cfg.warmup, conns: countWrk, tag: "warmup", from: from})
 	return res.Requests, err
 }
 

@@ -27,19 +27,27 @@ import (
 	"golang.org/x/exp/trace"
 )
 
-// Where a request's time goes.
+// state is where a request's time goes.
+type state int
+
 const (
-	running        = "running"
-	readyAfterNet  = "runnable after the client's bytes"
-	readyAfterYld  = "runnable after yielding"
-	readyAfterUp   = "runnable after the upstream answered"
-	blockedUp      = "blocked on the upstream"
-	blockedElse    = "blocked on anything else"
-	numStates      = 6
-	upstreamBlocks = "upstream blocks"
+	running state = iota
+	readyAfterNet
+	readyAfterYield
+	readyAfterUpstream
+	blockedUpstream
+	blockedElse
+	numStates
 )
 
-var states = [numStates]string{running, readyAfterNet, readyAfterYld, readyAfterUp, blockedUp, blockedElse}
+var stateNames = [numStates]string{
+	running:            "running",
+	readyAfterNet:      "runnable after the client's bytes",
+	readyAfterYield:    "runnable after yielding",
+	readyAfterUpstream: "runnable after the upstream answered",
+	blockedUpstream:    "blocked on the upstream",
+	blockedElse:        "blocked on anything else",
+}
 
 // request is one request's time, by state.
 type request struct {
@@ -54,7 +62,7 @@ type goroutine struct {
 	start     trace.Time
 	last      trace.Time
 	req       request
-	why       int // index into states of the current wait, while not running
+	why       state // the current wait, while not running
 }
 
 // analyse reads a trace and returns its requests, in trace order.
@@ -88,11 +96,11 @@ func analyse(r io.Reader, client, upstream string) ([]request, error) {
 		from, to := st.Goroutine()
 		now := ev.Time()
 		if g.inRequest {
-			state := g.why
+			st := g.why
 			if from == trace.GoRunning {
-				state = 0
+				st = running
 			}
-			g.req.in[state] += time.Duration(now - g.last)
+			g.req.in[st] += time.Duration(now - g.last)
 		}
 		g.last = now
 		switch {
@@ -100,7 +108,7 @@ func analyse(r io.Reader, client, upstream string) ([]request, error) {
 			stack := frames(ev)
 			switch {
 			case strings.Contains(stack, upstream):
-				g.why = 4
+				g.why = blockedUpstream
 				g.req.upstreams++
 			case strings.Contains(stack, client) && strings.Contains(stack, netRead):
 				if g.inRequest {
@@ -109,17 +117,17 @@ func analyse(r io.Reader, client, upstream string) ([]request, error) {
 				}
 				g.inRequest = false
 			default:
-				g.why = 5
+				g.why = blockedElse
 			}
 		case from == trace.GoRunning && to == trace.GoRunnable:
-			g.why = 2
+			g.why = readyAfterYield
 		case from == trace.GoWaiting && to == trace.GoRunnable:
 			switch {
 			case !g.inRequest:
 				g.inRequest, g.start, g.req = true, now, request{}
-				g.why = 1
-			case g.why == 4:
-				g.why = 3
+				g.why = readyAfterNet
+			case g.why == blockedUpstream:
+				g.why = readyAfterUpstream
 			}
 		}
 	}
@@ -167,8 +175,8 @@ func report(w io.Writer, reqs []request) {
 			}
 		}
 		k := time.Duration(len(part))
-		fmt.Fprintf(w, "\n%s (%d): mean %v, %s %.2f per request\n", b.name, len(part), sum.total/k, upstreamBlocks, float64(sum.upstreams)/float64(len(part)))
-		for i, s := range states {
+		fmt.Fprintf(w, "\n%s (%d): mean %v, upstream blocks %.2f per request\n", b.name, len(part), sum.total/k, float64(sum.upstreams)/float64(len(part)))
+		for i, s := range stateNames {
 			fmt.Fprintf(w, "  %-40s %v\n", s, (sum.in[i] / k).Round(time.Microsecond/10))
 		}
 	}

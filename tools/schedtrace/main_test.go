@@ -68,13 +68,13 @@ func TestRequestsAreFoundInARealTrace(t *testing.T) {
 		for _, d := range r.in {
 			sum += int64(d)
 		}
-		if r.total <= 0 || sum != int64(r.total) || r.in[0] <= 0 {
+		if r.total <= 0 || sum != int64(r.total) || r.in[running] <= 0 {
 			t.Fatalf("request %d: total %v, states %v: the states must add up to the total, with some running", i, r.total, r.in)
 		}
 	}
 	var out strings.Builder
 	report(&out, reqs)
-	if !strings.Contains(out.String(), "requests; server-side time p50") || !strings.Contains(out.String(), readyAfterYld) {
+	if !strings.Contains(out.String(), "requests; server-side time p50") || !strings.Contains(out.String(), stateNames[readyAfterYield]) {
 		t.Errorf("report:\n%s", out.String())
 	}
 }
