@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -96,6 +95,7 @@ type upstreamSettings struct {
 	readTimeout     time.Duration
 	idleConnTimeout time.Duration
 	maxConns        int
+	ordered         bool // requests wait their turn in arrivals
 }
 
 // dialError marks a failure to connect: nothing of the request was sent, so
@@ -142,7 +142,7 @@ func newClient(addr string, s upstreamSettings) *fasthttp.HostClient {
 			return false, attempts < 3 && safe && bodyless && stale
 		},
 	}
-	setPodTransport(hc)
+	setPodTransport(hc, s.ordered)
 	return hc
 }
 
@@ -159,26 +159,9 @@ type idleConn struct {
 	net.Conn
 	timeout  time.Duration
 	deadline time.Time // the read deadline set last
-	wrote    bool      // a request was written since the last read
 }
 
-func (c *idleConn) Write(b []byte) (int, error) {
-	c.wrote = true
-	return c.Conn.Write(b)
-}
-
-// Read yields the processor once before the first read after a request is
-// written. A Go read tries the socket before it waits for the poller, and
-// right after the request the pod cannot have answered yet: that first try
-// is a wasted system call on every request (HAProxy instead waits for
-// readiness). After the yield, the goroutines ahead in the run queue have
-// had their turn, and under load the answer is usually in: the read takes
-// it with one call. With nothing else to run, the yield returns at once.
 func (c *idleConn) Read(b []byte) (int, error) {
-	if c.wrote {
-		c.wrote = false
-		runtime.Gosched()
-	}
 	if c.timeout > 0 {
 		now := time.Now()
 		if c.deadline.Sub(now) < c.timeout-c.timeout/10 {

@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -114,6 +115,7 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 			readTimeout:     cfg.Upstream.ResponseTimeout,
 			idleConnTimeout: cfg.Upstream.IdleConnTimeout,
 			maxConns:        cfg.Upstream.MaxConnsPerPod,
+			ordered:         runtime.GOMAXPROCS(0) == 1,
 		},
 	}
 	for _, rc := range cfg.Routes {

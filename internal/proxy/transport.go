@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,15 +33,21 @@ const bufferedBody = 16 << 10
 // C is fasthttp's connection handle, a type the package does not export;
 // it is inferred from the client's methods.
 type podTransport[C interface{ Conn() net.Conn }] struct {
+	order   *turns // nil: requests do not wait their turn
 	acquire func(timeout time.Duration, connectionClose bool) (C, error)
 	release func(C) // back to the pool
 	discard func(C) // closed
 	streams sync.Pool
 }
 
-// setPodTransport gives hc a podTransport.
-func setPodTransport(hc *fasthttp.HostClient) {
-	hc.Transport = newPodTransport(hc.AcquireConn, hc.ReleaseConn, hc.CloseConn)
+// setPodTransport gives hc a podTransport; with ordered, its requests wait
+// their turn in arrivals.
+func setPodTransport(hc *fasthttp.HostClient, ordered bool) {
+	t := newPodTransport(hc.AcquireConn, hc.ReleaseConn, hc.CloseConn)
+	if ordered {
+		t.order = &arrivals
+	}
+	hc.Transport = t
 }
 
 func newPodTransport[C interface{ Conn() net.Conn }](acquire func(time.Duration, bool) (C, error), release, discard func(C)) *podTransport[C] {
@@ -61,6 +68,9 @@ func (t *podTransport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Reque
 	conn := cc.Conn()
 	resp.ParseNetConn(conn)
 
+	if t.order != nil {
+		t.order.wait()
+	}
 	bw := hc.AcquireWriter(conn)
 	err = req.Write(bw)
 	if err == nil {
@@ -71,6 +81,14 @@ func (t *podTransport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Reque
 		t.discard(cc)
 		return true, asTimeout(err)
 	}
+
+	// A Go read tries the socket before it waits for the poller, and right
+	// after the request the pod cannot have answered yet: reading now would
+	// waste a system call on every request (HAProxy waits for readiness).
+	// After a yield the goroutines ahead in the run queue have had their
+	// turn, and under load the answer is usually in: the read takes it with
+	// one call. With nothing else to run, the yield returns at once.
+	runtime.Gosched()
 
 	// The header first (fasthttp skips interim 1xx answers); the body is
 	// read below, once its length is known.
