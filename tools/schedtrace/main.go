@@ -1,15 +1,17 @@
 // Command schedtrace reads a Go execution trace (runtime/trace, or
 // /debug/pprof/trace on podpin's admin listener) and reports where the
 // requests of a server spend their time: running, waiting for a processor
-// after the network readied them or after they yielded, or blocked on a
-// second connection.
+// after the network readied them or after they yielded, waiting their turn
+// to send upstream, or blocked on a second connection.
 //
 // A request is one goroutine's span from the moment the client's bytes make
 // it runnable to the moment it blocks reading its client again (a request
 // whose bytes are in before that read is counted with the one before). Blocking
 // frames are told apart by function names in the stack: -client names the
 // network read that ends a request (fasthttp's serveConn by default),
-// -upstream the read of the pod's answer (podpin's idleConn.Read).
+// -upstream the read of the pod's answer (podpin's idleConn.Read), -turn
+// the wait before a request goes to its pod (podpin's turns.wait, with one
+// processor).
 //
 //	curl -s -o trace.out "127.0.0.1:9901/debug/pprof/trace?seconds=1"   # under load
 //	go run ./tools/schedtrace trace.out   (from tools/schedtrace: go run . ../../trace.out)
@@ -33,6 +35,7 @@ type state int
 const (
 	running state = iota
 	readyAfterNet
+	waitingTurn
 	readyAfterYield
 	readyAfterUpstream
 	blockedUpstream
@@ -43,6 +46,7 @@ const (
 var stateNames = [numStates]string{
 	running:            "running",
 	readyAfterNet:      "runnable after the client's bytes",
+	waitingTurn:        "waiting its turn, until it runs",
 	readyAfterYield:    "runnable after yielding",
 	readyAfterUpstream: "runnable after the upstream answered",
 	blockedUpstream:    "blocked on the upstream",
@@ -66,7 +70,7 @@ type goroutine struct {
 }
 
 // analyse reads a trace and returns its requests, in trace order.
-func analyse(r io.Reader, client, upstream string) ([]request, error) {
+func analyse(r io.Reader, client, upstream, turn string) ([]request, error) {
 	tr, err := trace.NewReader(r)
 	if err != nil {
 		return nil, err
@@ -110,6 +114,8 @@ func analyse(r io.Reader, client, upstream string) ([]request, error) {
 			case strings.Contains(stack, upstream):
 				g.why = blockedUpstream
 				g.req.upstreams++
+			case strings.Contains(stack, turn):
+				g.why = waitingTurn
 			case strings.Contains(stack, client) && strings.Contains(stack, netRead):
 				if g.inRequest {
 					g.req.total = time.Duration(now - g.start)
@@ -185,9 +191,10 @@ func report(w io.Writer, reqs []request) {
 func main() {
 	client := flag.String("client", "fasthttp.(*Server).serveConn", "function in the stack of the read that ends a request")
 	upstream := flag.String("upstream", "idleConn).Read", "function in the stack of a read of the upstream's answer")
+	turn := flag.String("turn", "turns).wait", "function in the stack of a wait for the turn to send upstream")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: schedtrace [-client FUNC] [-upstream FUNC] TRACE")
+		fmt.Fprintln(os.Stderr, "usage: schedtrace [-client FUNC] [-upstream FUNC] [-turn FUNC] TRACE")
 		os.Exit(2)
 	}
 	f, err := os.Open(flag.Arg(0))
@@ -196,7 +203,7 @@ func main() {
 		os.Exit(1)
 	}
 	defer f.Close()
-	reqs, err := analyse(f, *client, *upstream)
+	reqs, err := analyse(f, *client, *upstream, *turn)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "reading the trace:", err)
 		os.Exit(1)

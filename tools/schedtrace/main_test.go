@@ -8,12 +8,13 @@ import (
 	"runtime/trace"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRequestsAreFoundInARealTrace traces a small proxy on loopback (read a
-// line from the client, pass it to an upstream, yield, read the answer,
-// write it back) and checks that every request it served is found, with
-// its time split between the states.
+// line from the client, wait a turn, pass the line to an upstream, yield,
+// read the answer, write it back) and checks that every request it served
+// is found, with its time split between the states.
 func TestRequestsAreFoundInARealTrace(t *testing.T) {
 	const n = 200
 	upstream := listen(t, func(c net.Conn) { // echoes lines
@@ -53,7 +54,7 @@ func TestRequestsAreFoundInARealTrace(t *testing.T) {
 	c.Close()
 	trace.Stop()
 
-	reqs, err := analyse(&buf, "schedtrace.serveClient", "schedtrace.readUpstream")
+	reqs, err := analyse(&buf, "schedtrace.serveClient", "schedtrace.readUpstream", "schedtrace.takeTurn")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,8 +69,8 @@ func TestRequestsAreFoundInARealTrace(t *testing.T) {
 		for _, d := range r.in {
 			sum += int64(d)
 		}
-		if r.total <= 0 || sum != int64(r.total) || r.in[running] <= 0 {
-			t.Fatalf("request %d: total %v, states %v: the states must add up to the total, with some running", i, r.total, r.in)
+		if r.total <= 0 || sum != int64(r.total) || r.in[running] <= 0 || r.in[waitingTurn] <= 0 {
+			t.Fatalf("request %d: total %v, states %v: the states must add up to the total, with some running and some waiting a turn", i, r.total, r.in)
 		}
 	}
 	var out strings.Builder
@@ -87,6 +88,7 @@ func serveClient(c, up net.Conn) {
 		if err != nil {
 			return
 		}
+		takeTurn()
 		up.Write([]byte(line))
 		runtime.Gosched()
 		answer, err := readUpstream(ubr)
@@ -96,6 +98,11 @@ func serveClient(c, up net.Conn) {
 		c.Write([]byte(answer))
 	}
 }
+
+// takeTurn blocks briefly, as a wait for a turn does.
+//
+//go:noinline
+func takeTurn() { time.Sleep(time.Microsecond) }
 
 //go:noinline
 func readUpstream(br *bufio.Reader) (string, error) { return br.ReadString('\n') }
