@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -69,21 +70,23 @@ type goroutine struct {
 	why       state // the current wait, while not running
 }
 
-// analyse reads a trace and returns its requests, in trace order.
-func analyse(r io.Reader, client, upstream, turn string) ([]request, error) {
+// analyse reads a trace and returns its requests, in trace order, and the
+// order their starts kept from one network poll to the next.
+func analyse(r io.Reader, client, upstream, turn string) ([]request, *rounds, error) {
 	tr, err := trace.NewReader(r)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	gs := map[trace.GoID]*goroutine{}
 	var out []request
+	order := &rounds{last: map[trace.GoID]float64{}}
 	for {
 		ev, err := tr.ReadEvent()
 		if err == io.EOF {
-			return out, nil
+			return out, order, nil
 		}
 		if err != nil {
-			return out, err
+			return out, order, err
 		}
 		if ev.Kind() != trace.EventStateTransition {
 			continue
@@ -99,6 +102,9 @@ func analyse(r io.Reader, client, upstream, turn string) ([]request, error) {
 		}
 		from, to := st.Goroutine()
 		now := ev.Time()
+		if to == trace.GoRunning {
+			order.ran()
+		}
 		if g.inRequest {
 			st := g.why
 			if from == trace.GoRunning {
@@ -132,11 +138,70 @@ func analyse(r io.Reader, client, upstream, turn string) ([]request, error) {
 			case !g.inRequest:
 				g.inRequest, g.start, g.req = true, now, request{}
 				g.why = readyAfterNet
+				order.readied(st.Resource.Goroutine())
 			case g.why == blockedUpstream:
 				g.why = readyAfterUpstream
 			}
 		}
 	}
+}
+
+// rounds follows the requests that one network poll readied, in the order
+// they were readied (which is the order they run in), from each poll to the
+// next: a goroutine's place in its round against its place in the round of
+// its next request. A server that keeps the order of arrival keeps each
+// client's place; one that reverses it every round swaps first and last.
+type rounds struct {
+	batch      []trace.GoID           // readied since a goroutine last ran: one poll's
+	last       map[trace.GoID]float64 // each goroutine's place in its last round, 0 first to 1 last
+	prev, next []float64              // pairs of places in consecutive rounds
+}
+
+// minRound is the fewest requests in a round whose order counts.
+const minRound = 4
+
+func (o *rounds) readied(g trace.GoID) { o.batch = append(o.batch, g) }
+
+// ran ends the round being readied.
+func (o *rounds) ran() {
+	if len(o.batch) >= minRound {
+		for i, g := range o.batch {
+			place := float64(i) / float64(len(o.batch)-1)
+			if p, ok := o.last[g]; ok {
+				o.prev = append(o.prev, p)
+				o.next = append(o.next, place)
+			}
+			o.last[g] = place
+		}
+	}
+	o.batch = o.batch[:0]
+}
+
+// correlation is the correlation of places from one round to the next: 1
+// when every client keeps its place, -1 when the order is reversed each
+// round, about 0 when places are shuffled. ok is false without pairs.
+func (o *rounds) correlation() (c float64, ok bool) {
+	n := float64(len(o.prev))
+	if n < 2 {
+		return 0, false
+	}
+	var mx, my float64
+	for i := range o.prev {
+		mx += o.prev[i]
+		my += o.next[i]
+	}
+	mx, my = mx/n, my/n
+	var sxy, sxx, syy float64
+	for i := range o.prev {
+		dx, dy := o.prev[i]-mx, o.next[i]-my
+		sxy += dx * dy
+		sxx += dx * dx
+		syy += dy * dy
+	}
+	if sxx == 0 || syy == 0 {
+		return 0, false
+	}
+	return sxy / math.Sqrt(sxx*syy), true
 }
 
 // netRead is in the stack of a goroutine blocked reading a connection. A
@@ -153,12 +218,16 @@ func frames(ev trace.Event) string {
 	return b.String()
 }
 
-// report prints percentiles of the requests' time and, for slices of them
-// by duration, the mean time in each state.
-func report(w io.Writer, reqs []request) {
+// report prints percentiles of the requests' time, how well their order
+// held from one network poll to the next and, for slices of them by
+// duration, the mean time in each state.
+func report(w io.Writer, reqs []request, order *rounds) {
 	if len(reqs) == 0 {
 		fmt.Fprintln(w, "no requests found: check -client and -upstream")
 		return
+	}
+	if c, ok := order.correlation(); ok {
+		fmt.Fprintf(w, "order from one poll's round of requests to the next: correlation of places %.2f over %d requests (1 kept, -1 reversed)\n", c, len(order.prev))
 	}
 	slices.SortFunc(reqs, func(a, b request) int { return int(a.total - b.total) })
 	n := len(reqs)
@@ -203,10 +272,10 @@ func main() {
 		os.Exit(1)
 	}
 	defer f.Close()
-	reqs, err := analyse(f, *client, *upstream, *turn)
+	reqs, order, err := analyse(f, *client, *upstream, *turn)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "reading the trace:", err)
 		os.Exit(1)
 	}
-	report(os.Stdout, reqs)
+	report(os.Stdout, reqs, order)
 }

@@ -3,12 +3,16 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"math"
 	"net"
 	"runtime"
 	"runtime/trace"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	xtrace "golang.org/x/exp/trace"
 )
 
 // TestRequestsAreFoundInARealTrace traces a small proxy on loopback (read a
@@ -54,7 +58,7 @@ func TestRequestsAreFoundInARealTrace(t *testing.T) {
 	c.Close()
 	trace.Stop()
 
-	reqs, err := analyse(&buf, "schedtrace.serveClient", "schedtrace.readUpstream", "schedtrace.takeTurn")
+	reqs, order, err := analyse(&buf, "schedtrace.serveClient", "schedtrace.readUpstream", "schedtrace.takeTurn")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,9 +78,37 @@ func TestRequestsAreFoundInARealTrace(t *testing.T) {
 		}
 	}
 	var out strings.Builder
-	report(&out, reqs)
+	report(&out, reqs, order)
 	if !strings.Contains(out.String(), "requests; server-side time p50") || !strings.Contains(out.String(), stateNames[readyAfterYield]) {
 		t.Errorf("report:\n%s", out.String())
+	}
+}
+
+// A server that keeps the order of arrival keeps each client's place from
+// round to round; one that reverses each round moves first to last.
+func TestRoundsTellKeptFromReversedOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		reverse bool
+		want    float64
+	}{{"kept", false, 1}, {"reversed", true, -1}} {
+		o := &rounds{last: map[xtrace.GoID]float64{}}
+		clients := []xtrace.GoID{1, 2, 3, 4, 5, 6, 7, 8}
+		for range 5 {
+			for _, g := range clients {
+				o.readied(g)
+			}
+			o.ran()
+			if tc.reverse {
+				slices.Reverse(clients)
+			}
+		}
+		o.readied(9) // a round too small to count
+		o.ran()
+		c, ok := o.correlation()
+		if !ok || math.Abs(c-tc.want) > 1e-9 || len(o.prev) != 4*len(clients) {
+			t.Errorf("%s: correlation %v (ok %v) over %d pairs, want %v over %d", tc.name, c, ok, len(o.prev), tc.want, 4*len(clients))
+		}
 	}
 }
 
