@@ -23,9 +23,10 @@ import (
 // write its request to a pod waits its turn; once the goroutines already
 // runnable have all come to wait, they go in reverse order of coming, which
 // is the order their requests arrived. It is used with one processor only
-// (podpin's own benchmark setting, and a CPU limit of one core): with more,
-// goroutines come from several run queues at once and there is no round to
-// put in order. The measured effect is in docs/benchmarks.md.
+// (podpin's own benchmark setting, and a CPU limit of one core), as found
+// when a configuration is applied: with more, goroutines come from several
+// run queues at once and there is no round to put in order. The measured
+// effect is in docs/benchmarks.md.
 var arrivals turns
 
 // turns releases waiting goroutines in rounds, newest first.
