@@ -5,10 +5,12 @@ import (
 	"flag"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"text/template"
 
+	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -120,5 +122,39 @@ func TestValuesFileMergesAsHelmDoes(t *testing.T) {
 	}
 	if base["store"].(map[string]any)["type"] != "memory" {
 		t.Error("merging changed the chart's values")
+	}
+}
+
+// extraEnv reaches the podpin container, alone or after the Redis password.
+func TestExtraEnvReachesTheContainer(t *testing.T) {
+	extra := []any{map[string]any{"name": "GOMAXPROCS", "value": "1"}}
+	for _, tc := range []struct {
+		name      string
+		overrides map[string]any
+		want      []string
+	}{
+		{"alone", map[string]any{"extraEnv": extra}, []string{"GOMAXPROCS=1"}},
+		{"with the Redis password", map[string]any{
+			"extraEnv": extra,
+			"store":    map[string]any{"redis": map[string]any{"passwordSecret": map[string]any{"name": "redis-auth"}}},
+		}, []string{"REDIS_PASSWORD=", "GOMAXPROCS=1"}},
+	} {
+		out, err := Render("../helm/podpin", Release{Name: "podpin", Namespace: "podpin-system"}, true, tc.overrides)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, doc := range strings.Split(string(out), "\n---\n") {
+			var d appsv1.Deployment
+			if err := yaml.Unmarshal([]byte(doc), &d); err != nil || d.Kind != "Deployment" {
+				continue
+			}
+			for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+				got = append(got, e.Name+"="+e.Value)
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: container env %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
