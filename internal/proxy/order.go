@@ -29,85 +29,97 @@ import (
 // effect is in docs/benchmarks.md.
 var arrivals turns
 
-// turns releases waiting goroutines in rounds, newest first.
+// turns lets goroutines go in rounds, newest first. The first to come in a
+// round leads it: it yields until the goroutines already runnable have come
+// too, then lets them go from the newest down and goes last itself, woken by
+// the one before it. No goroutine runs for the turns between rounds.
 type turns struct {
-	start   sync.Once
-	mu      sync.Mutex
-	waiting []chan struct{} // in order of coming
-	wake    chan struct{}   // holds a token while waiting is not empty
-	chans   sync.Pool       // of chan struct{}, one per waiter
+	mu        sync.Mutex
+	gathering bool     // a leader is gathering a round
+	waiting   []waiter // the round's other goroutines, in order of coming
+	spare     []waiter // the last round's slice, for the next one
+	waiters   sync.Pool
 }
+
+// A waiter is woken with the waiter it must wake in turn, or nil.
+type waiter chan waiter
 
 // wait returns when the calling goroutine's turn comes.
 func (q *turns) wait() {
-	q.start.Do(func() {
-		q.wake = make(chan struct{}, 1)
-		q.chans.New = func() any { return make(chan struct{}, 1) }
-		go q.run()
-	})
-	ch := q.chans.Get().(chan struct{})
+	w := q.waiter()
 	q.mu.Lock()
-	q.waiting = append(q.waiting, ch)
-	first := len(q.waiting) == 1
+	leads := !q.gathering
+	q.gathering = true
+	if !leads {
+		q.waiting = append(q.waiting, w)
+	}
 	q.mu.Unlock()
-	if first {
-		select {
-		case q.wake <- struct{}{}:
-		default:
-		}
+	if leads {
+		q.lead(w)
 	}
-	<-ch
-	q.chans.Put(ch)
+	if next := <-w; next != nil {
+		next <- nil
+	}
+	q.waiters.Put(w)
 }
 
-// run releases the waiting goroutines, a round at a time, for the life of
-// the process.
-func (q *turns) run() {
-	var spare []chan struct{}
-	for range q.wake {
-		q.settle()
-		q.mu.Lock()
-		round := q.waiting
-		q.waiting = spare[:0]
-		q.mu.Unlock()
-		release(round)
-		clear(round)
-		spare = round
+func (q *turns) waiter() waiter {
+	if w, ok := q.waiters.Get().(waiter); ok {
+		return w
 	}
+	return make(waiter, 1)
 }
 
-// settle lets the goroutines that are already runnable come to wait: it
-// yields until a yield brings no new waiter. With more than one processor
-// waiters may keep coming, so it gives up after a few yields.
-func (q *turns) settle() {
-	n := q.count()
+// lead gathers a round and lets it go. It yields until a yield brings no
+// one new; with more than one processor goroutines may keep coming, so it
+// gives up after a few yields. The leader's own turn comes after the
+// oldest of the others: that one wakes it.
+func (q *turns) lead(self waiter) {
+	n := 0
 	for range 4 {
 		runtime.Gosched()
-		m := q.count()
+		q.mu.Lock()
+		m := len(q.waiting)
+		q.mu.Unlock()
 		if m == n {
-			return
+			break
 		}
 		n = m
 	}
-}
-
-func (q *turns) count() int {
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.waiting)
-}
-
-// release lets the waiters of a round go, the last to come first. Waking a
-// goroutine puts it next in line and moves the one woken before it to the
-// back of the run queue, so the newest is woken last and the others from
-// the second newest down: they then run newest first.
-func release(round []chan struct{}) {
-	n := len(round)
-	if n == 0 {
+	round := q.waiting
+	q.waiting, q.spare = q.spare[:0], nil
+	q.gathering = false
+	q.mu.Unlock()
+	if len(round) == 0 {
+		self <- nil // alone: its turn is now
 		return
 	}
-	for i := n - 2; i >= 0; i-- {
-		round[i] <- struct{}{}
+	release(round, self)
+	clear(round)
+	q.mu.Lock()
+	if q.spare == nil {
+		q.spare = round[:0]
 	}
-	round[n-1] <- struct{}{}
+	q.mu.Unlock()
+}
+
+// release lets the waiters of a round go, the last to come first, and has
+// the first to come wake last. Waking a goroutine puts it next in line and
+// moves the one woken before it to the back of the run queue, so the newest
+// is woken last and the others from the second newest down: they then run
+// newest first.
+func release(round []waiter, last waiter) {
+	wake := func(i int) {
+		if i == 0 {
+			round[i] <- last
+		} else {
+			round[i] <- nil
+		}
+	}
+	n := len(round)
+	for i := n - 2; i >= 0; i-- {
+		wake(i)
+	}
+	wake(n - 1)
 }
