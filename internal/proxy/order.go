@@ -23,10 +23,10 @@ import (
 // write its request to a pod waits its turn; once the goroutines already
 // runnable have all come to wait, they go in reverse order of coming, which
 // is the order their requests arrived. It is used with one processor only
-// (podpin's own benchmark setting, and a CPU limit of one core), as found
-// when a configuration is applied: with more, goroutines come from several
-// run queues at once and there is no round to put in order. The measured
-// effect is in docs/benchmarks.md.
+// (GOMAXPROCS=1, as in podpin's benchmarks; a CPU limit alone gives Go at
+// least two), as found when a configuration is applied: with more,
+// goroutines come from several run queues at once and there is no round to
+// put in order. The measured effect is in docs/benchmarks.md.
 var arrivals turns
 
 // turns lets goroutines go in rounds, newest first. The first to come in a
