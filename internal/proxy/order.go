@@ -19,7 +19,7 @@ import (
 // event loop serves in readiness order, and every request waits about one
 // round.
 //
-// arrivals puts the round back in readiness order. A goroutine about to
+// A Proxy's turns put the round back in readiness order. A goroutine about to
 // write its request to a pod waits its turn; once the goroutines already
 // runnable have all come to wait, they go in reverse order of coming, which
 // is the order their requests arrived. It is used with one processor only
@@ -27,13 +27,14 @@ import (
 // least two), as found when a configuration is applied: with more,
 // goroutines come from several run queues at once and there is no round to
 // put in order. The measured effect is in docs/benchmarks.md.
-var arrivals turns
 
 // turns lets goroutines go in rounds, newest first. The first to come in a
 // round leads it: it yields until the goroutines already runnable have come
 // too, then lets them go from the newest down and goes last itself, woken by
-// the one before it. No goroutine runs for the turns between rounds.
+// the one before it. No goroutine runs for the turns between rounds. Safe
+// for concurrent use; the zero value is ready.
 type turns struct {
+	// guards gathering, waiting and spare
 	mu        sync.Mutex
 	gathering bool     // a leader is gathering a round
 	waiting   []waiter // the round's other goroutines, in order of coming

@@ -97,7 +97,7 @@ func TestTurnsReleaseEveryWaiter(t *testing.T) {
 func TestOneProcessorProxyTakesTurns(t *testing.T) {
 	oneProcessor(t)
 	h := startProxy(t, oneRoute(threePods(t)...))
-	if !h.p.state.Load().upstream.ordered {
+	if h.p.state.Load().upstream.order != &h.p.arrivals {
 		t.Fatal("with GOMAXPROCS=1 the pod clients do not take turns")
 	}
 	const clients, requests = 32, 40

@@ -95,7 +95,7 @@ type upstreamSettings struct {
 	readTimeout     time.Duration
 	idleConnTimeout time.Duration
 	maxConns        int
-	ordered         bool // requests wait their turn in arrivals
+	order           *turns // requests wait their turn here; nil: they do not
 }
 
 // dialError marks a failure to connect: nothing of the request was sent, so
@@ -142,7 +142,7 @@ func newClient(addr string, s upstreamSettings) *fasthttp.HostClient {
 			return false, attempts < 3 && safe && bodyless && stale
 		},
 	}
-	setPodTransport(hc, s.ordered)
+	setPodTransport(hc, s.order)
 	return hc
 }
 

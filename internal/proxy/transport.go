@@ -40,13 +40,11 @@ type podTransport[C interface{ Conn() net.Conn }] struct {
 	streams sync.Pool
 }
 
-// setPodTransport gives hc a podTransport; with ordered, its requests wait
-// their turn in arrivals.
-func setPodTransport(hc *fasthttp.HostClient, ordered bool) {
+// setPodTransport gives hc a podTransport whose requests wait their turn in
+// order, unless it is nil.
+func setPodTransport(hc *fasthttp.HostClient, order *turns) {
 	t := newPodTransport(hc.AcquireConn, hc.ReleaseConn, hc.CloseConn)
-	if ordered {
-		t.order = &arrivals
-	}
+	t.order = order
 	hc.Transport = t
 }
 
