@@ -71,21 +71,24 @@ func (q *turns) waiter() waiter {
 	return make(waiter, 1)
 }
 
-// lead gathers a round and lets it go. It yields until a yield brings no
-// one new; with more than one processor goroutines may keep coming, so it
-// gives up after a few yields. The leader's own turn comes after the
-// oldest of the others: that one wakes it.
+// lead gathers a round and lets it go. It yields until two yields in a
+// row bring no one new: one alone may be the scheduler's periodic look at
+// the global run queue, which runs the leader again ahead of the goroutines
+// already runnable. With more than one processor goroutines may keep
+// coming, so it gives up after a few yields. The leader's own turn comes
+// after the oldest of the others: that one wakes it.
 func (q *turns) lead(self waiter) {
-	n := 0
-	for range 4 {
+	n, quiet := 0, 0
+	for range 8 {
 		runtime.Gosched()
 		q.mu.Lock()
 		m := len(q.waiting)
 		q.mu.Unlock()
-		if m == n {
+		if m != n {
+			n, quiet = m, 0
+		} else if quiet++; quiet == 2 {
 			break
 		}
-		n = m
 	}
 	q.mu.Lock()
 	round := q.waiting
