@@ -95,7 +95,6 @@ type upstreamSettings struct {
 	readTimeout     time.Duration
 	idleConnTimeout time.Duration
 	maxConns        int
-	order           *turns // requests wait their turn here; nil: they do not
 }
 
 // dialError marks a failure to connect: nothing of the request was sent, so
@@ -142,7 +141,7 @@ func newClient(addr string, s upstreamSettings) *fasthttp.HostClient {
 			return false, attempts < 3 && safe && bodyless && stale
 		},
 	}
-	setPodTransport(hc, s.order)
+	setPodTransport(hc)
 	return hc
 }
 

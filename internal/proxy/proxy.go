@@ -12,7 +12,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -39,8 +38,6 @@ type Proxy struct {
 
 	state   atomic.Pointer[state]
 	tunnels tunnels
-	// arrivals puts requests in arrival order on one processor (order.go).
-	arrivals turns
 	// keyBufs holds *[256]byte buffers that session keys are copied into,
 	// one per request in flight: the key must outlive the header rewrite of
 	// forwarding, and a pooled buffer keeps that copy off the heap.
@@ -118,9 +115,6 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 			idleConnTimeout: cfg.Upstream.IdleConnTimeout,
 			maxConns:        cfg.Upstream.MaxConnsPerPod,
 		},
-	}
-	if runtime.GOMAXPROCS(0) == 1 {
-		st.upstream.order = &p.arrivals
 	}
 	for _, rc := range cfg.Routes {
 		r, err := p.newRoute(rc, old[rc.Name], st.upstream)

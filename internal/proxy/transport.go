@@ -33,19 +33,15 @@ const bufferedBody = 16 << 10
 // C is fasthttp's connection handle, a type the package does not export;
 // it is inferred from the client's methods.
 type podTransport[C interface{ Conn() net.Conn }] struct {
-	order   *turns // nil: requests do not wait their turn
 	acquire func(timeout time.Duration, connectionClose bool) (C, error)
 	release func(C) // back to the pool
 	discard func(C) // closed
 	streams sync.Pool
 }
 
-// setPodTransport gives hc a podTransport whose requests wait their turn in
-// order, unless it is nil.
-func setPodTransport(hc *fasthttp.HostClient, order *turns) {
-	t := newPodTransport(hc.AcquireConn, hc.ReleaseConn, hc.CloseConn)
-	t.order = order
-	hc.Transport = t
+// setPodTransport gives hc a podTransport.
+func setPodTransport(hc *fasthttp.HostClient) {
+	hc.Transport = newPodTransport(hc.AcquireConn, hc.ReleaseConn, hc.CloseConn)
 }
 
 func newPodTransport[C interface{ Conn() net.Conn }](acquire func(time.Duration, bool) (C, error), release, discard func(C)) *podTransport[C] {
@@ -66,9 +62,6 @@ func (t *podTransport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Reque
 	conn := cc.Conn()
 	resp.ParseNetConn(conn)
 
-	if t.order != nil {
-		t.order.wait()
-	}
 	bw := hc.AcquireWriter(conn)
 	err = req.Write(bw)
 	if err == nil {
