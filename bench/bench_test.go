@@ -132,7 +132,7 @@ func TestReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pp := rep.rows["hot"]["podpin"]
+	pp := rep.rows[1]["hot"]["podpin"]
 	// Per run: 20,000/20,000 and 21,000/20,000.
 	if got, want := pp.ratio["rps"], 1.025; math.Abs(got-want) > 1e-9 {
 		t.Errorf("req/s ratio: got %v, want %v", got, want)
@@ -142,6 +142,39 @@ func TestReport(t *testing.T) {
 	}
 	md := rep.markdown()
 	for _, want := range []string{"| hot |", "**1.50×** ❌", "| HAProxy | 20,000 |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if err := xml.Unmarshal([]byte(rep.svg()), new(struct{})); err != nil {
+		t.Errorf("chart is not well-formed: %v", err)
+	}
+}
+
+// TestReportLayouts checks that each layout's ratios are taken against
+// HAProxy in the same layout and that each layout has its own section.
+func TestReportLayouts(t *testing.T) {
+	res := results{Runs: 1, Duration: 10 * time.Second, Processors: []int{1, 2}, Workloads: []string{"hot"},
+		Targets: []string{"haproxy", "podpin"}, Machine: machine{CPUs: "2"}}
+	res.Measurements = []measurement{
+		{Run: 1, Processors: 1, Workload: "hot", Target: "haproxy", RPS: 20000, P99US: 2000, CPUPerReqUS: 20},
+		{Run: 1, Processors: 1, Workload: "hot", Target: "podpin", RPS: 20000, P99US: 2000, CPUPerReqUS: 18},
+		{Run: 1, Processors: 2, Workload: "hot", Target: "haproxy", RPS: 30000, P99US: 1000, CPUPerReqUS: 25},
+		{Run: 1, Processors: 2, Workload: "hot", Target: "podpin", RPS: 24000, P99US: 2500, CPUPerReqUS: 30},
+	}
+	rep, err := newReport(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rep.rows[1]["hot"]["podpin"].ratio["cpu"]; got != 0.9 {
+		t.Errorf("one processor, CPU ratio: got %v, want 0.9", got)
+	}
+	if got := rep.rows[2]["hot"]["podpin"].ratio["cpu"]; got != 1.2 {
+		t.Errorf("two processors, CPU ratio: got %v, want 1.2", got)
+	}
+	md := rep.markdown()
+	for _, want := range []string{"## One processor", "## Two processors", "`nbthread 2`, podpin `GOMAXPROCS=2`",
+		"| hot | **1.00×** ✅ | — | **1.00×** ✅ | **0.90×** ✅ |", "| hot | **0.80×** ❌ | — | **2.50×** ❌ | **1.20×** ❌ |"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
@@ -208,14 +241,16 @@ func TestCountedFiguresAreReadFromTheToolsOutput(t *testing.T) {
 
 func TestCountsTableGivesRatios(t *testing.T) {
 	md := countsMarkdown([]count{
-		{Target: "haproxy", Instructions: 30000, Syscalls: 4.1},
-		{Target: "podpin", Instructions: 27000, Syscalls: 5, EAGAIN: 1},
-		{Target: "podpin-redis", Instructions: 27540, Syscalls: 5, EAGAIN: 1},
+		{Target: "haproxy", Processors: 1, Instructions: 30000, Syscalls: 4.1},
+		{Target: "podpin", Processors: 1, Instructions: 27000, Syscalls: 5, EAGAIN: 1},
+		{Target: "podpin-redis", Processors: 1, Instructions: 27540, Syscalls: 5, EAGAIN: 1},
+		{Target: "podpin", Processors: 2, Syscalls: 6, EAGAIN: 1.5},
 	}, machine{})
 	for _, want := range []string{
-		"| haproxy | 30000 | 4.10 | 0.00 |",
-		"| podpin | 27000 (0.90× HAProxy) | 5.00 | 1.00 |",
-		"| podpin-redis | 27540 (0.92× HAProxy, 1.020× podpin) | 5.00 | 1.00 |",
+		"| haproxy | 1 | 30000 | 4.10 | 0.00 |",
+		"| podpin | 1 | 27000 (0.90× HAProxy) | 5.00 | 1.00 |",
+		"| podpin-redis | 1 | 27540 (0.92× HAProxy, 1.020× podpin) | 5.00 | 1.00 |",
+		"| podpin | 2 | — | 6.00 | 1.50 |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("counts table lacks %q:\n%s", want, md)

@@ -23,22 +23,25 @@ var targetColors = map[string]string{
 	"podpin-redis": "#59a14f",
 }
 
-// chartRow is one row of small charts: one metric, one chart per workload,
-// each with its own scale.
+// chartRow is one row of small charts: one metric in one layout, one chart
+// per workload, each with its own scale.
 type chartRow struct {
-	title string
-	note  string // "lower is better"
-	get   func(row) float64
-	ratio string // metric key of the podpin/HAProxy ratio shown per chart
-	proxy bool   // only targets that are proxies
+	processors int
+	title      string
+	note       string // "lower is better"
+	get        func(row) float64
+	ratio      string // metric key of the podpin/HAProxy ratio shown per chart
+	proxy      bool   // only targets that are proxies
 }
 
-// svg draws grouped bars: per workload, CPU per request of each proxy and
-// requests per second of each target.
+// svg draws grouped bars: for each layout and workload, CPU per request of
+// each proxy and requests per second of each target.
 func (r *report) svg() string {
-	rows := []chartRow{
-		{"Proxy CPU µs per request", "lower is better", func(rw row) float64 { return rw.cpu }, "cpu", true},
-		{"Requests per second", "higher is better", func(rw row) float64 { return rw.rps }, "rps", false},
+	var rows []chartRow
+	for _, n := range r.layouts {
+		rows = append(rows,
+			chartRow{n, "Proxy CPU µs per request", "lower is better", func(rw row) float64 { return rw.cpu }, "cpu", true},
+			chartRow{n, "Requests per second", "higher is better", func(rw row) float64 { return rw.rps }, "rps", false})
 	}
 	n := len(r.workloads)
 	width := 2*marginX + n*cellW
@@ -48,7 +51,7 @@ func (r *report) svg() string {
 	p(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="Helvetica, Arial, sans-serif">`+"\n",
 		width, height, width, height)
 	p(`<rect width="100%%" height="100%%" fill="#ffffff"/>` + "\n")
-	p(`<text x="%d" y="28" font-size="18" font-weight="bold" fill="#222">podpin vs HAProxy, one core each (medians of %d run(s) of %s)</text>`+"\n",
+	p(`<text x="%d" y="28" font-size="18" font-weight="bold" fill="#222">podpin vs HAProxy (medians of %d run(s) of %s)</text>`+"\n",
 		marginX, r.res.Runs, r.res.Duration)
 
 	// Legend.
@@ -81,17 +84,18 @@ func (r *report) cell(b *strings.Builder, x, y int, w workload, cr chartRow) {
 		value  float64
 	}
 	var bars []bar
+	rows := r.rows[cr.processors][w.name]
 	for _, t := range r.targets {
-		rw := r.rows[w.name][t]
+		rw := rows[t]
 		v := cr.get(rw)
 		if rw.runs == 0 || (cr.proxy && t == "direct") || v <= 0 || math.IsNaN(v) {
 			continue
 		}
 		bars = append(bars, bar{t, v})
 	}
-	p(`<text x="%d" y="%d" font-size="14" font-weight="bold" fill="#222">%s</text>`, x+8, y+16, w.name)
+	p(`<text x="%d" y="%d" font-size="14" font-weight="bold" fill="#222">%s, %s</text>`, x+8, y+16, w.name, strings.ToLower(layoutTitle(cr.processors)))
 	p(`<text x="%d" y="%d" font-size="11" fill="#555">%s, %s</text>`+"\n", x+8, y+31, cr.title, cr.note)
-	if v, ok := r.rows[w.name]["podpin"].ratio[cr.ratio]; ok {
+	if v, ok := rows["podpin"].ratio[cr.ratio]; ok {
 		p(`<text x="%d" y="%d" font-size="11" fill="#555">podpin / HAProxy: <tspan font-weight="bold" fill="#222">%.2f×</tspan></text>`+"\n", x+8, y+45, v)
 	}
 	left, right := x+48, x+cellW-12

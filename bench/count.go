@@ -21,16 +21,21 @@ import (
 // calls it makes per request, with how many returned EAGAIN, counted by the
 // kernel's syscall tracepoints through perf stat. Kernel time is not in
 // either figure; with the same system calls it is the same work.
+//
+// System calls are counted in each layout. Instructions are counted with
+// one processor only: callgrind runs a program's threads one at a time, so
+// it cannot show what a second processor changes.
 
-// count is one proxy's counted figures, per request.
+// count is one proxy's counted figures, per request, in one layout.
 type count struct {
 	Target       string
-	Instructions float64 // user space, under callgrind
+	Processors   int
+	Instructions float64 // user space, under callgrind; 0 when not counted
 	Syscalls     float64
 	EAGAIN       float64 // system calls that returned EAGAIN
 }
 
-// countAll counts every proxy target on the hot workload.
+// countAll counts every proxy target on the hot workload, in each layout.
 func countAll(ctx context.Context, cfg config, stderr io.Writer) ([]count, error) {
 	ps, err := newProcs(cfg.work)
 	if err != nil {
@@ -38,6 +43,20 @@ func countAll(ctx context.Context, cfg config, stderr io.Writer) ([]count, error
 	}
 	defer ps.stopAll()
 	b := &bench{cfg: cfg, procs: ps, log: stderr, ticks: clockTicks()}
+	var out []count
+	for _, l := range cfg.layouts {
+		cs, err := b.countLayout(ctx, l)
+		out = append(out, cs...)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// countLayout counts every proxy target in layout l.
+func (b *bench) countLayout(ctx context.Context, l layout) ([]count, error) {
+	b.layout = l
 	nginx, err := startPods(ctx, b)
 	if err != nil {
 		return nil, fmt.Errorf("starting the pods: %w", err)
@@ -45,19 +64,21 @@ func countAll(ctx context.Context, cfg config, stderr io.Writer) ([]count, error
 	defer nginx.stop()
 	hot := workloads[0]
 	var out []count
-	for _, t := range targets(cfg.redis) {
+	for _, t := range targets(b.cfg.redis) {
 		if !t.proxy {
 			continue
 		}
-		c := count{Target: t.name}
-		if c.Instructions, err = b.countInstructions(ctx, hot, t); err != nil {
-			return out, fmt.Errorf("%s: counting instructions: %w", t.name, err)
+		c := count{Target: t.name, Processors: l.processors}
+		if l.processors == 1 {
+			if c.Instructions, err = b.countInstructions(ctx, hot, t); err != nil {
+				return out, fmt.Errorf("%s: counting instructions: %w", t.name, err)
+			}
 		}
 		if c.Syscalls, c.EAGAIN, err = b.countSyscalls(ctx, hot, t); err != nil {
 			return out, fmt.Errorf("%s: counting system calls: %w", t.name, err)
 		}
-		fmt.Fprintf(stderr, "count %-8s %-8s %8.0f instructions/request  %.2f system calls/request, %.2f EAGAIN\n",
-			hot.name, t.name, c.Instructions, c.Syscalls, c.EAGAIN)
+		fmt.Fprintf(b.log, "count %dP %-8s %-8s %8.0f instructions/request  %.2f system calls/request, %.2f EAGAIN\n",
+			l.processors, hot.name, t.name, c.Instructions, c.Syscalls, c.EAGAIN)
 		out = append(out, c)
 	}
 	return out, nil
@@ -232,7 +253,8 @@ func countsMarkdown(cs []count, m machine) string {
 	var sb strings.Builder
 	sb.WriteString("# Counted per request: podpin vs HAProxy (hot workload)\n\n")
 	fmt.Fprintf(&sb, "%s, %s CPUs, kernel %s, HAProxy %s, Go %s.\n\n", m.CPU, m.CPUs, m.Kernel, m.HAProxy, m.Go)
-	sb.WriteString("| proxy | user-space instructions | system calls | of which EAGAIN |\n|---|--:|--:|--:|\n")
+	sb.WriteString("Instructions are counted with one processor only (callgrind runs threads one at a time).\n\n")
+	sb.WriteString("| proxy | processors | user-space instructions | system calls | of which EAGAIN |\n|---|--:|--:|--:|--:|\n")
 	find := func(name string) *count {
 		for i := range cs {
 			if cs[i].Target == name && cs[i].Instructions > 0 {
@@ -245,18 +267,21 @@ func countsMarkdown(cs []count, m machine) string {
 	// memory store.
 	haproxy, podpin := find("haproxy"), find("podpin")
 	for _, c := range cs {
-		var ratios []string
-		if haproxy != nil && c.Target != haproxy.Target {
-			ratios = append(ratios, fmt.Sprintf("%.2f× HAProxy", c.Instructions/haproxy.Instructions))
+		instructions := "—"
+		if c.Instructions > 0 {
+			var ratios []string
+			if haproxy != nil && c.Target != haproxy.Target {
+				ratios = append(ratios, fmt.Sprintf("%.2f× HAProxy", c.Instructions/haproxy.Instructions))
+			}
+			if podpin != nil && c.Target == "podpin-redis" {
+				ratios = append(ratios, fmt.Sprintf("%.3f× podpin", c.Instructions/podpin.Instructions))
+			}
+			instructions = fmt.Sprintf("%.0f", c.Instructions)
+			if len(ratios) > 0 {
+				instructions += " (" + strings.Join(ratios, ", ") + ")"
+			}
 		}
-		if podpin != nil && c.Target == "podpin-redis" {
-			ratios = append(ratios, fmt.Sprintf("%.3f× podpin", c.Instructions/podpin.Instructions))
-		}
-		ratio := ""
-		if len(ratios) > 0 {
-			ratio = " (" + strings.Join(ratios, ", ") + ")"
-		}
-		fmt.Fprintf(&sb, "| %s | %.0f%s | %.2f | %.2f |\n", c.Target, c.Instructions, ratio, c.Syscalls, c.EAGAIN)
+		fmt.Fprintf(&sb, "| %s | %d | %s | %.2f | %.2f |\n", c.Target, c.Processors, instructions, c.Syscalls, c.EAGAIN)
 	}
 	return sb.String()
 }

@@ -37,6 +37,7 @@ type config struct {
 	conns     int           // wrk connections; PODPIN_BENCH_CONNECTIONS, default 64
 	tableSize int           // stick-table entries, both proxies; PODPIN_BENCH_TABLE_SIZE, default 100000
 	workloads []workload    // PODPIN_BENCH_WORKLOADS, default all
+	layouts   []layout      // PODPIN_BENCH_PROCESSORS, default 1,2
 	redis     bool          // PODPIN_BENCH_REDIS=1 adds podpin with the Redis store
 	count     bool          // PODPIN_BENCH_COUNT=1 counts instructions and system calls instead
 }
@@ -94,6 +95,9 @@ func measureAll(ctx context.Context, cfg config, stderr io.Writer) (results, err
 		TableSize:   cfg.tableSize,
 		Machine:     describeMachine(cfg),
 	}
+	for _, l := range cfg.layouts {
+		res.Processors = append(res.Processors, l.processors)
+	}
 	for _, w := range cfg.workloads {
 		res.Workloads = append(res.Workloads, w.name)
 	}
@@ -111,25 +115,40 @@ func measureAll(ctx context.Context, cfg config, stderr io.Writer) (results, err
 	defer ps.stopAll()
 	b := &bench{cfg: cfg, procs: ps, log: stderr, ticks: clockTicks()}
 	res.Started = time.Now()
-	nginx, err := startPods(ctx, b)
-	if err != nil {
-		return res, fmt.Errorf("starting the pods: %w", err)
-	}
-	defer nginx.stop()
 	for run := 1; run <= cfg.runs; run++ {
-		for _, w := range cfg.workloads {
-			for _, t := range targets(cfg.redis) {
-				m := b.measure(ctx, run, w, t)
-				if ctx.Err() != nil {
-					return res, ctx.Err()
-				}
-				fmt.Fprintln(stderr, m.progressLine(cfg.runs))
-				res.Measurements = append(res.Measurements, m)
+		for _, l := range cfg.layouts {
+			ms, err := b.measureLayout(ctx, run, l)
+			res.Measurements = append(res.Measurements, ms...)
+			if err != nil {
+				return res, err
 			}
 		}
 	}
 	res.Machine.LoadEnd = loadAverage()
 	return res, nil
+}
+
+// measureLayout measures every workload and target in layout l, with the
+// pods started on the layout's CPUs.
+func (b *bench) measureLayout(ctx context.Context, run int, l layout) ([]measurement, error) {
+	b.layout = l
+	nginx, err := startPods(ctx, b)
+	if err != nil {
+		return nil, fmt.Errorf("starting the pods: %w", err)
+	}
+	defer nginx.stop()
+	var ms []measurement
+	for _, w := range b.cfg.workloads {
+		for _, t := range targets(b.cfg.redis) {
+			m := b.measure(ctx, run, w, t)
+			if ctx.Err() != nil {
+				return ms, ctx.Err()
+			}
+			fmt.Fprintln(b.log, m.progressLine(b.cfg.runs))
+			ms = append(ms, m)
+		}
+	}
+	return ms, nil
 }
 
 // write prints the report and writes it to bench/results/latest.md, the
@@ -212,6 +231,7 @@ func loadConfig(args []string, stderr io.Writer) (config, error) {
 	}
 	c.duration, c.warmup, c.runs, c.conns, c.tableSize = 10*time.Second, 2*time.Second, 3, 64, 100_000
 	c.workloads = workloads
+	c.layouts = []layout{layouts[1], layouts[2]}
 	get("PODPIN_BENCH_DURATION", seconds(&c.duration))
 	get("PODPIN_BENCH_WARMUP", seconds(&c.warmup))
 	get("PODPIN_BENCH_RUNS", positive(&c.runs))
@@ -232,6 +252,18 @@ func loadConfig(args []string, stderr io.Writer) (config, error) {
 		}
 		return nil
 	})
+	get("PODPIN_BENCH_PROCESSORS", func(v string) error {
+		c.layouts = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			l, ok := layouts[n]
+			if err != nil || !ok {
+				return fmt.Errorf("processors %q: want 1 or 2", f)
+			}
+			c.layouts = append(c.layouts, l)
+		}
+		return nil
+	})
 	c.redis = os.Getenv("PODPIN_BENCH_REDIS") == "1"
 	c.count = os.Getenv("PODPIN_BENCH_COUNT") == "1"
 	if c.repo, err = filepath.Abs(c.repo); err != nil {
@@ -246,6 +278,8 @@ type bench struct {
 	procs *procs
 	log   io.Writer
 	ticks float64 // clock ticks per second
+	// layout is the CPU layout being measured.
+	layout layout
 	// wrap prefixes the proxy's command line and env adds to its
 	// environment (counting mode runs proxies under valgrind).
 	wrap []string
@@ -254,9 +288,11 @@ type bench struct {
 
 // measurement is one target under one workload in one run.
 type measurement struct {
-	Run      int    `json:"run"`
-	Workload string `json:"workload"`
-	Target   string `json:"target"`
+	Run int `json:"run"`
+	// Processors names the layout: the proxy's threads (1 or 2).
+	Processors int    `json:"processors"`
+	Workload   string `json:"workload"`
+	Target     string `json:"target"`
 	// Error, when set, says why there are no figures.
 	Error string `json:"error,omitempty"`
 	// Warning is a failed pre-flight check; the figures are still taken.
@@ -277,8 +313,9 @@ type measurement struct {
 	CPUPerReqUS float64 `json:"cpu_per_request_us"`
 	ProxyBusy   float64 `json:"proxy_busy"` // proxy CPU seconds per second of the run
 	PeakRSSKiB  int64   `json:"peak_rss_kib"`
-	// Core0Busy and Core1Busy are the shares of time CPU 0 (proxy) and
-	// CPU 1 (wrk and pods) were busy during the run; -1 when unknown.
+	// Core0Busy and Core1Busy are the shares of time CPU 0 and CPU 1 were
+	// busy during the run (with one processor: the proxy's and the load's);
+	// -1 when unknown.
 	Core0Busy float64 `json:"core0_busy"`
 	Core1Busy float64 `json:"core1_busy"`
 }
@@ -286,7 +323,7 @@ type measurement struct {
 func (m measurement) ok() bool { return m.Error == "" }
 
 func (m measurement) progressLine(runs int) string {
-	head := fmt.Sprintf("run %d/%d %-8s %-12s", m.Run, runs, m.Workload, m.Target)
+	head := fmt.Sprintf("run %d/%d %dP %-8s %-12s", m.Run, runs, m.Processors, m.Workload, m.Target)
 	if !m.ok() {
 		return head + " failed: " + m.Error
 	}
@@ -305,8 +342,8 @@ func (m measurement) progressLine(runs int) string {
 
 // measure starts t, checks it, warms it up, runs wrk and samples the proxy.
 func (b *bench) measure(ctx context.Context, run int, w workload, t target) measurement {
-	m := measurement{Run: run, Workload: w.name, Target: t.name}
-	tag := fmt.Sprintf("r%d-%s", run, w.name)
+	m := measurement{Run: run, Processors: b.layout.processors, Workload: w.name, Target: t.name}
+	tag := fmt.Sprintf("r%d-%dp-%s", run, b.layout.processors, w.name)
 	var proxy *proc
 	if t.start != nil {
 		if err := portsFree(t.binds); err != nil {

@@ -39,8 +39,8 @@ type proc struct {
 	ps      *procs
 }
 
-// start runs argv pinned to cpus (taskset syntax, "0" or "1"), with env added
-// to this process's environment; its output goes to NAME.log in the work
+// start runs argv pinned to cpus (taskset syntax, "0" or "1"; "" does not
+// pin it), with env added to this process's environment; its output goes to NAME.log in the work
 // directory. The process gets SIGTERM if bench dies first.
 func (ps *procs) start(name, cpus string, env []string, argv ...string) (*proc, error) {
 	logFile := filepath.Join(ps.dir, name+".log")
@@ -49,7 +49,10 @@ func (ps *procs) start(name, cpus string, env []string, argv ...string) (*proc, 
 		return nil, err
 	}
 	defer out.Close()
-	cmd := exec.Command("taskset", append([]string{"-c", cpus}, argv...)...)
+	if cpus != "" {
+		argv = append([]string{"taskset", "-c", cpus}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}

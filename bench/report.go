@@ -22,6 +22,7 @@ type results struct {
 	Runs         int           `json:"runs"`
 	Connections  int           `json:"connections"`
 	TableSize    int           `json:"table_size"`
+	Processors   []int         `json:"processors"` // the layouts, in the order they ran
 	Workloads    []string      `json:"workloads"`
 	Targets      []string      `json:"targets"` // in the order they ran
 	Machine      machine       `json:"machine"`
@@ -31,9 +32,10 @@ type results struct {
 // report turns results into markdown and a chart.
 type report struct {
 	res       results
+	layouts   []int // processor counts
 	workloads []workload
 	targets   []string
-	rows      map[string]map[string]row
+	rows      map[int]map[string]map[string]row // by processors, workload, target
 }
 
 // row is one target under one workload: medians over the runs that
@@ -65,7 +67,17 @@ var metrics = []metric{
 }
 
 func newReport(res results) (*report, error) {
-	r := &report{res: res, targets: res.Targets, rows: map[string]map[string]row{}}
+	// Results from before the two-processor layout measured one processor.
+	res.Measurements = slices.Clone(res.Measurements)
+	for i := range res.Measurements {
+		if res.Measurements[i].Processors == 0 {
+			res.Measurements[i].Processors = 1
+		}
+	}
+	r := &report{res: res, layouts: res.Processors, targets: res.Targets, rows: map[int]map[string]map[string]row{}}
+	if len(r.layouts) == 0 {
+		r.layouts = []int{1}
+	}
 	for _, name := range res.Workloads {
 		i := slices.IndexFunc(workloads, func(w workload) bool { return w.name == name })
 		if i < 0 {
@@ -73,10 +85,16 @@ func newReport(res results) (*report, error) {
 		}
 		r.workloads = append(r.workloads, workloads[i])
 	}
-	for _, w := range r.workloads {
-		r.rows[w.name] = map[string]row{}
-		for _, t := range r.targets {
-			r.rows[w.name][t] = r.aggregate(w.name, t)
+	for _, n := range r.layouts {
+		if _, ok := layouts[n]; !ok {
+			return nil, fmt.Errorf("unknown layout of %d processors in results", n)
+		}
+		r.rows[n] = map[string]map[string]row{}
+		for _, w := range r.workloads {
+			r.rows[n][w.name] = map[string]row{}
+			for _, t := range r.targets {
+				r.rows[n][w.name][t] = r.aggregate(n, w.name, t)
+			}
 		}
 	}
 	return r, nil
@@ -93,20 +111,20 @@ func (r *report) failures() int {
 	return n
 }
 
-func (r *report) find(run int, workload, target string) (measurement, bool) {
+func (r *report) find(run, processors int, workload, target string) (measurement, bool) {
 	for _, m := range r.res.Measurements {
-		if m.Run == run && m.Workload == workload && m.Target == target {
+		if m.Run == run && m.Processors == processors && m.Workload == workload && m.Target == target {
 			return m, true
 		}
 	}
 	return measurement{}, false
 }
 
-func (r *report) aggregate(workload, target string) row {
+func (r *report) aggregate(processors int, workload, target string) row {
 	var ok []measurement
 	rw := row{ratio: map[string]float64{}}
 	for _, m := range r.res.Measurements {
-		if m.Workload != workload || m.Target != target {
+		if m.Processors != processors || m.Workload != workload || m.Target != target {
 			continue
 		}
 		if m.Warning != "" {
@@ -145,7 +163,7 @@ func (r *report) aggregate(workload, target string) row {
 	for _, mt := range metrics {
 		var ratios []float64
 		for _, m := range ok {
-			base, found := r.find(m.Run, workload, baseline)
+			base, found := r.find(m.Run, processors, workload, baseline)
 			if !found || !base.ok() || mt.get(base) <= 0 || mt.get(m) <= 0 {
 				continue
 			}
@@ -202,7 +220,7 @@ func (r *report) markdown() string {
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	mc := r.res.Machine
 	p("# podpin vs HAProxy\n\n")
-	p("Measured %s: %d run(s) of %s for each workload and target, each after a %s warm-up; `wrk -t1 -c%d --latency`. ",
+	p("Measured %s: %d run(s) of %s for each layout, workload and target, each after a %s warm-up; `wrk -t1 -c%d --latency`. ",
 		r.res.Started.UTC().Format("2006-01-02 15:04 MST"), r.res.Runs, r.res.Duration, r.res.Warmup, r.res.Connections)
 	p("Figures are medians over the runs; a ratio is the median of the per-run ratios to HAProxy in the same run.\n\n")
 	p("Command: `%s`\n\n", r.res.Command)
@@ -213,14 +231,48 @@ func (r *report) markdown() string {
 	if mc.busy() {
 		p("> **The machine was busy with other work** (load average above its %s CPUs): absolute figures are low and noisy; ratios within a run are more telling.\n\n", mc.CPUs)
 	}
-	p("The proxy under test runs alone on CPU 0 (`taskset -c 0`; HAProxy `nbthread 1`, podpin `GOMAXPROCS=1` with the memory store). ")
-	p("wrk and the pods (one nginx worker, four server blocks) share CPU 1. Both stick tables hold %s entries and expire idle ones after 30 minutes; both balance new sessions round robin.\n\n", thousands(float64(r.res.TableSize)))
+	p("Both stick tables hold %s entries and expire idle ones after 30 minutes; both balance new sessions round robin; podpin uses the memory store. ", thousands(float64(r.res.TableSize)))
+	p("wrk (one thread) and the pods (one nginx worker, four server blocks) are the load.\n\n")
+	for _, n := range r.layouts {
+		r.layoutMarkdown(&b, n)
+	}
+	p("Ratios in parentheses are to HAProxy in the same run. CPU µs/request is the proxy's utime+stime over the measured run divided by the requests wrk completed; ")
+	p("proxy CPU busy is that CPU time per second of the run (100%% is one whole core). Peak RSS is VmHWM, including the warm-up. ")
+	p("CPU 0 / CPU 1 busy is how busy each core was with anything, from /proc/stat. With one processor, CPU 0 well above the proxy's own share means other work shared the proxy's core, ")
+	p("and the proxy below 100%% means it was not the bottleneck: req/s and latency then also measure wrk and the pods on CPU 1.\n\n")
+	p("![chart](../../docs/bench.svg)\n")
+	return b.String()
+}
 
+// layoutTitle names a layout in headings.
+func layoutTitle(processors int) string {
+	switch processors {
+	case 1:
+		return "One processor"
+	case 2:
+		return "Two processors"
+	}
+	return fmt.Sprintf("%d processors", processors)
+}
+
+// layoutMarkdown writes one layout's section: how the CPUs are shared, the
+// podpin/HAProxy summary, and a table per workload.
+func (r *report) layoutMarkdown(b *strings.Builder, n int) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	l := layouts[n]
+	p("## %s\n\n", layoutTitle(n))
+	if l.proxyCPUs != "" {
+		p("The proxy under test runs alone on CPU %s (`taskset -c %s`; HAProxy `nbthread %d`, podpin `GOMAXPROCS=%d`); wrk and the pods share CPU %s.\n\n",
+			l.proxyCPUs, l.proxyCPUs, n, n, l.loadCPUs)
+	} else {
+		p("HAProxy `nbthread %d`, podpin `GOMAXPROCS=%d`; nothing is pinned: the proxy, wrk and the pods share all CPUs.\n\n", n, n)
+	}
+	rows := r.rows[n]
 	if slices.Contains(r.targets, "podpin") {
-		p("## podpin / HAProxy\n\n")
+		p("### podpin / HAProxy, %s\n\n", strings.ToLower(layoutTitle(n)))
 		p("| workload | req/s | p50 | p99 | CPU/request | peak RSS |\n|---|---|---|---|---|---|\n")
 		for _, w := range r.workloads {
-			rw := r.rows[w.name]["podpin"]
+			rw := rows[w.name]["podpin"]
 			p("| %s |", w.name)
 			for _, k := range []string{"rps", "p50", "p99", "cpu", "rss"} {
 				p(" %s |", r.goalCell(w.name, k, rw))
@@ -242,12 +294,12 @@ func (r *report) markdown() string {
 	}
 
 	for _, w := range r.workloads {
-		p("## %s\n\n%s\n\n", w.name, upperFirst(w.about))
+		p("### %s, %s\n\n%s\n\n", w.name, strings.ToLower(layoutTitle(n)), upperFirst(w.about))
 		p("| target | req/s | p50 | p99 | CPU µs/request | proxy CPU busy | peak RSS | CPU 0 / CPU 1 busy | errors |\n")
 		p("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 		var notes []string
 		for _, t := range r.targets {
-			rw := r.rows[w.name][t]
+			rw := rows[w.name][t]
 			for _, e := range rw.errs {
 				notes = append(notes, fmt.Sprintf("%s failed, %s", targetLabel(t), e))
 			}
@@ -281,12 +333,6 @@ func (r *report) markdown() string {
 			p("\n")
 		}
 	}
-	p("Ratios in parentheses are to HAProxy in the same run. CPU µs/request is the proxy's utime+stime over the measured run divided by the requests wrk completed; ")
-	p("proxy CPU busy is that CPU time per second of the run (100%% is its whole core). Peak RSS is VmHWM, including the warm-up. ")
-	p("CPU 0 / CPU 1 busy is how busy each core was with anything, from /proc/stat: CPU 0 well above the proxy's own share means other work shared the proxy's core; ")
-	p("the proxy below 100%% means it was not the bottleneck and req/s and latency also measure wrk and the pods on CPU 1.\n\n")
-	p("![chart](../../docs/bench.svg)\n")
-	return b.String()
 }
 
 // goalCell is a ratio in the summary, marked on the hot workload when it
@@ -322,7 +368,7 @@ func (r *report) goalCell(workload, metric string, rw row) string {
 func benchCommand() string {
 	var parts []string
 	for _, name := range []string{"PODPIN_BENCH_DURATION", "PODPIN_BENCH_WARMUP", "PODPIN_BENCH_RUNS",
-		"PODPIN_BENCH_CONNECTIONS", "PODPIN_BENCH_TABLE_SIZE", "PODPIN_BENCH_WORKLOADS", "PODPIN_BENCH_REDIS"} {
+		"PODPIN_BENCH_CONNECTIONS", "PODPIN_BENCH_TABLE_SIZE", "PODPIN_BENCH_WORKLOADS", "PODPIN_BENCH_PROCESSORS", "PODPIN_BENCH_REDIS"} {
 		if v := os.Getenv(name); v != "" {
 			parts = append(parts, name+"="+v)
 		}

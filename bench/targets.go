@@ -13,8 +13,7 @@ import (
 	"time"
 )
 
-// Ports, all on 127.0.0.1, and CPUs. The proxy under test has CPU 0 to
-// itself; wrk and the pods share CPU 1.
+// Ports, all on 127.0.0.1.
 // They are away from the usual 8080/9001/9901 and their 18xxx/19xxx
 // look-alikes, which other local test setups tend to take; a port found in use
 // fails that target instead of measuring someone else's server.
@@ -28,11 +27,28 @@ const (
 	podpinRedisAdmin = 19482
 	redisPort        = 18479
 
-	proxyCPU  = "0"
-	clientCPU = "1"
-
 	largePath = "/large/1m.bin"
 )
+
+// layout is how the proxy under test and its load (wrk, the pods, Redis)
+// share the machine's CPUs.
+type layout struct {
+	// processors is what the proxy may use at once: HAProxy's nbthread,
+	// podpin's GOMAXPROCS.
+	processors int
+	// proxyCPUs and loadCPUs pin the proxy and the load (taskset lists);
+	// "" leaves them to the kernel's scheduler.
+	proxyCPUs, loadCPUs string
+}
+
+// layouts are the configurations bench can measure, by processor count.
+// With one processor the proxy has CPU 0 to itself and the load runs on
+// CPU 1. With two, nothing is pinned: the proxy's two threads share both
+// CPUs with the load, as a replica given two cores shares its node.
+var layouts = map[int]layout{
+	1: {processors: 1, proxyCPUs: "0", loadCPUs: "1"},
+	2: {processors: 2},
+}
 
 // pod is one nginx server block standing for a backend pod.
 type pod struct {
@@ -110,7 +126,7 @@ http {
 {{end}}}
 `
 
-// startPods starts one nginx master with a worker on the client CPU and a
+// startPods starts one nginx master with a worker on the load's CPUs and a
 // server block per pod. Each answers "/" with its own name and serves
 // /large/1m.bin, 1 MiB of random bytes.
 func startPods(ctx context.Context, b *bench) (*proc, error) {
@@ -140,7 +156,7 @@ func startPods(ctx context.Context, b *bench) (*proc, error) {
 	if err := writeTemplate(file, nginxConfig, map[string]any{"Dir": dir, "Pods": pods()}); err != nil {
 		return nil, err
 	}
-	p, err := b.procs.start("nginx", clientCPU, nil, "nginx", "-p", dir, "-e", filepath.Join(dir, "nginx-error.log"), "-c", file)
+	p, err := b.procs.start("nginx", b.layout.loadCPUs, nil, "nginx", "-p", dir, "-e", filepath.Join(dir, "nginx-error.log"), "-c", file)
 	if err != nil {
 		return nil, err
 	}
@@ -154,9 +170,9 @@ func startPods(ctx context.Context, b *bench) (*proc, error) {
 }
 
 // haproxyConfig is the stick table HAProxy documents for header affinity,
-// on one thread, with keep-alive on both sides.
+// on one thread per processor, with keep-alive on both sides.
 const haproxyConfig = `global
-    nbthread 1
+    nbthread {{.Threads}}
     maxconn 8192
 
 defaults
@@ -187,11 +203,11 @@ backend pods
 
 func startHAProxy(b *bench, tag string) ([]*proc, error) {
 	file := filepath.Join(b.cfg.work, "haproxy.cfg")
-	err := writeTemplate(file, haproxyConfig, map[string]any{"Port": haproxyPort, "TableSize": b.cfg.tableSize, "Pods": pods()})
+	err := writeTemplate(file, haproxyConfig, map[string]any{"Port": haproxyPort, "TableSize": b.cfg.tableSize, "Pods": pods(), "Threads": b.layout.processors})
 	if err != nil {
 		return nil, err
 	}
-	p, err := b.procs.start("haproxy-"+tag, proxyCPU, b.env, b.command("haproxy", "-db", "-f", file)...)
+	p, err := b.procs.start("haproxy-"+tag, b.layout.proxyCPUs, b.env, b.command("haproxy", "-db", "-f", file)...)
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +249,7 @@ func startPodpin(b *bench, tag string) ([]*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := b.procs.start("podpin-"+tag, proxyCPU, append([]string{"GOMAXPROCS=1"}, b.env...),
+	p, err := b.procs.start("podpin-"+tag, b.layout.proxyCPUs, b.podpinEnv(),
 		b.command(b.cfg.podpin, "serve", "--config", file, "--drain-timeout", "1s", "--log-level", "warn")...)
 	if err != nil {
 		return nil, err
@@ -243,10 +259,10 @@ func startPodpin(b *bench, tag string) ([]*proc, error) {
 
 // startPodpinRedis is the hook for podpin with its stick table in Redis:
 // the route and table size of startPodpin, the table kept by a Redis server
-// on the client CPU (127.0.0.1:18479, no persistence) and named in podpin's
+// on the load's CPUs (127.0.0.1:18479, no persistence) and named in podpin's
 // configuration. bench/run installs redis-server when PODPIN_BENCH_REDIS=1.
 func startPodpinRedis(b *bench, tag string) ([]*proc, error) {
-	redis, err := b.procs.start("redis-"+tag, clientCPU, nil,
+	redis, err := b.procs.start("redis-"+tag, b.layout.loadCPUs, nil,
 		"redis-server", "--bind", "127.0.0.1", "--port", fmt.Sprint(redisPort),
 		"--save", "", "--appendonly", "no", "--dir", b.cfg.work)
 	if err != nil {
@@ -269,13 +285,19 @@ func startPodpinRedis(b *bench, tag string) ([]*proc, error) {
 		redis.stop()
 		return nil, err
 	}
-	p, err := b.procs.start("podpin-redis-"+tag, proxyCPU, append([]string{"GOMAXPROCS=1"}, b.env...),
+	p, err := b.procs.start("podpin-redis-"+tag, b.layout.proxyCPUs, b.podpinEnv(),
 		b.command(b.cfg.podpin, "serve", "--config", file, "--drain-timeout", "1s", "--log-level", "warn")...)
 	if err != nil {
 		redis.stop()
 		return nil, err
 	}
 	return []*proc{p, redis}, nil
+}
+
+// podpinEnv is podpin's environment: GOMAXPROCS for the layout, and
+// whatever the counting mode adds.
+func (b *bench) podpinEnv() []string {
+	return append([]string{fmt.Sprintf("GOMAXPROCS=%d", b.layout.processors)}, b.env...)
 }
 
 // command returns argv behind the wrapper, if any.

@@ -55,11 +55,11 @@ type wrkRun struct {
 	from     int64  // for a warm-up: the key to start from (after a previous one)
 }
 
-// runWrk runs wrk pinned to CPU 1 and returns its summary.
+// runWrk runs wrk on the load's CPUs and returns its summary.
 func (b *bench) runWrk(ctx context.Context, w wrkRun) (wrkResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, w.duration+60*time.Second)
 	defer cancel()
-	p, err := b.procs.run(ctx, w.name, clientCPU,
+	p, err := b.procs.run(ctx, w.name, b.layout.loadCPUs,
 		"wrk", "-t1", fmt.Sprintf("-c%d", w.conns), "-d"+wrkDuration(w.duration), "--latency",
 		"-s", w.script, w.url, "--", w.tag, strconv.FormatInt(w.from, 10))
 	if err != nil {
