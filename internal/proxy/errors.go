@@ -23,6 +23,7 @@ var (
 	errExpect       = errors.New("only Expect: 100-continue is supported")  // 417
 	errMalformed    = errors.New("malformed request")                       // 400
 	errNewSessions  = errors.New("too many new sessions from this address") // 429
+	errTooManyConns = errors.New("too many connections from this address")  // 429
 )
 
 // Rebind reasons, as counted in podpin_table_rebinds_total.

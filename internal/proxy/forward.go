@@ -15,6 +15,7 @@ import (
 
 // serve is the request path.
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
+	handlerReached(ctx)
 	st := p.state.Load()
 	scan, code, err := checkRequest(&ctx.Request.Header, &st.limits)
 	if err != nil {
@@ -184,7 +185,7 @@ func prepareRequest(ctx *fasthttp.RequestCtx, scan headerScan) {
 		h.Del(fasthttp.HeaderConnection)
 	}
 	// The names are canonical, so setting them skips normalizing.
-	h.SetCanonical(xForwardedFor, appendRemoteIP(xff, ctx))
+	h.SetCanonical(xForwardedFor, appendRemoteAddr(xff, ctx))
 	if ctx.IsTLS() {
 		h.SetCanonical(xForwardedProto, []byte("https"))
 	} else {
@@ -218,21 +219,23 @@ func setPodHost(req *fasthttp.Request, pd *pod) {
 
 // remoteAddr is the client's IP address; invalid when it has none.
 func remoteAddr(ctx *fasthttp.RequestCtx) netip.Addr {
-	a, ok := ctx.RemoteAddr().(*net.TCPAddr)
-	if !ok {
-		return netip.Addr{}
+	if cc, ok := ctx.Conn().(*clientConn); ok {
+		return cc.addr
 	}
-	ip, _ := netip.AddrFromSlice(a.IP)
-	return ip.Unmap()
+	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
-func appendRemoteIP(dst []byte, ctx *fasthttp.RequestCtx) []byte {
-	a, ok := ctx.RemoteAddr().(*net.TCPAddr)
-	if !ok {
+// appendRemoteAddr appends the client's IP address in text form, or
+// "unknown".
+func appendRemoteAddr(dst []byte, ctx *fasthttp.RequestCtx) []byte {
+	a := remoteAddr(ctx)
+	if !a.IsValid() {
 		return append(dst, "unknown"...)
 	}
-	ip, _ := netip.AddrFromSlice(a.IP)
-	return ip.Unmap().AppendTo(dst)
+	return a.AppendTo(dst)
 }
 
 // hopByHop are the fields that describe one connection and never pass a

@@ -3,8 +3,6 @@ package proxy
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"net"
-	"net/netip"
 
 	"github.com/valyala/fasthttp"
 )
@@ -49,7 +47,7 @@ func (ks *keySource) find(ctx *fasthttp.RequestCtx, buf []byte) ([]byte, error) 
 		}
 	}
 	if ks.clientIP {
-		return clientAddr(ctx, buf), nil
+		return appendRemoteAddr(buf, ctx), nil
 	}
 	return nil, nil
 }
@@ -66,16 +64,6 @@ func (ks *keySource) check(v []byte) ([]byte, error) {
 		}
 	}
 	return v, nil
-}
-
-// clientAddr appends the client's IP address in text form to buf.
-func clientAddr(ctx *fasthttp.RequestCtx, buf []byte) []byte {
-	a, ok := ctx.RemoteAddr().(*net.TCPAddr)
-	if !ok {
-		return append(buf, "unknown"...)
-	}
-	ip, _ := netip.AddrFromSlice(a.IP)
-	return ip.Unmap().AppendTo(buf)
 }
 
 // newKey mints a random session key: 128 bits from the system's

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -17,6 +18,12 @@ import (
 // header size, connection counts); body limits follow every reload.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
 	lim := p.state.Load().limits
+	conns := newClientConns(lim)
+	sweep, stopSweep := context.WithCancel(context.Background())
+	var sweeping sync.WaitGroup
+	defer sweeping.Wait()
+	defer stopSweep()
+	sweeping.Go(func() { conns.run(sweep) })
 	srv := &fasthttp.Server{
 		Handler:                      p.serve,
 		ErrorHandler:                 p.onParseError,
@@ -32,12 +39,10 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, drain time.Duration)
 		MaxRequestBodySize: 64 << 10,
 		// The header block must fit the read buffer: a larger one is a 431.
 		ReadBufferSize: lim.maxHeaderBytes,
-		// From a connection's opening or a request's first byte to the end
-		// of its headers; onHeaders gives the body its own deadline.
-		ReadTimeout:   lim.headerTimeout,
-		IdleTimeout:   lim.idleTimeout,
-		Concurrency:   lim.maxConnections,
-		MaxConnsPerIP: lim.maxConnsPerIP,
+		// The header and idle timeouts, and the cap per address, are
+		// conns's; onHeaders gives a body its own deadline.
+		ConnState:   conns.stateChanged,
+		Concurrency: lim.maxConnections,
 		// Connections over a limit are refused at once rather than
 		// slowing the accept loop for everyone.
 		SleepWhenConcurrencyLimitsExceeded: 0,
@@ -48,7 +53,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, drain time.Duration)
 		Logger:          fasthttpLogger{p},
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(conns.listen(ln)) }()
 	select {
 	case err := <-errc:
 		return err

@@ -1,0 +1,246 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// sweepInterval is how often client connections are checked against their
+// deadlines: a timeout fires up to two intervals late, never early.
+const sweepInterval = 100 * time.Millisecond
+
+// clientConns tracks a listener's client connections: it counts them per
+// address (limits.maxConnsPerIP) and enforces the header and idle timeouts.
+//
+// The timeouts are kept as HAProxy keeps its own: each connection carries
+// the time its current wait ends, on a clock that a sweeping goroutine
+// advances every sweepInterval, and the sweeper ends the waits that ran
+// out. A request then costs two stores of a coarse time, where moving the
+// socket's read deadline for each request and each keep-alive wait would
+// cost a clock read and a runtime timer update each.
+//
+// A connection's deadline follows fasthttp's connection states
+// (stateChanged): opened or a request's first byte in, the header timeout;
+// the response written, the idle timeout; the handler reached, none (a
+// request body sets its own deadline through SetReadDeadline). The sweeper
+// ends a wait by moving the socket's read deadline to the past, so the read
+// fails as a timeout and fasthttp answers it as it answers any: 408 for a
+// request whose headers were late, a quiet close for an idle connection.
+//
+// Safe for concurrent use.
+type clientConns struct {
+	headerTimeout int64 // in ms
+	idleTimeout   int64 // in ms
+	maxPerAddr    int   // 0: no cap
+
+	start time.Time
+	now   atomic.Int64 // ms since start, advanced by run
+
+	// guards conns and perAddr
+	mu      sync.Mutex
+	conns   map[*clientConn]struct{}
+	perAddr map[netip.Addr]int
+}
+
+func newClientConns(lim limitSettings) *clientConns {
+	return &clientConns{
+		headerTimeout: lim.headerTimeout.Milliseconds(),
+		idleTimeout:   lim.idleTimeout.Milliseconds(),
+		maxPerAddr:    lim.maxConnsPerIP,
+		start:         time.Now(),
+		conns:         map[*clientConn]struct{}{},
+		perAddr:       map[netip.Addr]int{},
+	}
+}
+
+// run advances the clock and ends the waits that ran out, until ctx ends.
+func (cs *clientConns) run(ctx context.Context) {
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	var late []*clientConn
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Since(cs.start).Milliseconds()
+		cs.now.Store(now)
+		late = late[:0]
+		cs.mu.Lock()
+		for c := range cs.conns {
+			if d := c.deadline.Load(); d != 0 && d <= now {
+				late = append(late, c)
+			}
+		}
+		cs.mu.Unlock()
+		for _, c := range late {
+			c.expire()
+		}
+		clear(late)
+	}
+}
+
+// deadlineIn is the coarse time by which a wait of ms milliseconds that
+// starts now has surely run out.
+func (cs *clientConns) deadlineIn(ms int64) int64 {
+	return cs.now.Load() + ms + sweepInterval.Milliseconds()
+}
+
+// listen wraps ln: its connections are tracked, and one over the cap for
+// its address is answered 429 and closed.
+func (cs *clientConns) listen(ln net.Listener) net.Listener {
+	return &clientListener{Listener: ln, conns: cs}
+}
+
+type clientListener struct {
+	net.Listener
+	conns *clientConns
+}
+
+func (l *clientListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if cc := l.conns.add(c); cc != nil {
+			return cc, nil
+		}
+	}
+}
+
+// add tracks c, or refuses it when its address is over the cap.
+func (cs *clientConns) add(c net.Conn) *clientConn {
+	cc := &clientConn{Conn: c, conns: cs}
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		cc.addr = a.AddrPort().Addr().Unmap()
+	}
+	cc.deadline.Store(cs.deadlineIn(cs.headerTimeout))
+	cs.mu.Lock()
+	if cs.maxPerAddr > 0 && cc.addr.IsValid() {
+		if cs.perAddr[cc.addr] >= cs.maxPerAddr {
+			cs.mu.Unlock()
+			refuseConn(c, fasthttp.StatusTooManyRequests, errTooManyConns)
+			return nil
+		}
+		cs.perAddr[cc.addr]++
+	}
+	cs.conns[cc] = struct{}{}
+	cs.mu.Unlock()
+	return cc
+}
+
+func (cs *clientConns) remove(cc *clientConn) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	delete(cs.conns, cc)
+	if n, ok := cs.perAddr[cc.addr]; ok {
+		if n <= 1 {
+			delete(cs.perAddr, cc.addr)
+		} else {
+			cs.perAddr[cc.addr] = n - 1
+		}
+	}
+}
+
+// refuseConn writes podpin's one-line answer on a connection that is not
+// served, and closes it. The write never waits long: the answer fits an
+// empty socket buffer.
+func refuseConn(c net.Conn, code int, err error) {
+	body := "podpin: " + err.Error() + "\n"
+	c.SetWriteDeadline(time.Now().Add(time.Second))
+	fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nX-Podpin-Error: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+		code, fasthttp.StatusMessage(code), len(body), body)
+	c.Close()
+}
+
+// stateChanged is the server's ConnState hook: it sets the deadline of the
+// connection's next wait.
+func (cs *clientConns) stateChanged(c net.Conn, state fasthttp.ConnState) {
+	cc, ok := c.(*clientConn)
+	if !ok {
+		return
+	}
+	switch state {
+	case fasthttp.StateNew, fasthttp.StateActive:
+		cc.deadline.Store(cs.deadlineIn(cs.headerTimeout))
+	case fasthttp.StateIdle:
+		cc.deadline.Store(cs.deadlineIn(cs.idleTimeout))
+		if cc.ownDeadline.Load() {
+			cc.ownDeadline.Store(false)
+			cc.Conn.SetReadDeadline(time.Time{})
+		}
+	default:
+		cc.deadline.Store(0)
+	}
+}
+
+// handlerReached ends the header timeout of a request that reached the
+// handler: its client is not waited for again before its body, which has
+// its own deadline, or its next request.
+func handlerReached(ctx *fasthttp.RequestCtx) {
+	if cc, ok := ctx.Conn().(*clientConn); ok {
+		cc.deadline.Store(0)
+	}
+}
+
+// clientConn is a tracked client connection.
+type clientConn struct {
+	net.Conn
+	conns *clientConns
+	addr  netip.Addr // the client's address; invalid when not TCP
+
+	// deadline is when the current wait ends, in the clock of conns; 0:
+	// none.
+	deadline atomic.Int64
+	// ownDeadline is set while a read deadline set through
+	// SetReadDeadline (a request body's) is on the socket.
+	ownDeadline atomic.Bool
+	closeOnce   sync.Once
+}
+
+// expire ends the connection's current wait: its read fails as a timeout.
+func (c *clientConn) expire() {
+	c.deadline.Store(0)
+	c.Conn.SetReadDeadline(aLongTimeAgo)
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// SetReadDeadline sets a deadline of the caller's (a request body's),
+// which replaces the tracked one until the connection next changes state.
+func (c *clientConn) SetReadDeadline(t time.Time) error {
+	c.deadline.Store(0)
+	c.ownDeadline.Store(!t.IsZero())
+	return c.Conn.SetReadDeadline(t)
+}
+
+// SetDeadline is SetReadDeadline and the write deadline together.
+func (c *clientConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// ReadFrom writes what r holds straight to the socket, as the socket's own
+// ReadFrom does: a streamed response body passes without a buffer between.
+func (c *clientConn) ReadFrom(r io.Reader) (int64, error) { return io.Copy(c.Conn, r) }
+
+func (c *clientConn) Close() error {
+	err := net.ErrClosed
+	c.closeOnce.Do(func() {
+		c.conns.remove(c)
+		err = c.Conn.Close()
+	})
+	return err
+}
