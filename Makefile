@@ -5,7 +5,7 @@
 # its standard library has the security fixes the machine's Go may lack.
 export GOTOOLCHAIN := $(or $(PODPIN_GOTOOLCHAIN),go1.27.3)
 
-.PHONY: build test demo bench
+.PHONY: build test demo bench manifests
 
 build:
 	go build -o bin/podpin ./cmd/podpin
@@ -18,3 +18,8 @@ demo:
 
 bench:
 	bench/run
+
+# deploy/manifests/podpin.yaml: the Helm chart with its default values, as
+# helm template renders it (tools/chart, after helm lint --strict).
+manifests:
+	go -C tools/chart run . -o ../../deploy/manifests/podpin.yaml

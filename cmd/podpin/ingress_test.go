@@ -344,7 +344,10 @@ affinity:
 		t.Fatal(err)
 	}
 	custom := filepath.Join(t.TempDir(), "custom.yaml")
-	cmd := exec.Command("go", "run", "../../deploy/render", "-chart", "../../deploy/helm/podpin", "-f", values, "-o", custom)
+	// tools/chart renders with Helm's own packages, in a module of its own;
+	// its default chart folder is ../../deploy/helm/podpin from there.
+	cmd := exec.Command("go", "run", ".", "-f", values, "-o", custom)
+	cmd.Dir = "../../tools/chart"
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("rendering the chart with custom values: %v\n%s", err, out)
 	}
