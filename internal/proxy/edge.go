@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"errors"
 
 	"github.com/valyala/fasthttp"
 )
@@ -13,22 +12,6 @@ import (
 // (folded lines, bare LF, names with spaces, Content-Length beside
 // Transfer-Encoding); those are refused here, from the raw header bytes.
 // docs/http-policy.md lists every case.
-
-// Edge errors: each is a 400 unless noted, and closes the connection.
-var (
-	errBothFraming  = errors.New("both Content-Length and Transfer-Encoding")
-	errFolded       = errors.New("header line folding (obs-fold)")
-	errLineEnd      = errors.New("header line not ended by CRLF")
-	errFieldName    = errors.New("invalid header field name")
-	errFieldValue   = errors.New("invalid byte in a header field value")
-	errNoHost       = errors.New("HTTP/1.1 request without Host")
-	errBadHost      = errors.New("invalid Host")
-	errBadTarget    = errors.New("invalid request target")
-	errBadMethod    = errors.New("invalid method")
-	errAbsoluteHost = errors.New("absolute-form target disagrees with Host")
-	errTE           = errors.New("Transfer-Encoding other than chunked")
-	errVersion      = errors.New("HTTP version other than 1.0 and 1.1")
-)
 
 // checkRequest applies the edge policy. It returns what the scan of the
 // raw header block found, and the status and the reason to refuse the

@@ -26,6 +26,25 @@ var (
 	errTooManyConns = errors.New("too many connections from this address")  // 429
 )
 
+// Edge errors: each is a 400 unless noted, and closes the connection.
+var (
+	errBothFraming  = errors.New("both Content-Length and Transfer-Encoding")
+	errFolded       = errors.New("header line folding (obs-fold)")
+	errLineEnd      = errors.New("header line not ended by CRLF")
+	errFieldName    = errors.New("invalid header field name")
+	errFieldValue   = errors.New("invalid byte in a header field value")
+	errNoHost       = errors.New("HTTP/1.1 request without Host")
+	errBadHost      = errors.New("invalid Host")
+	errBadTarget    = errors.New("invalid request target")
+	errBadMethod    = errors.New("invalid method")
+	errAbsoluteHost = errors.New("absolute-form target disagrees with Host")
+	errTE           = errors.New("Transfer-Encoding other than chunked")
+	errVersion      = errors.New("HTTP version other than 1.0 and 1.1")
+)
+
+// errForeignDigest means a snapshot was written under another key secret.
+var errForeignDigest = errors.New("state was saved under another key secret; its digests cannot match")
+
 // Rebind reasons, as counted in podpin_table_rebinds_total.
 const (
 	reasonGone          = "gone"           // pod left the endpoint set

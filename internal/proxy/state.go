@@ -2,14 +2,10 @@ package proxy
 
 import (
 	"encoding/binary"
-	"errors"
 
 	"github.com/podpin/podpin/internal/snapshot"
 	"github.com/podpin/podpin/internal/table"
 )
-
-// errForeignDigest means a snapshot was written under another key secret.
-var errForeignDigest = errors.New("state was saved under another key secret; its digests cannot match")
 
 // fingerprint names the key digest in use, so a snapshot written under
 // another secret is recognised.

@@ -22,7 +22,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -40,9 +39,6 @@ const (
 	// the reader allocate without limit.
 	maxString = 64 << 10
 )
-
-// ErrCorrupt wraps every reason a file cannot be used.
-var ErrCorrupt = errors.New("snapshot is corrupt or not a podpin state file")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 

@@ -227,9 +227,6 @@ func (r *Route) List(cursor string, limit int, fn func(table.Entry)) (string, er
 	return strconv.FormatUint(cur, 10), nil
 }
 
-// ErrClusterList means listing by pages is not available on Redis Cluster.
-var ErrClusterList = errors.New("listing sessions page by page is not available on Redis Cluster")
-
 // scanKeys calls fn with batches of the route's keys, on every master.
 func (r *Route) scanKeys(ctx context.Context, fn func(redis.Cmdable, []string) error) error {
 	scan := func(ctx context.Context, c redis.Cmdable) error {
