@@ -42,14 +42,12 @@ type pod struct {
 
 var _ balance.Pod = (*pod)(nil)
 
-func (p *pod) Name() string     { return p.name }
-func (p *pod) Weight() int      { return p.weight }
-func (p *pod) InFlight() int64  { return p.inFlight.Load() }
-func (p *pod) Sessions() int64  { return p.sessions.Load() }
-func (p *pod) takesNew() bool   { return p.state == discovery.Ready && p.out == "" }
-func (p *pod) String() string   { return p.name }
-func (p *pod) Addr() string     { return p.addr }
-func (p *pod) Requests() uint64 { return p.requests.Load() }
+func (p *pod) Name() string    { return p.name }
+func (p *pod) Weight() int     { return p.weight }
+func (p *pod) InFlight() int64 { return p.inFlight.Load() }
+func (p *pod) Sessions() int64 { return p.sessions.Load() }
+func (p *pod) takesNew() bool  { return p.state == discovery.Ready && p.out == "" }
+func (p *pod) String() string  { return p.name }
 
 // stateName is the state operators see: the source's, or why the pod is out.
 func (p *pod) stateName() string {

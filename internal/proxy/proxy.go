@@ -298,18 +298,6 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 	return r, nil
 }
 
-// UpdateEndpoints installs a new endpoint set for a route, as a discovery
-// source reports it. Pods that left lose their sessions on the sessions'
-// next requests (reason "gone"); pods that stay keep theirs.
-func (p *Proxy) UpdateEndpoints(routeName string, eps []discovery.Endpoint) error {
-	r, err := p.route(routeName)
-	if err != nil {
-		return err
-	}
-	p.updatePods(r, eps)
-	return nil
-}
-
 // Synced reports whether every route has its pods: static routes at once,
 // routes with a source once it reported (the Kubernetes caches synced).
 func (p *Proxy) Synced() bool {

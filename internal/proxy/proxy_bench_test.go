@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -36,17 +37,18 @@ func benchRoute(b *testing.B, p *Proxy, storeType string) *route {
 // benchPlaceHit measures a session hit: digest, lookup, pod check.
 func benchPlaceHit(b *testing.B, r *route) {
 	const keys = 10_000
+	client := netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	raw := make([][]byte, keys)
 	for i := range raw {
 		raw[i] = fmt.Appendf(nil, "session-%d", i)
-		r.place(r.pods.Load(), r.digest.Key(r.name, raw[i]), raw[i])
+		r.placeFor(r.pods.Load(), r.digest.Key(r.name, raw[i]), raw[i], client)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	i := 0
 	for b.Loop() {
 		k := raw[i%keys]
-		if d := r.place(r.pods.Load(), r.digest.Key(r.name, k), k); d.result != 0 {
+		if d := r.placeFor(r.pods.Load(), r.digest.Key(r.name, k), k, client); d.result != 0 {
 			b.Fatalf("result %d, want a hit", d.result)
 		}
 		i++

@@ -138,15 +138,11 @@ type decision struct {
 	err    error
 }
 
-// place finds the pod for a request with key k: its pinned pod when that pod
-// can serve it, else a new one from the balancer, claimed in the table.
-func (r *route) place(set *podSet, k table.Key, raw []byte) decision {
-	return r.placeFor(set, k, raw, netip.Addr{})
-}
-
-// placeFor is place for a request from client: when the route caps new
-// sessions per address, a key that would create an entry over client's
-// allowance is refused with errNewSessions.
+// placeFor finds the pod for a request with key k from client: its pinned
+// pod when that pod can serve it, else a new one from the balancer, claimed
+// in the table. When the route caps new sessions per address, a key that
+// would create an entry over client's allowance is refused with
+// errNewSessions.
 func (r *route) placeFor(set *podSet, k table.Key, raw []byte, client netip.Addr) decision {
 	var d decision
 	name, ok := r.sessions.Lookup(k)
