@@ -360,6 +360,7 @@ func TestSnapshotRestoresEverySessionIntoANewProxy(t *testing.T) {
 
 	t.Run("a snapshot under another secret is refused", func(t *testing.T) {
 		p := New(Options{KeySecret: []byte("other")})
+		defer p.Close()
 		c := oneRoute(pods...)
 		c.SetDefaults()
 		p.Apply(c)

@@ -43,6 +43,9 @@ type Proxy struct {
 	// forwarding, and a pooled buffer keeps that copy off the heap.
 	keyBufs sync.Pool
 
+	// clock is the route tables' coarse clock; Close stops it.
+	clock *table.Clock
+
 	// guards Apply and the route goroutines below
 	mu sync.Mutex
 	// stop ends the goroutines of the routes now serving
@@ -81,8 +84,16 @@ type Discoverer interface {
 }
 
 // New returns a proxy with no routes: every request gets 404 until Apply.
+// Close stops the goroutines it starts.
 func New(o Options) *Proxy {
-	p := &Proxy{log: o.Logger, metrics: o.Metrics, digest: table.NewDigester(o.KeySecret), discoverer: o.Discoverer, shared: o.Shared}
+	p := &Proxy{
+		log:        o.Logger,
+		metrics:    o.Metrics,
+		digest:     table.NewDigester(o.KeySecret),
+		discoverer: o.Discoverer,
+		shared:     o.Shared,
+		clock:      table.NewClock(),
+	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -170,8 +181,10 @@ func (p *Proxy) startRoutes(routes []*route) {
 	p.stop, p.wg = stop, wg
 }
 
-// Close stops every goroutine the proxy started. It does not close
-// listeners; Serve does that when its context ends.
+// Close stops every goroutine the proxy started: the routes' endpoint
+// sources and health checks, and the tables' clock, after which the tables
+// no longer see time pass. It does not close listeners; Serve does that
+// when its context ends. A closed proxy is not applied again.
 func (p *Proxy) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -180,6 +193,7 @@ func (p *Proxy) Close() {
 		p.wg.Wait()
 		p.stop = nil
 	}
+	p.clock.Stop()
 }
 
 func staticEndpoints(bs []config.Backend) []discovery.Endpoint {
@@ -271,6 +285,7 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 		IdleTimeout:     rc.Table.IdleTimeout,
 		AbsoluteTimeout: rc.Table.AbsoluteTimeout,
 		KeepRawKeys:     rc.Table.KeepRawKeys,
+		Clock:           p.clock,
 	}
 	switch {
 	case prev != nil && prev.tableConfig == rc.Table:

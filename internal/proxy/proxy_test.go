@@ -75,6 +75,7 @@ func startProxyWith(t *testing.T, cfg *config.Config, o Options) *harness {
 		t.Fatalf("config: %v", err)
 	}
 	p := New(o)
+	t.Cleanup(p.Close)
 	if err := p.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}

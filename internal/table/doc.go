@@ -8,7 +8,7 @@
 // Digester secret agree on every Key.
 //
 // A Table maps Keys to pod names. Lookup is the request path: it takes one
-// shard lock, reads a coarse clock (one atomic load), touches one cache
+// shard lock, reads a coarse Clock (one atomic load), touches one cache
 // line (an open-addressing slot that holds the entry itself) and does not
 // allocate. Store pins a key to a pod, or rebinds it to another one.
 // Entries expire after IdleTimeout without use and, optionally, after
@@ -33,7 +33,8 @@
 //	AbsoluteTimeout  0 (none)   dropped this long after creation or rebind, even in use
 //	Shards           64         power of two; fewer so that each holds at least 256 entries
 //	KeepRawKeys      false      keep raw header values, for listing sessions by value
-//	Now              wall clock the clock (see Table); tests inject a fake one
+//	Clock            nil        a coarse clock, one atomic load per operation; its owner stops it
+//	Now              time.Now   read on every operation when Clock is nil; tests inject a fake one
 //
 // Times are kept in whole seconds since 2020-01-01 UTC, so snapshots keep
 // their meaning across restarts; timeouts may run up to two seconds long.
@@ -45,10 +46,19 @@
 // Sessions count expired entries that no Lookup, Store or Expire has
 // removed yet; the owner calls Expire periodically to remove them.
 //
+// # Clock
+//
+// Whoever creates tables owns their Clock: NewClock starts its goroutine,
+// which reads the wall clock every 100ms, and Stop ends it once the tables
+// are no longer used. A table created alone, without a Clock, reads the
+// wall clock on every operation and needs no goroutine.
+//
 // # Example
 //
+//	clock := table.NewClock()
+//	defer clock.Stop()
 //	d := table.NewDigester(secret)
-//	t := table.New(table.Config{MaxEntries: 500_000, IdleTimeout: time.Hour})
+//	t := table.New(table.Config{MaxEntries: 500_000, IdleTimeout: time.Hour, Clock: clock})
 //
 //	k := d.Key("shop", []byte(r.Header.Get("X-Session")))
 //	pod, ok := t.Lookup(k)

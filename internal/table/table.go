@@ -4,7 +4,6 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -57,9 +56,15 @@ type Config struct {
 	// then copies the value, one allocation per new entry.
 	KeepRawKeys bool
 
-	// Now is the clock (default: the wall clock, read as described on
-	// Table). Tests inject a fake one, which is called once per operation.
-	// Times before 2020 count as 2020-01-01.
+	// Clock is the coarse clock the table reads with one atomic load per
+	// operation; its owner stops it (see Clock). Nil: the table reads Now on
+	// every operation.
+	Clock *Clock
+
+	// Now is the clock read on every operation when Clock is nil, and in
+	// its place when both are set; tests inject a fake one. Nil: time.Now,
+	// which at a million entries makes a hit about twice as slow as with a
+	// Clock. Times before 2020 count as 2020-01-01.
 	Now func() time.Time
 }
 
@@ -96,13 +101,14 @@ type Stats struct {
 // calls periodically; until then they count in Len and Sessions but no
 // read reports them.
 //
-// The default clock is coarse (see coarseTick): an operation reads it with
-// one atomic load.
+// With a Clock (Config.Clock), an operation reads the time with one atomic
+// load.
 type Table struct {
 	shards []*shard
 	mask   uint64 // len(shards)-1
 	pods   *podPool
-	now    func() time.Time // an injected clock, or nil
+	coarse *Clock           // nil: now is read instead
+	now    func() time.Time // read on every operation when coarse is nil
 	max    int
 }
 
@@ -131,11 +137,15 @@ func New(cfg Config) *Table {
 		shards: make([]*shard, n),
 		mask:   uint64(n - 1),
 		pods:   newPodPool(),
+		coarse: cfg.Clock,
 		now:    cfg.Now,
 		max:    maxEntries,
 	}
-	if cfg.Now == nil {
-		startCoarseClock()
+	switch {
+	case cfg.Now != nil:
+		t.coarse = nil
+	case cfg.Clock == nil:
+		t.now = time.Now
 	}
 	seed := rand.Uint64()
 	for i := range t.shards {
@@ -169,37 +179,10 @@ func unstamp(s uint32) time.Time {
 
 // clock returns the current time in table seconds.
 func (t *Table) clock() uint32 {
-	if t.now != nil {
-		return stamp(t.now())
+	if c := t.coarse; c != nil {
+		return c.now.Load()
 	}
-	return coarse.now.Load()
-}
-
-// The default clock is coarse: one goroutine for the process reads the wall
-// clock every coarseTick and keeps it in table seconds, which operations
-// read with one atomic load. Tables count whole seconds, so a reading up to
-// coarseTick old only moves the start of each second by that much. Reading
-// the clock on every operation cost as much as the rest of a hit at a
-// million entries: the read orders the loads around it, so one lookup's
-// memory miss could not overlap another's.
-const coarseTick = 100 * time.Millisecond
-
-var coarse struct {
-	start sync.Once
-	now   atomic.Uint32
-}
-
-// startCoarseClock starts the coarse clock once for the process; it runs
-// until the process ends.
-func startCoarseClock() {
-	coarse.start.Do(func() {
-		coarse.now.Store(stamp(time.Now()))
-		go func() {
-			for range time.Tick(coarseTick) {
-				coarse.now.Store(stamp(time.Now()))
-			}
-		}()
-	})
+	return stamp(t.now())
 }
 
 func (t *Table) shard(k Key) *shard {

@@ -785,43 +785,102 @@ func TestLookupReturnsTheInternedName(t *testing.T) {
 	}
 }
 
+// clockCase is a Clock for Config.Clock, or nil, named for a subtest.
+type clockCase struct {
+	name  string
+	clock *Clock
+}
+
+// bothClocks returns a coarse Clock, stopped when the test and its
+// subtests end, and the wall clock read per operation.
+func bothClocks(t *testing.T) []clockCase {
+	c := NewClock()
+	t.Cleanup(c.Stop)
+	return []clockCase{{"a coarse clock", c}, {"the wall clock read per operation", nil}}
+}
+
+// TestHitPathDoesNotAllocate checks Lookup and Store on a known key with
+// both clocks: the coarse Clock of the request path and the wall clock read
+// per operation.
 func TestHitPathDoesNotAllocate(t *testing.T) {
-	tb := New(Config{MaxEntries: 10_000})
-	for i := range 5000 {
-		tb.Store(testKey(i), fmt.Sprint("pod-", i%10), nil)
-	}
-	i := 0
-	lookups := testing.AllocsPerRun(1000, func() {
-		tb.Lookup(testKey(i % 5000))
-		i++
-	})
-	stores := testing.AllocsPerRun(1000, func() {
-		tb.Store(testKey(10_000+i), "pod-3", nil)
-		i++
-	})
-	if lookups != 0 || stores != 0 {
-		t.Errorf("got %v allocs per Lookup, %v per Store, want 0", lookups, stores)
+	for _, tt := range bothClocks(t) {
+		t.Run(tt.name, func(t *testing.T) {
+			tb := New(Config{MaxEntries: 10_000, Clock: tt.clock})
+			for i := range 5000 {
+				tb.Store(testKey(i), fmt.Sprint("pod-", i%10), nil)
+			}
+			i := 0
+			lookups := testing.AllocsPerRun(1000, func() {
+				tb.Lookup(testKey(i % 5000))
+				i++
+			})
+			stores := testing.AllocsPerRun(1000, func() {
+				tb.Store(testKey(10_000+i), "pod-3", nil)
+				i++
+			})
+			if lookups != 0 || stores != 0 {
+				t.Errorf("got %v allocs per Lookup, %v per Store, want 0", lookups, stores)
+			}
+		})
 	}
 }
 
-// TestDefaultClockFollowsTheWallClock checks the coarse default clock: an
-// entry stored now carries the current second, give or take the clock's
-// tick and the second's rounding, and its last use moves on with time.
-func TestDefaultClockFollowsTheWallClock(t *testing.T) {
-	tb := New(Config{MaxEntries: 1000})
+// TestDefaultClocksFollowTheWallClock checks the coarse Clock and the wall
+// clock read per operation: an entry stored now carries the current second,
+// give or take the coarse clock's tick and the second's rounding, and its
+// last use moves on with time.
+func TestDefaultClocksFollowTheWallClock(t *testing.T) {
+	for _, tt := range bothClocks(t) {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tb := New(Config{MaxEntries: 1000, Clock: tt.clock})
+			k := testKey(1)
+			before := time.Now()
+			tb.Store(k, "web-0", nil)
+			e, ok := tb.Peek(k)
+			if !ok {
+				t.Fatal("stored entry not found")
+			}
+			if d := e.Created.Sub(before); d < -time.Second-coarseTick || d > time.Second {
+				t.Fatalf("entry created %v, %v from the wall clock", e.Created, d)
+			}
+			time.Sleep(1200 * time.Millisecond)
+			tb.Lookup(k)
+			if e2, _ := tb.Peek(k); !e2.LastUsed.After(e.LastUsed) {
+				t.Errorf("last use %v did not move on from %v after 1.2s", e2.LastUsed, e.LastUsed)
+			}
+		})
+	}
+}
+
+// TestStoppedClockStandsStill checks that Stop ends the Clock's readings
+// (its goroutine is gone): a table reading it sees no time pass. Stop may
+// be called again.
+func TestStoppedClockStandsStill(t *testing.T) {
+	clock := NewClock()
+	clock.Stop()
+	tb := New(Config{MaxEntries: 1000, Clock: clock})
 	k := testKey(1)
-	before := time.Now()
 	tb.Store(k, "web-0", nil)
-	e, ok := tb.Peek(k)
-	if !ok {
-		t.Fatal("stored entry not found")
-	}
-	if d := e.Created.Sub(before); d < -time.Second-coarseTick || d > time.Second {
-		t.Fatalf("entry created %v, %v from the wall clock", e.Created, d)
-	}
+	e, _ := tb.Peek(k)
 	time.Sleep(1200 * time.Millisecond)
 	tb.Lookup(k)
-	if e2, _ := tb.Peek(k); !e2.LastUsed.After(e.LastUsed) {
-		t.Errorf("last use %v did not move on from %v after 1.2s", e2.LastUsed, e.LastUsed)
+	if e2, _ := tb.Peek(k); !e2.LastUsed.Equal(e.LastUsed) {
+		t.Errorf("last use moved from %v to %v on a stopped clock", e.LastUsed, e2.LastUsed)
+	}
+	clock.Stop()
+}
+
+// TestInjectedClockTakesPrecedence checks that Now, when set, is read
+// instead of Clock.
+func TestInjectedClockTakesPrecedence(t *testing.T) {
+	clock := NewClock()
+	defer clock.Stop()
+	fake := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	tb := New(Config{MaxEntries: 1000, Clock: clock, Now: func() time.Time { return fake }})
+	k := testKey(1)
+	tb.Store(k, "web-0", nil)
+	if e, _ := tb.Peek(k); !e.Created.Equal(fake) {
+		t.Errorf("entry created %v, want the injected %v", e.Created, fake)
 	}
 }
