@@ -53,8 +53,13 @@ func NewDNS(name string, port int, interval time.Duration, r *net.Resolver, log 
 	return &dnsSource{name: name, port: port, interval: interval, r: r, log: log.With("dns", name)}
 }
 
-// Run resolves the name until ctx ends.
-func (d *dnsSource) Run(ctx context.Context, update func([]Endpoint)) error {
+// Start resolves the name in a goroutine of its own until stop.
+func (d *dnsSource) Start(update func([]Endpoint)) (stop func()) {
+	return startLoop(func(ctx context.Context) { d.run(ctx, update) })
+}
+
+// run resolves the name every interval until ctx ends.
+func (d *dnsSource) run(ctx context.Context, update func([]Endpoint)) {
 	t := time.NewTicker(d.interval)
 	defer t.Stop()
 	var (
@@ -66,7 +71,7 @@ func (d *dnsSource) Run(ctx context.Context, update func([]Endpoint)) error {
 		eps, err := d.resolve(ctx)
 		switch {
 		case ctx.Err() != nil:
-			return nil
+			return
 		case err != nil:
 			if msg := err.Error(); msg != failure {
 				d.log.Warn("resolving failed; keeping the last endpoints", "error", err, "endpoints", len(last))
@@ -84,7 +89,7 @@ func (d *dnsSource) Run(ctx context.Context, update func([]Endpoint)) error {
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
 	}

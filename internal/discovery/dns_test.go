@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-
-	"github.com/podpin/podpin/internal/config"
 )
 
 // dnsServer is a real DNS server on loopback whose answers a test changes.
@@ -135,19 +133,12 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// runSource runs src until the test ends and returns its reports.
+// runSource starts src, stops it when the test ends, and returns its
+// reports.
 func runSource(t *testing.T, src Source) <-chan []Endpoint {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
 	updates := make(chan []Endpoint, 100)
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, func(eps []Endpoint) { updates <- eps }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: got %v, want nil when its context ends", err)
-		}
-	})
+	t.Cleanup(src.Start(func(eps []Endpoint) { updates <- eps }))
 	return updates
 }
 
@@ -191,11 +182,10 @@ func TestDNSReportsAddressesNamedByIP(t *testing.T) {
 	// Resolved again and again with the same answer: no report.
 	noUpdate(t, updates, 10*dnsInterval)
 
+	// The A and AAAA questions are asked apart, so one resolution may see
+	// the new IPv4 answer beside the old IPv6 one: wait for the new set.
 	srv.setAddrs("web.podpin.test.", "10.0.0.3", "10.0.0.1")
-	want = []Endpoint{endpoint("10.0.0.1", "10.0.0.1:8080", Ready), endpoint("10.0.0.3", "10.0.0.3:8080", Ready)}
-	if got := nextUpdate(t, updates); !slices.Equal(got, want) {
-		t.Fatalf("after the answer changed: got %v, want %v", got, want)
-	}
+	waitFor(t, updates, []Endpoint{endpoint("10.0.0.1", "10.0.0.1:8080", Ready), endpoint("10.0.0.3", "10.0.0.3:8080", Ready)})
 }
 
 func TestDNSReportsSRVTargetsNamedByHost(t *testing.T) {
@@ -291,25 +281,28 @@ func TestDNSNameThatDoesNotExistIsAnEmptySet(t *testing.T) {
 
 func TestFactoryMakesServiceAndDNSSources(t *testing.T) {
 	f := &Factory{}
-	_, err := f.Source(config.Route{Name: "web", Service: &config.Service{Namespace: "shop", Name: "web", Port: "http"}})
+	_, err := f.Source("web", Spec{Service: &Service{Namespace: "shop", Name: "web", Port: "http"}})
 	if !errors.Is(err, ErrNoKubernetes) {
 		t.Errorf("service route without a Kubernetes client: got %v, want ErrNoKubernetes", err)
 	}
-	if _, err := f.Source(config.Route{Name: "web", DNS: &config.DNS{Name: "web.podpin.test", Port: 80}}); err != nil {
+	if _, err := f.Source("web", Spec{DNS: &DNS{Name: "web.podpin.test", Port: 80}}); err != nil {
 		t.Errorf("dns route: got %v, want a source", err)
 	}
-	if _, err := f.Source(config.Route{Name: "web", DNS: &config.DNS{Name: "web.podpin.test"}}); err == nil {
+	if _, err := f.Source("web", Spec{DNS: &DNS{Name: "web.podpin.test"}}); err == nil {
 		t.Error("dns route with neither a port nor an SRV name: got a source, want an error")
 	}
 	f.Kube = NewKubernetes(nil, nil)
-	src, err := f.Source(config.Route{Name: "web", Service: &config.Service{Name: "web", Port: "80"}})
+	src, err := f.Source("web", Spec{Service: &Service{Name: "web", Port: "80"}})
 	if err != nil {
 		t.Fatalf("service route: got %v, want a source", err)
 	}
 	if got := src.(*serviceSource).key; got != (serviceKey{"default", "web"}) {
 		t.Errorf("service route without a namespace: got %v, want default/web", got)
 	}
-	if _, err := f.Source(config.Route{Name: "web"}); err == nil {
-		t.Error("route with no service or dns: got a source, want an error")
+	if _, err := f.Source("web", Spec{}); err == nil {
+		t.Error("route with no backends, service or dns: got a source, want an error")
+	}
+	if _, err := f.Source("web", Spec{Service: &Service{Name: "web", Port: "80"}, DNS: &DNS{Name: "web.podpin.test", Port: 80}}); err == nil {
+		t.Error("route with a service and a dns name: got a source, want an error")
 	}
 }

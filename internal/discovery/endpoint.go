@@ -2,13 +2,13 @@
 // complete current set of endpoints whenever it changes; the proxy turns each
 // set into an immutable snapshot that the request path reads.
 //
-// The static source serves the pods named in the configuration; it changes
-// when the configuration is reloaded. [Kubernetes] finds the pods of a
-// Service from its EndpointSlices through label-filtered informers, named by
-// their pod names; [NewDNS] resolves a name's A/AAAA or SRV records again
-// and again. [Factory] makes the source a route's settings ask for. See
-// README.md for settings, identity and state rules, and the RBAC the
-// Kubernetes source needs.
+// [Static] reports the pods listed in the configuration, at once; a reload
+// makes a new one. [Kubernetes] finds the pods of a Service from its
+// EndpointSlices through label-filtered informers, named by their pod
+// names; [NewDNS] resolves a name's A/AAAA or SRV records again and again.
+// [Factory] makes the source a route's [Spec] asks for. See README.md for
+// settings, identity and state rules, and the RBAC the Kubernetes source
+// needs.
 package discovery
 
 import (
@@ -56,8 +56,28 @@ type Endpoint struct {
 
 // Source reports the endpoints of one route.
 type Source interface {
-	// Run calls update with the complete endpoint set whenever it changes,
-	// the first time as soon as it is known, until ctx ends. update is never
-	// called concurrently. Run returns nil when ctx ends.
-	Run(ctx context.Context, update func([]Endpoint)) error
+	// Start calls update with the complete endpoint set whenever it
+	// changes, until stop is called. The first call comes as soon as the set
+	// is known: before Start returns when the source knows it without
+	// waiting (Static), else from a goroutine of the source's (once the
+	// Kubernetes caches synced, at the first DNS answer). update is never
+	// called concurrently, nor after stop has returned; stop returns once
+	// the source's goroutines have ended.
+	Start(update func([]Endpoint)) (stop func())
+}
+
+// startLoop runs loop in a goroutine of its own until the returned stop is
+// called: stop ends loop's context and waits for loop to return. Sources
+// that wait for their endpoints start this way.
+func startLoop(loop func(ctx context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		loop(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }

@@ -6,12 +6,45 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-
-	"github.com/podpin/podpin/internal/config"
+	"time"
 )
 
-// Factory makes the endpoint sources of routes that name a Service or a DNS
-// name; it is the proxy's Discoverer. Safe for concurrent use.
+// Spec says where a route's pods come from: exactly one of Backends,
+// Service and DNS.
+type Spec struct {
+	// Backends are the pods themselves (static backends), reported as
+	// given.
+	Backends []Endpoint
+	// Service finds the pods from a Kubernetes Service's EndpointSlices.
+	Service *Service
+	// DNS finds the pods by resolving a name again and again.
+	DNS *DNS
+}
+
+// Service names a port of a Kubernetes Service.
+type Service struct {
+	// Namespace of the Service. Empty: "default".
+	Namespace string
+	// Name of the Service. Required.
+	Name string
+	// Port is the Service port, by name or number; its target port resolves
+	// per endpoint. Required.
+	Port string
+}
+
+// DNS names a host whose records are the pods (see NewDNS).
+type DNS struct {
+	// Name to resolve: its A/AAAA records, or its SRV records when Port is
+	// 0 and Name starts with "_". Required.
+	Name string
+	// Port of every A/AAAA address; 0 for an SRV name.
+	Port int
+	// Interval between resolutions. Zero: 5s.
+	Interval time.Duration
+}
+
+// Factory makes the endpoint source of a route from its Spec; it is the
+// proxy's Discoverer. Safe for concurrent use.
 type Factory struct {
 	// Kube finds the pods of routes that name a Service. Nil: such routes
 	// are refused with ErrNoKubernetes.
@@ -22,34 +55,43 @@ type Factory struct {
 	Log *slog.Logger
 }
 
-// Source returns the source of rc's pods: rc.Service's EndpointSlices, or
-// rc.DNS's records.
-func (f *Factory) Source(rc config.Route) (Source, error) {
+// Source returns the source of the pods of the route named route: a Static
+// of s.Backends, s.Service's EndpointSlices, or s.DNS's records.
+func (f *Factory) Source(route string, s Spec) (Source, error) {
+	given := 0
+	for _, set := range []bool{len(s.Backends) > 0, s.Service != nil, s.DNS != nil} {
+		if set {
+			given++
+		}
+	}
+	if given != 1 {
+		return nil, fmt.Errorf("want exactly one of backends, a service and a dns name; got %d", given)
+	}
 	log := f.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("route", rc.Name)
+	log = log.With("route", route)
 	switch {
-	case rc.Service != nil:
-		s := rc.Service
+	case s.Service != nil:
+		svc := s.Service
 		if f.Kube == nil {
-			return nil, fmt.Errorf("service %s/%s: %w", s.Namespace, s.Name, ErrNoKubernetes)
+			return nil, fmt.Errorf("service %s/%s: %w", svc.Namespace, svc.Name, ErrNoKubernetes)
 		}
-		if s.Name == "" || s.Port == "" {
+		if svc.Name == "" || svc.Port == "" {
 			return nil, errors.New("service: name and port are required")
 		}
-		ns := s.Namespace
+		ns := svc.Namespace
 		if ns == "" {
 			ns = "default"
 		}
-		return f.Kube.Service(ns, s.Name, s.Port), nil
-	case rc.DNS != nil:
-		d := rc.DNS
+		return f.Kube.Service(ns, svc.Name, svc.Port), nil
+	case s.DNS != nil:
+		d := s.DNS
 		if d.Name == "" || d.Port < 0 || d.Port > 65535 || (d.Port == 0 && !strings.HasPrefix(d.Name, "_")) {
 			return nil, fmt.Errorf("dns %q port %d: want a port, or an SRV name (_service._proto.name) and no port", d.Name, d.Port)
 		}
 		return NewDNS(d.Name, d.Port, d.Interval, f.Resolver, log), nil
 	}
-	return nil, errors.New("the route names neither a service nor a dns name")
+	return NewStatic(s.Backends), nil
 }

@@ -326,14 +326,25 @@ type serviceSource struct {
 
 var _ Source = (*serviceSource)(nil)
 
-// Run reports the Service's endpoints once its caches synced, then after
-// every change that alters them, until ctx ends.
-func (s *serviceSource) Run(ctx context.Context, update func([]Endpoint)) error {
+// Start reports the Service's endpoints once its caches synced, then after
+// every change that alters them, from a goroutine of its own, until stop.
+// It takes its share of the Service's watch before it returns, so a source
+// started before another of the same Service stops keeps the informers
+// running across the handover.
+func (s *serviceSource) Start(update func([]Endpoint)) (stop func()) {
 	w := s.k.acquire(s.key)
-	defer s.k.release(w)
 	wake := w.subscribe()
-	defer w.unsubscribe(wake)
+	stopLoop := startLoop(func(ctx context.Context) { s.run(ctx, w, wake, update) })
+	return func() {
+		stopLoop()
+		w.unsubscribe(wake)
+		s.k.release(w)
+	}
+}
 
+// run reports the endpoints of w on every wake-up that changes them, until
+// ctx ends.
+func (s *serviceSource) run(ctx context.Context, w *serviceWatch, wake <-chan struct{}, update func([]Endpoint)) {
 	var (
 		last     []Endpoint
 		reported bool
@@ -342,7 +353,7 @@ func (s *serviceSource) Run(ctx context.Context, update func([]Endpoint)) error 
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-wake:
 		}
 		svc, ss, ok := w.snapshot()

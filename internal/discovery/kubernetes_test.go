@@ -196,14 +196,8 @@ func testSourcesShareInformers(t *testing.T, cp *k8stest.ControlPlane, ns string
 	runKubernetes(t, k)
 
 	run := func(port string) (<-chan []Endpoint, func()) {
-		ctx, cancel := context.WithCancel(context.Background())
 		updates := make(chan []Endpoint, 10)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			k.Service(ns, "web", port).Run(ctx, func(eps []Endpoint) { updates <- eps })
-		}()
-		return updates, func() { cancel(); <-done }
+		return updates, k.Service(ns, "web", port).Start(func(eps []Endpoint) { updates <- eps })
 	}
 	httpUpdates, stopHTTP := run("http")
 	adminUpdates, stopAdmin := run("admin")

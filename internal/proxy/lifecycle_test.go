@@ -377,15 +377,24 @@ type pushSource struct {
 	applied chan struct{}
 }
 
-func (s *pushSource) Run(ctx context.Context, update func([]discovery.Endpoint)) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case eps := <-s.updates:
-			update(eps)
-			s.applied <- struct{}{}
+func (s *pushSource) Start(update func([]discovery.Endpoint)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case eps := <-s.updates:
+				update(eps)
+				s.applied <- struct{}{}
+			}
 		}
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }
 
@@ -397,7 +406,7 @@ func (s *pushSource) push(eps []discovery.Endpoint) {
 
 type pushDiscoverer struct{ src *pushSource }
 
-func (d pushDiscoverer) Source(config.Route) (discovery.Source, error) { return d.src, nil }
+func (d pushDiscoverer) Source(string, discovery.Spec) (discovery.Source, error) { return d.src, nil }
 
 func TestEndpointSourceChangesPodsWithoutReload(t *testing.T) {
 	pods := threePods(t)

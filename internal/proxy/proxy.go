@@ -46,11 +46,11 @@ type Proxy struct {
 	// clock is the route tables' coarse clock; Close stops it.
 	clock *table.Clock
 
-	// guards Apply and the route goroutines below
+	// guards Apply and stop
 	mu sync.Mutex
-	// stop ends the goroutines of the routes now serving
-	stop context.CancelFunc
-	wg   *sync.WaitGroup
+	// stop ends the endpoint sources and health checks of the routes now
+	// serving; nil before the first Apply and after Close.
+	stop func()
 }
 
 // state is one applied configuration. Immutable; swapped whole.
@@ -69,18 +69,19 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// KeySecret keys the digest of session keys; empty uses a fixed key.
 	KeySecret []byte
-	// Discoverer makes the endpoint sources of routes that name a Service
-	// or a DNS name; nil refuses such routes.
+	// Discoverer makes the endpoint source of every route. Nil: a
+	// discovery.Factory without a Kubernetes client, which serves static
+	// backends and DNS names and refuses routes that name a Service.
 	Discoverer Discoverer
 	// Shared is the Redis store for routes whose store is redis; nil
 	// refuses such routes.
 	Shared *store.Redis
 }
 
-// Discoverer makes the endpoint source of a route whose pods are found
-// rather than listed (service, dns).
+// Discoverer makes the endpoint source of the route named route, whose pods
+// come from where s says.
 type Discoverer interface {
-	Source(rc config.Route) (discovery.Source, error)
+	Source(route string, s discovery.Spec) (discovery.Source, error)
 }
 
 // New returns a proxy with no routes: every request gets 404 until Apply.
@@ -97,6 +98,9 @@ func New(o Options) *Proxy {
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
+	if p.discoverer == nil {
+		p.discoverer = &discovery.Factory{Log: p.log}
+	}
 	if p.metrics == nil {
 		p.metrics = metrics.New(nil, nil)
 	}
@@ -109,7 +113,10 @@ func New(o Options) *Proxy {
 // effect. cfg must be valid (Validate). Requests in flight finish on the
 // configuration they started with. Routes that keep their name keep their
 // stick table, so no session is lost; pods that keep their name and address
-// keep their connections, counters and health.
+// keep their connections, counters and health. Static backends are in place
+// when Apply returns; a route whose pods are found keeps its predecessor's
+// until its source reports. When Apply fails, the running routes stay as
+// they were.
 func (p *Proxy) Apply(cfg *config.Config) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -134,12 +141,11 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 		}
 		st.routes = append(st.routes, r)
 	}
-	// Pods are installed once every route is built, so a failed Apply
-	// leaves the running routes untouched. A route with a source keeps its
-	// predecessor's pods until the source reports.
-	for i, rc := range cfg.Routes {
-		r := st.routes[i]
-		prev := old[rc.Name]
+	// Nothing running is touched before every route is built, so a failed
+	// Apply leaves the running routes as they were. A route keeps its
+	// predecessor's pods until its source reports.
+	for _, r := range st.routes {
+		prev := old[r.name]
 		if prev != nil && prev.upstream == st.upstream && prev.table == r.table {
 			prev.mu.Lock()
 			r.pods.Store(prev.pods.Load())
@@ -147,12 +153,17 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 			prev.mu.Unlock()
 			r.synced.Store(prev.synced.Load())
 		}
-		if r.source == nil {
-			p.updatePods(r, staticEndpoints(rc.Backends))
-			r.synced.Store(true)
-		} else if r.pods.Load() == nil {
+		if r.pods.Load() == nil {
 			r.pods.Store(newPodSet(nil))
 		}
+	}
+	// The sources start before the routes serve: a static route has its
+	// pods when its source's Start returns. They start before their
+	// predecessors stop, so a Service's shared informer lives on across a
+	// reload instead of being torn down and listed again.
+	stopSources := make([]func(), len(st.routes))
+	for i, r := range st.routes {
+		stopSources[i] = r.source.Start(r.onEndpoints)
 	}
 	p.state.Store(st)
 	for name := range old {
@@ -160,25 +171,33 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 			p.log.Info("route removed", "route", name)
 		}
 	}
-	p.startRoutes(st.routes)
+	stopChecks := startChecks(st.routes)
+	if p.stop != nil {
+		p.stop()
+	}
+	p.stop = func() {
+		stopChecks()
+		for _, stop := range stopSources {
+			stop()
+		}
+	}
 	return nil
 }
 
-// startRoutes starts the goroutines of routes, then stops those of the
-// routes they replace: starting first lets a Service's shared informer live
-// on across a reload instead of being torn down and listed again. p.mu must
-// be held.
-func (p *Proxy) startRoutes(routes []*route) {
-	ctx, stop := context.WithCancel(context.Background())
-	wg := &sync.WaitGroup{}
+// startChecks starts the active health checks of routes, and returns the
+// function that stops them and waits for them to end.
+func startChecks(routes []*route) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
 	for _, r := range routes {
-		wg.Go(func() { r.run(ctx) })
+		if r.active.Path != "" {
+			wg.Go(func() { r.checker(ctx, r.active) })
+		}
 	}
-	if p.stop != nil {
-		p.stop()
-		p.wg.Wait()
+	return func() {
+		cancel()
+		wg.Wait()
 	}
-	p.stop, p.wg = stop, wg
 }
 
 // Close stops every goroutine the proxy started: the routes' endpoint
@@ -190,15 +209,15 @@ func (p *Proxy) Close() {
 	defer p.mu.Unlock()
 	if p.stop != nil {
 		p.stop()
-		p.wg.Wait()
 		p.stop = nil
 	}
 	p.clock.Stop()
 }
 
-func staticEndpoints(bs []config.Backend) []discovery.Endpoint {
-	eps := make([]discovery.Endpoint, 0, len(bs))
-	for _, b := range bs {
+// sourceSpec is where rc's pods come from, for discovery. rc must be valid.
+func sourceSpec(rc config.Route) discovery.Spec {
+	var s discovery.Spec
+	for _, b := range rc.Backends {
 		addr, _ := config.BackendAddress(b.URL)
 		st := discovery.Ready
 		switch b.State {
@@ -207,9 +226,15 @@ func staticEndpoints(bs []config.Backend) []discovery.Endpoint {
 		case "not-ready":
 			st = discovery.NotReady
 		}
-		eps = append(eps, discovery.Endpoint{Name: b.Name, Address: addr, Weight: b.Weight, State: st})
+		s.Backends = append(s.Backends, discovery.Endpoint{Name: b.Name, Address: addr, Weight: b.Weight, State: st})
 	}
-	return eps
+	if svc := rc.Service; svc != nil {
+		s.Service = &discovery.Service{Namespace: svc.Namespace, Name: svc.Name, Port: svc.Port}
+	}
+	if d := rc.DNS; d != nil {
+		s.DNS = &discovery.DNS{Name: d.Name, Port: d.Port, Interval: d.Interval}
+	}
+	return s
 }
 
 func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*route, error) {
@@ -243,20 +268,18 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 		m:           p.metrics.Route(rc.Name),
 		log:         p.log.With("route", rc.Name),
 	}
-	if len(rc.Backends) == 0 {
-		if p.discoverer == nil {
-			return nil, fmt.Errorf("route %q: finding pods by service or dns needs discovery, which is not set up", rc.Name)
-		}
-		if r.source, err = p.discoverer.Source(rc); err != nil {
-			return nil, fmt.Errorf("route %q: %w", rc.Name, err)
-		}
+	if r.source, err = p.discoverer.Source(rc.Name, sourceSpec(rc)); err != nil {
+		return nil, fmt.Errorf("route %q: %w", rc.Name, err)
 	}
 	r.refresh = func() {
 		if cur, err := p.route(r.name); err == nil {
 			cur.rebuild()
 		}
 	}
-	r.onEndpoints = func(eps []discovery.Endpoint) { p.updatePods(r, eps) }
+	r.onEndpoints = func(eps []discovery.Endpoint) {
+		p.updatePods(r, eps)
+		r.synced.Store(true)
+	}
 	r.newBackend = func(ep discovery.Endpoint) *backend {
 		return &backend{
 			name:     ep.Name,

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -73,7 +72,8 @@ type route struct {
 	// newBackend makes the backend of a pod not seen before.
 	newBackend func(discovery.Endpoint) *backend
 
-	// source reports the pods; nil for static backends.
+	// source reports the pods: static backends, a Service's or a DNS
+	// name's.
 	source discovery.Source
 	// synced is set once the route has had its first endpoint set.
 	synced atomic.Bool
@@ -266,27 +266,6 @@ func (r *route) rebuild() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.rebuildLocked()
-}
-
-// run owns the route's goroutines (endpoint source, active health checks)
-// until ctx ends.
-func (r *route) run(ctx context.Context) {
-	var wg sync.WaitGroup
-	if r.source != nil {
-		wg.Go(func() {
-			err := r.source.Run(ctx, func(eps []discovery.Endpoint) {
-				r.onEndpoints(eps)
-				r.synced.Store(true)
-			})
-			if err != nil {
-				r.log.Error("endpoint source stopped", "error", err)
-			}
-		})
-	}
-	if r.active.Path != "" {
-		wg.Go(func() { r.checker(ctx, r.active) })
-	}
-	wg.Wait()
 }
 
 func lower(s string) []byte { return []byte(strings.ToLower(s)) }
