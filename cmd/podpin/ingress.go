@@ -148,13 +148,14 @@ func (f *ingressFlags) newIngress(cfg *config.Config, disc *discovery.Factory, k
 	return &ingressRunner{ctl: ctl, run: run}, nil
 }
 
-// synced wraps the proxy's readiness: as an Ingress controller podpin is
-// also not ready until the Ingresses are read and their routes applied.
-func (r *ingressRunner) synced(proxySynced func() bool) func() bool {
+// synced is what readiness waits for before the proxy's routes: the
+// Ingresses read and their routes applied, when podpin is an Ingress
+// controller; nothing otherwise.
+func (r *ingressRunner) synced() []func() <-chan struct{} {
 	if r.ctl == nil {
-		return proxySynced
+		return nil
 	}
-	return func() bool { return r.ctl.Synced() && proxySynced() }
+	return []func() <-chan struct{}{r.ctl.Synced}
 }
 
 // reloadTarget is what a reloaded configuration file is applied to: the

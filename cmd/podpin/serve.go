@@ -265,7 +265,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		defer cancel()
 		return adminSrv.Shutdown(sctx)
 	})
-	startReadiness(gctx, g, ing.synced(p.Synced), adm.SetReady)
+	startReadiness(gctx, g, adm.SetReady, append(ing.synced(), p.Synced)...)
 	addrs := make([]string, len(lns))
 	for i, ln := range lns {
 		addrs[i] = ln.Addr().String()

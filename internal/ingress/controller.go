@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"reflect"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -112,8 +111,10 @@ type Controller struct {
 	ingresses  networkinglisters.IngressLister
 	classes    networkinglisters.IngressClassLister
 
-	kick   chan struct{}
-	synced atomic.Bool
+	kick chan struct{}
+	// synced is closed by markSynced after the first sync.
+	synced     chan struct{}
+	markSynced func()
 
 	// guards everything below; held while configurations are built and
 	// applied, so applies happen in order
@@ -156,8 +157,10 @@ func New(o Options) (*Controller, error) {
 		static:    o.Static,
 		known:     map[string]*ingressState{},
 		kick:      make(chan struct{}, 1),
+		synced:    make(chan struct{}),
 		publisher: publisher{address: o.PublishAddress},
 	}
+	c.markSynced = sync.OnceFunc(func() { close(c.synced) })
 	if c.class == "" {
 		c.class = DefaultClass
 	}
@@ -238,9 +241,10 @@ func (c *Controller) trigger() {
 	}
 }
 
-// Synced reports whether the caches have synced and the first set of routes
-// was built: until then podpin is not ready.
-func (c *Controller) Synced() bool { return c.synced.Load() }
+// Synced returns a channel that is closed once the caches have synced and
+// the first set of routes was built and applied: until then podpin is not
+// ready.
+func (c *Controller) Synced() <-chan struct{} { return c.synced }
 
 // Run watches Ingresses, IngressClasses (and podpin's Service) and applies
 // their routes until ctx ends. It returns nil when ctx ends, or an error
@@ -287,7 +291,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 	}
 	backoff(c.sync(ctx))
-	c.synced.Store(true)
+	c.markSynced()
 	for {
 		select {
 		case <-ctx.Done():

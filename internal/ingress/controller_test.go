@@ -83,6 +83,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// closed returns a condition for waitFor: c is closed.
+func closed(c <-chan struct{}) func() bool {
+	return func() bool {
+		select {
+		case <-c:
+			return true
+		default:
+			return false
+		}
+	}
+}
+
 func create(t *testing.T, client kubernetes.Interface, objs ...any) {
 	t.Helper()
 	ctx := t.Context()
@@ -133,7 +145,7 @@ func TestIngressClassDecidesWhatIsServed(t *testing.T) {
 		classed("annotated-other", nil, map[string]string{"kubernetes.io/ingress.class": "nginx"}),
 	)
 	c, a := runController(t, cp.Client, Options{})
-	waitFor(t, "the first sync", c.Synced)
+	waitFor(t, "the first sync", closed(c.Synced()))
 	waitFor(t, "mine and annotated served", func() bool {
 		return slices.Equal(slices.Sorted(slices.Values(a.routes())), []string{"shop-annotated-0", "shop-mine-0"})
 	})
@@ -154,7 +166,7 @@ func TestIngressClassDecidesWhatIsServed(t *testing.T) {
 	// A controller told to serve a class that another controller owns
 	// serves nothing.
 	c2, a2 := runController(t, cp.Client, Options{Class: "nginx"})
-	waitFor(t, "the second controller's first sync", c2.Synced)
+	waitFor(t, "the second controller's first sync", closed(c2.Synced()))
 	if got := a2.routes(); len(got) != 0 {
 		t.Errorf("routes of a class owned by another controller: got %v, want none", got)
 	}
@@ -165,7 +177,7 @@ func TestIngressChangesAreDebouncedAndStatusWrittenOnce(t *testing.T) {
 	ctx := t.Context()
 	create(t, cp.Client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, ingressClass("podpin", ControllerName))
 	c, a := runController(t, cp.Client, Options{PublishAddress: "lb.podpin.example", Debounce: 300 * time.Millisecond})
-	waitFor(t, "the first sync", c.Synced)
+	waitFor(t, "the first sync", closed(c.Synced()))
 	before := a.count()
 
 	const n = 10
@@ -211,7 +223,7 @@ func TestIngressWithABadAnnotationKeepsItsLastGoodRoutes(t *testing.T) {
 	create(t, cp.Client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, ingressClass("podpin", ControllerName),
 		classed("app", new("podpin"), map[string]string{AnnotationStickyHeader: "X-Cart"}))
 	c, a := runController(t, cp.Client, Options{})
-	waitFor(t, "the first sync", c.Synced)
+	waitFor(t, "the first sync", closed(c.Synced()))
 	header := func() string {
 		a.mu.Lock()
 		defer a.mu.Unlock()

@@ -408,6 +408,16 @@ type pushDiscoverer struct{ src *pushSource }
 
 func (d pushDiscoverer) Source(string, discovery.Spec) (discovery.Source, error) { return d.src, nil }
 
+// closed reports whether c is closed, without waiting.
+func closed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
 func TestEndpointSourceChangesPodsWithoutReload(t *testing.T) {
 	pods := threePods(t)
 	ep := func(p *testPod, st discovery.State) discovery.Endpoint {
@@ -424,11 +434,11 @@ func TestEndpointSourceChangesPodsWithoutReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	if p.Synced() {
+	if closed(p.Synced()) {
 		t.Error("synced before the source reported")
 	}
 	src.push([]discovery.Endpoint{ep(pods[0], discovery.Ready), ep(pods[1], discovery.Ready)})
-	if !p.Synced() {
+	if !closed(p.Synced()) {
 		t.Error("not synced after the source reported")
 	}
 	r, _ := p.route("web")

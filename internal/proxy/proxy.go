@@ -51,6 +51,13 @@ type Proxy struct {
 	// stop ends the endpoint sources and health checks of the routes now
 	// serving; nil before the first Apply and after Close.
 	stop func()
+
+	// guards synced and syncedClosed
+	syncMu sync.Mutex
+	// synced is closed once every route of the running configuration has
+	// had its first endpoint set (see Synced).
+	synced       chan struct{}
+	syncedClosed bool
 }
 
 // state is one applied configuration. Immutable; swapped whole.
@@ -94,6 +101,7 @@ func New(o Options) *Proxy {
 		discoverer: o.Discoverer,
 		shared:     o.Shared,
 		clock:      table.NewClock(),
+		synced:     make(chan struct{}),
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -181,6 +189,7 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 			stop()
 		}
 	}
+	p.noteSynced()
 	return nil
 }
 
@@ -278,7 +287,10 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 	}
 	r.onEndpoints = func(eps []discovery.Endpoint) {
 		p.updatePods(r, eps)
-		r.synced.Store(true)
+		if !r.synced.Load() {
+			r.synced.Store(true)
+			p.noteSynced()
+		}
 	}
 	r.newBackend = func(ep discovery.Endpoint) *backend {
 		return &backend{
@@ -336,15 +348,35 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 	return r, nil
 }
 
-// Synced reports whether every route has its pods: static routes at once,
-// routes with a source once it reported (the Kubernetes caches synced).
-func (p *Proxy) Synced() bool {
-	for _, r := range p.state.Load().routes {
-		if !r.synced.Load() {
-			return false
-		}
+// Synced returns a channel that is closed once every route of the running
+// configuration has its pods: a static route at once, a route that names a
+// Service once the Kubernetes caches synced, a DNS route at the first
+// answer. A configuration applied before then takes over: the channel
+// waits for its routes instead. Once closed, the channel stays closed; a
+// later Apply that brings a route without pods makes Synced return a new
+// one. Readiness waits on it.
+func (p *Proxy) Synced() <-chan struct{} {
+	p.syncMu.Lock()
+	defer p.syncMu.Unlock()
+	return p.synced
+}
+
+// noteSynced closes the synced channel when every route of the running
+// configuration has its pods, or replaces a closed one when not. It runs
+// after each Apply and each route's first report; reading the state under
+// syncMu makes the last of them decide.
+func (p *Proxy) noteSynced() {
+	p.syncMu.Lock()
+	defer p.syncMu.Unlock()
+	all := !slices.ContainsFunc(p.state.Load().routes, func(r *route) bool { return !r.synced.Load() })
+	switch {
+	case all && !p.syncedClosed:
+		close(p.synced)
+		p.syncedClosed = true
+	case !all && p.syncedClosed:
+		p.synced = make(chan struct{})
+		p.syncedClosed = false
 	}
-	return true
 }
 
 // updatePods installs a route's endpoint set, logging pods that come and go.

@@ -43,7 +43,7 @@ func TestStaticReloadTakesEffectWhenApplyReturns(t *testing.T) {
 	if got, want := now["web-2"].addr, strings.TrimPrefix(moved.url(), "http://"); got != want {
 		t.Errorf("web-2 at %s, want its new address %s", got, want)
 	}
-	if !h.p.Synced() {
+	if !closed(h.p.Synced()) {
 		t.Error("not synced after reloading static backends")
 	}
 	for key, want := range before {
@@ -84,5 +84,68 @@ func TestFailedApplyLeavesTheRunningRoutesAsTheyWere(t *testing.T) {
 		if got := h.podOf(key); got != want {
 			t.Fatalf("key %q moved from %s to %s after a failed apply", key, want, got)
 		}
+	}
+}
+
+// mixedDiscoverer gives routes that name a Service the push source, and
+// every other route its source from a discovery.Factory.
+type mixedDiscoverer struct {
+	push    *pushSource
+	factory discovery.Factory
+}
+
+func (d *mixedDiscoverer) Source(route string, s discovery.Spec) (discovery.Source, error) {
+	if s.Service != nil {
+		return d.push, nil
+	}
+	return d.factory.Source(route, s)
+}
+
+func TestSyncedFollowsTheRunningConfiguration(t *testing.T) {
+	pods := threePods(t)
+	src := &pushSource{updates: make(chan []discovery.Endpoint), applied: make(chan struct{})}
+	p := New(Options{Discoverer: &mixedDiscoverer{push: src}})
+	defer p.Close()
+	apply := func(routes ...config.Route) {
+		t.Helper()
+		c := &config.Config{Routes: routes}
+		c.SetDefaults()
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Apply(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	static := oneRoute(pods...).Routes[0]
+	service := config.Route{Name: "shop", Match: config.Match{Host: "shop.example"}, Service: &config.Service{Name: "web", Port: "http"}}
+
+	if closed(p.Synced()) {
+		t.Error("synced before any configuration was applied")
+	}
+	apply(static)
+	first := p.Synced()
+	if !closed(first) {
+		t.Fatal("static routes only: not synced when Apply returned")
+	}
+
+	apply(static, service)
+	second := p.Synced()
+	if closed(second) {
+		t.Error("synced with a route whose source has not reported")
+	}
+	if !closed(first) {
+		t.Error("a channel once closed was open again")
+	}
+
+	// A configuration applied before the sync takes the channel over.
+	static.Backends = static.Backends[:2]
+	apply(static, service)
+	if p.Synced() != second {
+		t.Error("a reload before the sync gave a new channel; waiters on the old one would wait forever")
+	}
+	src.push([]discovery.Endpoint{{Name: "web-0", Address: strings.TrimPrefix(pods[0].url(), "http://"), Weight: 1, State: discovery.Ready}})
+	if !closed(second) {
+		t.Error("not synced after the source reported")
 	}
 }
