@@ -60,7 +60,6 @@ func (t *podTransport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Reque
 		return false, err
 	}
 	conn := cc.Conn()
-	resp.ParseNetConn(conn)
 
 	bw := hc.AcquireWriter(conn)
 	err = req.Write(bw)
