@@ -8,6 +8,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"fmt"
 	"math"
 	"net"
@@ -172,6 +173,41 @@ type Redis struct {
 	DialTimeout time.Duration `yaml:"dialTimeout"`
 }
 
+// Password reads the Redis password: from PasswordFile (trailing line
+// breaks ignored), else from the variable PasswordEnv names, else "". A
+// password file that cannot be read is an error naming the field.
+func (r *Redis) Password() (string, error) {
+	switch {
+	case r.PasswordFile != "":
+		b, err := os.ReadFile(r.PasswordFile)
+		if err != nil {
+			return "", FieldError{Path: "store.redis.passwordFile", Msg: err.Error()}
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	case r.PasswordEnv != "":
+		return os.Getenv(r.PasswordEnv), nil
+	}
+	return "", nil
+}
+
+// RootCAs reads TLSCAFile when TLS is on (TLS, or a rediss:// URL): nil
+// when it is not set or TLS is off (the system's roots), an error naming the
+// field when it cannot be read or holds no certificate.
+func (r *Redis) RootCAs() (*x509.CertPool, error) {
+	if r.TLSCAFile == "" || !(r.TLS || strings.HasPrefix(r.URL, "rediss://")) {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(r.TLSCAFile)
+	if err != nil {
+		return nil, FieldError{Path: "store.redis.tlsCAFile", Msg: err.Error()}
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, FieldError{Path: "store.redis.tlsCAFile", Msg: "no certificate in it"}
+	}
+	return pool, nil
+}
+
 // State configures the snapshot file of the stick tables.
 type State struct {
 	// File is where the tables are saved on shutdown and every Interval, and
@@ -206,8 +242,10 @@ type Admin struct {
 // HasToken reports whether a token source is configured.
 func (a *Admin) HasToken() bool { return a.TokenFile != "" || a.TokenEnv != "" }
 
-// Token reads the configured token: "" when none is configured, an error
-// naming the field when its source is missing or empty.
+// Token reads the configured token: "" when none is configured on a
+// loopback address, an error naming the field when its source is missing or
+// empty, or when there is none and the address is not loopback (the API can
+// move and drop every session).
 func (a *Admin) Token() (string, error) {
 	switch {
 	case a.TokenFile != "":
@@ -226,8 +264,16 @@ func (a *Admin) Token() (string, error) {
 			return "", FieldError{Path: "admin.tokenEnv", Msg: fmt.Sprintf("environment variable %q is unset or empty", a.TokenEnv)}
 		}
 		return t, nil
+	case !a.IsLoopback():
+		return "", FieldError{Path: "admin.tokenFile", Msg: tokenRequired(a.Address)}
 	}
 	return "", nil
+}
+
+// tokenRequired says why an admin listener that is not loopback needs a
+// token.
+func tokenRequired(addr string) string {
+	return fmt.Sprintf("a token is required when admin.address %q is not a loopback address (set admin.tokenFile or admin.tokenEnv)", addr)
 }
 
 // IsLoopback reports whether the admin address only accepts connections

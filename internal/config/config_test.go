@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -112,5 +113,64 @@ func TestUnknownFieldsWithOddNamesStillHaveAPath(t *testing.T) {
 	want := `"": unknown field (line 1)` + "\n" + `routes[0]."x.y": unknown field (line 2)`
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v, want:\n%s", err, want)
+	}
+}
+
+func TestRoutesOptionalAcceptsNoRoutesAndChecksTheRest(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		rules Rules
+		file  string
+		want  string // "" for valid
+	}{
+		{"routes are required by default", Rules{}, "listeners: [{address: 127.0.0.1:8080}]\n", "routes: at least one route is required"},
+		{"no routes when they are optional", Rules{RoutesOptional: true}, "listeners: [{address: 127.0.0.1:8080}]\n", ""},
+		{"an empty file when they are optional", Rules{RoutesOptional: true}, "", ""},
+		{"the other fields are still checked", Rules{RoutesOptional: true}, "shutdown: {delay: -1s}\n", "shutdown.delay: must not be negative"},
+		{"routes given are still checked", Rules{RoutesOptional: true}, "routes: [{name: a}]\n", "routes[0].backends: a route needs pods"},
+		{"unknown fields are still errors", Rules{RoutesOptional: true}, "rotes: []\n", "rotes: unknown field (line 1)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := tt.rules.Parse([]byte(tt.file))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("got error %v, want none", err)
+			case tt.want == "":
+				if c.Admin.Address != DefaultAdmin {
+					t.Errorf("admin address: got %q, want the default %q", c.Admin.Address, DefaultAdmin)
+				}
+				if err := tt.rules.Validate(c); err != nil {
+					t.Errorf("Validate after Parse: %v", err)
+				}
+			case err == nil || !strings.Contains(err.Error(), tt.want):
+				t.Errorf("got error %v, want one with %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestTokenIsRequiredOffLoopback(t *testing.T) {
+	t.Setenv("PODPIN_TEST_TOKEN", " env-token\n")
+	for _, tt := range []struct {
+		name  string
+		admin Admin
+		want  string // token, or the error with "error: " before it
+	}{
+		{"loopback needs none", Admin{Address: "127.0.0.1:9901"}, ""},
+		{"localhost needs none", Admin{Address: "localhost:9901"}, ""},
+		{"every interface needs one", Admin{Address: "0.0.0.0:9901"}, `error: admin.tokenFile: a token is required when admin.address "0.0.0.0:9901" is not a loopback address (set admin.tokenFile or admin.tokenEnv)`},
+		{"a variable gives one", Admin{Address: "0.0.0.0:9901", TokenEnv: "PODPIN_TEST_TOKEN"}, "env-token"},
+		{"an empty variable is an error", Admin{Address: "127.0.0.1:9901", TokenEnv: "PODPIN_TEST_UNSET"}, `error: admin.tokenEnv: environment variable "PODPIN_TEST_UNSET" is unset or empty`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			token, err := tt.admin.Token()
+			got := token
+			if err != nil {
+				got = "error: " + err.Error()
+			}
+			if got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -12,18 +12,35 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
+// Rules say what a configuration must hold beyond being well formed. The
+// zero value is what Load, Parse and Validate check: at least one route.
+type Rules struct {
+	// RoutesOptional accepts a configuration without routes, as an Ingress
+	// controller's may be: the Ingresses bring them. Default false: at least
+	// one route is required.
+	RoutesOptional bool
+}
+
 // Load reads, decodes, defaults and validates the configuration file at path.
-func Load(path string) (*Config, error) {
+func Load(path string) (*Config, error) { return Rules{}.Load(path) }
+
+// Parse decodes a configuration strictly, applies defaults and validates it.
+// A returned Errors value lists every problem with its field path.
+func Parse(data []byte) (*Config, error) { return Rules{}.Parse(data) }
+
+// Load reads, decodes, defaults and validates the configuration file at path
+// under the rules.
+func (r Rules) Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	return Parse(data)
+	return r.Parse(data)
 }
 
-// Parse decodes a configuration strictly, applies defaults and validates it.
-// A returned Errors value lists every problem with its field path.
-func Parse(data []byte) (*Config, error) {
+// Parse decodes a configuration strictly, applies defaults and validates it
+// under the rules.
+func (r Rules) Parse(data []byte) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, fmt.Errorf("config is not valid YAML: %w", err)
@@ -38,7 +55,7 @@ func Parse(data []byte) (*Config, error) {
 		return nil, decodeError(err)
 	}
 	c.SetDefaults()
-	if err := c.Validate(); err != nil {
+	if err := r.Validate(&c); err != nil {
 		return nil, err
 	}
 	return &c, nil

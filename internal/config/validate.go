@@ -40,7 +40,11 @@ var (
 
 // Validate checks a configuration after SetDefaults. It returns nil or an
 // Errors value listing every problem with its field path.
-func (c *Config) Validate() error {
+func (c *Config) Validate() error { return Rules{}.Validate(c) }
+
+// Validate checks c after SetDefaults under the rules. It returns nil or an
+// Errors value listing every problem with its field path.
+func (r Rules) Validate(c *Config) error {
 	var v validator
 	if len(c.Listeners) == 0 {
 		v.add("listeners", "at least one listener is required")
@@ -55,7 +59,7 @@ func (c *Config) Validate() error {
 	case a.TokenEnv != "" && strings.ContainsAny(a.TokenEnv, "= \t\n"):
 		v.add("admin.tokenEnv", fmt.Sprintf("%q is not an environment variable name", a.TokenEnv))
 	case !a.HasToken() && a.Address != "" && !a.IsLoopback():
-		v.add("admin.tokenFile", fmt.Sprintf("a token is required when admin.address %q is not a loopback address (set admin.tokenFile or admin.tokenEnv)", a.Address))
+		v.add("admin.tokenFile", tokenRequired(a.Address))
 	}
 	if h := c.PodHeaderName(); h != "" {
 		v.headerName("podHeader", h)
@@ -105,18 +109,18 @@ func (c *Config) Validate() error {
 		c.Store.Redis.validate(&v, "store.redis")
 	}
 
-	if len(c.Routes) == 0 {
+	if len(c.Routes) == 0 && !r.RoutesOptional {
 		v.add("routes", "at least one route is required")
 	}
 	seen := map[string]int{}
 	for i := range c.Routes {
 		path := fmt.Sprintf("routes[%d]", i)
-		r := &c.Routes[i]
-		if prev, dup := seen[r.Name]; dup && r.Name != "" {
-			v.add(path+".name", fmt.Sprintf("%q is already the name of routes[%d]", r.Name, prev))
+		rt := &c.Routes[i]
+		if prev, dup := seen[rt.Name]; dup && rt.Name != "" {
+			v.add(path+".name", fmt.Sprintf("%q is already the name of routes[%d]", rt.Name, prev))
 		}
-		seen[r.Name] = i
-		r.validate(&v, path)
+		seen[rt.Name] = i
+		rt.validate(&v, path)
 	}
 	if len(v.errs) == 0 {
 		return nil

@@ -72,8 +72,8 @@ type Options struct {
 	Class string
 	// Static is the configuration the Ingress routes join: its listeners,
 	// store and other settings, and its routes, which come first. It must be
-	// defaulted and valid except that it may have no routes. Nil: defaults
-	// and no static routes.
+	// defaulted and valid under config.Rules{RoutesOptional: true}: it may
+	// have no routes. Nil: defaults and no static routes.
 	Static *config.Config
 	// PublishAddress is the IP or host name written to the status of served
 	// Ingresses. Empty: see PublishService.
@@ -449,7 +449,8 @@ func (c *Controller) rebuildLocked(force bool) error {
 	}
 	cfg := merge(c.static, specs, routes)
 	cfg.SetDefaults()
-	if err := validMerged(cfg); err != nil {
+	// No static routes and no Ingress yet is a configuration with no routes.
+	if err := (config.Rules{RoutesOptional: true}).Validate(cfg); err != nil {
 		// Each Ingress was validated alone and names are made unique,
 		// so this is a bug; keep serving what runs.
 		return fmt.Errorf("merged configuration is invalid: %w", err)
@@ -520,26 +521,6 @@ func (c *Controller) serves(ing *networkingv1.Ingress, defaultClass bool) bool {
 		return a == c.class
 	}
 	return defaultClass
-}
-
-// validMerged validates a merged configuration, which may have no routes at
-// all (no static routes and no Ingress yet).
-func validMerged(cfg *config.Config) error {
-	err := cfg.Validate()
-	var errs config.Errors
-	if err == nil || !errors.As(err, &errs) {
-		return err
-	}
-	var rest config.Errors
-	for _, e := range errs {
-		if !(e.Path == "routes" && len(cfg.Routes) == 0) {
-			rest = append(rest, e)
-		}
-	}
-	if len(rest) == 0 {
-		return nil
-	}
-	return rest
 }
 
 func addressList(es []networkingv1.IngressLoadBalancerIngress) []string {
