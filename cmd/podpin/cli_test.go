@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/podpin/podpin/internal/admin"
-	"github.com/podpin/podpin/internal/proxy"
 )
 
 // cliResult is what a CLI run printed and how it exited.
@@ -21,9 +20,9 @@ type cliResult struct {
 	code           int
 }
 
-// cli runs the podpin binary with args and env (NAME=value) added to a
+// runCLI runs the podpin binary with args and env (NAME=value) added to a
 // clean environment.
-func cli(t *testing.T, env []string, args ...string) cliResult {
+func runCLI(t *testing.T, env []string, args ...string) cliResult {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
@@ -44,7 +43,7 @@ func cli(t *testing.T, env []string, args ...string) cliResult {
 // ok runs the CLI and fails the test unless it succeeds.
 func (p *process) ok(t *testing.T, args ...string) string {
 	t.Helper()
-	r := cli(t, []string{"PODPIN_ADMIN=" + p.admin}, args...)
+	r := runCLI(t, []string{"PODPIN_ADMIN=" + p.admin}, args...)
 	if r.code != 0 {
 		t.Fatalf("podpin %s: exit %d, stderr %q", strings.Join(args, " "), r.code, r.stderr)
 	}
@@ -118,7 +117,7 @@ func TestSessionCommands(t *testing.T) {
 			t.Errorf("sessions list: key %q on %q, want %q", k, onPod[k], v)
 		}
 	}
-	var page proxy.SessionPage
+	var page admin.SessionPage
 	if err := json.Unmarshal([]byte(p.ok(t, "sessions", "list", "--pod", "web-2", "-o", "json")), &page); err != nil {
 		t.Fatalf("sessions list -o json: %v", err)
 	}
@@ -129,11 +128,11 @@ func TestSessionCommands(t *testing.T) {
 		t.Errorf("sessions list --prefix car: got %q, want carol's key only", out)
 	}
 	// Pages of one, followed to the end.
-	r := cli(t, []string{"PODPIN_ADMIN=" + p.admin}, "sessions", "list", "--limit", "1")
+	r := runCLI(t, []string{"PODPIN_ADMIN=" + p.admin}, "sessions", "list", "--limit", "1")
 	if r.code != 0 || len(rows(r.stdout)) != 2 || !strings.Contains(r.stderr, "--cursor") {
 		t.Errorf("sessions list --limit 1: got %q, stderr %q, want one row and a hint to go on", r.stdout, r.stderr)
 	}
-	page = proxy.SessionPage{}
+	page = admin.SessionPage{}
 	if err := json.Unmarshal([]byte(p.ok(t, "sessions", "list", "--limit", "1", "--all", "-o", "json")), &page); err != nil || len(page.Sessions) != 3 {
 		t.Errorf("sessions list --limit 1 --all: got %d sessions (%v), want 3", len(page.Sessions), err)
 	}
@@ -162,7 +161,7 @@ func TestSessionCommands(t *testing.T) {
 	if out := p.ok(t, "sessions", "unpin", "bob"); !strings.Contains(out, `unpinned "bob"`) {
 		t.Errorf("sessions unpin bob: got %q", out)
 	}
-	r = cli(t, []string{"PODPIN_ADMIN=" + p.admin}, "sessions", "get", "bob")
+	r = runCLI(t, []string{"PODPIN_ADMIN=" + p.admin}, "sessions", "get", "bob")
 	if r.code != 1 || r.stderr != "podpin: key is not pinned\n" {
 		t.Errorf("sessions get bob after unpin: got exit %d, stderr %q; want 1, one line", r.code, r.stderr)
 	}
@@ -196,7 +195,7 @@ func TestCommandErrors(t *testing.T) {
 		{"nobody listening", []string{"routes", "--admin", "127.0.0.1:1"}, `podpin: cannot reach the admin API at http://127.0.0.1:1: connection refused (set --admin or PODPIN_ADMIN)`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			r := cli(t, env, tt.args...)
+			r := runCLI(t, env, tt.args...)
 			if r.code != 1 || r.stderr != tt.want+"\n" {
 				t.Errorf("podpin %v: got exit %d, stderr %q; want exit 1, %q", tt.args, r.code, r.stderr, tt.want)
 			}
@@ -219,11 +218,11 @@ func TestCommandsWithToken(t *testing.T) {
 	}
 	addr := "PODPIN_ADMIN=127.0.0.1:" + port
 
-	r := cli(t, []string{addr}, "routes")
+	r := runCLI(t, []string{addr}, "routes")
 	if r.code != 1 || !strings.Contains(r.stderr, "missing or wrong bearer token (give --token or set PODPIN_ADMIN_TOKEN)") {
 		t.Errorf("routes without a token: got exit %d, stderr %q; want 1 and a hint", r.code, r.stderr)
 	}
-	r = cli(t, []string{addr, "PODPIN_ADMIN_TOKEN=wrong"}, "routes")
+	r = runCLI(t, []string{addr, "PODPIN_ADMIN_TOKEN=wrong"}, "routes")
 	if r.code != 1 || strings.Contains(r.stderr, "t0ken") {
 		t.Errorf("routes with a wrong token: got exit %d, stderr %q; want 1, no token echoed", r.code, r.stderr)
 	}
@@ -232,7 +231,7 @@ func TestCommandsWithToken(t *testing.T) {
 		if len(env) == 1 {
 			args = append(args, "--token", "t0ken-for-tests")
 		}
-		if r := cli(t, env, args...); r.code != 0 || !strings.Contains(r.stdout, "default") {
+		if r := runCLI(t, env, args...); r.code != 0 || !strings.Contains(r.stdout, "default") {
 			t.Errorf("routes %v with the token: got exit %d, %q %q", env, r.code, r.stdout, r.stderr)
 		}
 	}
@@ -254,7 +253,7 @@ func TestServeRefusesAnOpenAdminListenerWithoutToken(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"serve", "--listen", "127.0.0.1:0", "--backend", "web-0=" + pod}, tt.args...)
-			r := cli(t, nil, args...)
+			r := runCLI(t, nil, args...)
 			if r.code != 1 || !strings.Contains(r.stderr, tt.want) {
 				t.Errorf("podpin %v: got exit %d, stderr %q; want exit 1 naming %q", args, r.code, r.stderr, tt.want)
 			}

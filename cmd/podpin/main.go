@@ -20,6 +20,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/podpin/podpin/internal/cli"
 )
 
 // version is set at link time (-ldflags "-X main.version=v1.2.3"); otherwise
@@ -67,12 +69,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return demoCmd(ctx, args[1:], stdout, stderr)
 	case "validate":
 		return validateCmd(args[1:], stdout, stderr)
-	case "sessions":
-		return sessionsCmd(args[1:], stdout, stderr)
-	case "pods":
-		return podsCmd(args[1:], stdout, stderr)
-	case "routes":
-		return routesCmd(args[1:], stdout, stderr)
+	case "sessions", "pods", "routes":
+		env := cli.Env{Stdout: stdout, Stderr: stderr, Getenv: os.Getenv, UserAgent: "podpin-cli/" + versionString()}
+		return cli.Run(ctx, args[0], args[1:], env)
 	case "version":
 		fmt.Fprintln(stdout, "podpin", versionString())
 		return nil

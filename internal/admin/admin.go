@@ -29,19 +29,29 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/podpin/podpin/internal/proxy"
+	"github.com/podpin/podpin/internal/table"
 )
 
-// Inspector is the proxy's inspection and editing API the admin server
-// serves. *proxy.Proxy implements it.
-type Inspector interface {
-	Routes() []proxy.RouteInfo
-	Route(name string) (proxy.RouteInfo, error)
-	Pods(route string) ([]proxy.PodInfo, error)
+// Reader reads the proxy's routes, pods and sessions, in the proxy's terms;
+// the API translates them into its JSON (wire.go).
+type Reader interface {
+	Routes() []proxy.RouteStatus
+	Route(name string) (proxy.RouteStatus, error)
 	Sessions(route string, q proxy.SessionQuery) (proxy.SessionPage, error)
-	Session(route, key string) (proxy.Session, error)
-	Pin(route, key, pod string) (proxy.Session, error)
+	Session(route, key string) (table.Entry, error)
+}
+
+// Editor moves and drops the proxy's sessions.
+type Editor interface {
+	Pin(route, key, pod string) (table.Entry, error)
 	Unpin(route, key string) (bool, error)
 	ClearPod(route, pod string) (int, error)
+}
+
+// Inspector is what the API and the console serve: reads and edits.
+type Inspector interface {
+	Reader
+	Editor
 }
 
 var _ Inspector = (*proxy.Proxy)(nil)

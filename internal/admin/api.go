@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/podpin/podpin/internal/proxy"
 )
@@ -58,126 +55,61 @@ func (m methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed here; allowed: %s", r.Method, strings.Join(allow, ", ")))
 }
 
-// RouteList is the answer of GET /api/v1/routes.
-type RouteList struct {
-	Routes []proxy.RouteInfo `json:"routes"`
-}
-
-// PodList is the answer of GET /api/v1/routes/{route}/pods.
-type PodList struct {
-	Route string          `json:"route"`
-	Pods  []proxy.PodInfo `json:"pods"`
-}
-
-// PinRequest is the body of PUT /api/v1/routes/{route}/sessions/{key}.
-type PinRequest struct {
-	Pod string `json:"pod"`
-}
-
-// Cleared is the answer of DELETE /api/v1/routes/{route}/sessions?pod=P.
-type Cleared struct {
-	Cleared int `json:"cleared"`
-}
-
 func (s *Server) listRoutes(w http.ResponseWriter, _ *http.Request) {
 	routes := s.proxy.Routes()
-	if routes == nil {
-		routes = []proxy.RouteInfo{}
+	list := RouteList{Routes: make([]Route, len(routes))}
+	for i, rs := range routes {
+		list.Routes[i] = routeOf(rs)
 	}
-	writeJSON(w, http.StatusOK, RouteList{Routes: routes})
+	writeJSON(w, http.StatusOK, list)
 }
 
 func (s *Server) getRoute(w http.ResponseWriter, r *http.Request) {
-	info, err := s.proxy.Route(r.PathValue("route"))
+	rs, err := s.proxy.Route(r.PathValue("route"))
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, info)
+	writeJSON(w, http.StatusOK, routeOf(rs))
 }
 
 func (s *Server) listPods(w http.ResponseWriter, r *http.Request) {
 	route := r.PathValue("route")
-	pods, err := s.proxy.Pods(route)
+	rs, err := s.proxy.Route(route)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	if pods == nil {
-		pods = []proxy.PodInfo{}
-	}
-	writeJSON(w, http.StatusOK, PodList{Route: route, Pods: pods})
+	writeJSON(w, http.StatusOK, PodList{Route: route, Pods: podsOf(rs.Pods)})
 }
 
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
 	route := r.PathValue("route")
-	info, err := s.proxy.Route(route)
+	rs, err := s.proxy.Route(route)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	q, err := parseQuery(r.URL.Query())
+	q, err := ParseSessionQuery(r.URL.Query())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if q.Prefix != "" && !info.Table.RawKeys {
+	if q.Prefix != "" && !rs.Table.KeepRawKeys {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("prefix: route %q does not keep raw keys (table.keepRawKeys), so it cannot filter by them", route))
 		return
 	}
-	q.Now = s.now()
-	page, err := s.proxy.Sessions(route, q)
+	pq, err := q.proxyQuery(s.now())
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, page)
-}
-
-// parseQuery reads the filters of a session listing; an error names the
-// parameter.
-func parseQuery(v url.Values) (proxy.SessionQuery, error) {
-	var q proxy.SessionQuery
-	for name, vals := range v {
-		if len(vals) > 1 {
-			return q, fmt.Errorf("%s: given %d times, want once", name, len(vals))
-		}
-		val := vals[0]
-		var err error
-		switch name {
-		case "pod":
-			q.Pod = val
-		case "prefix":
-			q.Prefix = val
-		case "cursor":
-			q.Cursor = val
-		case "minAge":
-			q.MinAge, err = parseDuration(val)
-		case "maxAge":
-			q.MaxAge, err = parseDuration(val)
-		case "idle":
-			q.IdleOver, err = parseDuration(val)
-		case "limit":
-			q.Limit, err = strconv.Atoi(val)
-			if err != nil || q.Limit < 1 || q.Limit > 1000 {
-				err = fmt.Errorf("%q must be a number from 1 to 1000", val)
-			}
-		default:
-			return q, fmt.Errorf("%s: unknown parameter; use pod, prefix, minAge, maxAge, idle, limit or cursor", name)
-		}
-		if err != nil {
-			return q, fmt.Errorf("%s: %w", name, err)
-		}
+	page, err := s.proxy.Sessions(route, pq)
+	if err != nil {
+		s.fail(w, err)
+		return
 	}
-	return q, nil
-}
-
-func parseDuration(v string) (time.Duration, error) {
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("%q must be a non-negative duration such as 90s, 5m or 2h", v)
-	}
-	return d, nil
+	writeJSON(w, http.StatusOK, pageOf(page))
 }
 
 func (s *Server) clearSessions(w http.ResponseWriter, r *http.Request) {
@@ -208,12 +140,12 @@ func (s *Server) clearSessions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
-	sess, err := s.proxy.Session(r.PathValue("route"), r.PathValue("key"))
+	e, err := s.proxy.Session(r.PathValue("route"), r.PathValue("key"))
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, sess)
+	writeJSON(w, http.StatusOK, sessionOf(e))
 }
 
 func (s *Server) pinSession(w http.ResponseWriter, r *http.Request) {
@@ -237,11 +169,12 @@ func (s *Server) pinSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "pod: is required, as in {\"pod\": \"web-1\"}")
 		return
 	}
-	sess, err := s.proxy.Pin(route, r.PathValue("key"), body.Pod)
+	e, err := s.proxy.Pin(route, r.PathValue("key"), body.Pod)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
+	sess := sessionOf(e)
 	// The key itself is never logged: it may be a credential.
 	s.log.Info("session pinned", "route", route, "pod", body.Pod, "digest", sess.Digest)
 	writeJSON(w, http.StatusOK, sess)

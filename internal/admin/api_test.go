@@ -14,7 +14,6 @@ import (
 
 	"github.com/podpin/podpin/internal/admin"
 	"github.com/podpin/podpin/internal/config"
-	"github.com/podpin/podpin/internal/proxy"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -118,7 +117,7 @@ func TestAPIGolden(t *testing.T) {
 		if code != s.want {
 			t.Errorf("%s: %s %s: got status %d, want %d; body %s", s.name, s.method, path, code, s.want, body)
 		}
-		var page proxy.SessionPage
+		var page admin.SessionPage
 		listing := strings.Contains(path, "/sessions") && code == 200 && s.method == "GET" &&
 			json.Unmarshal([]byte(body), &page) == nil && page.Sessions != nil
 		if listing {
@@ -152,9 +151,9 @@ func TestAPIGolden(t *testing.T) {
 // the cursor shown as <cursor>. A page of a longer listing holds sessions
 // that depend on that order, so it is shown as a count (the test checks
 // the pages together).
-func orderFree(t *testing.T, page proxy.SessionPage, partial bool) string {
+func orderFree(t *testing.T, page admin.SessionPage, partial bool) string {
 	t.Helper()
-	slices.SortFunc(page.Sessions, func(a, b proxy.Session) int { return strings.Compare(a.Digest, b.Digest) })
+	slices.SortFunc(page.Sessions, func(a, b admin.Session) int { return strings.Compare(a.Digest, b.Digest) })
 	if page.Next != "" {
 		page.Next = "<cursor>"
 	}
@@ -207,7 +206,7 @@ func TestSessionTimes(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("get: got %d %s, want 200", code, body)
 	}
-	var s proxy.Session
+	var s admin.Session
 	if err := json.Unmarshal([]byte(body), &s); err != nil {
 		t.Fatal(err)
 	}

@@ -9,10 +9,8 @@ import (
 	"github.com/podpin/podpin/internal/proxy"
 )
 
-// ErrorBody is the body of every error answer.
-type ErrorBody struct {
-	Error string `json:"error"`
-}
+// errBadCursor means a listing's cursor is not one the API gave.
+var errBadCursor = errors.New("invalid cursor")
 
 // fail answers an error of the inspection API with its status: 404 for an
 // unknown route or an unpinned key, 400 for an unknown pod or a bad cursor,
@@ -23,7 +21,7 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, proxy.ErrNoSuchPod):
 		writeError(w, http.StatusBadRequest, "pod: "+err.Error())
-	case errors.Is(err, proxy.ErrBadCursor):
+	case errors.Is(err, errBadCursor):
 		writeError(w, http.StatusBadRequest, "cursor: "+err.Error()+"; pass the next value of the previous page")
 	default:
 		s.log.Error("admin request failed", "error", err)

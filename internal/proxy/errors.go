@@ -45,6 +45,14 @@ var (
 // errForeignDigest means a snapshot was written under another key secret.
 var errForeignDigest = errors.New("state was saved under another key secret; its digests cannot match")
 
+// Errors of the inspection and editing API (inspect.go); the admin API
+// answers 404 for a route or a key it does not find, 400 for a pod.
+var (
+	ErrNoSuchRoute   = errors.New("no such route")
+	ErrNoSuchPod     = errors.New("no such pod in the route")
+	ErrNoSuchSession = errors.New("key is not pinned")
+)
+
 // Rebind reasons, as counted in podpin_table_rebinds_total.
 const (
 	reasonGone          = "gone"           // pod left the endpoint set

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,98 +8,73 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/store"
 	"github.com/podpin/podpin/internal/table"
 )
 
-// Errors of the inspection API; the admin API maps them to 404 and 400.
-var (
-	ErrNoSuchRoute   = errors.New("no such route")
-	ErrNoSuchPod     = errors.New("no such pod in the route")
-	ErrNoSuchSession = errors.New("key is not pinned")
-	ErrBadCursor     = errors.New("invalid cursor")
-)
-
-// RouteInfo describes one route for operators.
-type RouteInfo struct {
-	Name      string            `json:"name"`
-	Host      string            `json:"host,omitempty"`
-	Prefix    string            `json:"pathPrefix,omitempty"`
-	Path      string            `json:"path,omitempty"`
-	Headers   map[string]string `json:"headers,omitempty"`
-	KeyHeader string            `json:"keyHeader"`
-	Balancer  string            `json:"balancer"`
-	Missing   string            `json:"missing"`
-	Strict    bool              `json:"strict"`
-	Drain     bool              `json:"drain"`
-	Pods      int               `json:"pods"`
-	Table     TableInfo         `json:"table"`
+// RouteStatus is a route as the proxy runs it: its match and settings, its
+// stick table's settings and counters, its pods, and the sessions moved off
+// them.
+type RouteStatus struct {
+	Name string
+	// Host, PathPrefix and Path are the route's match; empty matches any.
+	Host, PathPrefix, Path string
+	// Headers are the request headers the route matches on; nil: none.
+	Headers   map[string]string
+	KeyHeader string
+	Balancer  string
+	Missing   string
+	Strict    bool
+	Drain     bool
+	// Table holds the stick table's settings, TableStats its size and
+	// counters.
+	Table      config.Table
+	TableStats table.Stats
+	// Pods are the route's pods, in source order.
+	Pods []PodStatus
 	// Rebinds counts sessions moved off the route's pods, by reason.
-	Rebinds map[string]uint64 `json:"rebinds"`
+	Rebinds map[string]uint64
 }
 
-// TableInfo is a stick table's size, settings and counters.
-type TableInfo struct {
-	Entries         int     `json:"entries"`
-	MaxEntries      int     `json:"maxEntries"`
-	IdleTimeout     string  `json:"idleTimeout"`
-	AbsoluteTimeout string  `json:"absoluteTimeout,omitempty"`
-	RawKeys         bool    `json:"rawKeys"`
-	Hits            uint64  `json:"hits"`
-	Misses          uint64  `json:"misses"`
-	Inserts         uint64  `json:"inserts"`
-	Evictions       uint64  `json:"evictions"`
-	IdleExpired     uint64  `json:"idleExpired"`
-	AbsoluteExpired uint64  `json:"absoluteExpired"`
-	HitRatio        float64 `json:"hitRatio"`
+// PodStatus is one pod of a route.
+type PodStatus struct {
+	Name    string
+	Address string
+	// State is ready, draining, not-ready, ejected or unhealthy.
+	State    string
+	Weight   int
+	InFlight int64
+	Sessions int64
+	Requests uint64
+	// Rebinds counts sessions moved off the pod, by reason.
+	Rebinds map[string]uint64
 }
 
-// PodInfo describes one pod of a route.
-type PodInfo struct {
-	Name    string `json:"name"`
-	Address string `json:"address"`
-	// State is ready, draining, not-ready or ejected.
-	State    string            `json:"state"`
-	Weight   int               `json:"weight"`
-	InFlight int64             `json:"inFlight"`
-	Sessions int64             `json:"sessions"`
-	Requests uint64            `json:"requests"`
-	Rebinds  map[string]uint64 `json:"rebinds"`
-}
-
-// Session is one pinned key.
-type Session struct {
-	// Key is the raw key, present only when the route keeps raw keys.
-	Key string `json:"key,omitempty"`
-	// Digest is the 128-bit digest the table stores, in hex.
-	Digest   string    `json:"digest"`
-	Pod      string    `json:"pod"`
-	Created  time.Time `json:"created"`
-	LastUsed time.Time `json:"lastUsed"`
-	Hits     uint64    `json:"hits"`
-}
-
-// SessionQuery filters and pages a session listing.
+// SessionQuery selects a page of a route's pinned sessions.
 type SessionQuery struct {
-	Pod       string        // only sessions pinned to this pod
-	Prefix    string        // only raw keys with this prefix (routes that keep raw keys)
-	MinAge    time.Duration // only sessions created at least this long ago
-	MaxAge    time.Duration // only sessions created at most this long ago; 0: any
-	IdleOver  time.Duration // only sessions unused at least this long
-	Limit     int           // most sessions returned; 0 means 100; at most 1000
-	Cursor    string        // from the previous page's Next; "" starts
-	Now       time.Time     // reference for ages; zero means time.Now()
-	scanLimit int           // entries examined before returning a partial page
+	Pod    string        // only sessions pinned to this pod; "": any
+	Prefix string        // only raw keys with this prefix (routes that keep raw keys); "": any
+	MinAge time.Duration // only sessions created at least this long ago; 0: any
+	MaxAge time.Duration // only sessions created at most this long ago; 0: any
+	Idle   time.Duration // only sessions unused at least this long; 0: any
+	Now    time.Time     // reference for ages; zero means time.Now()
+	Limit  int           // most sessions on the page; below 1 counts as 1
+	From   uint64        // where the listing goes on: the previous page's Next; 0 starts
 }
 
-// SessionPage is one page of a listing. Next is "" at the end. A listing
-// taken while the table changes is approximate (entries may be missed or
-// repeated, as with Redis SCAN); a table that does not change is listed
-// exactly once.
+// SessionPage is one page of a listing. A listing taken while the table
+// changes is approximate (entries may be missed or repeated, as with Redis
+// SCAN); a table that does not change is listed exactly once.
 type SessionPage struct {
-	Sessions []Session `json:"sessions"`
-	Next     string    `json:"next,omitempty"`
+	Sessions []table.Entry
+	// Next is where the listing goes on; 0 at the end.
+	Next uint64
 }
+
+// maxScan bounds the entries one page examines, so a filter that matches
+// little returns a partial page rather than holding the table long.
+const maxScan = 100_000
 
 func (p *Proxy) route(name string) (*route, error) {
 	for _, r := range p.state.Load().routes {
@@ -112,97 +86,74 @@ func (p *Proxy) route(name string) (*route, error) {
 }
 
 // Routes describes every route, in configuration order.
-func (p *Proxy) Routes() []RouteInfo {
-	var out []RouteInfo
+func (p *Proxy) Routes() []RouteStatus {
+	var out []RouteStatus
 	for _, r := range p.state.Load().routes {
-		out = append(out, r.info())
+		out = append(out, r.status())
 	}
 	return out
 }
 
 // Route describes one route.
-func (p *Proxy) Route(name string) (RouteInfo, error) {
+func (p *Proxy) Route(name string) (RouteStatus, error) {
 	r, err := p.route(name)
 	if err != nil {
-		return RouteInfo{}, err
+		return RouteStatus{}, err
 	}
-	return r.info(), nil
+	return r.status(), nil
 }
 
-func (r *route) info() RouteInfo {
-	s := r.table.Stats()
-	tc := r.tableConfig
-	ti := TableInfo{
-		Entries: s.Entries, MaxEntries: tc.MaxEntries, IdleTimeout: tc.IdleTimeout.String(),
-		RawKeys: tc.KeepRawKeys, Hits: s.Hits, Misses: s.Misses, Inserts: s.Inserts,
-		Evictions: s.Evictions, IdleExpired: s.IdleExpired, AbsoluteExpired: s.AbsoluteExpired,
-	}
-	if tc.AbsoluteTimeout > 0 {
-		ti.AbsoluteTimeout = tc.AbsoluteTimeout.String()
-	}
-	if n := s.Hits + s.Misses; n > 0 {
-		ti.HitRatio = float64(s.Hits) / float64(n)
-	}
-	info := RouteInfo{
-		Name: r.name, Host: string(r.host), Prefix: string(r.pathPrefix), Path: string(r.path),
+func (r *route) status() RouteStatus {
+	st := RouteStatus{
+		Name: r.name, Host: string(r.host), PathPrefix: string(r.pathPrefix), Path: string(r.path),
 		KeyHeader: r.key.header, Balancer: r.balName, Missing: r.missingName,
-		Strict: r.strict, Drain: r.drain, Pods: len(r.pods.Load().all),
-		Table: ti, Rebinds: r.rebinds.byReason(""),
+		Strict: r.strict, Drain: r.drain, Table: r.tableConfig, TableStats: r.table.Stats(),
+		Rebinds: r.rebinds.byReason(""),
 	}
 	if len(r.headers) > 0 {
-		info.Headers = map[string]string{}
+		st.Headers = map[string]string{}
 		for _, h := range r.headers {
-			info.Headers[h.name] = string(h.value)
+			st.Headers[h.name] = string(h.value)
 		}
 	}
-	return info
-}
-
-// Pods describes the pods of a route, in source order.
-func (p *Proxy) Pods(route string) ([]PodInfo, error) {
-	r, err := p.route(route)
-	if err != nil {
-		return nil, err
-	}
-	var out []PodInfo
 	for _, pd := range r.pods.Load().all {
-		out = append(out, PodInfo{
+		st.Pods = append(st.Pods, PodStatus{
 			Name: pd.name, Address: pd.addr, State: pd.stateName(), Weight: pd.weight,
 			InFlight: pd.inFlight.Load(), Sessions: pd.sessions.Load(), Requests: pd.requests.Load(),
 			Rebinds: r.rebinds.byReason(pd.name),
 		})
 	}
-	return out, nil
+	return st
 }
 
 // Session returns the entry of a raw key.
-func (p *Proxy) Session(route, key string) (Session, error) {
+func (p *Proxy) Session(route, key string) (table.Entry, error) {
 	r, err := p.route(route)
 	if err != nil {
-		return Session{}, err
+		return table.Entry{}, err
 	}
 	k := r.digest.Key(r.name, []byte(key))
 	e, ok := r.table.Peek(k)
 	if r.shared != nil {
 		if e, ok, err = r.shared.Get(k); err != nil {
-			return Session{}, err
+			return table.Entry{}, err
 		}
 	}
 	if !ok {
-		return Session{}, ErrNoSuchSession
+		return table.Entry{}, ErrNoSuchSession
 	}
-	return session(e), nil
+	return e, nil
 }
 
 // Pin points a raw key at pod, which must be in the route's pod set. An
 // existing entry is moved (counted as a rebind with reason "admin").
-func (p *Proxy) Pin(route, key, pod string) (Session, error) {
+func (p *Proxy) Pin(route, key, pod string) (table.Entry, error) {
 	r, err := p.route(route)
 	if err != nil {
-		return Session{}, err
+		return table.Entry{}, err
 	}
 	if _, ok := r.pods.Load().byName[pod]; !ok {
-		return Session{}, fmt.Errorf("%w: %q", ErrNoSuchPod, pod)
+		return table.Entry{}, fmt.Errorf("%w: %q", ErrNoSuchPod, pod)
 	}
 	k := r.digest.Key(r.name, []byte(key))
 	prev, _ := r.table.Peek(k)
@@ -211,7 +162,7 @@ func (p *Proxy) Pin(route, key, pod string) (Session, error) {
 			prev = shared
 		}
 		if err := r.shared.Pin(k, pod, []byte(key)); err != nil {
-			return Session{}, err
+			return table.Entry{}, err
 		}
 	} else {
 		r.table.Store(k, pod, []byte(key))
@@ -220,7 +171,7 @@ func (p *Proxy) Pin(route, key, pod string) (Session, error) {
 		r.rebound(prev.Pod, reasonAdmin)
 	}
 	e, _ := r.table.Peek(k)
-	return session(e), nil
+	return e, nil
 }
 
 // Unpin removes a raw key's entry; false when it was not pinned.
@@ -250,59 +201,38 @@ func (p *Proxy) ClearPod(route, pod string) (int, error) {
 	return r.table.DeletePod(pod), nil
 }
 
-// Sessions lists a route's pinned sessions, filtered and paged.
+// Sessions lists a route's pinned sessions, filtered and paged: from the
+// table every replica shares when the route has one (except on Redis
+// Cluster, which cannot page), else from this replica's table.
 func (p *Proxy) Sessions(route string, q SessionQuery) (SessionPage, error) {
 	r, err := p.route(route)
 	if err != nil {
 		return SessionPage{}, err
 	}
-	if q.Limit <= 0 {
-		q.Limit = 100
-	}
-	q.Limit = min(q.Limit, 1000)
+	q.Limit = max(q.Limit, 1)
 	if q.Now.IsZero() {
 		q.Now = time.Now()
 	}
-	if q.scanLimit == 0 {
-		q.scanLimit = 100_000
-	}
+	page := SessionPage{Sessions: []table.Entry{}}
 	if r.shared != nil {
-		page, err := q.sharedPage(r.shared)
+		page.Next, err = r.shared.List(q.From, q.Limit, func(e table.Entry) {
+			if q.matches(e) {
+				page.Sessions = append(page.Sessions, e)
+			}
+		})
 		if !errors.Is(err, store.ErrClusterList) {
 			return page, err
 		}
 	}
-	var cursor uint64
-	if q.Cursor != "" {
-		if _, err := fmt.Sscanf(q.Cursor, "%x", &cursor); err != nil || cursor == 0 {
-			return SessionPage{}, ErrBadCursor
-		}
-	}
-	page := SessionPage{Sessions: []Session{}}
 	scanned := 0
-	next := r.table.Scan(cursor, func(e table.Entry) bool {
+	page.Next = r.table.Scan(q.From, func(e table.Entry) bool {
 		scanned++
 		if q.matches(e) {
-			page.Sessions = append(page.Sessions, session(e))
+			page.Sessions = append(page.Sessions, e)
 		}
-		return len(page.Sessions) < q.Limit && scanned < q.scanLimit
+		return len(page.Sessions) < q.Limit && scanned < maxScan
 	})
-	if next != 0 {
-		page.Next = fmt.Sprintf("%x", next)
-	}
 	return page, nil
-}
-
-// sharedPage lists from Redis: the shared table, not this replica's copy.
-func (q *SessionQuery) sharedPage(sr *store.Route) (SessionPage, error) {
-	page := SessionPage{Sessions: []Session{}}
-	next, err := sr.List(q.Cursor, q.Limit, func(e table.Entry) {
-		if q.matches(e) {
-			page.Sessions = append(page.Sessions, session(e))
-		}
-	})
-	page.Next = next
-	return page, err
 }
 
 func (q *SessionQuery) matches(e table.Entry) bool {
@@ -312,23 +242,11 @@ func (q *SessionQuery) matches(e table.Entry) bool {
 	case q.Prefix != "" && !strings.HasPrefix(e.Raw, q.Prefix):
 	case q.MinAge > 0 && age < q.MinAge:
 	case q.MaxAge > 0 && age > q.MaxAge:
-	case q.IdleOver > 0 && q.Now.Sub(e.LastUsed) < q.IdleOver:
+	case q.Idle > 0 && q.Now.Sub(e.LastUsed) < q.Idle:
 	default:
 		return true
 	}
 	return false
-}
-
-func session(e table.Entry) Session {
-	var d [16]byte
-	for i := range 8 {
-		d[i] = byte(e.Key.Hi >> (56 - 8*i))
-		d[8+i] = byte(e.Key.Lo >> (56 - 8*i))
-	}
-	return Session{
-		Key: e.Raw, Digest: hex.EncodeToString(d[:]), Pod: e.Pod,
-		Created: e.Created, LastUsed: e.LastUsed, Hits: e.Hits,
-	}
 }
 
 // rebindCounts counts rebinds per pod and reason. Safe for concurrent use.

@@ -47,8 +47,8 @@ func (h *harness) rebinds(route string) map[string]uint64 {
 }
 
 func (h *harness) podState(route, pod string) string {
-	pods, _ := h.p.Pods(route)
-	for _, p := range pods {
+	rs, _ := h.p.Route(route)
+	for _, p := range rs.Pods {
 		if p.Name == pod {
 			return p.State
 		}
@@ -450,9 +450,9 @@ func TestEndpointSourceChangesPodsWithoutReload(t *testing.T) {
 		t.Errorf("%d pods after an empty set, want 0", n)
 	}
 	src.push([]discovery.Endpoint{ep(pods[0], discovery.Draining), ep(pods[1], discovery.Ready), ep(pods[2], discovery.Ready)})
-	infos, _ := p.Pods("web")
+	rs, _ := p.Route("web")
 	states := map[string]string{}
-	for _, pi := range infos {
+	for _, pi := range rs.Pods {
 		states[pi.Name] = pi.State
 	}
 	if want := map[string]string{"web-0": "draining", "web-1": "ready", "web-2": "ready"}; !maps.Equal(states, want) {

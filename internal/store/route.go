@@ -178,19 +178,12 @@ func (r *Route) ClearPod(pod string) (int, error) {
 }
 
 // List calls fn for the route's entries in Redis, up to limit entries from
-// cursor (a Redis SCAN cursor; "" starts), and returns the next cursor, ""
-// at the end. Redis Cluster cannot be listed page by page: there the local
+// cur (a Redis SCAN cursor; 0 starts), and returns the next cursor, 0 at
+// the end. Redis Cluster cannot be listed page by page: there the local
 // table is listed instead (ErrClusterList).
-func (r *Route) List(cursor string, limit int, fn func(table.Entry)) (string, error) {
+func (r *Route) List(cur uint64, limit int, fn func(table.Entry)) (uint64, error) {
 	if r.s.cluster {
-		return "", ErrClusterList
-	}
-	var cur uint64
-	if cursor != "" {
-		var err error
-		if cur, err = strconv.ParseUint(cursor, 10, 64); err != nil {
-			return "", fmt.Errorf("bad cursor %q", cursor)
-		}
+		return 0, ErrClusterList
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -199,13 +192,13 @@ func (r *Route) List(cursor string, limit int, fn func(table.Entry)) (string, er
 		keys, next, err := r.s.c.Scan(ctx, cur, r.keyPrefix+"*", int64(min(limit, 1000))).Result()
 		if err != nil {
 			r.s.fail("list", err)
-			return "", err
+			return 0, err
 		}
 		if len(keys) > 0 {
 			vals, err := r.s.c.MGet(ctx, keys...).Result()
 			if err != nil {
 				r.s.fail("list", err)
-				return "", err
+				return 0, err
 			}
 			for i, v := range vals {
 				str, ok := v.(string)
@@ -221,10 +214,10 @@ func (r *Route) List(cursor string, limit int, fn func(table.Entry)) (string, er
 		}
 		cur = next
 		if cur == 0 {
-			return "", nil
+			return 0, nil
 		}
 	}
-	return strconv.FormatUint(cur, 10), nil
+	return cur, nil
 }
 
 // scanKeys calls fn with batches of the route's keys, on every master.
