@@ -21,6 +21,7 @@ import (
 	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/metrics"
 	"github.com/podpin/podpin/internal/proxy"
+	"github.com/podpin/podpin/internal/snapshot"
 )
 
 // serveFlags are the flags of 'podpin serve'. The route flags build one
@@ -201,8 +202,10 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		return err
 	}
 	defer p.Close()
-	st := &stateKeeper{file: cfg.State.File, p: p, m: m, log: log.With("component", "state")}
-	st.restore()
+	keeper := snapshot.NewKeeper(snapshot.KeeperOptions{
+		File: cfg.State.File, Interval: cfg.State.Interval, Tables: p, Metrics: m, Logger: log.With("component", "state"),
+	})
+	keeper.Restore()
 
 	var lns []net.Listener
 	for _, l := range cfg.Listeners {
@@ -242,7 +245,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	g.Go(func() error { return runDiscovery(gctx) })
 	g.Go(func() error { return ing.run(gctx) })
 	g.Go(func() error { return runShared(gctx) })
-	g.Go(func() error { return st.run(gctx, cfg.State.Interval) })
+	g.Go(func() error { return keeper.Run(gctx) })
 	if o.reload != nil {
 		rl := &reloader{file: o.configFile, load: o.reload, p: ing.reloadTarget(p), m: m, log: log.With("component", "config"), running: cfg}
 		g.Go(func() error { return rl.run(gctx) })
@@ -260,7 +263,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		time.Sleep(cfg.Shutdown.Delay)
 		stopServing()
 		listeners.Wait()
-		st.save()
+		keeper.Save()
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		return adminSrv.Shutdown(sctx)
