@@ -160,7 +160,7 @@ func (r *ingressRunner) synced() []func() <-chan struct{} {
 
 // reloadTarget is what a reloaded configuration file is applied to: the
 // controller, which merges it with the Ingress routes, or else the proxy.
-func (r *ingressRunner) reloadTarget(p applier) applier {
+func (r *ingressRunner) reloadTarget(p config.Applier) config.Applier {
 	if r.ctl == nil {
 		return p
 	}

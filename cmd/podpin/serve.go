@@ -9,8 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -246,9 +249,15 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	g.Go(func() error { return ing.run(gctx) })
 	g.Go(func() error { return runShared(gctx) })
 	g.Go(func() error { return keeper.Run(gctx) })
-	if o.reload != nil {
-		rl := &reloader{file: o.configFile, load: o.reload, p: ing.reloadTarget(p), m: m, log: log.With("component", "config"), running: cfg}
-		g.Go(func() error { return rl.run(gctx) })
+	if o.configFile != "" {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		rl := config.NewReloader(config.ReloaderOptions{
+			File: o.configFile, Load: o.reload, Apply: ing.reloadTarget(p), Running: cfg, Signals: hup,
+			Metrics: m, Logger: log.With("component", "config"),
+		})
+		g.Go(func() error { return rl.Run(gctx) })
 	}
 	g.Go(func() error {
 		if err := adminSrv.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {

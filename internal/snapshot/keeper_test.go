@@ -1,9 +1,7 @@
 package snapshot_test
 
 import (
-	"bytes"
 	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/podpin/podpin/internal/config"
+	"github.com/podpin/podpin/internal/logtest"
 	"github.com/podpin/podpin/internal/proxy"
 	"github.com/podpin/podpin/internal/snapshot"
 )
@@ -61,28 +60,10 @@ func (s *saves) counts() (ok, fail int) {
 	return s.ok, s.fail
 }
 
-// syncBuffer is a log written and read from different goroutines.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (l *syncBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newKeeper(file string, tables snapshot.Tables, m snapshot.SaveCounter, log *syncBuffer) *snapshot.Keeper {
-	return snapshot.NewKeeper(snapshot.KeeperOptions{
-		File: file, Tables: tables, Metrics: m, Logger: slog.New(slog.NewTextHandler(log, nil)),
-	})
+// newKeeper returns a Keeper of file and what it logs.
+func newKeeper(file string, tables snapshot.Tables, m snapshot.SaveCounter) (*snapshot.Keeper, *logtest.Buffer) {
+	log, buf := logtest.New()
+	return snapshot.NewKeeper(snapshot.KeeperOptions{File: file, Tables: tables, Metrics: m, Logger: log}), buf
 }
 
 func TestKeeperCarriesSessionsToTheNextProxy(t *testing.T) {
@@ -93,14 +74,16 @@ func TestKeeperCarriesSessionsToTheNextProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m, log := &saves{}, &syncBuffer{}
-	newKeeper(file, before, m, log).Save()
+	m := &saves{}
+	k, _ := newKeeper(file, before, m)
+	k.Save()
 	if ok, fail := m.counts(); ok != 1 || fail != 0 {
 		t.Errorf("saves: got %d ok, %d failed; want 1, 0", ok, fail)
 	}
 
 	after := newProxy(t, "")
-	newKeeper(file, after, nil, log).Restore()
+	k, log := newKeeper(file, after, nil)
+	k.Restore()
 	for key, pod := range map[string]string{"alice": "web-1", "bob": "web-0"} {
 		if e, err := after.Session("default", key); err != nil || e.Pod != pod {
 			t.Errorf("%s after the restore: got %+v, %v; want it on %s", key, e, err, pod)
@@ -118,7 +101,8 @@ func TestKeeperStartsEmptyFromAFileItCannotUse(t *testing.T) {
 	if _, err := other.Pin("default", "alice", "web-1"); err != nil {
 		t.Fatal(err)
 	}
-	newKeeper(foreign, other, nil, &syncBuffer{}).Save()
+	k, _ := newKeeper(foreign, other, nil)
+	k.Save()
 	corrupt := filepath.Join(dir, "corrupt")
 	if err := os.WriteFile(corrupt, []byte("podpin-state\nnot really"), 0o644); err != nil {
 		t.Fatal(err)
@@ -131,8 +115,9 @@ func TestKeeperStartsEmptyFromAFileItCannotUse(t *testing.T) {
 		{"a file saved under another secret is ignored", foreign, `level=ERROR msg="state file ignored; starting with empty tables"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			p, log := newProxy(t, ""), &syncBuffer{}
-			newKeeper(tt.file, p, nil, log).Restore()
+			p := newProxy(t, "")
+			k, log := newKeeper(tt.file, p, nil)
+			k.Restore()
 			if rs, _ := p.Route("default"); rs.TableStats.Entries != 0 {
 				t.Errorf("got %d entries, want none", rs.TableStats.Entries)
 			}
@@ -144,8 +129,9 @@ func TestKeeperStartsEmptyFromAFileItCannotUse(t *testing.T) {
 }
 
 func TestAFailedSaveIsCountedAndLogged(t *testing.T) {
-	p, m, log := newProxy(t, ""), &saves{}, &syncBuffer{}
-	newKeeper(filepath.Join(t.TempDir(), "gone", "state"), p, m, log).Save()
+	m := &saves{}
+	k, log := newKeeper(filepath.Join(t.TempDir(), "gone", "state"), newProxy(t, ""), m)
+	k.Save()
 	if ok, fail := m.counts(); ok != 0 || fail != 1 {
 		t.Errorf("saves: got %d ok, %d failed; want 0, 1", ok, fail)
 	}

@@ -1,0 +1,145 @@
+package config
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"log/slog"
+	"os"
+	"slices"
+	"syscall"
+	"time"
+)
+
+// Applier makes a configuration the running one: the proxy, or the Ingress
+// controller, which merges it with the Ingress routes.
+type Applier interface {
+	Apply(*Config) error
+}
+
+// ReloadCounter counts reloads by outcome.
+type ReloadCounter interface {
+	Reloaded(applied bool)
+}
+
+// ReloaderOptions are a Reloader's settings and dependencies.
+type ReloaderOptions struct {
+	// File is the configuration file, polled for changes. Required.
+	File string
+	// Load reads the configuration again. Nil: Load(File).
+	Load func() (*Config, error)
+	// Apply receives each configuration that loads. Required.
+	Apply Applier
+	// Running is the configuration running at start. Each reload is
+	// compared with the one before it, and one that changes what only a
+	// restart applies (listeners, admin, state, shutdown) is logged with a
+	// warning. Nil: the first reload is not compared.
+	Running *Config
+	// Signals ask for a reload now, whatever the file holds (SIGHUP). Nil:
+	// only file changes reload.
+	Signals <-chan os.Signal
+	// Interval is how often the file is read for changes. Default 1s.
+	Interval time.Duration
+	// Metrics counts reloads applied and rejected; nil counts nothing.
+	Metrics ReloadCounter
+	// Logger receives every reload, and every error of a rejected one with
+	// its field path; nil discards.
+	Logger *slog.Logger
+}
+
+// DefaultReloadInterval is the default of ReloaderOptions.Interval.
+const DefaultReloadInterval = time.Second
+
+// Reloader applies a new configuration when a signal asks for it and when
+// the file's content changes. It polls the file rather than watching it,
+// which also follows the symlink swaps of a Kubernetes ConfigMap volume. A
+// configuration that does not load or apply is logged with every error and
+// the running one stays. Only Run uses it: it is not safe for concurrent
+// use.
+type Reloader struct {
+	o       ReloaderOptions
+	log     *slog.Logger
+	running *Config
+	seen    [32]byte // digest of the file content last tried
+}
+
+// NewReloader returns a Reloader as o says. It reads the file once: that
+// content counts as the running configuration's.
+func NewReloader(o ReloaderOptions) *Reloader {
+	if o.Load == nil {
+		o.Load = func() (*Config, error) { return Load(o.File) }
+	}
+	if o.Interval <= 0 {
+		o.Interval = DefaultReloadInterval
+	}
+	r := &Reloader{o: o, log: o.Logger, running: o.Running}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	r.seen, _ = r.digest()
+	return r
+}
+
+// Run reloads on each signal and each change of the file until ctx ends,
+// then returns nil. The file's content when the Reloader was made counts as
+// applied.
+func (r *Reloader) Run(ctx context.Context) error {
+	t := time.NewTicker(r.o.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case sig := <-r.o.Signals:
+			r.reload(signalName(sig))
+		case <-t.C:
+			if d, ok := r.digest(); ok && d != r.seen {
+				r.reload("file changed")
+			}
+		}
+	}
+}
+
+func (r *Reloader) digest() ([32]byte, bool) {
+	data, err := os.ReadFile(r.o.File)
+	if err != nil {
+		return [32]byte{}, false
+	}
+	return sha256.Sum256(data), true
+}
+
+func (r *Reloader) reload(why string) {
+	r.seen, _ = r.digest()
+	cfg, err := r.o.Load()
+	if err == nil {
+		err = r.o.Apply.Apply(cfg)
+	}
+	if r.o.Metrics != nil {
+		r.o.Metrics.Reloaded(err == nil)
+	}
+	if err != nil {
+		var errs Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				r.log.Error("configuration rejected, the running one stays", "trigger", why, "field", e.Path, "error", e.Msg)
+			}
+			return
+		}
+		r.log.Error("configuration rejected, the running one stays", "trigger", why, "error", err)
+		return
+	}
+	if old := r.running; old != nil && (!slices.Equal(cfg.Listeners, old.Listeners) || cfg.Admin != old.Admin || cfg.State != old.State || cfg.Shutdown != old.Shutdown) {
+		r.log.Warn("listeners, admin, state and shutdown settings change only at restart", "trigger", why)
+	}
+	r.running = cfg
+	r.log.Info("configuration reloaded", "trigger", why, "routes", len(cfg.Routes))
+}
+
+// signalName names a signal as operators write it: "SIGHUP" rather than
+// its description, "hangup".
+func signalName(s os.Signal) string {
+	if s == syscall.SIGHUP {
+		return "SIGHUP"
+	}
+	return s.String()
+}
