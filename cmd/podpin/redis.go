@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"log/slog"
 
 	"github.com/podpin/podpin/internal/config"
@@ -9,18 +8,26 @@ import (
 	"github.com/podpin/podpin/internal/store"
 )
 
-// sharedStore connects to Redis when a route keeps its table there; it
-// returns nil when none does. The returned run owns the store's goroutines.
-func sharedStore(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*store.Redis, func(context.Context) error, error) {
+// newStore connects to Redis when a route keeps its table there; it returns
+// nil when none does.
+func newStore(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*store.Redis, error) {
 	if !cfg.UsesRedis() {
-		return nil, func(context.Context) error { return nil }, nil
+		return nil, nil
 	}
-	s, err := store.New(cfg.Store.Redis, log.With("component", "store"), m)
+	r := &cfg.Store.Redis
+	password, err := r.Password()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return s, func(ctx context.Context) error {
-		defer s.Close()
-		return s.Run(ctx)
-	}, nil
+	roots, err := r.RootCAs()
+	if err != nil {
+		return nil, err
+	}
+	return store.New(store.Options{
+		URL: r.URL, Addrs: r.Addrs, MasterName: r.MasterName, Cluster: r.Cluster,
+		Username: r.Username, Password: password, DB: r.DB,
+		TLS: r.TLS, RootCAs: roots, TLSServerName: r.TLSServerName,
+		KeyPrefix: r.KeyPrefix, Timeout: r.Timeout, DialTimeout: r.DialTimeout,
+		Logger: log.With("component", "store"), Metrics: m,
+	})
 }

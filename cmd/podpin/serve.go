@@ -184,9 +184,12 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var p *proxy.Proxy
 	m := metrics.New(reg, func() []metrics.TableStats { return p.TableStats() })
-	shared, runShared, err := sharedStore(cfg, log, m)
+	shared, err := newStore(cfg, log, m)
 	if err != nil {
 		return err
+	}
+	if shared != nil {
+		defer shared.Close()
 	}
 	disc, runDiscovery, err := newDiscovery(cfg, o.kubeconfig, log)
 	if err != nil {
@@ -247,7 +250,9 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	g.Go(func() error { return p.Run(gctx) })
 	g.Go(func() error { return runDiscovery(gctx) })
 	g.Go(func() error { return ing.run(gctx) })
-	g.Go(func() error { return runShared(gctx) })
+	if shared != nil {
+		g.Go(func() error { return shared.Run(gctx) })
+	}
 	g.Go(func() error { return keeper.Run(gctx) })
 	if o.configFile != "" {
 		hup := make(chan os.Signal, 1)

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"encoding/pem"
 	"flag"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -170,6 +172,68 @@ func TestTokenIsRequiredOffLoopback(t *testing.T) {
 			}
 			if got != tt.want {
 				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRedisSecretsAreReadWithTheirFieldNamed(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	srv := httptest.NewTLSServer(nil)
+	srv.Close()
+	ca := write("ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})))
+	t.Setenv("PODPIN_TEST_REDIS", "envpw")
+
+	for _, tt := range []struct {
+		name string
+		r    Redis
+		want string // password, or the error with "error: " before it
+	}{
+		{"a file, its line break trimmed", Redis{PasswordFile: write("pw", "filepw\r\n")}, "filepw"},
+		{"a variable", Redis{PasswordEnv: "PODPIN_TEST_REDIS"}, "envpw"},
+		{"the file before the variable", Redis{PasswordFile: write("pw2", "filepw"), PasswordEnv: "PODPIN_TEST_REDIS"}, "filepw"},
+		{"none", Redis{}, ""},
+		{"a missing file", Redis{PasswordFile: filepath.Join(dir, "nope")}, "error: store.redis.passwordFile: open " + filepath.Join(dir, "nope") + ": no such file or directory"},
+	} {
+		t.Run("password: "+tt.name, func(t *testing.T) {
+			got, err := tt.r.Password()
+			if err != nil {
+				got = "error: " + err.Error()
+			}
+			if got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+	for _, tt := range []struct {
+		name  string
+		r     Redis
+		roots bool
+		err   string
+	}{
+		{"no file: the system's roots", Redis{TLS: true}, false, ""},
+		{"TLS off: the file is not read", Redis{TLSCAFile: filepath.Join(dir, "nope")}, false, ""},
+		{"a certificate with TLS on", Redis{TLS: true, TLSCAFile: ca}, true, ""},
+		{"a certificate with a rediss URL", Redis{URL: "rediss://r:6379", TLSCAFile: ca}, true, ""},
+		{"a missing file", Redis{TLS: true, TLSCAFile: filepath.Join(dir, "nope")}, false, "store.redis.tlsCAFile: open "},
+		{"a file without a certificate", Redis{TLS: true, TLSCAFile: write("empty.pem", "nothing")}, false, "store.redis.tlsCAFile: no certificate in it"},
+	} {
+		t.Run("roots: "+tt.name, func(t *testing.T) {
+			pool, err := tt.r.RootCAs()
+			switch {
+			case tt.err != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.err)):
+				t.Errorf("got %v, want an error starting %q", err, tt.err)
+			case tt.err == "" && err != nil:
+				t.Errorf("got %v, want no error", err)
+			case (pool != nil) != tt.roots:
+				t.Errorf("got roots %v, want roots: %v", pool != nil, tt.roots)
 			}
 		})
 	}

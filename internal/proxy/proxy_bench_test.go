@@ -65,7 +65,7 @@ func BenchmarkPlaceHit(b *testing.B) {
 	})
 	b.Run("redis", func(b *testing.B) {
 		srv := redistest.Start(b)
-		s, err := store.New(config.Redis{URL: "redis://" + srv.Addr, KeyPrefix: "podpin:", Timeout: 100 * time.Millisecond, DialTimeout: time.Second}, nil, nil)
+		s, err := store.New(store.Options{URL: "redis://" + srv.Addr, Timeout: 100 * time.Millisecond, DialTimeout: time.Second})
 		if err != nil {
 			b.Fatal(err)
 		}

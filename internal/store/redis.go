@@ -28,6 +28,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -36,7 +37,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -45,7 +45,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/table"
 )
 
@@ -94,30 +93,83 @@ type touch struct {
 	k table.Key
 }
 
-// New connects to Redis as cfg says. It does not wait for Redis: a store
+// Options say how to reach Redis (or Valkey): one node, Sentinel or
+// Cluster, and what the store reports to.
+type Options struct {
+	// URL is redis://[user:password@]host:port[/db], or rediss:// for TLS:
+	// one node. Give URL or Addrs.
+	URL string
+	// Addrs are host:port. With MasterName they are Sentinels; with
+	// Cluster they are cluster nodes; otherwise exactly one node.
+	Addrs []string
+	// MasterName selects Sentinel mode: the name of the monitored master.
+	// Empty: not Sentinel.
+	MasterName string
+	// Cluster selects Redis Cluster mode.
+	Cluster bool
+	// Username for Redis ACLs. Empty: the default user, or the URL's.
+	Username string
+	// Password authenticates the connection. Empty: the URL's, or none.
+	Password string
+	// DB is the database number (not in Cluster mode). Default 0, or the
+	// URL's.
+	DB int
+	// TLS turns on TLS to Redis; a rediss:// URL does too.
+	TLS bool
+	// RootCAs verify Redis's certificate. Nil: the system's roots.
+	RootCAs *x509.CertPool
+	// TLSServerName is the name checked in Redis's certificate. Empty: the
+	// host connected to.
+	TLSServerName string
+	// KeyPrefix starts every key the store writes, and names its
+	// invalidation channel (KeyPrefix + "invalidate"). Default "podpin:".
+	KeyPrefix string
+	// Timeout bounds each call on the request path; past it the request is
+	// served from the local table. Default 50ms.
+	Timeout time.Duration
+	// DialTimeout bounds connecting. Default 500ms.
+	DialTimeout time.Duration
+	// Logger receives state changes (Redis lost and back); nil discards.
+	Logger *slog.Logger
+	// Metrics counts errors, degraded state, invalidations and write-backs;
+	// nil counts nothing.
+	Metrics Metrics
+}
+
+// Defaults of Options.
+const (
+	DefaultKeyPrefix   = "podpin:"
+	DefaultTimeout     = 50 * time.Millisecond
+	DefaultDialTimeout = 500 * time.Millisecond
+)
+
+// New connects to Redis as o says. It does not wait for Redis: a store
 // that cannot reach it starts degraded.
-func New(cfg config.Redis, log *slog.Logger, m Metrics) (*Redis, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+func New(o Options) (*Redis, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if m == nil {
-		m = NopMetrics{}
+	if o.Metrics == nil {
+		o.Metrics = NopMetrics{}
 	}
-	opts, err := universalOptions(cfg)
+	o.KeyPrefix = cmp.Or(o.KeyPrefix, DefaultKeyPrefix)
+	o.Timeout = cmp.Or(o.Timeout, DefaultTimeout)
+	o.DialTimeout = cmp.Or(o.DialTimeout, DefaultDialTimeout)
+	uo, err := universalOptions(o)
 	if err != nil {
 		return nil, err
 	}
 	var id [8]byte
 	rand.Read(id[:])
 	s := &Redis{
-		c:       redis.NewUniversalClient(opts),
-		cluster: cfg.Cluster,
-		prefix:  cfg.KeyPrefix,
-		timeout: cfg.Timeout,
-		channel: cfg.KeyPrefix + "invalidate",
+		c:       redis.NewUniversalClient(uo),
+		cluster: o.Cluster,
+		prefix:  o.KeyPrefix,
+		timeout: o.Timeout,
+		channel: o.KeyPrefix + "invalidate",
 		id:      hex.EncodeToString(id[:]),
-		log:     log,
-		m:       m,
+		log:     o.Logger,
+		m:       o.Metrics,
 		refresh: make(chan touch, 4096),
 		routes:  map[string]*Route{},
 	}
@@ -126,63 +178,44 @@ func New(cfg config.Redis, log *slog.Logger, m Metrics) (*Redis, error) {
 	return s, nil
 }
 
-// universalOptions turns the configuration into go-redis options, with
+// universalOptions turns the options into go-redis options, with
 // request-path timeouts in milliseconds and no retries: a slow Redis must
 // cost a request at most one timeout, after which the local table serves.
-func universalOptions(cfg config.Redis) (*redis.UniversalOptions, error) {
-	o := &redis.UniversalOptions{
-		Addrs:         cfg.Addrs,
-		MasterName:    cfg.MasterName,
-		IsClusterMode: cfg.Cluster,
-		DB:            cfg.DB,
-		Username:      cfg.Username,
-		DialTimeout:   cfg.DialTimeout,
-		ReadTimeout:   cfg.Timeout,
-		WriteTimeout:  cfg.Timeout,
+func universalOptions(o Options) (*redis.UniversalOptions, error) {
+	uo := &redis.UniversalOptions{
+		Addrs:         o.Addrs,
+		MasterName:    o.MasterName,
+		IsClusterMode: o.Cluster,
+		DB:            o.DB,
+		Username:      o.Username,
+		DialTimeout:   o.DialTimeout,
+		ReadTimeout:   o.Timeout,
+		WriteTimeout:  o.Timeout,
 		MaxRetries:    -1,
 		PoolSize:      64,
 		// Context deadlines bound each call on the request path.
 		ContextTimeoutEnabled: true,
 	}
-	if cfg.URL != "" {
-		u, err := redis.ParseURL(cfg.URL)
+	tlsOn := o.TLS
+	if o.URL != "" {
+		u, err := redis.ParseURL(o.URL)
 		if err != nil {
-			return nil, fmt.Errorf("store.redis.url: %w", err)
+			return nil, fmt.Errorf("redis url: %w", err)
 		}
-		o.Addrs, o.DB, o.Username, o.Password = []string{u.Addr}, u.DB, u.Username, u.Password
-		if u.TLSConfig != nil {
-			cfg.TLS = true
-		}
+		uo.Addrs, uo.DB, uo.Username, uo.Password = []string{u.Addr}, u.DB, u.Username, u.Password
+		tlsOn = tlsOn || u.TLSConfig != nil
 	}
-	switch {
-	case cfg.PasswordFile != "":
-		b, err := os.ReadFile(cfg.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("store.redis.passwordFile: %w", err)
-		}
-		o.Password = strings.TrimRight(string(b), "\r\n")
-	case cfg.PasswordEnv != "":
-		o.Password = os.Getenv(cfg.PasswordEnv)
+	if o.Password != "" {
+		uo.Password = o.Password
 	}
-	if cfg.MasterName != "" {
+	if o.MasterName != "" {
 		// Sentinels hold no ACL of the data nodes' by default.
-		o.SentinelUsername, o.SentinelPassword = "", ""
+		uo.SentinelUsername, uo.SentinelPassword = "", ""
 	}
-	if cfg.TLS {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.TLSServerName}
-		if cfg.TLSCAFile != "" {
-			pem, err := os.ReadFile(cfg.TLSCAFile)
-			if err != nil {
-				return nil, fmt.Errorf("store.redis.tlsCAFile: %w", err)
-			}
-			tc.RootCAs = x509.NewCertPool()
-			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, errors.New("store.redis.tlsCAFile: no certificate in it")
-			}
-		}
-		o.TLSConfig = tc
+	if tlsOn {
+		uo.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: o.TLSServerName, RootCAs: o.RootCAs}
 	}
-	return o, nil
+	return uo, nil
 }
 
 // Close closes the connections.

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/redistest"
 	"github.com/podpin/podpin/internal/table"
 )
@@ -19,18 +18,15 @@ type replica struct {
 	t *table.Table
 }
 
-func newReplica(t *testing.T, cfg config.Redis) *replica {
+func newReplica(t *testing.T, o Options) *replica {
 	t.Helper()
-	if cfg.KeyPrefix == "" {
-		cfg.KeyPrefix = "podpin:"
+	if o.Timeout == 0 {
+		o.Timeout = 200 * time.Millisecond
 	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 200 * time.Millisecond
+	if o.DialTimeout == 0 {
+		o.DialTimeout = 200 * time.Millisecond
 	}
-	if cfg.DialTimeout == 0 {
-		cfg.DialTimeout = 200 * time.Millisecond
-	}
-	s, err := New(cfg, nil, nil)
+	s, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +42,7 @@ func key(i int) table.Key { return table.NewDigester(nil).Key("default", []byte(
 
 func TestConcurrentClaimsPinEachKeyToOnePod(t *testing.T) {
 	srv := redistest.Start(t)
-	a, b := newReplica(t, config.Redis{URL: "redis://" + srv.Addr}), newReplica(t, config.Redis{URL: "redis://" + srv.Addr})
+	a, b := newReplica(t, Options{URL: "redis://" + srv.Addr}), newReplica(t, Options{URL: "redis://" + srv.Addr})
 	const n = 2000
 	var wg sync.WaitGroup
 	won := [2][]string{make([]string, n), make([]string, n)}
@@ -77,7 +73,7 @@ func TestConcurrentClaimsPinEachKeyToOnePod(t *testing.T) {
 
 func TestARebindIsSeenByTheOtherReplicaQuickly(t *testing.T) {
 	srv := redistest.Start(t)
-	a, b := newReplica(t, config.Redis{URL: "redis://" + srv.Addr}), newReplica(t, config.Redis{URL: "redis://" + srv.Addr})
+	a, b := newReplica(t, Options{URL: "redis://" + srv.Addr}), newReplica(t, Options{URL: "redis://" + srv.Addr})
 	k := key(1)
 	a.r.Claim(k, "", "web-0", nil)
 	if p, ok := b.r.Lookup(k); !ok || p != "web-0" {
@@ -110,7 +106,7 @@ func TestARebindIsSeenByTheOtherReplicaQuickly(t *testing.T) {
 
 func TestRedisOutageServesLocallyAndWritesBack(t *testing.T) {
 	srv := redistest.Start(t)
-	a := newReplica(t, config.Redis{URL: "redis://" + srv.Addr, Timeout: 50 * time.Millisecond})
+	a := newReplica(t, Options{URL: "redis://" + srv.Addr, Timeout: 50 * time.Millisecond})
 	a.r.Claim(key(1), "", "web-0", nil)
 	srv.Kill()
 	if p, ok := a.r.Lookup(key(1)); !ok || p != "web-0" {
@@ -140,12 +136,12 @@ func TestRedisOutageServesLocallyAndWritesBack(t *testing.T) {
 
 func TestWriteBackAdoptsWhatAnotherReplicaClaimed(t *testing.T) {
 	srv := redistest.Start(t)
-	a := newReplica(t, config.Redis{URL: "redis://" + srv.Addr})
+	a := newReplica(t, Options{URL: "redis://" + srv.Addr})
 	k := key(7)
 	// a placed the key on its own (cut off from redis) after another replica
 	// had claimed it in redis: the claim stands.
 	a.t.Restore(table.Entry{Key: k, Pod: "web-0", Created: time.Now().Add(time.Minute), LastUsed: time.Now()})
-	other := newReplica(t, config.Redis{URL: "redis://" + srv.Addr})
+	other := newReplica(t, Options{URL: "redis://" + srv.Addr})
 	other.r.Claim(k, "", "web-2", nil)
 	if _, err := a.s.writeBackAll(t.Context()); err != nil {
 		t.Fatal(err)
@@ -162,7 +158,7 @@ func TestSentinelFailoverKeepsSessions(t *testing.T) {
 	master := redistest.Start(t)
 	replicaSrv := redistest.Start(t, "--replicaof", "127.0.0.1", fmt.Sprint(master.Port))
 	sen := redistest.StartSentinel(t, master)
-	a := newReplica(t, config.Redis{Addrs: []string{sen.Addr}, MasterName: redistest.MasterName, Timeout: 200 * time.Millisecond})
+	a := newReplica(t, Options{Addrs: []string{sen.Addr}, MasterName: redistest.MasterName, Timeout: 200 * time.Millisecond})
 	for i := range 100 {
 		a.r.Claim(key(i), "", fmt.Sprintf("web-%d", i%3), nil)
 	}
@@ -177,7 +173,7 @@ func TestSentinelFailoverKeepsSessions(t *testing.T) {
 		t.Fatalf("sentinel promoted %s, want %s", newMaster, replicaSrv.Addr)
 	}
 	// A fresh replica of podpin (empty local table) finds every session.
-	b := newReplica(t, config.Redis{Addrs: []string{sen.Addr}, MasterName: redistest.MasterName, Timeout: 200 * time.Millisecond})
+	b := newReplica(t, Options{Addrs: []string{sen.Addr}, MasterName: redistest.MasterName, Timeout: 200 * time.Millisecond})
 	deadline = time.Now().Add(10 * time.Second)
 	for i := 0; i < 100; {
 		p, ok := b.r.Lookup(key(i))
