@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/podpin/podpin/internal/config"
 )
 
 func TestAdminTokenRule(t *testing.T) {
@@ -58,7 +56,7 @@ func TestAdminTokenRule(t *testing.T) {
 			var token string
 			cfg, err := f.load()
 			if err == nil {
-				token, err = readAdminToken(cfg.Admin)
+				token, err = cfg.Admin.Token()
 			}
 			switch {
 			case tt.wantErr == "" && err != nil:
@@ -69,14 +67,5 @@ func TestAdminTokenRule(t *testing.T) {
 				t.Errorf("got token %q, want %q", token, tt.wantToken)
 			}
 		})
-	}
-}
-
-// TestServeChecksTheTokenItself covers callers that build a configuration
-// without Validate: serve refuses an open admin listener on its own.
-func TestServeChecksTheTokenItself(t *testing.T) {
-	_, err := readAdminToken(config.Admin{Address: "0.0.0.0:9901"})
-	if err == nil || !strings.Contains(err.Error(), "admin.tokenFile") {
-		t.Errorf("got %v, want an error naming admin.tokenFile", err)
 	}
 }

@@ -363,8 +363,9 @@ affinity:
 
 	for name, o := range map[string][]*unstructured.Unstructured{"default": defaults, "custom": objs} {
 		cfg := chartConfig(t, o)
-		c, err := config.Parse([]byte(cfg))
-		if err != nil && !onlyNoRoutes(err) {
+		// An Ingress controller's file may have no routes.
+		c, err := config.Rules{RoutesOptional: true}.Parse([]byte(cfg))
+		if err != nil {
 			t.Errorf("%s rendering: the configuration file does not load: %v\n%s", name, err, cfg)
 		}
 		if name == "custom" && (c == nil || c.Store.Redis.MasterName != "main" || c.Store.Redis.PasswordEnv != "REDIS_PASSWORD") {

@@ -6,22 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/podpin/podpin/internal/config"
-	"github.com/podpin/podpin/internal/discovery"
-	"github.com/podpin/podpin/internal/proxy"
+	"github.com/podpin/podpin/internal/k8s"
 )
-
-var _ proxy.Discoverer = (*discovery.Factory)(nil)
 
 // discoveryFlags are the quick flags of 'podpin serve' that find the pods of
 // the default route, and the Kubernetes client's configuration file.
@@ -56,94 +48,38 @@ func (d *discoveryFlags) apply(r *config.Route) error {
 	var err error
 	switch {
 	case d.service != "":
-		r.Service, err = parseService(d.service)
-	case d.dns != "":
-		r.DNS, err = parseDNS(d.dns)
-	}
-	return err
-}
-
-// parseService parses --service NAMESPACE/NAME:PORT; the namespace may be
-// left out ("default").
-func parseService(v string) (*config.Service, error) {
-	nsName, port, ok := strings.Cut(v, ":")
-	ns, name, hasNS := strings.Cut(nsName, "/")
-	if !hasNS {
-		ns, name = "", nsName
-	}
-	if !ok || name == "" || port == "" || (hasNS && ns == "") || strings.ContainsAny(name+port, "/:") {
-		return nil, fmt.Errorf("--service %q: want NAMESPACE/NAME:PORT, the port by name or number", v)
-	}
-	return &config.Service{Namespace: ns, Name: name, Port: port}, nil
-}
-
-// parseDNS parses --dns NAME:PORT, or an SRV name _SERVICE._PROTO.NAME
-// without a port.
-func parseDNS(v string) (*config.DNS, error) {
-	if strings.HasPrefix(v, "_") && !strings.Contains(v, ":") {
-		return &config.DNS{Name: v}, nil
-	}
-	host, port, err := net.SplitHostPort(v)
-	n, perr := strconv.Atoi(port)
-	if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
-		return nil, fmt.Errorf("--dns %q: want NAME:PORT, or an SRV name _SERVICE._PROTO.NAME", v)
-	}
-	return &config.DNS{Name: host, Port: n}, nil
-}
-
-// newDiscovery returns the proxy's Discoverer and the function that runs
-// its Kubernetes informers until its context ends. The Kubernetes client is
-// built only when a route of cfg names a Service: routes that name one are
-// refused on a later reload if none did at start.
-func newDiscovery(cfg *config.Config, kubeconfig string, log *slog.Logger) (*discovery.Factory, func(context.Context) error, error) {
-	f := &discovery.Factory{Log: log.With("component", "discovery")}
-	needsKube := false
-	for _, r := range cfg.Routes {
-		needsKube = needsKube || r.Service != nil
-	}
-	if !needsKube {
-		return f, func(context.Context) error { return nil }, nil
-	}
-	rc, err := kubeClientConfig(kubeconfig)
-	if err != nil {
-		return nil, nil, err
-	}
-	rc.UserAgent = "podpin/" + versionString()
-	client, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return nil, nil, fmt.Errorf("creating the Kubernetes client: %w", err)
-	}
-	// client-go logs through klog: send it to podpin's log instead of a
-	// format of its own on stderr.
-	klog.SetSlogLogger(log.With("component", "client-go"))
-	f.Kube = discovery.NewKubernetes(client, log.With("component", "kubernetes"))
-	return f, f.Kube.Run, nil
-}
-
-// kubeClientConfig loads the client configuration from path, or else from
-// the pod's service account when running in a cluster, or else from
-// $KUBECONFIG or ~/.kube/config.
-func kubeClientConfig(path string) (*rest.Config, error) {
-	if path != "" {
-		rc, err := clientcmd.BuildConfigFromFlags("", path)
-		if err != nil {
-			return nil, fmt.Errorf("loading kubeconfig %q: %w", path, err)
+		if r.Service, err = config.ParseService(d.service); err != nil {
+			return fmt.Errorf("--service %q: %w", d.service, err)
 		}
-		return rc, nil
+	case d.dns != "":
+		if r.DNS, err = config.ParseDNS(d.dns); err != nil {
+			return fmt.Errorf("--dns %q: %w", d.dns, err)
+		}
 	}
-	rc, err := rest.InClusterConfig()
-	if err == nil {
-		return rc, nil
+	return nil
+}
+
+// newKubeClient returns the Kubernetes client when a route of cfg names a
+// Service or podpin runs as an Ingress controller, and nil otherwise:
+// routes that name a Service are then refused on a later reload. It sends
+// client-go's logs, which go through klog, to log.
+func newKubeClient(cfg *config.Config, o serveOptions, log *slog.Logger) (kubernetes.Interface, error) {
+	needed := o.ingress.enabled()
+	for _, r := range cfg.Routes {
+		needed = needed || r.Service != nil
 	}
-	if !errors.Is(err, rest.ErrNotInCluster) {
-		return nil, fmt.Errorf("loading the in-cluster Kubernetes config: %w", err)
+	if !needed {
+		return nil, nil
 	}
-	rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
-		clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{}).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("no Kubernetes config: not in a cluster, and $KUBECONFIG or ~/.kube/config: %w (give --kubeconfig)", err)
+	client, err := k8s.NewClient(k8s.Options{Kubeconfig: o.kubeconfig, UserAgent: "podpin/" + versionString()})
+	switch {
+	case errors.Is(err, k8s.ErrNoConfig):
+		return nil, fmt.Errorf("%w (give --kubeconfig)", err)
+	case err != nil:
+		return nil, err
 	}
-	return rc, nil
+	klog.SetSlogLogger(log.With("component", "client-go"))
+	return client, nil
 }
 
 // startReadiness makes /readyz answer ok once each of synced, in order,

@@ -22,6 +22,7 @@ import (
 
 	"github.com/podpin/podpin/internal/admin"
 	"github.com/podpin/podpin/internal/config"
+	"github.com/podpin/podpin/internal/discovery"
 	"github.com/podpin/podpin/internal/metrics"
 	"github.com/podpin/podpin/internal/proxy"
 	"github.com/podpin/podpin/internal/snapshot"
@@ -35,7 +36,7 @@ type serveFlags struct {
 	admin         string
 	adminToken    string
 	header        string
-	backends      backendList
+	backends      []config.Backend
 	discovery     discoveryFlags
 	ingress       ingressFlags
 	balancer      string
@@ -57,7 +58,14 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.admin, "admin", config.DefaultAdmin, "admin listener `address` (health, metrics, API, console)")
 	fs.StringVar(&f.adminToken, "admin-token-file", "", "`file` holding the bearer token of the admin API (required when --admin is not loopback)")
 	fs.StringVar(&f.header, "header", config.DefaultHeader, "request `header` carrying the session key")
-	fs.Var(&f.backends, "backend", "static pod as `name=http://host:port` (repeat for each pod)")
+	fs.Func("backend", "static pod as `name=http://host:port` (repeat for each pod)", func(v string) error {
+		b, err := config.ParseBackend(v)
+		if err != nil {
+			return fmt.Errorf("%q %w", v, err)
+		}
+		f.backends = append(f.backends, b)
+		return nil
+	})
 	f.discovery.register(fs)
 	f.ingress.register(fs)
 	fs.StringVar(&f.balancer, "balancer", "round-robin", "`balancer` for new sessions: round-robin, least-conn, least-sessions, random-two, hash")
@@ -79,8 +87,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 
 // load returns the configuration the flags describe: the file with the
 // flags given on the command line applied over it, or one route from the
-// quick flags.
+// quick flags. An Ingress controller's may have no routes.
 func (f *serveFlags) load() (*config.Config, error) {
+	rules := config.Rules{RoutesOptional: f.ingress.enabled()}
 	var c *config.Config
 	if f.configFile != "" {
 		for _, name := range []string{"header", "backend", "service", "dns", "balancer", "missing"} {
@@ -89,7 +98,7 @@ func (f *serveFlags) load() (*config.Config, error) {
 			}
 		}
 		var err error
-		if c, err = f.ingress.loadConfig(f.configFile); err != nil {
+		if c, err = rules.Load(f.configFile); err != nil {
 			return nil, err
 		}
 	} else {
@@ -133,7 +142,10 @@ func (f *serveFlags) load() (*config.Config, error) {
 		c.Shutdown.Delay = f.shutdownDelay
 	}
 	c.SetDefaults()
-	return c, f.ingress.validate(c)
+	if err := f.ingress.check(); err != nil {
+		return nil, err
+	}
+	return c, rules.Validate(c)
 }
 
 func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
@@ -170,13 +182,18 @@ type serveOptions struct {
 	ingress *ingressFlags
 }
 
-// serve runs the proxy and the admin listener until ctx ends or one of them
-// fails, then shuts down in order: /readyz turns false, podpin keeps serving
-// for shutdown.delay, stops accepting, lets requests in flight finish for up
-// to shutdown.drainTimeout, saves the stick tables, and stops.
+// serve builds podpin's components from cfg, then runs them until ctx ends
+// or one of them fails, and shuts down in order: /readyz turns false,
+// podpin keeps serving for shutdown.delay, stops accepting, lets requests
+// in flight finish for up to shutdown.drainTimeout, saves the stick tables,
+// and stops.
 func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	log := o.log
-	adminToken, err := readAdminToken(cfg.Admin)
+	adminToken, err := cfg.Admin.Token()
+	if err != nil {
+		return err
+	}
+	secret, err := cfg.KeySecret.Read()
 	if err != nil {
 		return err
 	}
@@ -191,23 +208,23 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	if shared != nil {
 		defer shared.Close()
 	}
-	disc, runDiscovery, err := newDiscovery(cfg, o.kubeconfig, log)
+	kube, err := newKubeClient(cfg, o, log)
 	if err != nil {
 		return err
 	}
-	ing, err := o.ingress.newIngress(cfg, disc, o.kubeconfig, func(c *config.Config) error { return p.Apply(c) }, log)
-	if err != nil {
-		return err
-	}
-	secret, err := cfg.KeySecret.Read()
-	if err != nil {
-		return err
+	disc := &discovery.Factory{Log: log.With("component", "discovery")}
+	if kube != nil {
+		disc.Kube = discovery.NewKubernetes(kube, log.With("component", "kubernetes"))
 	}
 	p = proxy.New(proxy.Options{Logger: log.With("component", "proxy"), Metrics: m, Shared: shared, KeySecret: secret, Discoverer: disc})
 	if err := p.Apply(cfg); err != nil {
 		return err
 	}
 	defer p.Close()
+	ctl, err := o.ingress.controller(kube, cfg, p.Apply, log)
+	if err != nil {
+		return err
+	}
 	keeper := snapshot.NewKeeper(snapshot.KeeperOptions{
 		File: cfg.State.File, Interval: cfg.State.Interval, Tables: p, Metrics: m, Logger: log.With("component", "state"),
 	})
@@ -248,18 +265,29 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		})
 	}
 	g.Go(func() error { return p.Run(gctx) })
-	g.Go(func() error { return runDiscovery(gctx) })
-	g.Go(func() error { return ing.run(gctx) })
+	g.Go(func() error { return keeper.Run(gctx) })
+	if disc.Kube != nil {
+		g.Go(func() error { return disc.Kube.Run(gctx) })
+	}
 	if shared != nil {
 		g.Go(func() error { return shared.Run(gctx) })
 	}
-	g.Go(func() error { return keeper.Run(gctx) })
+	// A reloaded file goes to the Ingress controller, which merges it with
+	// the Ingress routes, or else to the proxy; readiness waits for the
+	// controller's first sync, then for the proxy's routes.
+	var reloadTo config.Applier = p
+	synced := []func() <-chan struct{}{p.Synced}
+	if ctl != nil {
+		g.Go(func() error { return ctl.Run(gctx) })
+		reloadTo = ctl
+		synced = []func() <-chan struct{}{ctl.Synced, p.Synced}
+	}
 	if o.configFile != "" {
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
 		rl := config.NewReloader(config.ReloaderOptions{
-			File: o.configFile, Load: o.reload, Apply: ing.reloadTarget(p), Running: cfg, Signals: hup,
+			File: o.configFile, Load: o.reload, Apply: reloadTo, Running: cfg, Signals: hup,
 			Metrics: m, Logger: log.With("component", "config"),
 		})
 		g.Go(func() error { return rl.Run(gctx) })
@@ -282,7 +310,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		defer cancel()
 		return adminSrv.Shutdown(sctx)
 	})
-	startReadiness(gctx, g, adm.SetReady, append(ing.synced(), p.Synced)...)
+	startReadiness(gctx, g, adm.SetReady, synced...)
 	addrs := make([]string, len(lns))
 	for i, ln := range lns {
 		addrs[i] = ln.Addr().String()
@@ -298,24 +326,4 @@ func closeAll(lns []net.Listener) {
 	for _, ln := range lns {
 		ln.Close()
 	}
-}
-
-// backendList is the repeatable --backend name=url flag.
-type backendList []config.Backend
-
-func (b *backendList) String() string {
-	parts := make([]string, len(*b))
-	for i, be := range *b {
-		parts[i] = be.Name + "=" + be.URL
-	}
-	return strings.Join(parts, ",")
-}
-
-func (b *backendList) Set(v string) error {
-	name, url, ok := strings.Cut(v, "=")
-	if !ok || name == "" || url == "" {
-		return fmt.Errorf("%q must be name=http://host:port", v)
-	}
-	*b = append(*b, config.Backend{Name: name, URL: url})
-	return nil
 }

@@ -17,15 +17,14 @@ func validateCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("podpin validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("config", "", "configuration `file` to check")
-	var ing ingressFlags
-	fs.StringVar(&ing.class, "ingress-class", "", "check the file as the configuration of an Ingress controller for this IngressClass `name`, whose routes may all come from Ingresses")
+	class := fs.String("ingress-class", "", "check the file as the configuration of an Ingress controller for this IngressClass `name`, whose routes may all come from Ingresses")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *file == "" {
 		return errors.New("--config FILE is required")
 	}
-	c, err := ing.loadConfig(*file)
+	c, err := config.Rules{RoutesOptional: *class != ""}.Load(*file)
 	if err != nil {
 		var errs config.Errors
 		if errors.As(err, &errs) {

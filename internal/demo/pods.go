@@ -1,6 +1,7 @@
 // Package demo runs small HTTP servers that stand in for a service's pods:
 // each answers every request with its own name, so a person or a test can
-// see which pod served a request.
+// see which pod served a request. It also holds what 'podpin demo' puts in
+// front of them: its configuration and the guide it prints.
 package demo
 
 import (
