@@ -16,6 +16,10 @@
 //
 // Reads are GET; changes are PUT and DELETE. Errors are JSON objects
 // {"error": "one line"}.
+//
+// The package owns the API's JSON (wire.go): the proxy reports in its own
+// terms through Reader and Editor, and the API translates. Clients decode
+// the same types (internal/adminclient).
 package admin
 
 import (

@@ -3,6 +3,18 @@
 // field is an error), applies defaults and validates; every error names the
 // field path, as in `routes[2].table.idleTimeout: must not be negative`.
 //
+// Rules relax what Load and Validate require (RoutesOptional: an Ingress
+// controller's file may have no routes). ParseBackend, ParseService and
+// ParseDNS read the short forms the serve flags take.
+//
+// A Reloader applies the file again on SIGHUP (given as a signal channel)
+// and when its content changes, checked every second; a configuration
+// that does not load or apply is logged field by field and the running one
+// stays. It applies through the small Applier interface:
+//
+//	r := config.NewReloader(config.ReloaderOptions{File: path, Apply: proxy, Running: cfg, Signals: hup})
+//	go r.Run(ctx)
+//
 // The request path never reads these structs: the proxy turns them into
 // ready-to-use values when a configuration is applied.
 package config

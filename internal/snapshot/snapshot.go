@@ -16,6 +16,18 @@
 //	  per entry: digest (16 bytes), pod index, created, last used (Unix
 //	  seconds), hits, raw key (length-prefixed; empty when not kept)
 //	CRC-32C of everything before it, 4 bytes little endian
+//
+// A Keeper does this for a running podpin: it restores the tables at start
+// (a missing, corrupt or foreign file is logged and ignored), saves them
+// every Interval (state.interval, default 10s) and when asked at shutdown,
+// and counts saves (podpin_state_saves_total) through SaveCounter. It
+// reaches the tables through the small Tables interface:
+//
+//	k := snapshot.NewKeeper(snapshot.KeeperOptions{File: "/var/lib/podpin/state", Interval: 10 * time.Second, Tables: proxy})
+//	k.Restore()
+//	go k.Run(ctx)
+//	// at shutdown, once requests are done:
+//	k.Save()
 package snapshot
 
 import (

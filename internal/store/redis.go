@@ -25,6 +25,15 @@
 // Keys are PREFIX + route + ":" + the key digest in hex; values are
 // "created-unix-ms|pod|raw-key" (raw key only when the route keeps them),
 // with the route's idle timeout as TTL.
+//
+// Settings are Options: the connection (URL or Addrs, MasterName for
+// Sentinel, Cluster, credentials, TLS), KeyPrefix (default "podpin:"),
+// Timeout on the request path (default 50ms) and DialTimeout (default
+// 500ms). The store reports errors, the degraded state, invalidations and
+// write-backs through Metrics (podpin_store_*).
+//
+//	s, err := store.New(store.Options{URL: "redis://redis:6379"})
+//	go s.Run(ctx)
 package store
 
 import (
