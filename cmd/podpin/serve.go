@@ -200,7 +200,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var p *proxy.Proxy
-	m := metrics.New(reg, func() []metrics.TableStats { return p.TableStats() })
+	m := metrics.New(reg, func() []metrics.RouteStats { return p.RouteStats() })
 	shared, err := newStore(cfg, log, m)
 	if err != nil {
 		return err

@@ -39,7 +39,7 @@ func startEnv(t *testing.T, cfg *config.Config, o admin.Options) *env {
 	}
 	reg := prometheus.NewRegistry()
 	var p *proxy.Proxy
-	m := metrics.New(reg, func() []metrics.TableStats { return p.TableStats() })
+	m := metrics.New(reg, func() []metrics.RouteStats { return p.RouteStats() })
 	p = proxy.New(proxy.Options{Metrics: m})
 	if err := p.Apply(cfg); err != nil {
 		t.Fatal(err)

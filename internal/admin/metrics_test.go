@@ -2,7 +2,9 @@ package admin_test
 
 import (
 	"bufio"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -125,4 +127,53 @@ func (e *env) scrape() map[string]float64 {
 		out[line[:i]] = v
 	}
 	return out
+}
+
+// TestInFlightRequestsAreCountedWhileTheyWait holds two requests at a pod
+// and reads the in-flight gauge during and after them.
+func TestInFlightRequestsAreCountedWhileTheyWait(t *testing.T) {
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 2)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		fmt.Fprint(w, "slow")
+	}))
+	t.Cleanup(slow.Close)
+	cfg := &config.Config{
+		Listeners: []config.Listener{{Address: "127.0.0.1:0"}},
+		Routes:    []config.Route{{Name: "default", Backends: []config.Backend{{Name: "slow-0", URL: slow.URL}}}},
+	}
+	e := startEnv(t, cfg, admin.Options{Token: token})
+	series := `podpin_proxy_in_flight_requests{pod="slow-0",route="default"}`
+
+	done := make(chan error, 2)
+	for _, key := range []string{"a", "b"} {
+		go func() {
+			req, _ := http.NewRequest("GET", "http://"+e.proxyAddr+"/", nil)
+			req.Header.Set("X-Session", key)
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					err = fmt.Errorf("key %s: got %d, want 200", key, resp.StatusCode)
+				}
+			}
+			done <- err
+		}()
+	}
+	<-arrived
+	<-arrived
+	if got := e.scrape()[series]; got != 2 {
+		t.Errorf("two requests held at the pod: got %v in flight, want 2", got)
+	}
+	close(release)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+	if got, ok := e.scrape()[series]; !ok || got != 0 {
+		t.Errorf("after the answers: got %v (present %v) in flight, want 0", got, ok)
+	}
 }

@@ -35,7 +35,6 @@ const (
 // Metrics holds every collector. Safe for concurrent use.
 type Metrics struct {
 	requests *prometheus.CounterVec
-	inFlight *prometheus.GaugeVec
 	latency  *prometheus.HistogramVec
 	lookups  *prometheus.CounterVec
 	rebinds  *prometheus.CounterVec
@@ -48,19 +47,16 @@ type Metrics struct {
 	storeWriteBacks    prometheus.Counter
 }
 
-// New builds the metrics and registers them, with the table collector, on reg.
-// A nil reg builds working but unregistered metrics. tables reports the stick
-// tables at scrape time; nil reports none.
-func New(reg prometheus.Registerer, tables func() []TableStats) *Metrics {
+// New builds the metrics and registers them, with the route collector, on
+// reg. A nil reg builds working but unregistered metrics. routes reports the
+// stick tables and the pods' requests in flight at scrape time; nil reports
+// none.
+func New(reg prometheus.Registerer, routes func() []RouteStats) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podpin_proxy_requests_total",
 			Help: "Responses sent to clients, by route, pod and status class.",
 		}, []string{"route", "pod", "code"}),
-		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "podpin_proxy_in_flight_requests",
-			Help: "Requests forwarded to a pod and not yet answered.",
-		}, []string{"route", "pod"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "podpin_proxy_upstream_latency_seconds",
 			Help:    "Time from forwarding a request to receiving the pod's response headers.",
@@ -100,10 +96,10 @@ func New(reg prometheus.Registerer, tables func() []TableStats) *Metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.inFlight, m.latency, m.lookups, m.rebinds, m.reloads, m.saves,
+		reg.MustRegister(m.requests, m.latency, m.lookups, m.rebinds, m.reloads, m.saves,
 			m.storeErrors, m.storeDegraded, m.storeInvalidations, m.storeWriteBacks)
-		if tables != nil {
-			reg.MustRegister(tableCollector(tables))
+		if routes != nil {
+			reg.MustRegister(routeCollector(routes))
 		}
 	}
 	return m
@@ -150,7 +146,6 @@ func (m *Metrics) Route(route string) *Route {
 // request path only does atomic adds.
 func (m *Metrics) Pod(route, pod string) *Pod {
 	p := &Pod{
-		inFlight: m.inFlight.WithLabelValues(route, pod),
 		latency:  m.latency.WithLabelValues(route, pod),
 	}
 	for i := range p.codes {
@@ -161,7 +156,6 @@ func (m *Metrics) Pod(route, pod string) *Pod {
 
 // ForgetPod drops the series of a pod that left a route.
 func (m *Metrics) ForgetPod(route, pod string) {
-	m.inFlight.DeleteLabelValues(route, pod)
 	m.latency.DeleteLabelValues(route, pod)
 	for _, c := range codeClasses {
 		m.requests.DeleteLabelValues(route, pod, c)
@@ -201,16 +195,11 @@ func (r *Route) Unrouted(code int) {
 // Pod is one pod's handles.
 type Pod struct {
 	codes    [5]prometheus.Counter
-	inFlight prometheus.Gauge
 	latency  prometheus.Observer
 }
 
-// Start counts a request forwarded to the pod.
-func (p *Pod) Start() { p.inFlight.Inc() }
-
 // Done counts the pod's answer: its status and its latency in seconds.
 func (p *Pod) Done(code int, seconds float64) {
-	p.inFlight.Dec()
 	p.latency.Observe(seconds)
 	p.Response(code)
 }

@@ -103,7 +103,7 @@ func TestSessionKeysNeverReachMetrics(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
 	var p *Proxy
-	m := metrics.New(reg, func() []metrics.TableStats { return p.TableStats() })
+	m := metrics.New(reg, func() []metrics.RouteStats { return p.RouteStats() })
 	c := oneRoute(threePods(t)...)
 	c.Routes[0].Sticky.Learn = true
 	h := startProxyWith(t, c, Options{Metrics: m, Logger: log, KeySecret: []byte("s3cret-digest-key")})

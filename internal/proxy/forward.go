@@ -159,7 +159,6 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan head
 func (p *Proxy) roundTrip(pd *pod, req *fasthttp.Request, resp *fasthttp.Response) error {
 	pd.inFlight.Add(1)
 	pd.requests.Add(1)
-	pd.m.Start()
 	err := pd.client.Do(req, resp)
 	pd.inFlight.Add(-1)
 	return err

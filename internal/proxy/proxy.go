@@ -420,23 +420,26 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}
 }
 
-// TableStats reports every route's table for the metrics collector.
-func (p *Proxy) TableStats() []metrics.TableStats {
-	var out []metrics.TableStats
+// RouteStats reports every route's table and pods for the metrics
+// collector.
+func (p *Proxy) RouteStats() []metrics.RouteStats {
+	var out []metrics.RouteStats
 	for _, r := range p.state.Load().routes {
 		s := r.table.Stats()
-		ts := metrics.TableStats{
+		rs := metrics.RouteStats{
 			Route:           r.name,
 			Entries:         s.Entries,
 			Evictions:       s.Evictions,
 			IdleExpired:     s.IdleExpired,
 			AbsoluteExpired: s.AbsoluteExpired,
 			Sessions:        map[string]int64{},
+			InFlight:        map[string]int64{},
 		}
 		for _, pd := range r.pods.Load().all {
-			ts.Sessions[pd.name] = pd.sessions.Load()
+			rs.Sessions[pd.name] = pd.sessions.Load()
+			rs.InFlight[pd.name] = pd.inFlight.Load()
 		}
-		out = append(out, ts)
+		out = append(out, rs)
 	}
 	return out
 }

@@ -30,7 +30,6 @@ func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, st *state, r *route, scan heade
 	start := time.Now()
 	pd.inFlight.Add(1)
 	pd.requests.Add(1)
-	pd.m.Start()
 	conn, resp, err := p.handshake(st, pd, req)
 	pd.inFlight.Add(-1)
 	if err != nil {

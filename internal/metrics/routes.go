@@ -2,8 +2,8 @@ package metrics
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// TableStats is one route's stick table at scrape time.
-type TableStats struct {
+// RouteStats is one route's stick table and pods at scrape time.
+type RouteStats struct {
 	Route           string
 	Entries         int
 	Evictions       uint64 // removed for capacity
@@ -11,6 +11,9 @@ type TableStats struct {
 	AbsoluteExpired uint64
 	// Sessions is the live session count per pod.
 	Sessions map[string]int64
+	// InFlight is the count of requests forwarded and not yet answered,
+	// per pod.
+	InFlight map[string]int64
 }
 
 var (
@@ -20,18 +23,24 @@ var (
 		"Entries removed from the stick table, by reason: capacity, idle, absolute.", []string{"route", "reason"}, nil)
 	sessionsDesc = prometheus.NewDesc("podpin_table_sessions",
 		"Live sessions pinned to each pod.", []string{"route", "pod"}, nil)
+	inFlightDesc = prometheus.NewDesc("podpin_proxy_in_flight_requests",
+		"Requests forwarded to a pod and not yet answered.", []string{"route", "pod"}, nil)
 )
 
-// tableCollector reads the stick tables when Prometheus scrapes.
-type tableCollector func() []TableStats
+// routeCollector reads the stick tables and the pods' counters when
+// Prometheus scrapes. The proxy counts requests in flight anyway, for its
+// balancers; reading that count here spares every request two updates of
+// a gauge that both processors would write.
+type routeCollector func() []RouteStats
 
-func (tableCollector) Describe(ch chan<- *prometheus.Desc) {
+func (routeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- entriesDesc
 	ch <- evictionsDesc
 	ch <- sessionsDesc
+	ch <- inFlightDesc
 }
 
-func (f tableCollector) Collect(ch chan<- prometheus.Metric) {
+func (f routeCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, t := range f() {
 		ch <- prometheus.MustNewConstMetric(entriesDesc, prometheus.GaugeValue, float64(t.Entries), t.Route)
 		ch <- prometheus.MustNewConstMetric(evictionsDesc, prometheus.CounterValue, float64(t.Evictions), t.Route, "capacity")
@@ -39,6 +48,9 @@ func (f tableCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(evictionsDesc, prometheus.CounterValue, float64(t.AbsoluteExpired), t.Route, "absolute")
 		for pod, n := range t.Sessions {
 			ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(n), t.Route, pod)
+		}
+		for pod, n := range t.InFlight {
+			ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(n), t.Route, pod)
 		}
 	}
 }
