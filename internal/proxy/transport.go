@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"io"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,14 +70,6 @@ func (t *podTransport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Reque
 		t.discard(cc)
 		return true, asTimeout(err)
 	}
-
-	// A Go read tries the socket before it waits for the poller, and right
-	// after the request the pod cannot have answered yet: reading now would
-	// waste a system call on every request (HAProxy waits for readiness).
-	// After a yield the goroutines ahead in the run queue have had their
-	// turn, and under load the answer is usually in: the read takes it with
-	// one call. With nothing else to run, the yield returns at once.
-	runtime.Gosched()
 
 	// The header first (fasthttp skips interim 1xx answers); the body is
 	// read below, once its length is known.
