@@ -229,7 +229,7 @@ func (r *report) markdown() string {
 	p("| HAProxy | %s |\n| nginx | %s |\n| wrk | %s |\n| Go | %s |\n| podpin | %s |\n", mc.HAProxy, mc.Nginx, mc.Wrk, mc.Go, mc.Podpin)
 	p("| load average (1 min), start / end | %s / %s |\n\n", mc.LoadStart, mc.LoadEnd)
 	if mc.busy() {
-		p("> **The machine was busy with other work** (load average above its %s CPUs): absolute figures are low and noisy; ratios within a run are more telling.\n\n", mc.CPUs)
+		p("> **The machine was busy with other work** (load average above its %s CPUs when the run began): absolute figures are low and noisy; ratios within a run are more telling.\n\n", mc.CPUs)
 	}
 	p("Both stick tables hold %s entries and expire idle ones after 30 minutes; both balance new sessions round robin; podpin uses the memory store. ", thousands(float64(r.res.TableSize)))
 	p("wrk (one thread) and the pods (one nginx worker, four server blocks) are the load.\n\n")

@@ -1,7 +1,6 @@
 package discovery
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/podpin/podpin/internal/logtest"
 )
 
 // dnsServer is a real DNS server on loopback whose answers a test changes.
@@ -115,24 +116,6 @@ func (s *dnsServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	}
 }
 
-// lockedBuffer is a log destination safe for the source's goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // runSource starts src, stops it when the test ends, and returns its
 // reports.
 func runSource(t *testing.T, src Source) <-chan []Endpoint {
@@ -225,7 +208,7 @@ func TestDNSReportsSRVTargetsNamedByHost(t *testing.T) {
 func TestDNSKeepsTheLastGoodSetWhileTheServerFails(t *testing.T) {
 	srv := startDNSServer(t)
 	srv.setAddrs("web.podpin.test.", "10.0.0.1", "10.0.0.2")
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	updates := runSource(t, NewDNS("web.podpin.test.", 80, dnsInterval, srv.resolver(), log))
 	first := nextUpdate(t, updates)

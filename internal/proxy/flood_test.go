@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/podpin/podpin/internal/config"
+	"github.com/podpin/podpin/internal/logtest"
 	"github.com/podpin/podpin/internal/metrics"
 )
 
@@ -77,29 +77,11 @@ func TestAFloodOfOneTimeKeysMovesNoRealSession(t *testing.T) {
 	check("while new sessions are capped")
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestSessionKeysNeverReachMetrics sends requests with distinctive keys,
 // including ones that are refused, and scrapes the metrics and reads the
 // debug log: no key appears in either.
 func TestSessionKeysNeverReachMetrics(t *testing.T) {
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg := prometheus.NewRegistry()
 	var p *Proxy
