@@ -1,13 +1,9 @@
 package proxy
 
 import (
-	"context"
 	"errors"
-	"net"
 	"sync/atomic"
 	"time"
-
-	"github.com/valyala/fasthttp"
 
 	"github.com/podpin/podpin/internal/balance"
 	"github.com/podpin/podpin/internal/discovery"
@@ -21,7 +17,7 @@ type backend struct {
 	name     string
 	nameV    []byte // name as a header value
 	addr     string
-	client   *fasthttp.HostClient
+	client   *podClient
 	inFlight atomic.Int64
 	sessions *atomic.Int64 // live entries pinned to this pod, owned by the table
 	requests atomic.Uint64
@@ -106,70 +102,3 @@ func isDialError(err error) bool {
 	var de *dialError
 	return errors.As(err, &de)
 }
-
-func newClient(addr string, s upstreamSettings) *fasthttp.HostClient {
-	d := &net.Dialer{Timeout: s.connectTimeout, KeepAlive: 30 * time.Second}
-	hc := &fasthttp.HostClient{
-		Addr: addr,
-		Dial: func(a string) (net.Conn, error) {
-			c, err := d.DialContext(context.Background(), "tcp", a)
-			if err != nil {
-				return nil, &dialError{err}
-			}
-			return &idleConn{Conn: c, timeout: s.readTimeout}, nil
-		},
-		MaxConns:                      s.maxConns,
-		MaxIdleConnDuration:           s.idleConnTimeout,
-		MaxConnWaitTimeout:            s.connectTimeout,
-		NoDefaultUserAgentHeader:      true,
-		DisableHeaderNamesNormalizing: false,
-		DisablePathNormalizing:        true,
-		StreamResponseBody:            true,
-		// Up to two retries, only for requests that are safe to send twice:
-		// a pooled keep-alive connection the pod closed while idle fails on
-		// first use, and a pod that closed its idle connections (a restart,
-		// a short keep-alive timeout) may leave more than one in the pool.
-		// A pod that took the request and stayed silent is not asked again:
-		// the timeout already cost the client its wait.
-		RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
-			safe := req.Header.IsGet() || req.Header.IsHead() || req.Header.IsOptions()
-			n := req.Header.ContentLength()
-			bodyless := n == 0 || n == -2
-			stale := !isDialError(err) && !errors.Is(err, fasthttp.ErrTimeout)
-			return false, attempts < 3 && safe && bodyless && stale
-		},
-	}
-	setPodTransport(hc)
-	return hc
-}
-
-// idleConn is a pod connection whose reads time out after a period without
-// data, however long the whole response takes: an inactivity timeout, like
-// HAProxy's "timeout server", so long streamed bodies are not cut while a
-// silent pod still is.
-//
-// Moving a deadline re-arms a runtime timer, which costs more than the read
-// itself on a small response, so the deadline moves only once a tenth of the
-// timeout has passed: the timeout then fires after 0.9 to 1 times its length
-// of silence. A connection is read by one goroutine at a time.
-type idleConn struct {
-	net.Conn
-	timeout  time.Duration
-	deadline time.Time // the read deadline set last
-}
-
-func (c *idleConn) Read(b []byte) (int, error) {
-	if c.timeout > 0 {
-		now := time.Now()
-		if c.deadline.Sub(now) < c.timeout-c.timeout/10 {
-			c.deadline = now.Add(c.timeout)
-			if err := c.Conn.SetReadDeadline(c.deadline); err != nil {
-				return 0, err
-			}
-		}
-	}
-	return c.Conn.Read(b)
-}
-
-// SetReadDeadline is ignored: Read sets its own deadline.
-func (c *idleConn) SetReadDeadline(time.Time) error { return nil }

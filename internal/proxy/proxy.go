@@ -3,9 +3,10 @@
 // keeps a pod, and forwards the request to that pod's address, streaming
 // both bodies and tunnelling upgraded connections.
 //
-// It is built on fasthttp: its server and per-pod keep-alive pools cost a
-// fraction of net/http's CPU per request, which is what lets podpin stand
-// beside HAProxy.
+// It is built on fasthttp: its server and its request and response types
+// cost a fraction of net/http's CPU per request, which is what lets podpin
+// stand beside HAProxy. The connections to each pod are a pool of its own
+// (podClient).
 package proxy
 
 import (
@@ -297,7 +298,7 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 			name:     ep.Name,
 			nameV:    []byte(ep.Name),
 			addr:     ep.Address,
-			client:   newClient(ep.Address, us),
+			client:   newPodClient(ep.Address, us),
 			sessions: r.table.SessionCounter(ep.Name),
 			m:        p.metrics.Pod(r.name, ep.Name),
 		}

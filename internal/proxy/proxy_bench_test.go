@@ -93,7 +93,7 @@ func BenchmarkServeHit(b *testing.B) {
 	}
 	r, _ := p.route("default")
 	for _, pd := range r.pods.Load().all {
-		pd.client.Dial = func(string) (net.Conn, error) { return podLn.Dial() }
+		pd.client.dial = podLn.Dial
 	}
 
 	proxyLn := fasthttputil.NewInmemoryListener()

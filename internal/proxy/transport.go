@@ -3,10 +3,8 @@ package proxy
 import (
 	"bufio"
 	"io"
-	"net"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -16,58 +14,26 @@ import (
 // one without a Content-Length (chunked, or ended by closing), streams.
 const bufferedBody = 16 << 10
 
-// podTransport is the fasthttp.RoundTripper of a pod's client. It sends a
-// request as fasthttp's own transport does and reads the answer in one of
-// two ways. A body of known length up to bufferedBody is read whole and
-// the connection goes back to the pool at once: no allocation. A longer,
-// chunked or close-delimited body streams to the client, and the connection
-// goes back when the stream is closed. (fasthttp's transport streams every
-// body once streaming is on, at four allocations per response, and most
-// answers are short.)
-//
-// It supports the client settings newClient uses: no request, read or
-// write timeouts (idleConn keeps the read timeout) and no connection
-// lifetime.
-//
-// C is fasthttp's connection handle, a type the package does not export;
-// it is inferred from the client's methods.
-type podTransport[C interface{ Conn() net.Conn }] struct {
-	acquire func(timeout time.Duration, connectionClose bool) (C, error)
-	release func(C) // back to the pool
-	discard func(C) // closed
-	streams sync.Pool
-}
-
-// setPodTransport gives hc a podTransport.
-func setPodTransport(hc *fasthttp.HostClient) {
-	hc.Transport = newPodTransport(hc.AcquireConn, hc.ReleaseConn, hc.CloseConn)
-}
-
-func newPodTransport[C interface{ Conn() net.Conn }](acquire func(time.Duration, bool) (C, error), release, discard func(C)) *podTransport[C] {
-	t := &podTransport[C]{acquire: acquire, release: release, discard: discard}
-	t.streams.New = func() any { return &podStream[C]{t: t} }
-	return t
-}
-
-// RoundTrip writes req and reads the pod's answer into resp. retry tells
-// the client that the request may go again on another connection (its
-// RetryIfErr decides): true when the exchange failed before the response
-// header was complete, as with fasthttp's transport.
-func (t *podTransport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (retry bool, err error) {
-	cc, err := t.acquire(0, req.ConnectionClose())
+// roundTrip writes req to a connection of the pod and reads the answer in
+// one of two ways. A body of known length up to bufferedBody is read whole
+// and the connection goes back to the pool at once: no allocation. A
+// longer, chunked or close-delimited body streams to the client, and the
+// connection goes back when the stream is closed. retry tells Do that the
+// request may go again on another connection: true when the exchange failed
+// before the response header was complete.
+func (c *podClient) roundTrip(req *fasthttp.Request, resp *fasthttp.Response) (retry bool, err error) {
+	pc, err := c.acquire()
 	if err != nil {
 		return false, err
 	}
-	conn := cc.Conn()
-
-	bw := hc.AcquireWriter(conn)
+	bw := c.writer(pc)
 	err = req.Write(bw)
 	if err == nil {
 		err = bw.Flush()
 	}
-	hc.ReleaseWriter(bw)
+	c.putWriter(bw)
 	if err != nil {
-		t.discard(cc)
+		c.discard(pc)
 		return true, asTimeout(err)
 	}
 
@@ -75,12 +41,12 @@ func (t *podTransport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Reque
 	// read below, once its length is known.
 	head := req.Header.IsHead()
 	resp.SkipBody = true
-	br := hc.AcquireReader(conn)
+	br := c.reader(pc)
 	err = resp.ReadLimitBody(br, 0)
 	resp.SkipBody = head
 	if err != nil {
-		hc.ReleaseReader(br)
-		t.discard(cc)
+		c.putReader(br)
+		c.discard(pc)
 		return true, err
 	}
 	// After a 101 the connection speaks another protocol: never reused.
@@ -89,25 +55,25 @@ func (t *podTransport[C]) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Reque
 	n := resp.Header.ContentLength()
 	switch {
 	case head || hasNoBody(resp.Header.StatusCode()):
-		hc.ReleaseReader(br)
+		c.putReader(br)
 	case n >= 0 && n <= bufferedBody:
 		resp.StreamBody = false
 		err = resp.ReadBody(br, 0)
-		hc.ReleaseReader(br)
+		c.putReader(br)
 		if err != nil {
 			// The pod answered: the request is not sent again.
-			t.discard(cc)
+			c.discard(pc)
 			return false, asTimeout(err)
 		}
 	default:
-		s := t.streams.Get().(*podStream[C])
-		s.start(hc, cc, br, resp, reuse)
+		s := c.streams.Get().(*podStream)
+		s.start(pc, br, resp, reuse)
 		return false, nil
 	}
 	if reuse {
-		t.release(cc)
+		c.release(pc)
 	} else {
-		t.discard(cc)
+		c.discard(pc)
 	}
 	return false, nil
 }
@@ -130,10 +96,9 @@ func hasNoBody(status int) bool {
 // podStream is a response body streaming from a pod connection, which it
 // holds until it is closed. Reads come from one goroutine at a time; a
 // close may come from another while a read waits, and then interrupts it.
-type podStream[C interface{ Conn() net.Conn }] struct {
-	t     *podTransport[C]
-	hc    *fasthttp.HostClient
-	cc    C
+type podStream struct {
+	c     *podClient
+	pc    *podConn
 	br    *bufio.Reader
 	owner *fasthttp.Response // the response the body belongs to
 	reuse bool               // the connection may serve another request after the body
@@ -149,8 +114,8 @@ type podStream[C interface{ Conn() net.Conn }] struct {
 	closed atomic.Bool
 }
 
-func (s *podStream[C]) start(hc *fasthttp.HostClient, cc C, br *bufio.Reader, resp *fasthttp.Response, reuse bool) {
-	s.hc, s.cc, s.br, s.owner, s.reuse = hc, cc, br, resp, reuse
+func (s *podStream) start(pc *podConn, br *bufio.Reader, resp *fasthttp.Response, reuse bool) {
+	s.pc, s.br, s.owner, s.reuse = pc, br, resp, reuse
 	s.ended = false
 	s.closed.Store(false)
 	resp.Header.CopyTo(&s.frame.Header)
@@ -160,7 +125,7 @@ func (s *podStream[C]) start(hc *fasthttp.HostClient, cc C, br *bufio.Reader, re
 	resp.SetBodyStream(s, resp.Header.ContentLength())
 }
 
-func (s *podStream[C]) Read(p []byte) (int, error) {
+func (s *podStream) Read(p []byte) (int, error) {
 	if s.closed.Load() {
 		return 0, io.ErrClosedPipe
 	}
@@ -179,7 +144,7 @@ func (s *podStream[C]) Read(p []byte) (int, error) {
 
 // copyTrailers gives the owner the trailer fields that came after the last
 // chunk, before the server writes its trailer section.
-func (s *podStream[C]) copyTrailers() {
+func (s *podStream) copyTrailers() {
 	h := &s.frame.Header
 	for name := range h.Trailers() {
 		for _, v := range h.PeekAll(string(name)) {
@@ -191,26 +156,25 @@ func (s *podStream[C]) copyTrailers() {
 // CloseWithError ends the stream. The connection returns to the pool only
 // when the body was read to its end, nothing failed and both sides keep it
 // alive; otherwise it is closed, which also ends a read in flight.
-func (s *podStream[C]) CloseWithError(err error) error {
+func (s *podStream) CloseWithError(err error) error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
 	locked := s.mu.TryLock()
 	keep := err == nil && locked && s.ended && s.reuse
 	if !locked {
-		s.cc.Conn().Close() // ends the read in flight
+		s.pc.Close() // ends the read in flight
 		s.mu.Lock()
 	}
-	s.hc.ReleaseReader(s.br)
+	s.c.putReader(s.br)
 	s.frame.Reset() // returns the body decoder to fasthttp
 	if keep {
-		s.t.release(s.cc)
+		s.c.release(s.pc)
 	} else {
-		s.t.discard(s.cc)
+		s.c.discard(s.pc)
 	}
-	var zero C
-	s.hc, s.cc, s.br, s.owner, s.body = nil, zero, nil, nil, nil
+	s.pc, s.br, s.owner, s.body = nil, nil, nil, nil
 	s.mu.Unlock()
-	s.t.streams.Put(s)
+	s.c.streams.Put(s)
 	return nil
 }
