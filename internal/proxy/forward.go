@@ -380,6 +380,8 @@ func upstreamReason(err error) string {
 		return "no response in time"
 	case errors.Is(err, fasthttp.ErrConnectionClosed):
 		return "connection closed before a response"
+	case errors.Is(err, fasthttp.ErrNoFreeConns):
+		return "every connection to it busy (upstream.maxConnsPerPod)"
 	}
 	return "bad response"
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -141,6 +142,8 @@ func TestPodClientWaitsForAConnectionOnlySoLong(t *testing.T) {
 	start := time.Now()
 	if _, err := get(c, "GET", ""); !errors.Is(err, fasthttp.ErrNoFreeConns) {
 		t.Errorf("second request: got %v, want %v", err, fasthttp.ErrNoFreeConns)
+	} else if got := upstreamReason(err); !strings.Contains(got, "maxConnsPerPod") {
+		t.Errorf("the client is told %q, want the setting named", got)
 	}
 	if d := time.Since(start); d < 80*time.Millisecond || d > time.Second {
 		t.Errorf("second request failed after %v, want about 100ms", d)
