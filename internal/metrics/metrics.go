@@ -146,7 +146,7 @@ func (m *Metrics) Route(route string) *Route {
 // request path only does atomic adds.
 func (m *Metrics) Pod(route, pod string) *Pod {
 	p := &Pod{
-		latency:  m.latency.WithLabelValues(route, pod),
+		latency: m.latency.WithLabelValues(route, pod),
 	}
 	for i := range p.codes {
 		p.codes[i] = m.requests.WithLabelValues(route, pod, codeClasses[i])
@@ -194,8 +194,8 @@ func (r *Route) Unrouted(code int) {
 
 // Pod is one pod's handles.
 type Pod struct {
-	codes    [5]prometheus.Counter
-	latency  prometheus.Observer
+	codes   [5]prometheus.Counter
+	latency prometheus.Observer
 }
 
 // Done counts the pod's answer: its status and its latency in seconds.

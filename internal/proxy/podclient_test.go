@@ -23,8 +23,8 @@ type countingPod struct {
 	// closeAfter, when set, makes the pod close each connection after its
 	// first answer, without saying so (no Connection: close).
 	closeAfter bool
-	now, peak atomic.Int32
-	ended     chan struct{} // the pod is done with a connection
+	now, peak  atomic.Int32
+	ended      chan struct{} // the pod is done with a connection
 }
 
 func newCountingPod(t *testing.T, pause time.Duration, closeAfter bool) *countingPod {
