@@ -11,7 +11,10 @@
 // it writes a comment naming what it rendered, with -create-namespace a
 // Namespace object, and the chart as `helm template NAME CHART -n NAMESPACE
 // -f FILE...` prints it. Relative paths are taken from the working
-// directory, which `go -C tools/chart` sets to this folder.
+// directory, which `go -C tools/chart` sets to this folder. With
+// -kubeconfig it renders against that cluster: the chart's lookups read it,
+// so a rendering for an upgrade keeps what the cluster holds (the admin
+// token); nothing is written to the cluster.
 package main
 
 import (
@@ -57,6 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	namespace := fs.String("namespace", "podpin-system", "release `namespace`")
 	createNS := fs.Bool("create-namespace", true, "start with a Namespace object for the release namespace")
 	out := fs.String("o", "", "write to this `file` instead of standard output")
+	kubeconfig := fs.String("kubeconfig", "", "render against the cluster of this kubeconfig `file` (lookup reads it, nothing is written), as helm upgrade --install --dry-run=server; empty: reach no cluster, as helm template")
 	var files valueFiles
 	fs.Var(&files, "f", "values `file` merged over the chart's values.yaml, as helm -f does (repeatable; later files win)")
 	if err := fs.Parse(args); err != nil {
@@ -78,6 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Namespace:       *namespace,
 		CreateNamespace: *createNS,
 		Values:          vals,
+		Kubeconfig:      *kubeconfig,
 		Logger:          slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {

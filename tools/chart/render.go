@@ -12,6 +12,7 @@ import (
 	"helm.sh/helm/v4/pkg/chart/loader"
 	"helm.sh/helm/v4/pkg/cli/values"
 	release "helm.sh/helm/v4/pkg/release/v1"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 )
 
 // Options say what Render renders the chart for.
@@ -30,6 +31,13 @@ type Options struct {
 	Values map[string]any
 	// Logger receives Helm's logs; nil discards them.
 	Logger *slog.Logger
+	// Kubeconfig, when set, is a kubeconfig file of the cluster the chart is
+	// rendered against, as `helm upgrade --install --dry-run=server` renders
+	// it: lookup reads that cluster, so values the chart keeps across
+	// upgrades (the admin token) come out as the cluster holds them, and the
+	// capabilities are the server's. Nothing is written to the cluster.
+	// Empty: rendered as helm template renders, reaching no cluster.
+	Kubeconfig string
 }
 
 // ReadValues merges values files in order, each over the ones before it, as
@@ -68,8 +76,22 @@ func Render(ctx context.Context, dir string, opts Options) ([]byte, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	install := action.NewInstall(action.NewConfiguration(action.ConfigurationSetLogger(logger.Handler())))
+	cfg := action.NewConfiguration(action.ConfigurationSetLogger(logger.Handler()))
+	install := action.NewInstall(cfg)
 	install.DryRunStrategy = action.DryRunClient
+	if opts.Kubeconfig != "" {
+		flags := genericclioptions.NewConfigFlags(false)
+		flags.KubeConfig = &opts.Kubeconfig
+		flags.Namespace = &opts.Namespace
+		// Releases are kept in memory: the rendering records nothing in
+		// the cluster.
+		if err := cfg.Init(flags, opts.Namespace, "memory"); err != nil {
+			return nil, fmt.Errorf("reaching the cluster of %q: %w", opts.Kubeconfig, err)
+		}
+		install.DryRunStrategy = action.DryRunServer
+		// As an upgrade: objects that exist already are no conflict.
+		install.IsUpgrade = true
+	}
 	install.Replace = true // as helm template: no release store to check the name against
 	install.ReleaseName = opts.Release
 	install.Namespace = opts.Namespace
@@ -86,6 +108,9 @@ func Render(ctx context.Context, dir string, opts Options) ([]byte, error) {
 	which := "its default values"
 	if len(opts.Values) > 0 {
 		which = "values files over its defaults"
+	}
+	if opts.Kubeconfig != "" {
+		which += " against a cluster"
 	}
 	md := meta.MetadataAsMap()
 	fmt.Fprintf(&b, "# podpin %v: the Helm chart %s %v rendered with %s\n", md["AppVersion"], meta.Name(), md["Version"], which)

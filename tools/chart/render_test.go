@@ -52,24 +52,42 @@ func documents(out []byte) []string {
 	return strings.Split(string(out), "\n---\n")[1:]
 }
 
-// object finds the one document of kind and decodes it into v.
+// object finds the first document of kind and decodes it into v.
 func object(t *testing.T, out []byte, kind string, v any) {
+	t.Helper()
+	objectNamed(t, out, kind, "", v)
+}
+
+// objectNamed finds the document of kind named name (any name when empty)
+// and decodes it into v.
+func objectNamed(t *testing.T, out []byte, kind, name string, v any) {
+	t.Helper()
+	if !findObject(t, out, kind, name, v) {
+		t.Fatalf("no %s %q in the rendering:\n%s", kind, name, out)
+	}
+}
+
+// findObject is objectNamed that reports whether the object is there.
+func findObject(t *testing.T, out []byte, kind, name string, v any) bool {
 	t.Helper()
 	for _, doc := range documents(out) {
 		var head struct {
-			Kind string `json:"kind"`
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
 		}
 		if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
 			t.Fatalf("document does not parse: %v\n%s", err, doc)
 		}
-		if head.Kind == kind {
+		if head.Kind == kind && (name == "" || head.Metadata.Name == name) {
 			if err := yaml.UnmarshalStrict([]byte(doc), v); err != nil {
 				t.Fatalf("%s: %v\n%s", kind, err, doc)
 			}
-			return
+			return true
 		}
 	}
-	t.Fatalf("no %s in the rendering:\n%s", kind, out)
+	return false
 }
 
 func TestManifestsMatchChart(t *testing.T) {
@@ -106,7 +124,7 @@ func TestChartRendersInHelmOrder(t *testing.T) {
 			sources = append(sources, src[:strings.IndexByte(src, '\n')])
 		}
 	}
-	want := "Namespace PodDisruptionBudget ServiceAccount ConfigMap ClusterRole ClusterRoleBinding Service Deployment IngressClass"
+	want := "Namespace NetworkPolicy PodDisruptionBudget ServiceAccount ConfigMap ClusterRole ClusterRoleBinding Service Service Deployment Deployment IngressClass"
 	if strings.Join(kinds, " ") != want {
 		t.Errorf("kinds: got %v, want %s", kinds, want)
 	}
