@@ -56,7 +56,7 @@ func TestIngressControllerUnderTheChartsRBAC(t *testing.T) {
 	servePods(t, cp, netns, "shop", "cart", "cart-0=10.244.0.2", "cart-1=10.244.0.3")
 	servePods(t, cp, netns, "shop", "web", "web-0=10.244.0.4")
 
-	p, cfgFile := startChartPodpin(t, cp, objs)
+	p, cfgFile := startChartPodpin(t, cp, objs, startBundledStore(t, objs).Addr)
 	waitUntilTrue(t, "podpin is ready", func() bool {
 		code, err := httpGet("http://" + p.admin + "/readyz")
 		return err == nil && code == http.StatusOK
@@ -447,30 +447,27 @@ func chartConfig(t *testing.T, objs []*unstructured.Unstructured) string {
 
 // startChartPodpin runs podpin with the Deployment's arguments and the
 // ConfigMap's configuration file, changing only what a test process must:
-// loopback listeners on free ports, a token file of its own, and the
-// kubeconfig of podpin's service account in place of the in-cluster one.
+// loopback listeners on free ports, a token file of its own, the
+// kubeconfig of podpin's service account in place of the in-cluster one,
+// the bundled store's address (the Service podpin-store) replaced by
+// storeAddr, and the state volume by a folder of its own.
 // It returns the process and its configuration file.
-func startChartPodpin(t *testing.T, cp *k8stest.ControlPlane, objs []*unstructured.Unstructured) (*process, string) {
+func startChartPodpin(t *testing.T, cp *k8stest.ControlPlane, objs []*unstructured.Unstructured, storeAddr string) (*process, string) {
 	t.Helper()
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "podpin.yaml")
 	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(cfgFile, []byte(chartConfig(t, objs)), 0o644); err != nil {
+	cfg := strings.NewReplacer(
+		"redis://podpin-store.podpin-system.svc:6379", "redis://"+storeAddr,
+		"/var/lib/podpin/", dir+"/",
+	).Replace(chartConfig(t, objs))
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(tokenFile, []byte("test-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var args []string
-	for _, o := range objs {
-		if o.GetKind() != "Deployment" {
-			continue
-		}
-		containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
-		c, _ := containers[0].(map[string]any)
-		list, _, _ := unstructured.NestedStringSlice(c, "args")
-		args = list
-	}
+	args := containerArgs(t, objs, "podpin")
 	if len(args) == 0 || args[0] != "serve" {
 		t.Fatalf("deployment args: got %v, want serve ...", args)
 	}

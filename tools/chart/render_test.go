@@ -169,6 +169,7 @@ store:
   redis:
     url: "redis://b:6379"
     keyPrefix: "podpin:"
+    timeout: 250ms
 routes: []`
 	if got := "\n" + strings.TrimRight(cm.Data["podpin.yaml"], "\n"); !strings.HasSuffix(got, want) {
 		t.Errorf("configuration file: got\n%s\nwant it to end with%s", got, want)

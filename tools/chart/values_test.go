@@ -323,6 +323,7 @@ topologySpreadConstraints:
 		{[]string{"store", "redis", "tlsCAFile"}, "/etc/podpin/redis-ca/ca.crt"},
 		{[]string{"store", "redis", "tlsServerName"}, "redis.internal"},
 		{[]string{"store", "redis", "passwordEnv"}, "REDIS_PASSWORD"},
+		{[]string{"store", "redis", "timeout"}, "250ms"},
 	} {
 		if got := at(cfg, tc.path...); got != tc.want {
 			t.Errorf("%s: got %v (%T), want %v", strings.Join(tc.path, "."), got, got, tc.want)

@@ -144,6 +144,9 @@ store:
     tlsServerName: {{ . | quote }}
     {{- end }}
     keyPrefix: {{ $r.keyPrefix | quote }}
+    {{- with $r.timeout }}
+    timeout: {{ . }}
+    {{- end }}
     {{- if $r.passwordSecret.name }}
     passwordEnv: REDIS_PASSWORD
     {{- end }}
