@@ -325,7 +325,19 @@ store:
   redis:
     addrs: ["sentinel-0:26379", "sentinel-1:26379"]
     masterName: main
+    username: podpin
+    db: 2
     passwordSecret: {name: redis, key: password}
+    tls: {enabled: true, caSecret: {name: redis-ca}, serverName: redis.internal}
+podHeader: ""
+limits: {headerTimeout: 5s, maxConnections: 5000, maxBodyBytes: 10485760}
+upstream: {connectTimeout: 1s, responseTimeout: 30s}
+keySecret: {secretName: podpin-digest}
+autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 6, targetMemoryUtilizationPercentage: 80}
+priorityClassName: system-cluster-critical
+topologySpreadConstraints:
+  - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway,
+     labelSelector: {matchLabels: {app.kubernetes.io/name: podpin}}}
 staticRoutes:
   - name: canary
     match: {headers: {X-Canary: "1"}}
@@ -356,8 +368,9 @@ affinity:
 	for _, o := range objs {
 		kinds = append(kinds, o.GetKind())
 	}
-	if !slices.Contains(kinds, "Secret") || slices.Contains(kinds, "PodDisruptionBudget") {
-		t.Errorf("custom rendering: got kinds %v, want a Secret and no PodDisruptionBudget", kinds)
+	if !slices.Contains(kinds, "Secret") || !slices.Contains(kinds, "HorizontalPodAutoscaler") ||
+		slices.Contains(kinds, "PodDisruptionBudget") || slices.Contains(kinds, "NetworkPolicy") {
+		t.Errorf("custom rendering: got kinds %v, want a Secret and an HPA, no PodDisruptionBudget and no bundled store", kinds)
 	}
 	install(t, cp, objs[1:], true)
 
@@ -368,8 +381,14 @@ affinity:
 		if err != nil {
 			t.Errorf("%s rendering: the configuration file does not load: %v\n%s", name, err, cfg)
 		}
-		if name == "custom" && (c == nil || c.Store.Redis.MasterName != "main" || c.Store.Redis.PasswordEnv != "REDIS_PASSWORD") {
-			t.Errorf("custom rendering: redis settings not in the configuration file:\n%s", cfg)
+		if name == "custom" && (c == nil || c.Store.Redis.MasterName != "main" || c.Store.Redis.PasswordEnv != "REDIS_PASSWORD" ||
+			c.Store.Redis.Username != "podpin" || c.Store.Redis.DB != 2 || !c.Store.Redis.TLS || c.Store.Redis.TLSCAFile == "" ||
+			c.PodHeader == nil || *c.PodHeader != "" || c.KeySecret.Env == "" || c.Limits.MaxConnections != 5000 ||
+			c.Upstream.ConnectTimeout != time.Second) {
+			t.Errorf("custom rendering: settings not in the configuration file:\n%s", cfg)
+		}
+		if name == "default" && (c == nil || c.Store.Type != "redis" || c.State.File == "" || c.Store.Redis.URL == "") {
+			t.Errorf("default rendering: want the bundled store and a state file:\n%s", cfg)
 		}
 	}
 }
