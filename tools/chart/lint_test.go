@@ -13,6 +13,7 @@ func TestChartPassesStrictLint(t *testing.T) {
 	}{
 		{"default values", nil},
 		{"every option on", []string{"testdata/every-option.yaml"}},
+		{"an autoscaler and memory tables", []string{"testdata/autoscaling.yaml"}},
 	} {
 		vals, err := ReadValues(tc.files)
 		if err != nil {
