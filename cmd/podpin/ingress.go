@@ -9,7 +9,10 @@ import (
 
 	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/ingress"
+	"github.com/podpin/podpin/internal/metrics"
 )
+
+var _ ingress.Metrics = (*metrics.Metrics)(nil)
 
 // ingressFlags are the flags of 'podpin serve' that make it an Ingress
 // controller.
@@ -42,8 +45,8 @@ func (f *ingressFlags) check() error {
 
 // controller returns the Ingress controller the flags ask for, nil when
 // they ask for none. Its routes join cfg's; apply makes the merged
-// configuration the running one.
-func (f *ingressFlags) controller(client kubernetes.Interface, cfg *config.Config, apply func(*config.Config) error, log *slog.Logger) (*ingress.Controller, error) {
+// configuration the running one; m counts applies and rejected Ingresses.
+func (f *ingressFlags) controller(client kubernetes.Interface, cfg *config.Config, apply func(*config.Config) error, m ingress.Metrics, log *slog.Logger) (*ingress.Controller, error) {
 	if !f.enabled() {
 		return nil, nil
 	}
@@ -54,6 +57,7 @@ func (f *ingressFlags) controller(client kubernetes.Interface, cfg *config.Confi
 		Static:         cfg,
 		PublishAddress: f.publishAddress,
 		PublishService: f.publishService,
+		Metrics:        m,
 		Logger:         log.With("component", "ingress"),
 	})
 }

@@ -55,7 +55,9 @@ type process struct {
 	err    error
 }
 
-var servingLine = regexp.MustCompile(`msg="podpin serving".* listen=(\S+) admin=(\S+)`)
+// servingLine matches the line podpin logs once it serves, in text and in
+// JSON.
+var servingLine = regexp.MustCompile(`msg="podpin serving".* listen=(\S+) admin=(\S+)|"msg":"podpin serving".*"listen":"([^"]+)","admin":"([^"]+)"`)
 
 // startPodpin runs podpin serve with args and waits until it serves.
 func startPodpin(t *testing.T, args ...string) *process {
@@ -78,7 +80,7 @@ func startPodpin(t *testing.T, args ...string) *process {
 			p.log.WriteString(line + "\n")
 			p.mu.Unlock()
 			if m := servingLine.FindStringSubmatch(line); m != nil {
-				ready <- [2]string{m[1], m[2]}
+				ready <- [2]string{m[1] + m[3], m[2] + m[4]}
 			}
 		}
 		p.err = p.cmd.Wait()

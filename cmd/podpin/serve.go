@@ -44,6 +44,7 @@ type serveFlags struct {
 	stateFile     string
 	redis         string
 	logLevel      slog.Level
+	logFormat     string
 	drainTimeout  time.Duration
 	shutdownDelay time.Duration
 	set           map[string]bool // flags given on the command line
@@ -73,6 +74,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.stateFile, "state-file", "", "save the stick tables to this `file` and restore them at start")
 	fs.StringVar(&f.redis, "redis", "", "share the stick tables with other replicas through Redis at this `url`: redis://[user:password@]host:port[/db], rediss:// for TLS")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn, error")
+	fs.StringVar(&f.logFormat, "log-format", config.LogText, "log `format`: text (key=value) or json (one object a line); overrides log.format")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", config.DefaultDrainTimeout, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to keep serving after /readyz turns false")
 	if err := fs.Parse(args); err != nil {
@@ -126,6 +128,9 @@ func (f *serveFlags) load() (*config.Config, error) {
 	if f.set["admin-token-file"] {
 		c.Admin.TokenFile, c.Admin.TokenEnv = f.adminToken, ""
 	}
+	if f.set["log-format"] {
+		c.Log.Format = f.logFormat
+	}
 	if f.set["state-file"] {
 		c.State.File = f.stateFile
 	}
@@ -157,7 +162,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: f.logLevel}))
+	log := newLogger(stderr, cfg.Log.Format, f.logLevel)
 	o := serveOptions{log: log, kubeconfig: f.discovery.kubeconfig, ingress: &f.ingress}
 	if f.configFile != "" {
 		o.configFile = f.configFile
@@ -193,6 +198,10 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	readToken, err := cfg.Admin.ReadToken()
+	if err != nil {
+		return err
+	}
 	secret, err := cfg.KeySecret.Read()
 	if err != nil {
 		return err
@@ -221,7 +230,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		return err
 	}
 	defer p.Close()
-	ctl, err := o.ingress.controller(kube, cfg, p.Apply, log)
+	ctl, err := o.ingress.controller(kube, cfg, p.Apply, m, log)
 	if err != nil {
 		return err
 	}
@@ -245,11 +254,13 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		return fmt.Errorf("listening for admin: %w", err)
 	}
 	adm := admin.New(admin.Options{
-		Address:   adminLn.Addr().String(),
-		Token:     adminToken,
-		Gatherer:  reg,
-		Inspector: p,
-		Logger:    log.With("component", "admin"),
+		Address:     adminLn.Addr().String(),
+		Token:       adminToken,
+		ReadToken:   readToken,
+		OpenMetrics: cfg.Admin.Metrics == config.MetricsOpen,
+		Gatherer:    reg,
+		Inspector:   p,
+		Logger:      log.With("component", "admin"),
 	})
 	adminSrv := &http.Server{Handler: adm, ReadHeaderTimeout: 10 * time.Second}
 
@@ -326,4 +337,14 @@ func closeAll(lns []net.Listener) {
 	for _, ln := range lns {
 		ln.Close()
 	}
+}
+
+// newLogger returns podpin's logger in format (config.LogText or
+// config.LogJSON) at level.
+func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	o := &slog.HandlerOptions{Level: level}
+	if format == config.LogJSON {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
 }

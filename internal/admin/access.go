@@ -20,10 +20,28 @@ type access struct {
 	// token is the SHA-256 of the bearer token; hasToken is false without one.
 	token    [sha256.Size]byte
 	hasToken bool
+	// readToken is the SHA-256 of the read-only token; hasReadToken is
+	// false without one.
+	readToken    [sha256.Size]byte
+	hasReadToken bool
+	// openMetrics serves /metrics without a token.
+	openMetrics bool
 }
 
-func newAccess(addr, token string) access {
-	a := access{}
+// level is what a request's credentials allow.
+type level int
+
+const (
+	levelNone  level = iota // nothing but the open pages
+	levelRead               // reads: GET and HEAD, but not the profiler
+	levelWrite              // everything
+)
+
+func newAccess(addr, token, readToken string, openMetrics bool) access {
+	a := access{openMetrics: openMetrics}
+	if readToken != "" {
+		a.readToken, a.hasReadToken = sha256.Sum256([]byte(readToken)), true
+	}
 	if host, _, err := net.SplitHostPort(addr); err == nil {
 		a.listenHost = strings.ToLower(host)
 		ip, err := netip.ParseAddr(host)
@@ -75,17 +93,36 @@ func (a access) localHost(hostport string) bool {
 	return host != "" && host == a.listenHost
 }
 
-// authorized reports whether the request carries the token, or none is
-// needed. Both sides are hashed first, so the constant-time comparison does
-// not reveal the token's length either.
-func (a access) authorized(r *http.Request) bool {
+// level returns what the request's bearer token allows: everything when
+// no token is configured. Both sides are hashed first, so the constant-time
+// comparison does not reveal a token's length either.
+func (a access) level(r *http.Request) level {
 	if !a.hasToken {
-		return true
+		return levelWrite
 	}
 	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
+		return levelNone
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
-	return subtle.ConstantTimeCompare(sum[:], a.token[:]) == 1
+	switch {
+	case subtle.ConstantTimeCompare(sum[:], a.token[:]) == 1:
+		return levelWrite
+	case a.hasReadToken && subtle.ConstantTimeCompare(sum[:], a.readToken[:]) == 1:
+		return levelRead
+	}
+	return levelNone
+}
+
+// readOnlyRefusal returns why the read-only token may not make the
+// request, or "" when it may: it reads (GET, HEAD) anything but the
+// profiler, whose dumps show memory and may hold raw session keys.
+func readOnlyRefusal(r *http.Request) string {
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/debug/pprof/"):
+		return "the read-only token cannot use the profiler: it needs the admin token"
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		return "the read-only token cannot pin or delete sessions: it needs the admin token"
+	}
+	return ""
 }

@@ -1,7 +1,9 @@
 package admin_test
 
 import (
+	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -82,6 +84,100 @@ func TestAccessRules(t *testing.T) {
 				t.Errorf("body %q contains the token", body)
 			}
 		})
+	}
+}
+
+const readToken = "read-only-token-value"
+
+func TestReadOnlyTokenReadsAndCannotWrite(t *testing.T) {
+	e := startEnv(t, apiConfig(), admin.Options{Token: token, ReadToken: readToken})
+	if code, body := e.call("PUT", "/api/v1/routes/default/sessions/bob", `{"pod": "web-1"}`); code != 200 {
+		t.Fatalf("pin bob with the admin token: got %d %s, want 200", code, body)
+	}
+	for _, tt := range []struct {
+		name         string
+		method, path string
+		body         string
+		token        string
+		want         int
+		wantError    string // the JSON error's text, for refusals
+	}{
+		{name: "routes are read", method: "GET", path: "/api/v1/routes", token: readToken, want: 200},
+		{name: "a route's pods are read", method: "GET", path: "/api/v1/routes/default", token: readToken, want: 200},
+		{name: "sessions are listed", method: "GET", path: "/api/v1/routes/default/sessions", token: readToken, want: 200},
+		{name: "a session is read", method: "GET", path: "/api/v1/routes/default/sessions/bob", token: readToken, want: 200},
+		{name: "metrics are read", method: "GET", path: "/metrics", token: readToken, want: 200},
+		{name: "the console is read", method: "GET", path: "/", token: readToken, want: 200},
+		{name: "a pin is refused", method: "PUT", path: "/api/v1/routes/default/sessions/alice", body: `{"pod": "web-0"}`, token: readToken, want: 403,
+			wantError: "the read-only token cannot pin or delete sessions: it needs the admin token"},
+		{name: "an unpin is refused", method: "DELETE", path: "/api/v1/routes/default/sessions/bob", token: readToken, want: 403,
+			wantError: "the read-only token cannot pin or delete sessions: it needs the admin token"},
+		{name: "a clear is refused", method: "DELETE", path: "/api/v1/routes/default/sessions?pod=web-1", token: readToken, want: 403,
+			wantError: "the read-only token cannot pin or delete sessions: it needs the admin token"},
+		{name: "the profiler is refused", method: "GET", path: "/debug/pprof/cmdline", token: readToken, want: 403,
+			wantError: "the read-only token cannot use the profiler: it needs the admin token"},
+		{name: "a wrong token is still unauthorized", method: "GET", path: "/api/v1/routes", token: "wrong", want: 401,
+			wantError: "missing or wrong bearer token"},
+		{name: "the admin token still unpins", method: "DELETE", path: "/api/v1/routes/default/sessions/bob", token: token, want: 204},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var body io.Reader
+			if tt.body != "" {
+				body = strings.NewReader(tt.body)
+			}
+			req, err := http.NewRequest(tt.method, e.admin.URL+tt.path, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+tt.token)
+			code, got := e.do(req)
+			if code != tt.want {
+				t.Fatalf("got status %d, want %d; body %s", code, tt.want, got)
+			}
+			if tt.wantError == "" {
+				return
+			}
+			var msg struct{ Error string }
+			if err := json.Unmarshal([]byte(got), &msg); err != nil || msg.Error != tt.wantError {
+				t.Errorf("got body %q, want the error %q", got, tt.wantError)
+			}
+		})
+	}
+	if _, err := e.proxy.Session("default", "alice"); !errors.Is(err, proxy.ErrNoSuchSession) {
+		t.Errorf("alice after a refused pin: got error %v, want %v", err, proxy.ErrNoSuchSession)
+	}
+}
+
+func TestOpenMetricsNeedNoToken(t *testing.T) {
+	e := startEnv(t, apiConfig(), admin.Options{Token: token, OpenMetrics: true})
+	for _, tt := range []struct {
+		path string
+		want int
+	}{
+		{"/metrics", 200},
+		{"/api/v1/routes", 401},
+		{"/debug/pprof/cmdline", 401},
+	} {
+		req, err := http.NewRequest("GET", e.admin.URL+tt.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, body := e.do(req)
+		if code != tt.want {
+			t.Errorf("GET %s without a token: got %d, want %d", tt.path, code, tt.want)
+		}
+		if tt.path == "/metrics" && !strings.Contains(body, "podpin_table_lookups_total") {
+			t.Errorf("GET /metrics without a token: got %.200q, want podpin's metrics", body)
+		}
+	}
+	// Metrics open to scrapers are not open to other sites' pages.
+	req, err := http.NewRequest("GET", e.admin.URL+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Origin", "http://evil.example")
+	if code, _ := e.do(req); code != 403 {
+		t.Errorf("GET /metrics from another origin: got %d, want 403", code)
 	}
 }
 

@@ -11,8 +11,13 @@
 //     nor localhost, 127.0.0.1 or [::1], is refused with 403: a web page in
 //     an operator's browser cannot drive the API (cross-site requests, DNS
 //     rebinding).
+//   - /metrics is open when Options.OpenMetrics is set, so Prometheus
+//     scrapes it without a secret.
 //   - With a token configured, every other request but the console's static
-//     files must carry "Authorization: Bearer <token>", or gets 401.
+//     files must carry "Authorization: Bearer <token>", or the read-only
+//     token, or gets 401. The read-only token reads (GET and HEAD) the API,
+//     the metrics and the console; a change (PUT, DELETE) or the profiler
+//     with it gets 403 with the reason.
 //
 // Reads are GET; changes are PUT and DELETE. Errors are JSON objects
 // {"error": "one line"}.
@@ -72,6 +77,13 @@ type Options struct {
 	// files. Empty: no token (allowed on loopback listeners only, which
 	// the caller checks).
 	Token string
+	// ReadToken, when not empty, is a second bearer token that reads the
+	// API, the metrics and the console, and is refused for changes and the
+	// profiler. It has no effect without Token.
+	ReadToken string
+	// OpenMetrics serves /metrics without a token. False: /metrics needs
+	// the token or the read-only token, like the API.
+	OpenMetrics bool
 	// Gatherer serves /metrics; nil answers 404 there.
 	Gatherer prometheus.Gatherer
 	// Inspector serves the JSON API and the console; nil answers 404 there.
@@ -97,7 +109,7 @@ type Server struct {
 func New(o Options) *Server {
 	s := &Server{
 		mux:    http.NewServeMux(),
-		access: newAccess(o.Address, o.Token),
+		access: newAccess(o.Address, o.Token, o.ReadToken, o.OpenMetrics),
 		proxy:  o.Inspector,
 		log:    o.Logger,
 		now:    o.Now,
@@ -153,10 +165,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, msg)
 		return
 	}
-	if !isConsoleFile(r) && !s.access.authorized(r) {
+	if isConsoleFile(r) || r.URL.Path == "/metrics" && s.access.openMetrics {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	switch s.access.level(r) {
+	case levelNone:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="podpin admin"`)
 		writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 		return
+	case levelRead:
+		if msg := readOnlyRefusal(r); msg != "" {
+			writeError(w, http.StatusForbidden, msg)
+			return
+		}
 	}
 	s.mux.ServeHTTP(w, r)
 }

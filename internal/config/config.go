@@ -90,6 +90,9 @@ type Config struct {
 	// Admin is the operators' listener: health, metrics and the API.
 	Admin Admin `yaml:"admin"`
 
+	// Log shapes podpin's own log.
+	Log Log `yaml:"log"`
+
 	// PodHeader is the response header that names the pod which served the
 	// request. Omitted: "X-Podpin-Pod". An empty string turns it off.
 	PodHeader *string `yaml:"podHeader"`
@@ -249,7 +252,40 @@ type Admin struct {
 	// TokenEnv names an environment variable holding the token, as an
 	// alternative to TokenFile (set at most one). Empty: none.
 	TokenEnv string `yaml:"tokenEnv"`
+	// ReadTokenFile is a file holding a read-only bearer token: it reads
+	// the session API, /metrics and the console, and is refused (403) for
+	// pins, deletes and the profiler. It needs a token (TokenFile or
+	// TokenEnv) and is read at start. Empty: no read-only token from a file.
+	ReadTokenFile string `yaml:"readTokenFile"`
+	// ReadTokenEnv names an environment variable holding the read-only
+	// token, as an alternative to ReadTokenFile (set at most one). Empty:
+	// none.
+	ReadTokenEnv string `yaml:"readTokenEnv"`
+	// Metrics says who may read /metrics: "token" (a request carries the
+	// token or the read-only token, as for the API) or "open" (anyone who
+	// reaches the listener, as Prometheus scrapes). Default "token".
+	Metrics string `yaml:"metrics"`
 }
+
+// Who may read /metrics (Admin.Metrics).
+const (
+	MetricsToken = "token"
+	MetricsOpen  = "open"
+)
+
+// Log configures podpin's own log.
+type Log struct {
+	// Format is "text" (key=value lines) or "json" (one JSON object a
+	// line, for log collectors). Default "text". The --log-format flag
+	// overrides it.
+	Format string `yaml:"format"`
+}
+
+// Log formats (Log.Format).
+const (
+	LogText = "text"
+	LogJSON = "json"
+)
 
 // HasToken reports whether a token source is configured.
 func (a *Admin) HasToken() bool { return a.TokenFile != "" || a.TokenEnv != "" }
@@ -259,25 +295,39 @@ func (a *Admin) HasToken() bool { return a.TokenFile != "" || a.TokenEnv != "" }
 // empty, or when there is none and the address is not loopback (the API can
 // move and drop every session).
 func (a *Admin) Token() (string, error) {
+	if !a.HasToken() && !a.IsLoopback() {
+		return "", FieldError{Path: "admin.tokenFile", Msg: tokenRequired(a.Address)}
+	}
+	return readToken("admin.tokenFile", a.TokenFile, "admin.tokenEnv", a.TokenEnv)
+}
+
+// ReadToken reads the configured read-only token: "" when none is
+// configured, an error naming the field when its source is missing or
+// empty.
+func (a *Admin) ReadToken() (string, error) {
+	return readToken("admin.readTokenFile", a.ReadTokenFile, "admin.readTokenEnv", a.ReadTokenEnv)
+}
+
+// readToken reads a token from a file or an environment variable, white
+// space trimmed; "" when neither is given.
+func readToken(filePath, file, envPath, env string) (string, error) {
 	switch {
-	case a.TokenFile != "":
-		data, err := os.ReadFile(a.TokenFile)
+	case file != "":
+		data, err := os.ReadFile(file)
 		if err != nil {
-			return "", FieldError{Path: "admin.tokenFile", Msg: fmt.Sprintf("reading the token: %v", err)}
+			return "", FieldError{Path: filePath, Msg: fmt.Sprintf("reading the token: %v", err)}
 		}
 		t := strings.TrimSpace(string(data))
 		if t == "" {
-			return "", FieldError{Path: "admin.tokenFile", Msg: fmt.Sprintf("%q is empty", a.TokenFile)}
+			return "", FieldError{Path: filePath, Msg: fmt.Sprintf("%q is empty", file)}
 		}
 		return t, nil
-	case a.TokenEnv != "":
-		t := strings.TrimSpace(os.Getenv(a.TokenEnv))
+	case env != "":
+		t := strings.TrimSpace(os.Getenv(env))
 		if t == "" {
-			return "", FieldError{Path: "admin.tokenEnv", Msg: fmt.Sprintf("environment variable %q is unset or empty", a.TokenEnv)}
+			return "", FieldError{Path: envPath, Msg: fmt.Sprintf("environment variable %q is unset or empty", env)}
 		}
 		return t, nil
-	case !a.IsLoopback():
-		return "", FieldError{Path: "admin.tokenFile", Msg: tokenRequired(a.Address)}
 	}
 	return "", nil
 }
@@ -595,6 +645,8 @@ func (c *Config) SetDefaults() {
 		c.Listeners = []Listener{{Address: DefaultListen}}
 	}
 	def(&c.Admin.Address, DefaultAdmin)
+	def(&c.Admin.Metrics, MetricsToken)
+	def(&c.Log.Format, LogText)
 	u := &c.Upstream
 	def(&u.ConnectTimeout, DefaultConnectTimeout)
 	def(&u.ResponseTimeout, DefaultResponseTimeout)

@@ -55,6 +55,8 @@ func TestValidConfigGetsItsDefaults(t *testing.T) {
 		want any
 	}{
 		{"admin address", c.Admin.Address, DefaultAdmin},
+		{"metrics need the token", c.Admin.Metrics, MetricsToken},
+		{"log format", c.Log.Format, LogText},
 		{"pod header", c.PodHeaderName(), DefaultPodHeader},
 		{"drain timeout", c.Shutdown.DrainTimeout, DefaultDrainTimeout},
 		{"apache weight default", a.Backends[0].Weight, 1},
@@ -166,6 +168,37 @@ func TestTokenIsRequiredOffLoopback(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			token, err := tt.admin.Token()
+			got := token
+			if err != nil {
+				got = "error: " + err.Error()
+			}
+			if got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadOnlyTokenIsOptionalAndNamesItsField(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "read")
+	if err := os.WriteFile(file, []byte("reader\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PODPIN_TEST_READ", "env-reader")
+	for _, tt := range []struct {
+		name  string
+		admin Admin
+		want  string // token, or the error with "error: " before it
+	}{
+		{"none configured is none", Admin{}, ""},
+		{"a file, its line break trimmed", Admin{ReadTokenFile: file}, "reader"},
+		{"a variable", Admin{ReadTokenEnv: "PODPIN_TEST_READ"}, "env-reader"},
+		{"a missing file names its field", Admin{ReadTokenFile: filepath.Join(dir, "absent")}, "error: admin.readTokenFile: reading the token: open " + filepath.Join(dir, "absent") + ": no such file or directory"},
+		{"an empty variable names its field", Admin{ReadTokenEnv: "PODPIN_TEST_UNSET"}, `error: admin.readTokenEnv: environment variable "PODPIN_TEST_UNSET" is unset or empty`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			token, err := tt.admin.ReadToken()
 			got := token
 			if err != nil {
 				got = "error: " + err.Error()

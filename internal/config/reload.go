@@ -32,7 +32,7 @@ type ReloaderOptions struct {
 	Apply Applier
 	// Running is the configuration running at start. Each reload is
 	// compared with the one before it, and one that changes what only a
-	// restart applies (listeners, admin, state, shutdown) is logged with a
+	// restart applies (listeners, admin, log, state, shutdown) is logged with a
 	// warning. Nil: the first reload is not compared.
 	Running *Config
 	// Signals ask for a reload now, whatever the file holds (SIGHUP). Nil:
@@ -128,8 +128,8 @@ func (r *Reloader) reload(why string) {
 		r.log.Error("configuration rejected, the running one stays", "trigger", why, "error", err)
 		return
 	}
-	if old := r.running; old != nil && (!slices.Equal(cfg.Listeners, old.Listeners) || cfg.Admin != old.Admin || cfg.State != old.State || cfg.Shutdown != old.Shutdown) {
-		r.log.Warn("listeners, admin, state and shutdown settings change only at restart", "trigger", why)
+	if old := r.running; old != nil && (!slices.Equal(cfg.Listeners, old.Listeners) || cfg.Admin != old.Admin || cfg.Log != old.Log || cfg.State != old.State || cfg.Shutdown != old.Shutdown) {
+		r.log.Warn("listeners, admin, log, state and shutdown settings change only at restart", "trigger", why)
 	}
 	r.running = cfg
 	r.log.Info("configuration reloaded", "trigger", why, "routes", len(cfg.Routes))

@@ -61,6 +61,16 @@ func (r Rules) Validate(c *Config) error {
 	case !a.HasToken() && a.Address != "" && !a.IsLoopback():
 		v.add("admin.tokenFile", tokenRequired(a.Address))
 	}
+	switch a := c.Admin; {
+	case a.ReadTokenFile != "" && a.ReadTokenEnv != "":
+		v.add("admin.readTokenEnv", "set either admin.readTokenFile or admin.readTokenEnv, not both")
+	case a.ReadTokenEnv != "" && strings.ContainsAny(a.ReadTokenEnv, "= \t\n"):
+		v.add("admin.readTokenEnv", fmt.Sprintf("%q is not an environment variable name", a.ReadTokenEnv))
+	case (a.ReadTokenFile != "" || a.ReadTokenEnv != "") && !a.HasToken():
+		v.add("admin.readTokenFile", "a read-only token needs a token for writes too (set admin.tokenFile or admin.tokenEnv): without one, every request may write")
+	}
+	v.oneOf("admin.metrics", c.Admin.Metrics, MetricsToken, MetricsOpen)
+	v.oneOf("log.format", c.Log.Format, LogText, LogJSON)
 	if h := c.PodHeaderName(); h != "" {
 		v.headerName("podHeader", h)
 	}
@@ -374,4 +384,11 @@ func isTokenChar(c byte) bool {
 		return true
 	}
 	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// oneOf checks that s is one of the allowed values.
+func (v *validator) oneOf(path, s string, allowed ...string) {
+	if !slices.Contains(allowed, s) {
+		v.add(path, fmt.Sprintf("%q must be one of %s", s, strings.Join(allowed, ", ")))
+	}
 }

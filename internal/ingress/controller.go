@@ -86,11 +86,22 @@ type Options struct {
 	// Recorder receives the Events about Ingresses. Nil: they are written
 	// to the API server through Client.
 	Recorder record.EventRecorder
+	// Metrics counts applies and rejected Ingresses; nil counts nothing.
+	Metrics Metrics
 	// Logger receives state changes; nil discards.
 	Logger *slog.Logger
 	// Debounce is how long a burst of changes is gathered before one apply.
 	// Default 100ms.
 	Debounce time.Duration
+}
+
+// Metrics receives what the controller did; *metrics.Metrics is one.
+type Metrics interface {
+	// IngressApplied counts an apply of a merged configuration: ok or
+	// failed.
+	IngressApplied(ok bool)
+	// IngressesRejected sets how many Ingresses are currently rejected.
+	IngressesRejected(n int)
 }
 
 // Controller turns the Ingresses of one class into routes and applies them
@@ -99,6 +110,7 @@ type Controller struct {
 	client   kubernetes.Interface
 	apply    func(*config.Config) error
 	class    string
+	metrics  Metrics
 	log      *slog.Logger
 	debounce time.Duration
 	// ownEvents is set when the controller sends its Events itself, through
@@ -140,6 +152,8 @@ type ingressState struct {
 	// there never was one, and then the Ingress is not served.
 	good  []ingressRoute
 	valid bool
+	// rejected is set while the current version has problems.
+	rejected bool
 }
 
 // New returns a controller; Run starts it.
@@ -151,6 +165,7 @@ func New(o Options) (*Controller, error) {
 		client:    o.Client,
 		apply:     o.Apply,
 		class:     o.Class,
+		metrics:   o.Metrics,
 		log:       o.Logger,
 		debounce:  o.Debounce,
 		recorder:  o.Recorder,
@@ -375,11 +390,31 @@ func (c *Controller) sync(ctx context.Context) (retry bool) {
 
 // rebuildLocked evaluates the Ingresses of the class, reports their
 // problems as Events, and applies the merged configuration when it changed
-// (or always, when force is set). c.mu must be held.
+// (or always, when force is set). It counts what it did in the metrics.
+// c.mu must be held.
 func (c *Controller) rebuildLocked(force bool) error {
+	applied, err := c.rebuildAndApplyLocked(force)
+	if c.metrics != nil {
+		rejected := 0
+		for _, st := range c.known {
+			if st.rejected {
+				rejected++
+			}
+		}
+		c.metrics.IngressesRejected(rejected)
+		if applied || err != nil {
+			c.metrics.IngressApplied(err == nil)
+		}
+	}
+	return err
+}
+
+// rebuildAndApplyLocked is rebuildLocked without the metrics; it reports
+// whether it applied a configuration.
+func (c *Controller) rebuildAndApplyLocked(force bool) (applied bool, err error) {
 	list, err := c.ingresses.List(labels.Everything())
 	if err != nil {
-		return fmt.Errorf("listing ingresses: %w", err)
+		return false, fmt.Errorf("listing ingresses: %w", err)
 	}
 	classOK := c.classUsable()
 	defaultClass := classOK && c.isDefaultClass()
@@ -405,6 +440,7 @@ func (c *Controller) rebuildLocked(force bool) error {
 		changed := st.fingerprint != fp
 		st.spec, st.fingerprint, st.gen = s, fp, c.gen
 		t := translate(s, c.static)
+		st.rejected = len(t.problems) > 0
 		if changed && c.recorder != nil {
 			for _, p := range t.skipped {
 				c.recorder.Event(ing, corev1.EventTypeWarning, ReasonUnsupported, p.String())
@@ -453,17 +489,17 @@ func (c *Controller) rebuildLocked(force bool) error {
 	if err := (config.Rules{RoutesOptional: true}).Validate(cfg); err != nil {
 		// Each Ingress was validated alone and names are made unique,
 		// so this is a bug; keep serving what runs.
-		return fmt.Errorf("merged configuration is invalid: %w", err)
+		return false, fmt.Errorf("merged configuration is invalid: %w", err)
 	}
 	if !force && reflect.DeepEqual(cfg, c.applied) {
-		return nil
+		return false, nil
 	}
 	if err := c.apply(cfg); err != nil {
-		return err
+		return false, err
 	}
 	c.applied = cfg
 	c.log.Info("ingress routes applied", "routes", len(cfg.Routes), "ingresses", len(specs))
-	return nil
+	return true, nil
 }
 
 // report records a Warning Event on ing for each problem. c.mu must be

@@ -18,6 +18,10 @@
 //	podpin_store_degraded                              1 while Redis is out of reach and local tables serve alone
 //	podpin_store_invalidations_total                   entries dropped on other replicas' word
 //	podpin_store_writebacks_total                      local entries written back to Redis after an outage or restart
+//	podpin_table_max_entries{route}                    the stick table's capacity
+//	podpin_ingress_apply_errors_total                  Ingress controller applies that failed (the running routes stay)
+//	podpin_ingress_last_apply_success_timestamp_seconds  Unix time of the Ingress controller's last applied configuration
+//	podpin_ingress_rejected                            Ingresses whose current version is rejected (each has a Warning Event)
 package metrics
 
 import (
@@ -45,6 +49,10 @@ type Metrics struct {
 	storeDegraded      prometheus.Gauge
 	storeInvalidations prometheus.Counter
 	storeWriteBacks    prometheus.Counter
+
+	ingressApplyErrors prometheus.Counter
+	ingressLastApplied prometheus.Gauge
+	ingressRejected    prometheus.Gauge
 }
 
 // New builds the metrics and registers them, with the route collector, on
@@ -94,10 +102,23 @@ func New(reg prometheus.Registerer, routes func() []RouteStats) *Metrics {
 			Name: "podpin_store_writebacks_total",
 			Help: "Local entries written back to Redis after an outage, a restart or a failover.",
 		}),
+		ingressApplyErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "podpin_ingress_apply_errors_total",
+			Help: "Configurations built from Ingresses that podpin failed to apply; the running routes stay.",
+		}),
+		ingressLastApplied: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "podpin_ingress_last_apply_success_timestamp_seconds",
+			Help: "Unix time when a configuration built from Ingresses was last applied; 0 before the first.",
+		}),
+		ingressRejected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "podpin_ingress_rejected",
+			Help: "Ingresses of podpin's class whose current version is rejected; each has a Warning Event saying why.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.latency, m.lookups, m.rebinds, m.reloads, m.saves,
-			m.storeErrors, m.storeDegraded, m.storeInvalidations, m.storeWriteBacks)
+			m.storeErrors, m.storeDegraded, m.storeInvalidations, m.storeWriteBacks,
+			m.ingressApplyErrors, m.ingressLastApplied, m.ingressRejected)
 		if routes != nil {
 			reg.MustRegister(routeCollector(routes))
 		}
@@ -132,6 +153,19 @@ func (m *Metrics) StoreInvalidation() { m.storeInvalidations.Inc() }
 
 // StoreWriteBack counts entries written back to Redis.
 func (m *Metrics) StoreWriteBack(n int) { m.storeWriteBacks.Add(float64(n)) }
+
+// IngressApplied counts an apply of the Ingress controller: on success it
+// records the time, on failure it counts an error.
+func (m *Metrics) IngressApplied(ok bool) {
+	if ok {
+		m.ingressLastApplied.SetToCurrentTime()
+	} else {
+		m.ingressApplyErrors.Inc()
+	}
+}
+
+// IngressesRejected records how many Ingresses are currently rejected.
+func (m *Metrics) IngressesRejected(n int) { m.ingressRejected.Set(float64(n)) }
 
 // Route returns the handles for one route's lookups and rebinds.
 func (m *Metrics) Route(route string) *Route {

@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type RouteStats struct {
 	Route           string
 	Entries         int
+	MaxEntries      int    // the table's capacity
 	Evictions       uint64 // removed for capacity
 	IdleExpired     uint64
 	AbsoluteExpired uint64
@@ -19,6 +20,8 @@ type RouteStats struct {
 var (
 	entriesDesc = prometheus.NewDesc("podpin_table_entries",
 		"Live stick table entries.", []string{"route"}, nil)
+	maxEntriesDesc = prometheus.NewDesc("podpin_table_max_entries",
+		"Capacity of the stick table: when entries reach it, the least recently used go.", []string{"route"}, nil)
 	evictionsDesc = prometheus.NewDesc("podpin_table_evictions_total",
 		"Entries removed from the stick table, by reason: capacity, idle, absolute.", []string{"route", "reason"}, nil)
 	sessionsDesc = prometheus.NewDesc("podpin_table_sessions",
@@ -35,6 +38,7 @@ type routeCollector func() []RouteStats
 
 func (routeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- entriesDesc
+	ch <- maxEntriesDesc
 	ch <- evictionsDesc
 	ch <- sessionsDesc
 	ch <- inFlightDesc
@@ -43,6 +47,7 @@ func (routeCollector) Describe(ch chan<- *prometheus.Desc) {
 func (f routeCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, t := range f() {
 		ch <- prometheus.MustNewConstMetric(entriesDesc, prometheus.GaugeValue, float64(t.Entries), t.Route)
+		ch <- prometheus.MustNewConstMetric(maxEntriesDesc, prometheus.GaugeValue, float64(t.MaxEntries), t.Route)
 		ch <- prometheus.MustNewConstMetric(evictionsDesc, prometheus.CounterValue, float64(t.Evictions), t.Route, "capacity")
 		ch <- prometheus.MustNewConstMetric(evictionsDesc, prometheus.CounterValue, float64(t.IdleExpired), t.Route, "idle")
 		ch <- prometheus.MustNewConstMetric(evictionsDesc, prometheus.CounterValue, float64(t.AbsoluteExpired), t.Route, "absolute")

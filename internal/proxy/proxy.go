@@ -430,6 +430,7 @@ func (p *Proxy) RouteStats() []metrics.RouteStats {
 		rs := metrics.RouteStats{
 			Route:           r.name,
 			Entries:         s.Entries,
+			MaxEntries:      r.table.MaxEntries(),
 			Evictions:       s.Evictions,
 			IdleExpired:     s.IdleExpired,
 			AbsoluteExpired: s.AbsoluteExpired,

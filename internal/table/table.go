@@ -449,6 +449,10 @@ func (t *Table) Expire() int {
 	return n
 }
 
+// MaxEntries returns the table's capacity: Config.MaxEntries or its
+// default.
+func (t *Table) MaxEntries() int { return t.max }
+
 // Stats returns the table's counters, summed over its shards.
 func (t *Table) Stats() Stats {
 	var st Stats
