@@ -89,6 +89,12 @@ listeners:
 admin:
   address: ":{{ .Values.admin.port }}"
   tokenFile: /etc/podpin/admin/token
+  {{- if .Values.admin.readToken.secretName }}
+  readTokenFile: /etc/podpin/admin-read/token
+  {{- end }}
+  metrics: {{ .Values.admin.metrics }}
+log:
+  format: {{ .Values.logFormat }}
 podHeader: {{ .Values.podHeader | quote }}
 {{- with .Values.limits }}
 limits:
