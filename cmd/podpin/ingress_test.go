@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -187,6 +188,40 @@ func TestIngressControllerUnderTheChartsRBAC(t *testing.T) {
 		}
 		if code, body := request(p, "web.example", "/", nil); code != http.StatusOK || body != "web-0" {
 			t.Errorf("web.example/: got %d %q, want 200 web-0", code, body)
+		}
+	})
+
+	t.Run("the chart's metrics need no token and count rejected Ingresses", func(t *testing.T) {
+		// cart's current version and broken are rejected; the applies
+		// before them succeeded.
+		want := []string{
+			"podpin_ingress_rejected 2",
+			"podpin_ingress_apply_errors_total 0",
+		}
+		var metrics string
+		waitUntilTrue(t, "/metrics without a token shows 2 rejected Ingresses", func() bool {
+			resp, err := http.Get("http://" + p.admin + "/metrics")
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			metrics = string(b)
+			return resp.StatusCode == http.StatusOK && strings.Contains(metrics, want[0])
+		})
+		for _, w := range want[1:] {
+			if !strings.Contains(metrics, w) {
+				t.Errorf("/metrics lacks %q", w)
+			}
+		}
+		if !regexp.MustCompile(`(?m)^podpin_table_max_entries\{route="shop-cart[^"]*"\} 1e\+06$`).MatchString(metrics) {
+			t.Errorf("/metrics lacks the default capacity of cart's table, podpin_table_max_entries 1e+06")
+		}
+		if m := regexp.MustCompile(`(?m)^podpin_ingress_last_apply_success_timestamp_seconds (\S+)$`).FindStringSubmatch(metrics); m == nil || m[1] == "0" {
+			t.Errorf("podpin_ingress_last_apply_success_timestamp_seconds: got %v, want the time of the last apply", m)
+		}
+		if code, err := httpGet("http://" + p.admin + "/api/v1/routes"); err != nil || code != http.StatusUnauthorized {
+			t.Errorf("/api/v1/routes without the token: got %d %v, want 401", code, err)
 		}
 	})
 
