@@ -354,7 +354,13 @@ func TestManifestsPassServerSideDryRun(t *testing.T) {
 	values := filepath.Join(t.TempDir(), "values.yaml")
 	err := os.WriteFile(values, []byte(`
 ingressClass: {name: sticky, default: true}
-admin: {token: {value: s3cret}}
+admin:
+  token: {value: s3cret}
+  metrics: token
+  readToken: {secretName: podpin-read-token, value: r3ader}
+logFormat: json
+metrics: {service: {enabled: true}}
+dashboard: {enabled: true}
 store:
   type: redis
   redis:
@@ -407,6 +413,15 @@ affinity:
 		slices.Contains(kinds, "PodDisruptionBudget") || slices.Contains(kinds, "NetworkPolicy") {
 		t.Errorf("custom rendering: got kinds %v, want a Secret and an HPA, no PodDisruptionBudget and no bundled store", kinds)
 	}
+	names := map[string]bool{}
+	for _, o := range objs {
+		names[o.GetKind()+"/"+o.GetName()] = true
+	}
+	for _, want := range []string{"Service/podpin-metrics", "ConfigMap/podpin-dashboard", "Secret/podpin-read-token"} {
+		if !names[want] {
+			t.Errorf("custom rendering: no %s", want)
+		}
+	}
 	install(t, cp, objs[1:], true)
 
 	for name, o := range map[string][]*unstructured.Unstructured{"default": defaults, "custom": objs} {
@@ -424,6 +439,12 @@ affinity:
 		}
 		if name == "default" && (c == nil || c.Store.Type != "redis" || c.State.File == "" || c.Store.Redis.URL == "") {
 			t.Errorf("default rendering: want the bundled store and a state file:\n%s", cfg)
+		}
+		if name == "custom" && (c == nil || c.Admin.Metrics != config.MetricsToken || c.Admin.ReadTokenFile == "" || c.Log.Format != config.LogJSON) {
+			t.Errorf("custom rendering: metrics, read-only token and log settings not in the configuration file:\n%s", cfg)
+		}
+		if name == "default" && (c == nil || c.Admin.Metrics != config.MetricsOpen) {
+			t.Errorf("default rendering: /metrics is not open:\n%s", cfg)
 		}
 	}
 }
