@@ -132,6 +132,19 @@ func TestServiceMonitorNeedsTheReadTokenForClosedMetrics(t *testing.T) {
 	}
 }
 
+// A read-only token value without a Secret name to create fails the
+// rendering instead of being dropped.
+func TestReadTokenValueNeedsASecretName(t *testing.T) {
+	vals, err := ReadValues([]string{valuesFile(t, "admin: {readToken: {value: r3ader}}\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Render(t.Context(), chartDir, Options{Release: "podpin", Namespace: "podpin-system", Values: vals})
+	if err == nil || !strings.Contains(err.Error(), "admin.readToken.value needs admin.readToken.secretName") {
+		t.Errorf("got error %v, want one naming admin.readToken.secretName", err)
+	}
+}
+
 func mustYAML(t *testing.T, v any) []byte {
 	t.Helper()
 	b, err := yaml.Marshal(v)
