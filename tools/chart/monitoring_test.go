@@ -9,9 +9,9 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// objectNamed finds the document of kind and name in a rendering, decoded
+// rawObject finds the document of kind and name in a rendering, decoded
 // as a map; nil when there is none.
-func objectNamed(t *testing.T, out []byte, kind, name string) map[string]any {
+func rawObject(t *testing.T, out []byte, kind, name string) map[string]any {
 	t.Helper()
 	for _, doc := range documents(out) {
 		var o map[string]any
@@ -35,14 +35,14 @@ func TestMonitoringIsOffByDefault(t *testing.T) {
 		}
 	}
 	for _, o := range [][2]string{{"Service", "podpin-metrics"}, {"ConfigMap", "podpin-dashboard"}} {
-		if objectNamed(t, out, o[0], o[1]) != nil {
+		if rawObject(t, out, o[0], o[1]) != nil {
 			t.Errorf("the default rendering has the %s %s", o[0], o[1])
 		}
 	}
 	var cm struct {
 		Data map[string]string `json:"data"`
 	}
-	if err := yaml.Unmarshal(mustYAML(t, objectNamed(t, out, "ConfigMap", "podpin")), &cm); err != nil {
+	if err := yaml.Unmarshal(mustYAML(t, rawObject(t, out, "ConfigMap", "podpin")), &cm); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(cm.Data["podpin.yaml"], "metrics: open") {
@@ -55,7 +55,7 @@ func TestMonitoringIsOffByDefault(t *testing.T) {
 func TestMonitoringObjectsCarryTheFiles(t *testing.T) {
 	out := render(t, "testdata/every-option.yaml")
 
-	dash := objectNamed(t, out, "ConfigMap", "podpin-dashboard")
+	dash := rawObject(t, out, "ConfigMap", "podpin-dashboard")
 	if dash == nil {
 		t.Fatal("no dashboard ConfigMap")
 	}
@@ -70,7 +70,7 @@ func TestMonitoringObjectsCarryTheFiles(t *testing.T) {
 		t.Errorf("dashboard labels: got %v, want grafana_dashboard and team", labels)
 	}
 
-	rule := objectNamed(t, out, "PrometheusRule", "podpin")
+	rule := rawObject(t, out, "PrometheusRule", "podpin")
 	if rule == nil {
 		t.Fatal("no PrometheusRule")
 	}
@@ -88,11 +88,11 @@ func TestMonitoringObjectsCarryTheFiles(t *testing.T) {
 
 	// The ServiceMonitor scrapes the headless metrics Service, with the
 	// read-only token when metrics need one.
-	svc := objectNamed(t, out, "Service", "podpin-metrics")
+	svc := rawObject(t, out, "Service", "podpin-metrics")
 	if svc == nil || svc["spec"].(map[string]any)["clusterIP"] != "None" {
 		t.Fatalf("metrics Service: got %v, want a headless one", svc)
 	}
-	sm := objectNamed(t, out, "ServiceMonitor", "podpin")
+	sm := rawObject(t, out, "ServiceMonitor", "podpin")
 	if sm == nil {
 		t.Fatal("no ServiceMonitor")
 	}
