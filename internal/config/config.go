@@ -10,7 +10,9 @@
 // A Reloader applies the file again on SIGHUP (given as a signal channel)
 // and when its content changes, checked every second; a configuration
 // that does not load or apply is logged field by field and the running one
-// stays. It applies through the small Applier interface:
+// stays. Settings read only at start (RestartOnly) keep their running
+// values; Live says which changed. It applies through the small Applier
+// interface:
 //
 //	r := config.NewReloader(config.ReloaderOptions{File: path, Apply: proxy, Running: cfg, Signals: hup})
 //	go r.Run(ctx)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"slices"
 	"syscall"
 	"time"
 )
@@ -17,9 +16,11 @@ type Applier interface {
 	Apply(*Config) error
 }
 
-// ReloadCounter counts reloads by outcome.
+// ReloadCounter counts reloads by outcome, and the settings that wait for
+// a restart.
 type ReloadCounter interface {
 	Reloaded(applied bool)
+	RestartPending(settings int)
 }
 
 // ReloaderOptions are a Reloader's settings and dependencies.
@@ -30,17 +31,18 @@ type ReloaderOptions struct {
 	Load func() (*Config, error)
 	// Apply receives each configuration that loads. Required.
 	Apply Applier
-	// Running is the configuration running at start. Each reload is
-	// compared with the one before it, and one that changes what only a
-	// restart applies (listeners, admin, log, state, shutdown) is logged with a
-	// warning. Nil: the first reload is not compared.
+	// Running is the configuration the process started with. A reload
+	// applies only what Live lets through: each setting of RestartOnly
+	// that differs keeps its running value and is logged with a warning
+	// that names it. Nil: reloads apply the whole configuration.
 	Running *Config
 	// Signals ask for a reload now, whatever the file holds (SIGHUP). Nil:
 	// only file changes reload.
 	Signals <-chan os.Signal
 	// Interval is how often the file is read for changes. Default 1s.
 	Interval time.Duration
-	// Metrics counts reloads applied and rejected; nil counts nothing.
+	// Metrics counts reloads applied and rejected, and the settings that
+	// wait for a restart; nil counts nothing.
 	Metrics ReloadCounter
 	// Logger receives every reload, and every error of a rejected one with
 	// its field path; nil discards.
@@ -57,10 +59,9 @@ const DefaultReloadInterval = time.Second
 // the running one stays. Only Run uses it: it is not safe for concurrent
 // use.
 type Reloader struct {
-	o       ReloaderOptions
-	log     *slog.Logger
-	running *Config
-	seen    [32]byte // digest of the file content last tried
+	o    ReloaderOptions
+	log  *slog.Logger
+	seen [32]byte // digest of the file content last tried
 }
 
 // NewReloader returns a Reloader as o says. It reads the file once: that
@@ -72,7 +73,7 @@ func NewReloader(o ReloaderOptions) *Reloader {
 	if o.Interval <= 0 {
 		o.Interval = DefaultReloadInterval
 	}
-	r := &Reloader{o: o, log: o.Logger, running: o.Running}
+	r := &Reloader{o: o, log: o.Logger}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -111,7 +112,11 @@ func (r *Reloader) digest() ([32]byte, bool) {
 func (r *Reloader) reload(why string) {
 	r.seen, _ = r.digest()
 	cfg, err := r.o.Load()
+	var pending []string
 	if err == nil {
+		if r.o.Running != nil {
+			cfg, pending = Live(r.o.Running, cfg)
+		}
 		err = r.o.Apply.Apply(cfg)
 	}
 	if r.o.Metrics != nil {
@@ -128,10 +133,12 @@ func (r *Reloader) reload(why string) {
 		r.log.Error("configuration rejected, the running one stays", "trigger", why, "error", err)
 		return
 	}
-	if old := r.running; old != nil && (!slices.Equal(cfg.Listeners, old.Listeners) || cfg.Admin != old.Admin || cfg.Log != old.Log || cfg.State != old.State || cfg.Shutdown != old.Shutdown) {
-		r.log.Warn("listeners, admin, log, state and shutdown settings change only at restart", "trigger", why)
+	for _, s := range pending {
+		r.log.Warn(s+" changed: needs a restart; the running value stays until then", "trigger", why, "setting", s)
 	}
-	r.running = cfg
+	if r.o.Metrics != nil {
+		r.o.Metrics.RestartPending(len(pending))
+	}
 	r.log.Info("configuration reloaded", "trigger", why, "routes", len(cfg.Routes))
 }
 

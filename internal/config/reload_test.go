@@ -15,8 +15,11 @@ import (
 	"github.com/podpin/podpin/internal/proxy"
 )
 
-// reloads counts reloads by outcome.
-type reloads struct{ applied, rejected atomic.Int64 }
+// reloads counts reloads by outcome, and keeps the last count of settings
+// waiting for a restart.
+type reloads struct{ applied, rejected, pending atomic.Int64 }
+
+func (r *reloads) RestartPending(n int) { r.pending.Store(int64(n)) }
 
 func (r *reloads) Reloaded(applied bool) {
 	if applied {
@@ -172,9 +175,26 @@ func TestARejectedConfigurationLeavesTheRunningOne(t *testing.T) {
 	}
 }
 
-func TestSettingsOnlyARestartAppliesAreFlagged(t *testing.T) {
+func TestSettingsOnlyARestartAppliesAreNamedAndTheRestApplies(t *testing.T) {
 	e := startReloader(t, "routes:\n- name: a\n"+podsYAML)
-	e.write("listeners: [{address: 127.0.0.1:8181}]\nroutes:\n- name: a\n" + podsYAML)
-	e.waitLog("level=WARN", "change only at restart", `trigger="file changed"`)
-	e.waitLog(`msg="configuration reloaded"`)
+	// A new listener and a Redis store wait for a restart; the new route
+	// and the pod header apply now.
+	e.write("listeners: [{address: 127.0.0.1:8181}]\npodHeader: ''\nstore: {type: redis, redis: {url: 'redis://127.0.0.1:1'}}\n" +
+		"routes:\n- name: a\n" + podsYAML + "- name: b\n" + podsYAML)
+	e.waitLog(`msg="configuration reloaded"`, "routes=2")
+	for _, s := range []string{"listeners", "store.type", "store.redis", "routes[a].store", "routes[b].store"} {
+		e.waitLog("level=WARN", s+" changed: needs a restart", "setting="+s)
+	}
+	if got := strings.Join(e.routes(), ","); got != "a,b" {
+		t.Errorf("routes after the change: got %s, want a,b", got)
+	}
+	if got := e.counts.pending.Load(); got != 5 {
+		t.Errorf("settings waiting for a restart: got %d, want 5", got)
+	}
+	// Back to the file podpin started with: nothing waits any more.
+	e.write("routes:\n- name: a\n" + podsYAML)
+	e.waitLog(`msg="configuration reloaded"`, "routes=1")
+	if got := e.counts.pending.Load(); got != 0 {
+		t.Errorf("settings waiting for a restart after the revert: got %d, want 0", got)
+	}
 }

@@ -328,14 +328,25 @@ func (c *Controller) Run(ctx context.Context) error {
 }
 
 // SetStatic replaces the static configuration (a reloaded configuration
-// file) and applies it merged with the Ingress routes. It returns the
-// apply's error; the previous configuration then stays.
+// file) and applies it merged with the Ingress routes. When that apply
+// fails, the previous static configuration stays, with the routes it
+// served, and SetStatic returns the error: later Ingress changes go on
+// applying over the last good file rather than failing on the bad one.
 func (c *Controller) SetStatic(cfg *config.Config) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	prev := c.static
 	c.static = cfg
 	c.gen++
 	err := c.rebuildLocked(true)
+	if err != nil {
+		// Every Ingress is checked again against the restored file.
+		c.static = prev
+		c.gen++
+		if rerr := c.rebuildLocked(false); rerr != nil {
+			c.log.Error("applying ingress routes with the last good configuration failed", "error", rerr)
+		}
+	}
 	c.trigger() // statuses
 	return err
 }

@@ -15,7 +15,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/podpin/podpin/internal/config"
+	"github.com/podpin/podpin/internal/discovery"
 	"github.com/podpin/podpin/internal/k8stest"
+	"github.com/podpin/podpin/internal/proxy"
 )
 
 // applied records the configurations a controller applies.
@@ -282,5 +284,70 @@ func TestIngressWithABadAnnotationKeepsItsLastGoodRoutes(t *testing.T) {
 		if !strings.Contains(e.Message, `"X Cart"`) {
 			t.Errorf("unexpected event: %s %s %q", e.Type, e.Reason, e.Message)
 		}
+	}
+}
+
+func TestAFileThatCannotApplyDoesNotBlockLaterIngressChanges(t *testing.T) {
+	cp := k8stest.Start(t)
+	ctx := t.Context()
+	create(t, cp.Client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, ingressClass("podpin", ControllerName),
+		classed("app", new("podpin"), map[string]string{AnnotationStickyHeader: "X-Cart"}))
+	static := func(route config.Route) *config.Config {
+		c := &config.Config{Routes: []config.Route{route}}
+		c.SetDefaults()
+		return c
+	}
+	pods := []config.Backend{{Name: "web-0", URL: "http://127.0.0.1:9001"}}
+	// A real proxy without a Redis connection refuses a route whose table
+	// lives in Redis.
+	kube := discovery.NewKubernetes(cp.Client, nil)
+	go kube.Run(ctx)
+	p := proxy.New(proxy.Options{Discoverer: &discovery.Factory{Kube: kube}})
+	t.Cleanup(p.Close)
+	a := &applied{}
+	c, err := New(Options{Client: cp.Client, Static: static(config.Route{Name: "file", Backends: pods}), Apply: func(cfg *config.Config) error {
+		if err := p.Apply(cfg); err != nil {
+			return err
+		}
+		return a.apply(cfg)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	header := func() string {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for _, r := range a.cfgs[len(a.cfgs)-1].Routes {
+			if r.Name != "file" {
+				return r.Sticky.Header
+			}
+		}
+		return ""
+	}
+	waitFor(t, "app served with X-Cart", func() bool { return a.count() > 0 && header() == "X-Cart" })
+
+	bad := static(config.Route{Name: "file", Backends: pods, Store: config.StoreRedis})
+	bad.Store.Redis.URL = "redis://127.0.0.1:1"
+	err = c.SetStatic(bad)
+	if err == nil || !strings.Contains(err.Error(), "needs a restart") {
+		t.Fatalf("SetStatic with a route podpin cannot run: got %v, want an error saying it needs a restart", err)
+	}
+
+	ing, err := cp.Client.NetworkingV1().Ingresses("shop").Get(ctx, "app", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ing.Annotations[AnnotationStickyHeader] = "X-Basket"
+	if _, err := cp.Client.NetworkingV1().Ingresses("shop").Update(ctx, ing, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "app served with X-Basket over the last good file", func() bool { return header() == "X-Basket" })
+	got := p.Routes()
+	if len(got) != 2 || got[0].Name != "file" {
+		t.Errorf("running routes: got %+v, want the file's route and the Ingress's", got)
 	}
 }

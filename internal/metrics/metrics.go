@@ -13,6 +13,8 @@
 //	podpin_table_evictions_total{route,reason}         entries removed: capacity, idle, absolute
 //	podpin_table_sessions{route,pod}                   live sessions pinned to each pod
 //	podpin_config_reloads_total{result}                configuration reloads: applied or rejected
+//	podpin_config_restart_pending_settings             settings changed in the file that wait for a restart (config.RestartOnly)
+//	podpin_proxy_protocol_errors_total{reason}         connections refused for their PROXY protocol header: missing, invalid, untrusted
 //	podpin_state_saves_total{result}                   stick table snapshots written: ok or error
 //	podpin_store_errors_total{op}                      failed or timed-out Redis calls
 //	podpin_store_degraded                              1 while Redis is out of reach and local tables serve alone
@@ -44,6 +46,9 @@ type Metrics struct {
 	rebinds  *prometheus.CounterVec
 	reloads  *prometheus.CounterVec
 	saves    *prometheus.CounterVec
+
+	restartPending prometheus.Gauge
+	proxyProtocol  *prometheus.CounterVec
 
 	storeErrors        *prometheus.CounterVec
 	storeDegraded      prometheus.Gauge
@@ -82,6 +87,14 @@ func New(reg prometheus.Registerer, routes func() []RouteStats) *Metrics {
 			Name: "podpin_config_reloads_total",
 			Help: "Configuration reloads by result: applied, or rejected (the running configuration stays).",
 		}, []string{"result"}),
+		restartPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "podpin_config_restart_pending_settings",
+			Help: "Settings changed in the configuration that a reload cannot apply; they wait for a restart.",
+		}),
+		proxyProtocol: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podpin_proxy_protocol_errors_total",
+			Help: "Client connections closed for their PROXY protocol header, by reason: missing, invalid, or untrusted (sent by a peer outside proxyProtocolSources).",
+		}, []string{"reason"}),
 		saves: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podpin_state_saves_total",
 			Help: "Stick table snapshots written to the state file, by result: ok or error.",
@@ -116,7 +129,7 @@ func New(reg prometheus.Registerer, routes func() []RouteStats) *Metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.lookups, m.rebinds, m.reloads, m.saves,
+		reg.MustRegister(m.requests, m.latency, m.lookups, m.rebinds, m.reloads, m.saves, m.restartPending, m.proxyProtocol,
 			m.storeErrors, m.storeDegraded, m.storeInvalidations, m.storeWriteBacks,
 			m.ingressApplyErrors, m.ingressLastApplied, m.ingressRejected)
 		if routes != nil {
@@ -130,6 +143,13 @@ func New(reg prometheus.Registerer, routes func() []RouteStats) *Metrics {
 func (m *Metrics) Reloaded(applied bool) {
 	m.reloads.WithLabelValues(map[bool]string{true: "applied", false: "rejected"}[applied]).Inc()
 }
+
+// RestartPending records how many changed settings wait for a restart.
+func (m *Metrics) RestartPending(settings int) { m.restartPending.Set(float64(settings)) }
+
+// ProxyProtocolError counts a client connection closed for its PROXY
+// protocol header.
+func (m *Metrics) ProxyProtocolError(reason string) { m.proxyProtocol.WithLabelValues(reason).Inc() }
 
 // Saved counts a state file write.
 func (m *Metrics) Saved(ok bool) {

@@ -341,7 +341,7 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 	r.sessions = localSessions{r.table}
 	if rc.Store == config.StoreRedis {
 		if p.shared == nil {
-			return nil, fmt.Errorf("route %q: store redis needs store.redis settings", rc.Name)
+			return nil, fmt.Errorf("route %q: store redis needs a restart: podpin started without a Redis connection (store.type or a route's store, with store.redis)", rc.Name)
 		}
 		r.shared = p.shared.Route(rc.Name, r.table, rc.Table.IdleTimeout, rc.Table.AbsoluteTimeout, rc.Table.KeepRawKeys)
 		r.sessions = r.shared
