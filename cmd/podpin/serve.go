@@ -268,11 +268,12 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	serveCtx, stopServing := context.WithCancel(context.Background())
 	defer stopServing()
 	var listeners sync.WaitGroup
-	for _, ln := range lns {
+	for i, ln := range lns {
+		lcfg := cfg.Listeners[i]
 		listeners.Add(1)
 		g.Go(func() error {
 			defer listeners.Done()
-			return p.Serve(serveCtx, ln, cfg.Shutdown.DrainTimeout)
+			return p.ServeListener(serveCtx, ln, lcfg, cfg.Shutdown.DrainTimeout)
 		})
 	}
 	g.Go(func() error { return p.Run(gctx) })

@@ -239,6 +239,51 @@ type State struct {
 type Listener struct {
 	// Address is host:port. Required.
 	Address string `yaml:"address"`
+	// TrustedProxies are the addresses (IPs or CIDRs) of load balancers in
+	// front of podpin whose forwarding headers it believes. From such a
+	// peer, X-Forwarded-Proto, -Host and -Port are passed on as sent, and
+	// the client address (client-IP keys, newSessionsPerIP) is the
+	// rightmost X-Forwarded-For entry that is not itself trusted. From
+	// any other peer podpin writes them itself. X-Forwarded-For is
+	// appended to in both cases. Empty: no peer is trusted.
+	TrustedProxies []string `yaml:"trustedProxies"`
+	// ProxyProtocol expects each connection to open with a PROXY protocol
+	// header (version 1 or 2), as an L4 load balancer sends it: the client
+	// address it carries becomes the connection's. A connection from a
+	// source without a valid header within limits.headerTimeout is
+	// closed. Default false.
+	ProxyProtocol bool `yaml:"proxyProtocol"`
+	// ProxyProtocolSources are the addresses (IPs or CIDRs) that must send
+	// the header; connections from other peers are served as they come,
+	// without one. Empty: every peer must send it. Only with
+	// ProxyProtocol.
+	ProxyProtocolSources []string `yaml:"proxyProtocolSources"`
+}
+
+// ParsePrefixes reads addresses as the listener settings take them: a
+// CIDR ("10.0.0.0/8") or a single IP ("10.1.2.3", one address). Entries
+// that do not parse are left out; Validate reports them.
+func ParsePrefixes(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := parsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // Admin configures the admin listener.

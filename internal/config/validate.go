@@ -51,6 +51,11 @@ func (r Rules) Validate(c *Config) error {
 	}
 	for i, l := range c.Listeners {
 		v.hostPort(fmt.Sprintf("listeners[%d].address", i), l.Address)
+		v.prefixes(fmt.Sprintf("listeners[%d].trustedProxies", i), l.TrustedProxies)
+		v.prefixes(fmt.Sprintf("listeners[%d].proxyProtocolSources", i), l.ProxyProtocolSources)
+		if len(l.ProxyProtocolSources) > 0 && !l.ProxyProtocol {
+			v.add(fmt.Sprintf("listeners[%d].proxyProtocolSources", i), "needs proxyProtocol: true")
+		}
 	}
 	v.hostPort("admin.address", c.Admin.Address)
 	switch a := c.Admin; {
@@ -362,6 +367,15 @@ func (v *validator) hostPort(path, addr string) {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		v.add(path, fmt.Sprintf("%q has an invalid port", addr))
+	}
+}
+
+// prefixes checks a list of IPs and CIDRs.
+func (v *validator) prefixes(path string, list []string) {
+	for i, s := range list {
+		if _, err := parsePrefix(s); err != nil {
+			v.add(fmt.Sprintf("%s[%d]", path, i), fmt.Sprintf("%q is not an IP address or a CIDR such as 10.0.0.0/8", s))
+		}
 	}
 }
 

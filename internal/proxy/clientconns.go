@@ -40,6 +40,9 @@ type clientConns struct {
 	headerTimeout int64 // in ms
 	idleTimeout   int64 // in ms
 	maxPerAddr    int   // 0: no cap
+	// trusted are the peers whose forwarding headers are believed
+	// (listeners[].trustedProxies); empty: none.
+	trusted []netip.Prefix
 
 	start time.Time
 	now   atomic.Int64 // ms since start, advanced by run
@@ -50,8 +53,9 @@ type clientConns struct {
 	perAddr map[netip.Addr]int
 }
 
-func newClientConns(lim limitSettings) *clientConns {
+func newClientConns(lim limitSettings, trusted []netip.Prefix) *clientConns {
 	return &clientConns{
+		trusted:       trusted,
 		headerTimeout: lim.headerTimeout.Milliseconds(),
 		idleTimeout:   lim.idleTimeout.Milliseconds(),
 		maxPerAddr:    lim.maxConnsPerIP,
@@ -123,6 +127,7 @@ func (cs *clientConns) add(c net.Conn) *clientConn {
 	cc := &clientConn{Conn: c, conns: cs}
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		cc.addr = a.AddrPort().Addr().Unmap()
+		cc.trusted = isTrusted(cs.trusted, cc.addr)
 	}
 	cc.deadline.Store(cs.deadlineIn(cs.headerTimeout))
 	cs.mu.Lock()
@@ -197,7 +202,10 @@ func handlerReached(ctx *fasthttp.RequestCtx) {
 type clientConn struct {
 	net.Conn
 	conns *clientConns
-	addr  netip.Addr // the client's address; invalid when not TCP
+	addr  netip.Addr // the peer's address; invalid when not TCP
+	// trusted is set when the peer is a trusted proxy, whose forwarding
+	// headers are believed.
+	trusted bool
 
 	// deadline is when the current wait ends, in the clock of conns; 0:
 	// none.

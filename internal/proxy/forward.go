@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -72,7 +73,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	k := r.digest.Key(r.name, raw)
 	var client netip.Addr
 	if r.newSessions != nil {
-		client = remoteAddr(ctx)
+		client = clientAddr(ctx)
 	}
 	d := r.placeFor(set, k, raw, client)
 	if d.err == errNewSessions {
@@ -167,10 +168,14 @@ func (p *Proxy) roundTrip(pd *pod, req *fasthttp.Request, resp *fasthttp.Respons
 // prepareRequest turns the client's request into the pod's: hop-by-hop
 // headers removed (RFC 9110, section 7.6.1), X-Forwarded-* added. When the
 // scan found no field to rewrite, only a Connection field is removed.
+// X-Forwarded-For is appended to; X-Forwarded-Proto, -Host and -Port are
+// podpin's own unless the peer is a trusted proxy, whose values pass on.
 func prepareRequest(ctx *fasthttp.RequestCtx, scan headerScan) {
 	h := &ctx.Request.Header
 	var b [64]byte
 	xff := b[:0]
+	// Only a request with an X-Forwarded-* field has values to keep.
+	keep := scan.rewrite && fromTrustedProxy(ctx)
 	switch {
 	case scan.rewrite:
 		stripAllHopByHop(h)
@@ -179,21 +184,30 @@ func prepareRequest(ctx *fasthttp.RequestCtx, scan headerScan) {
 		if prior := h.Peek(fasthttp.HeaderXForwardedFor); len(prior) > 0 {
 			xff = append(append(xff, prior...), ", "...)
 		}
-		h.Del(fasthttp.HeaderXForwardedHost)
+		if !keep {
+			h.Del(fasthttp.HeaderXForwardedHost)
+			h.Del(headerXForwardedPort)
+		}
 	case scan.connection:
 		h.Del(fasthttp.HeaderConnection)
 	}
 	// The names are canonical, so setting them skips normalizing.
 	h.SetCanonical(xForwardedFor, appendRemoteAddr(xff, ctx))
-	if ctx.IsTLS() {
-		h.SetCanonical(xForwardedProto, []byte("https"))
-	} else {
-		h.SetCanonical(xForwardedProto, []byte("http"))
+	if !keep || len(h.Peek(fasthttp.HeaderXForwardedProto)) == 0 {
+		if ctx.IsTLS() {
+			h.SetCanonical(xForwardedProto, []byte("https"))
+		} else {
+			h.SetCanonical(xForwardedProto, []byte("http"))
+		}
 	}
-	if host := h.Host(); len(host) > 0 {
+	if host := h.Host(); len(host) > 0 && (!keep || len(h.Peek(fasthttp.HeaderXForwardedHost)) == 0) {
 		h.SetCanonical(xForwardedHost, host)
 	}
 }
+
+// headerXForwardedPort is the port the client connected to, as a proxy in
+// front of podpin tells it.
+const headerXForwardedPort = "X-Forwarded-Port"
 
 var (
 	xForwardedFor   = []byte(fasthttp.HeaderXForwardedFor)
@@ -216,7 +230,9 @@ func setPodHost(req *fasthttp.Request, pd *pod) {
 	}
 }
 
-// remoteAddr is the client's IP address; invalid when it has none.
+// remoteAddr is the peer's IP address: the client's, or a proxy's in
+// front of podpin (for PROXY protocol connections, the client the header
+// named); invalid when it has none.
 func remoteAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 	if cc, ok := ctx.Conn().(*clientConn); ok {
 		return cc.addr
@@ -227,10 +243,63 @@ func remoteAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 	return netip.Addr{}
 }
 
-// appendRemoteAddr appends the client's IP address in text form, or
+// appendRemoteAddr appends the peer's IP address in text form, or
 // "unknown".
 func appendRemoteAddr(dst []byte, ctx *fasthttp.RequestCtx) []byte {
 	a := remoteAddr(ctx)
+	if !a.IsValid() {
+		return append(dst, "unknown"...)
+	}
+	return a.AppendTo(dst)
+}
+
+// fromTrustedProxy reports whether the peer is a trusted proxy.
+func fromTrustedProxy(ctx *fasthttp.RequestCtx) bool {
+	cc, ok := ctx.Conn().(*clientConn)
+	return ok && cc.trusted
+}
+
+// clientAddr is the client's IP address, for client-IP keys and caps: the
+// peer's, or behind trusted proxies the rightmost X-Forwarded-For entry
+// that is not a trusted proxy itself (the nearest address no trusted
+// proxy vouches for, as nginx's real_ip_recursive takes it). An entry
+// that is not an IP ends the search: the last trusted hop stands.
+func clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	cc, ok := ctx.Conn().(*clientConn)
+	if !ok || !cc.trusted {
+		return remoteAddr(ctx)
+	}
+	client := cc.addr
+	for _, v := range slices.Backward(ctx.Request.Header.PeekAll(fasthttp.HeaderXForwardedFor)) {
+		for len(v) > 0 {
+			i := bytes.LastIndexByte(v, ',')
+			a, err := netip.ParseAddr(string(bytes.TrimSpace(v[i+1:])))
+			if err != nil {
+				return client
+			}
+			client = a.Unmap()
+			if !isTrusted(cc.conns.trusted, client) {
+				return client
+			}
+			v = v[:max(i, 0)]
+		}
+	}
+	return client
+}
+
+// isTrusted reports whether a is in one of trusted.
+func isTrusted(trusted []netip.Prefix, a netip.Addr) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// appendClientAddr appends clientAddr in text form, or "unknown".
+func appendClientAddr(dst []byte, ctx *fasthttp.RequestCtx) []byte {
+	a := clientAddr(ctx)
 	if !a.IsValid() {
 		return append(dst, "unknown"...)
 	}
@@ -259,6 +328,7 @@ func isRewritten(name []byte) bool {
 
 var rewritten = []string{
 	fasthttp.HeaderExpect, fasthttp.HeaderXForwardedFor, fasthttp.HeaderXForwardedProto, fasthttp.HeaderXForwardedHost,
+	headerXForwardedPort,
 }
 
 // hopByHopLens and rewrittenLens have bit n set when a name of length n is

@@ -47,7 +47,7 @@ func (ks *keySource) find(ctx *fasthttp.RequestCtx, buf []byte) ([]byte, error) 
 		}
 	}
 	if ks.clientIP {
-		return appendRemoteAddr(buf, ctx), nil
+		return appendClientAddr(buf, ctx), nil
 	}
 	return nil, nil
 }

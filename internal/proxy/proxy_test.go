@@ -85,7 +85,7 @@ func startProxyWith(t *testing.T, cfg *config.Config, o Options) *harness {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx, ln, 5*time.Second) }()
+	go func() { done <- p.ServeListener(ctx, ln, cfg.Listeners[0], 5*time.Second) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -9,16 +9,31 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/podpin/podpin/internal/config"
 )
 
-// Serve accepts client connections on ln until ctx ends, then shuts down:
-// it stops accepting, lets in-flight requests finish for up to drain, and
-// closes upgraded connections when drain runs out. The limits of the
-// configuration applied when Serve starts bound its connections (timeouts,
-// header size, connection counts); body limits follow every reload.
+// Serve is ServeListener with a listener that trusts no peer and expects
+// no PROXY protocol header.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
+	return p.ServeListener(ctx, ln, config.Listener{}, drain)
+}
+
+// ServeListener accepts client connections on ln until ctx ends, then
+// shuts down: it stops accepting, lets in-flight requests finish for up to
+// drain, and closes upgraded connections when drain runs out. The limits
+// of the configuration applied when it starts bound its connections
+// (timeouts, header size, connection counts); body limits follow every
+// reload. l says which peers' forwarding headers are believed and whether
+// connections open with a PROXY protocol header; its address is not used.
+func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Listener, drain time.Duration) error {
 	lim := p.state.Load().limits
-	conns := newClientConns(lim)
+	conns := newClientConns(lim, config.ParsePrefixes(l.TrustedProxies))
+	if l.ProxyProtocol {
+		pl := newProxyListener(ln, config.ParsePrefixes(l.ProxyProtocolSources), lim.headerTimeout, p.metrics.ProxyProtocolError)
+		defer pl.Close()
+		ln = pl
+	}
 	sweep, stopSweep := context.WithCancel(context.Background())
 	var sweeping sync.WaitGroup
 	defer sweeping.Wait()
