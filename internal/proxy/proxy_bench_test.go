@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -115,5 +116,58 @@ func BenchmarkServeHit(b *testing.B) {
 			b.Fatalf("%v %d", err, resp.StatusCode())
 		}
 		i++
+	}
+}
+
+// BenchmarkServeListener is a table hit through a real listener (client
+// connection tracking included), from a peer that is not trusted and from
+// a trusted proxy whose X-Forwarded-* pass on.
+func BenchmarkServeListener(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		trusted []string
+	}{{"untrusted", nil}, {"trusted", []string{"127.0.0.0/8"}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			podLn := fasthttputil.NewInmemoryListener()
+			defer podLn.Close()
+			go fasthttp.Serve(podLn, func(ctx *fasthttp.RequestCtx) { ctx.WriteString("web-0") })
+			p := New(Options{})
+			defer p.Close()
+			c := &config.Config{Routes: []config.Route{{Name: "default", Backends: []config.Backend{{Name: "web-0", URL: "http://pod:80"}}}}}
+			c.SetDefaults()
+			if err := p.Apply(c); err != nil {
+				b.Fatal(err)
+			}
+			r, _ := p.route("default")
+			for _, pd := range r.pods.Load().all {
+				pd.client.dial = podLn.Dial
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- p.ServeListener(ctx, ln, config.Listener{TrustedProxies: bc.trusted}, time.Second) }()
+			defer func() { cancel(); <-done }()
+			client := &fasthttp.HostClient{Addr: ln.Addr().String()}
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			req.SetRequestURI("http://proxy/")
+			req.Header.Set("X-Forwarded-For", "198.51.100.7")
+			req.Header.Set("X-Forwarded-Proto", "https")
+			keys := make([]string, 1000)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("session-%d", i)
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				req.Header.Set("X-Session", keys[i%len(keys)])
+				if err := client.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+					b.Fatalf("%v %d", err, resp.StatusCode())
+				}
+				i++
+			}
+		})
 	}
 }
