@@ -384,6 +384,10 @@ staticRoutes:
     match: {headers: {X-Canary: "1"}}
     service: {namespace: shop, name: web-canary, port: http}
 service: {type: ClusterIP}
+listener:
+  trustedProxies: ["10.0.0.0/8"]
+  proxyProtocol: true
+  proxyProtocolSources: ["10.0.0.0/8", "192.0.2.7"]
 podDisruptionBudget: {enabled: false}
 affinity:
   podAntiAffinity:
@@ -445,6 +449,12 @@ affinity:
 		}
 		if name == "default" && (c == nil || c.Admin.Metrics != config.MetricsOpen) {
 			t.Errorf("default rendering: /metrics is not open:\n%s", cfg)
+		}
+		if name == "custom" && c != nil {
+			l := c.Listeners[0]
+			if !slices.Equal(l.TrustedProxies, []string{"10.0.0.0/8"}) || !l.ProxyProtocol || !slices.Equal(l.ProxyProtocolSources, []string{"10.0.0.0/8", "192.0.2.7"}) {
+				t.Errorf("custom rendering: listener settings not in the configuration file:\n%s", cfg)
+			}
 		}
 	}
 }

@@ -86,6 +86,17 @@ takes effect at start, and so what the pods' checksum/config covers. */}}
 {{- define "podpin.config" -}}
 listeners:
   - address: ":8080"
+    {{- with .Values.listener.trustedProxies }}
+    trustedProxies:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    {{- if .Values.listener.proxyProtocol }}
+    proxyProtocol: true
+    {{- with .Values.listener.proxyProtocolSources }}
+    proxyProtocolSources:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+    {{- end }}
 admin:
   address: ":{{ .Values.admin.port }}"
   tokenFile: /etc/podpin/admin/token
