@@ -260,17 +260,24 @@ func fromTrustedProxy(ctx *fasthttp.RequestCtx) bool {
 }
 
 // clientAddr is the client's IP address, for client-IP keys and caps: the
-// peer's, or behind trusted proxies the rightmost X-Forwarded-For entry
-// that is not a trusted proxy itself (the nearest address no trusted
-// proxy vouches for, as nginx's real_ip_recursive takes it). An entry
-// that is not an IP ends the search: the last trusted hop stands.
+// peer's, or behind a trusted proxy the one realClient finds.
 func clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 	cc, ok := ctx.Conn().(*clientConn)
 	if !ok || !cc.trusted {
 		return remoteAddr(ctx)
 	}
-	client := cc.addr
-	for _, v := range slices.Backward(ctx.Request.Header.PeekAll(fasthttp.HeaderXForwardedFor)) {
+	return realClient(cc.addr, cc.conns.trusted, ctx.Request.Header.PeekAll(fasthttp.HeaderXForwardedFor))
+}
+
+// realClient finds the client behind trusted proxies, from the trusted
+// peer's address and the X-Forwarded-For fields in the order received: the
+// rightmost entry that is not a trusted proxy itself (the nearest address
+// no trusted proxy vouches for, as nginx's real_ip_recursive takes it), or
+// the leftmost when every entry is trusted. An entry that is not an IP ends
+// the search: the last trusted hop stands.
+func realClient(peer netip.Addr, trusted []netip.Prefix, xff [][]byte) netip.Addr {
+	client := peer
+	for _, v := range slices.Backward(xff) {
 		for len(v) > 0 {
 			i := bytes.LastIndexByte(v, ',')
 			a, err := netip.ParseAddr(string(bytes.TrimSpace(v[i+1:])))
@@ -278,7 +285,7 @@ func clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 				return client
 			}
 			client = a.Unmap()
-			if !isTrusted(cc.conns.trusted, client) {
+			if !isTrusted(trusted, client) {
 				return client
 			}
 			v = v[:max(i, 0)]

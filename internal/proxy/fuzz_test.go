@@ -3,6 +3,8 @@ package proxy
 import (
 	"bytes"
 	"net"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -176,6 +178,36 @@ func FuzzCheckRawHeaders(f *testing.F) {
 		}
 		if cl && te {
 			t.Fatalf("accepted both framings in %q", raw)
+		}
+	})
+}
+
+// FuzzRealClient finds the client behind trusted proxies (10.0.0.0/8 and
+// the peer 127.0.0.1) in X-Forwarded-For fields split on "\n". The answer
+// is always the peer or an address written in a field, never one made up.
+func FuzzRealClient(f *testing.F) {
+	f.Add("192.0.2.1, 198.51.100.1, 10.1.2.3")
+	f.Fuzz(func(t *testing.T, fields string) {
+		peer := netip.MustParseAddr("127.0.0.1")
+		trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}
+		var xff [][]byte
+		for v := range strings.SplitSeq(fields, "\n") {
+			xff = append(xff, []byte(v))
+		}
+		got := realClient(peer, trusted, xff)
+		if got == peer {
+			return
+		}
+		var entries []netip.Addr
+		for _, v := range xff {
+			for e := range strings.SplitSeq(string(v), ",") {
+				if a, err := netip.ParseAddr(strings.TrimSpace(e)); err == nil {
+					entries = append(entries, a.Unmap())
+				}
+			}
+		}
+		if !slices.Contains(entries, got) {
+			t.Fatalf("realClient(%q) = %v: neither the peer nor an entry", fields, got)
 		}
 	})
 }
