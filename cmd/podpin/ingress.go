@@ -46,7 +46,9 @@ func (f *ingressFlags) check() error {
 // controller returns the Ingress controller the flags ask for, nil when
 // they ask for none. Its routes join cfg's; apply makes the merged
 // configuration the running one; m counts applies and rejected Ingresses.
-func (f *ingressFlags) controller(client kubernetes.Interface, cfg *config.Config, apply func(*config.Config) error, m ingress.Metrics, log *slog.Logger) (*ingress.Controller, error) {
+// withoutRedis says podpin has no Redis connection, so Ingresses that ask
+// for one are refused.
+func (f *ingressFlags) controller(client kubernetes.Interface, cfg *config.Config, apply func(*config.Config) error, withoutRedis bool, m ingress.Metrics, log *slog.Logger) (*ingress.Controller, error) {
 	if !f.enabled() {
 		return nil, nil
 	}
@@ -58,6 +60,7 @@ func (f *ingressFlags) controller(client kubernetes.Interface, cfg *config.Confi
 		PublishAddress: f.publishAddress,
 		PublishService: f.publishService,
 		Metrics:        m,
+		WithoutRedis:   withoutRedis,
 		Logger:         log.With("component", "ingress"),
 	})
 }

@@ -230,7 +230,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		return err
 	}
 	defer p.Close()
-	ctl, err := o.ingress.controller(kube, cfg, p.Apply, m, log)
+	ctl, err := o.ingress.controller(kube, cfg, p.Apply, shared == nil, m, log)
 	if err != nil {
 		return err
 	}

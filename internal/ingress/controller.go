@@ -83,6 +83,11 @@ type Options struct {
 	// written to the status of served Ingresses. Empty with PublishAddress
 	// empty: the status is left alone.
 	PublishService string
+	// WithoutRedis says podpin runs without a Redis connection, which only
+	// a restart can add: an Ingress whose podpin.io/store asks for redis is
+	// then refused with an Event and keeps its last good routes, instead of
+	// failing every apply. False: such routes are passed on to Apply.
+	WithoutRedis bool
 	// Recorder receives the Events about Ingresses. Nil: they are written
 	// to the API server through Client.
 	Recorder record.EventRecorder
@@ -113,6 +118,8 @@ type Controller struct {
 	metrics  Metrics
 	log      *slog.Logger
 	debounce time.Duration
+	// withoutRedis: see Options.WithoutRedis
+	withoutRedis bool
 	// ownEvents is set when the controller sends its Events itself, through
 	// a broadcaster that Run owns.
 	ownEvents bool
@@ -162,18 +169,19 @@ func New(o Options) (*Controller, error) {
 		return nil, errors.New("ingress controller: a client and an apply function are required")
 	}
 	c := &Controller{
-		client:    o.Client,
-		apply:     o.Apply,
-		class:     o.Class,
-		metrics:   o.Metrics,
-		log:       o.Logger,
-		debounce:  o.Debounce,
-		recorder:  o.Recorder,
-		static:    o.Static,
-		known:     map[string]*ingressState{},
-		kick:      make(chan struct{}, 1),
-		synced:    make(chan struct{}),
-		publisher: publisher{address: o.PublishAddress},
+		client:       o.Client,
+		apply:        o.Apply,
+		class:        o.Class,
+		metrics:      o.Metrics,
+		log:          o.Logger,
+		debounce:     o.Debounce,
+		withoutRedis: o.WithoutRedis,
+		recorder:     o.Recorder,
+		static:       o.Static,
+		known:        map[string]*ingressState{},
+		kick:         make(chan struct{}, 1),
+		synced:       make(chan struct{}),
+		publisher:    publisher{address: o.PublishAddress},
 	}
 	c.markSynced = sync.OnceFunc(func() { close(c.synced) })
 	if c.class == "" {
@@ -450,7 +458,7 @@ func (c *Controller) rebuildAndApplyLocked(force bool) (applied bool, err error)
 		}
 		changed := st.fingerprint != fp
 		st.spec, st.fingerprint, st.gen = s, fp, c.gen
-		t := translate(s, c.static)
+		t := c.translate(s)
 		st.rejected = len(t.problems) > 0
 		if changed && c.recorder != nil {
 			for _, p := range t.skipped {
@@ -511,6 +519,24 @@ func (c *Controller) rebuildAndApplyLocked(force bool) (applied bool, err error)
 	c.applied = cfg
 	c.log.Info("ingress routes applied", "routes", len(cfg.Routes), "ingresses", len(specs))
 	return true, nil
+}
+
+// translate is translate against the static configuration, with the
+// routes that need a Redis connection podpin lacks counted as problems.
+// c.mu must be held.
+func (c *Controller) translate(s spec) translation {
+	t := translate(s, c.static)
+	if !c.withoutRedis {
+		return t
+	}
+	for _, r := range t.routes {
+		if r.route.Store == config.StoreRedis {
+			t.problems = append(t.problems, Problem{Annotation: AnnotationStore,
+				Msg: "redis needs a restart: podpin started without a Redis connection (store.type redis or a static route on redis, with store.redis)"})
+			break
+		}
+	}
+	return t
 }
 
 // report records a Warning Event on ing for each problem. c.mu must be

@@ -3,6 +3,7 @@ package ingress
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -350,4 +351,69 @@ func TestAFileThatCannotApplyDoesNotBlockLaterIngressChanges(t *testing.T) {
 	if len(got) != 2 || got[0].Name != "file" {
 		t.Errorf("running routes: got %+v, want the file's route and the Ingress's", got)
 	}
+}
+
+func TestAnIngressAskingForRedisWithoutAConnectionIsRefusedAlone(t *testing.T) {
+	cp := k8stest.Start(t)
+	ctx := t.Context()
+	create(t, cp.Client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, ingressClass("podpin", ControllerName),
+		classed("app", new("podpin"), map[string]string{AnnotationStickyHeader: "X-Cart"}),
+		classed("other", new("podpin"), map[string]string{AnnotationStickyHeader: "X-Other"}))
+	// Redis is configured in the file, but no route used it at start, so
+	// podpin has no connection.
+	static := &config.Config{Store: config.Store{Redis: config.Redis{URL: "redis://127.0.0.1:1"}}}
+	static.SetDefaults()
+	c, a := runController(t, cp.Client, Options{Static: static, WithoutRedis: true})
+	waitFor(t, "the first sync", closed(c.Synced()))
+	waitFor(t, "both Ingresses served", func() bool { return len(lastRoutes(a)) == 2 })
+
+	update := func(name string, ann map[string]string) {
+		t.Helper()
+		ing, err := cp.Client.NetworkingV1().Ingresses("shop").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		maps.Copy(ing.Annotations, ann)
+		if _, err := cp.Client.NetworkingV1().Ingresses("shop").Update(ctx, ing, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update("app", map[string]string{AnnotationStore: "redis", AnnotationStickyHeader: "X-Basket"})
+	var ev corev1.Event
+	waitFor(t, "the InvalidAnnotation event", func() bool {
+		list, err := cp.Client.CoreV1().Events("shop").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=app,reason=" + ReasonInvalidAnnotation})
+		if err != nil || len(list.Items) == 0 {
+			return false
+		}
+		ev = list.Items[0]
+		return true
+	})
+	if !strings.Contains(ev.Message, "podpin.io/store: redis needs a restart") {
+		t.Errorf("event: got %q, want it to say the store needs a restart", ev.Message)
+	}
+	// The other Ingress still changes.
+	update("other", map[string]string{AnnotationStickyHeader: "X-Changed"})
+	waitFor(t, "the other Ingress's change applied", func() bool {
+		for _, r := range lastRoutes(a) {
+			if r.Sticky.Header == "X-Changed" {
+				return true
+			}
+		}
+		return false
+	})
+	for _, r := range lastRoutes(a) {
+		if r.Store == config.StoreRedis || r.Sticky.Header == "X-Basket" {
+			t.Errorf("route %s: store %s, header %s; want app's last good routes on memory", r.Name, r.Store, r.Sticky.Header)
+		}
+	}
+}
+
+// lastRoutes are the routes of the last configuration applied.
+func lastRoutes(a *applied) []config.Route {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.cfgs) == 0 {
+		return nil
+	}
+	return a.cfgs[len(a.cfgs)-1].Routes
 }
