@@ -16,7 +16,7 @@ require (
 	k8s.io/klog/v2 v2.140.0
 )
 
-require github.com/pires/go-proxyproto v0.15.0 // indirect
+require github.com/pires/go-proxyproto v0.15.0
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
