@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/dchest/siphash v1.2.3
 	github.com/miekg/dns v1.1.73
+	github.com/pires/go-proxyproto v0.15.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/valyala/fasthttp v1.78.0
 	go.yaml.in/yaml/v3 v3.0.6
@@ -15,8 +16,6 @@ require (
 	k8s.io/client-go v0.37.2
 	k8s.io/klog/v2 v2.140.0
 )
-
-require github.com/pires/go-proxyproto v0.15.0
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
