@@ -1,7 +1,8 @@
 // Package redistest runs real redis-server and redis-sentinel processes on
-// loopback ports for tests: start, kill, restart empty, and Sentinel
-// failover. The binaries come from Debian's redis-server and
-// redis-sentinel packages; without them a test skips, or fails when the
+// loopback ports for tests: start, kill, restart empty, Sentinel failover,
+// a Redis Cluster (failover and resharding), and a proxy that injects
+// latency or cuts connections. The binaries come from Debian's
+// redis-server, redis-sentinel and redis-tools packages; without them a test skips, or fails when the
 // CI environment variable is set (CI must not skip).
 package redistest
 
@@ -33,7 +34,7 @@ func need(t testing.TB, bin string) string {
 	t.Helper()
 	path, err := exec.LookPath(bin)
 	if err != nil {
-		msg := fmt.Sprintf("%s not found: install Debian's redis-server and redis-sentinel packages (scripts/test does)", bin)
+		msg := fmt.Sprintf("%s not found: install Debian's redis-server, redis-sentinel and redis-tools packages (scripts/test does)", bin)
 		if os.Getenv("CI") != "" {
 			t.Fatal(msg)
 		}
