@@ -22,6 +22,16 @@
 // replica was cut off never replaces one another replica claimed meanwhile.
 // No request fails because of Redis.
 //
+// Convergence: an entry a replica placed without Redis's answer (degraded,
+// or a claim that timed out, which Redis may still have carried out) is
+// provisional. It is checked against Redis on its next request and by a
+// background pass every 250ms once Redis answers; where Redis holds another
+// pod, Redis's wins. The expiry refresh of keys in use compares the local
+// pod with Redis's too. So after a fault every replica agrees with Redis
+// again within about a second of Redis answering it (the probe, then one
+// pass). Background calls (write-backs, refreshes, checks) get at least
+// BackgroundTimeout, however short the request-path Timeout is.
+//
 // Keys are PREFIX + route + ":" + the key digest in hex; values are
 // "created-unix-ms|pod|raw-key" (raw key only when the route keeps them),
 // with the route's idle timeout as TTL.
@@ -46,6 +56,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -74,6 +85,8 @@ type Redis struct {
 	now      atomic.Int64 // Unix seconds, updated by Run
 
 	refresh chan touch
+	// dirty is set when some route holds provisional entries.
+	dirty atomic.Bool
 
 	// guards routes
 	mu     sync.Mutex
@@ -138,6 +151,9 @@ type Options struct {
 	Timeout time.Duration
 	// DialTimeout bounds connecting. Default 500ms.
 	DialTimeout time.Duration
+	// Dialer connects to one Redis node (addr as Redis names it, e.g. from
+	// CLUSTER SLOTS). Nil: TCP.
+	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Logger receives state changes (Redis lost and back); nil discards.
 	Logger *slog.Logger
 	// Metrics counts errors, degraded state, invalidations and write-backs;
@@ -150,6 +166,10 @@ const (
 	DefaultKeyPrefix   = "podpin:"
 	DefaultTimeout     = 50 * time.Millisecond
 	DefaultDialTimeout = 500 * time.Millisecond
+	// BackgroundTimeout is the least time a call off the request path
+	// (write-back, expiry refresh, the check of a provisional entry) is
+	// given: these must finish for replicas to agree, whatever Timeout is.
+	BackgroundTimeout = 2 * time.Second
 )
 
 // New connects to Redis as o says. It does not wait for Redis: a store
@@ -187,9 +207,12 @@ func New(o Options) (*Redis, error) {
 	return s, nil
 }
 
-// universalOptions turns the options into go-redis options, with
-// request-path timeouts in milliseconds and no retries: a slow Redis must
-// cost a request at most one timeout, after which the local table serves.
+// universalOptions turns the options into go-redis options, with no
+// retries: a slow Redis must cost a request at most one timeout, after
+// which the local table serves. The connection's own read and write
+// timeouts are the longest a call may take (BackgroundTimeout, or Timeout
+// if longer); each call's context sets its own, shorter, deadline on the
+// request path.
 func universalOptions(o Options) (*redis.UniversalOptions, error) {
 	uo := &redis.UniversalOptions{
 		Addrs:         o.Addrs,
@@ -198,8 +221,9 @@ func universalOptions(o Options) (*redis.UniversalOptions, error) {
 		DB:            o.DB,
 		Username:      o.Username,
 		DialTimeout:   o.DialTimeout,
-		ReadTimeout:   o.Timeout,
-		WriteTimeout:  o.Timeout,
+		ReadTimeout:   max(o.Timeout, BackgroundTimeout),
+		WriteTimeout:  max(o.Timeout, BackgroundTimeout),
+		Dialer:        o.Dialer,
 		MaxRetries:    -1,
 		PoolSize:      64,
 		// Context deadlines bound each call on the request path.
@@ -306,6 +330,9 @@ func (s *Redis) probe(ctx context.Context) {
 			return
 		case now := <-t.C:
 			s.now.Store(now.Unix())
+			if !s.degraded.Load() && s.dirty.Load() {
+				s.confirmAll(ctx)
+			}
 			if !s.degraded.Load() && now.Sub(last) < time.Second {
 				continue
 			}
@@ -339,7 +366,7 @@ func (s *Redis) probe(ctx context.Context) {
 // serverID returns the run id of the server podpin writes to (for Cluster,
 // of the nodes together).
 func (s *Redis) serverID(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, max(s.timeout, 200*time.Millisecond))
+	ctx, cancel := context.WithTimeout(ctx, max(s.timeout, BackgroundTimeout))
 	defer cancel()
 	if cc, ok := s.c.(*redis.ClusterClient); ok {
 		var mu sync.Mutex
@@ -468,15 +495,21 @@ func (s *Redis) batch(ctx context.Context) {
 	}
 }
 
+// flush pushes the expiry of the keys in use forward, and compares each
+// with Redis on the way: where Redis holds another pod (a rebind whose
+// invalidation this replica missed), Redis's is adopted; where Redis has
+// none (expired there, or Redis restarted empty), the local entry is
+// written back.
 func (s *Redis) flush(ctx context.Context, pending map[touch]struct{}) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, max(s.timeout, 5*time.Second))
 	defer cancel()
 	batch := make([]touch, 0, len(pending))
-	cmds := make([]*redis.BoolCmd, 0, len(pending))
+	gets := make([]*redis.StringCmd, 0, len(pending))
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for tc := range pending {
 			batch = append(batch, tc)
-			cmds = append(cmds, p.PExpire(ctx, tc.r.key(tc.k), tc.r.ttl(time.Now())))
+			gets = append(gets, p.Get(ctx, tc.r.key(tc.k)))
+			p.PExpire(ctx, tc.r.key(tc.k), tc.r.ttl(time.Now()))
 		}
 		return nil
 	})
@@ -484,11 +517,33 @@ func (s *Redis) flush(ctx context.Context, pending map[touch]struct{}) {
 		s.fail("refresh", err)
 		return
 	}
-	for i, c := range cmds {
-		if ok, _ := c.Result(); !ok {
-			if e, found := batch[i].r.t.Peek(batch[i].k); found {
-				batch[i].r.writeBack(ctx, []table.Entry{e})
-			}
+	for i, c := range gets {
+		tc := batch[i]
+		local, found := tc.r.t.Peek(tc.k)
+		if !found {
+			continue
+		}
+		v, err := c.Result()
+		if errors.Is(err, redis.Nil) {
+			tc.r.writeBack(ctx, []table.Entry{local})
+			continue
+		}
+		if e, ok := decode(v, tc.k); ok && e.Pod != local.Pod {
+			tc.r.t.Restore(e)
+		}
+	}
+}
+
+// confirmAll checks every provisional entry of every route against Redis.
+func (s *Redis) confirmAll(ctx context.Context) {
+	s.dirty.Store(false)
+	ctx, cancel := context.WithTimeout(ctx, max(s.timeout, BackgroundTimeout))
+	defer cancel()
+	for _, r := range s.allRoutes() {
+		if err := r.confirmAll(ctx); err != nil {
+			s.dirty.Store(true)
+			s.fail("confirm", err)
+			return
 		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -26,6 +28,21 @@ type Route struct {
 	keepRaw   bool
 	keyPrefix string
 	window    int64 // seconds between expiry refreshes of one key
+
+	// nprov is len(prov), read without the lock on every local hit.
+	nprov atomic.Int64
+	// guards prov
+	mu sync.Mutex
+	// prov holds the keys placed locally without Redis's answer.
+	prov map[table.Key]mark
+	seq  uint64 // numbers marks, so a check ends only the mark it saw
+}
+
+// mark is why a key is provisional: the pod it was rebound from ("" for a
+// first placement).
+type mark struct {
+	prev string
+	seq  uint64
 }
 
 // Degraded reports whether Redis is out of reach.
@@ -33,10 +50,16 @@ func (r *Route) Degraded() bool { return r.s.degraded.Load() }
 
 // Lookup returns the pod k is pinned to: from the local table when it has
 // the key (refreshing the key's expiry in Redis once per window of use, in
-// the background), else from Redis, whose answer is kept locally. In the
-// degraded state only the local table is asked.
+// the background), else from Redis, whose answer is kept locally. A
+// provisional local entry is first checked against Redis. In the degraded
+// state only the local table is asked.
 func (r *Route) Lookup(k table.Key) (string, bool) {
 	pod, prev, ok := r.t.LookupSince(k)
+	if ok && r.nprov.Load() > 0 && !r.s.degraded.Load() {
+		if m, isProv := r.provisional(k); isProv {
+			pod, ok = r.confirm(k, m)
+		}
+	}
 	if ok {
 		if now := r.s.now.Load(); prev/r.window != now/r.window {
 			select {
@@ -75,6 +98,7 @@ func (r *Route) Claim(k table.Key, prev, pod string, raw []byte) string {
 	now := time.Now()
 	if r.s.degraded.Load() {
 		r.t.Store(k, pod, raw)
+		r.markProvisional(k, prev)
 		return pod
 	}
 	ours := r.encode(now, pod, raw)
@@ -82,12 +106,16 @@ func (r *Route) Claim(k table.Key, prev, pod string, raw []byte) string {
 	defer cancel()
 	v, err := claimScript.Run(ctx, r.s.c, []string{r.key(k)}, prev, ours, r.ttl(now).Milliseconds()).Text()
 	if err != nil {
+		// Redis may have carried the claim out, or kept another's: the
+		// entry is provisional until Redis answers.
 		r.s.fail("claim", err)
 		r.t.Store(k, pod, raw)
+		r.markProvisional(k, prev)
 		return pod
 	}
 	if v == ours {
 		r.t.Store(k, pod, raw)
+		r.unmark(k)
 		if prev != "" {
 			r.s.publish(r.name, digestHex(k))
 		}
@@ -96,10 +124,119 @@ func (r *Route) Claim(k table.Key, prev, pod string, raw []byte) string {
 	e, ok := decode(v, k)
 	if !ok {
 		r.t.Store(k, pod, raw)
+		r.markProvisional(k, prev)
 		return pod
 	}
 	r.t.Restore(e)
+	r.unmark(k)
 	return e.Pod
+}
+
+// markProvisional records that k was placed locally without Redis's
+// answer, rebinding from prev ("" for a first placement).
+func (r *Route) markProvisional(k table.Key, prev string) {
+	r.mu.Lock()
+	if r.prov == nil {
+		r.prov = map[table.Key]mark{}
+	}
+	m, ok := r.prov[k]
+	if !ok {
+		r.nprov.Add(1)
+		m.prev = prev
+	}
+	r.seq++
+	m.seq = r.seq
+	r.prov[k] = m
+	r.mu.Unlock()
+	r.s.dirty.Store(true)
+}
+
+func (r *Route) provisional(k table.Key) (mark, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.prov[k]
+	return m, ok
+}
+
+// confirm checks k's provisional entry against Redis on the request path
+// and returns the pod that holds: Redis's where it has one, else the local
+// one, now written to Redis. If Redis does not answer in time the entry
+// stays provisional and the local pod serves.
+func (r *Route) confirm(k table.Key, m mark) (string, bool) {
+	e, ok := r.t.Peek(k)
+	if !ok {
+		return "", false
+	}
+	ctx, cancel := r.s.ctx()
+	defer cancel()
+	if err := r.settle(ctx, map[table.Key]mark{k: m}, []table.Entry{e}); err != nil {
+		r.s.fail("confirm", err)
+		return e.Pod, true
+	}
+	return r.t.Lookup(k)
+}
+
+// confirmAll checks every provisional entry against Redis, in batches.
+func (r *Route) confirmAll(ctx context.Context) error {
+	r.mu.Lock()
+	batch := make(map[table.Key]mark, min(len(r.prov), 512))
+	for k, m := range r.prov {
+		batch[k] = m
+		if len(batch) == 512 {
+			break
+		}
+	}
+	r.mu.Unlock()
+	for len(batch) > 0 {
+		entries := make([]table.Entry, 0, len(batch))
+		for k := range batch {
+			if e, ok := r.t.Peek(k); ok {
+				entries = append(entries, e)
+			}
+		}
+		if err := r.settle(ctx, batch, entries); err != nil {
+			return err
+		}
+		if r.s.degraded.Load() {
+			return nil
+		}
+		r.mu.Lock()
+		clear(batch)
+		for k, m := range r.prov {
+			batch[k] = m
+			if len(batch) == 512 {
+				break
+			}
+		}
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+// settle writes provisional entries to Redis where it has none and adopts
+// Redis's pod where it differs; then the keys of batch are no longer
+// provisional, unless marked again meanwhile. A rebind that Redis holds (the claim was carried out though
+// its answer was lost) is published, as a claim that answered would have
+// been, so other replicas drop the pod it replaced.
+func (r *Route) settle(ctx context.Context, batch map[table.Key]mark, entries []table.Entry) error {
+	held, err := r.writeBackHeld(ctx, entries)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	for k, m := range batch {
+		if r.prov[k] == m {
+			delete(r.prov, k)
+			r.nprov.Add(-1)
+		}
+	}
+	r.mu.Unlock()
+	for _, k := range held {
+		if batch[k].prev != "" {
+			r.s.publish(r.name, digestHex(k))
+		}
+	}
+	return nil
 }
 
 // Get returns k's entry as Redis holds it, or as the local table does when
@@ -123,19 +260,38 @@ func (r *Route) Get(k table.Key) (table.Entry, bool, error) {
 	return e, ok, nil
 }
 
-// Pin points k at pod in Redis and locally, whatever it pointed at, and
-// tells the other replicas.
+// Pin points k at pod in Redis, then locally, whatever it pointed at, and
+// tells the other replicas. Redis goes first so that no check of a local
+// entry can find Redis still holding the old pod and bring it back. When
+// Redis fails the pin holds locally, provisionally: if Redis turns out to
+// hold another pod once it answers, Redis's wins.
 func (r *Route) Pin(k table.Key, pod string, raw []byte) error {
 	now := time.Now()
-	r.t.Store(k, pod, raw)
 	ctx, cancel := r.s.ctx()
 	defer cancel()
 	if err := r.s.c.Set(ctx, r.key(k), r.encode(now, pod, raw), r.ttl(now)).Err(); err != nil {
 		r.s.fail("pin", err)
-		return fmt.Errorf("pinned locally only; redis: %w", err)
+		r.t.Store(k, pod, raw)
+		r.markProvisional(k, "")
+		return fmt.Errorf("pinned locally only until redis answers; redis: %w", err)
 	}
+	r.t.Store(k, pod, raw)
+	r.unmark(k)
 	r.s.publish(r.name, digestHex(k))
 	return nil
+}
+
+// unmark ends k's provisional state: Redis holds what the local table does.
+func (r *Route) unmark(k table.Key) {
+	if r.nprov.Load() == 0 {
+		return
+	}
+	r.mu.Lock()
+	if _, ok := r.prov[k]; ok {
+		delete(r.prov, k)
+		r.nprov.Add(-1)
+	}
+	r.mu.Unlock()
 }
 
 // Unpin removes k everywhere; it reports whether k was pinned.
@@ -248,8 +404,15 @@ func (r *Route) scanKeys(ctx context.Context, fn func(redis.Cmdable, []string) e
 // writeBack stores local entries in Redis where it has none for the key,
 // and adopts locally what Redis has where it differs.
 func (r *Route) writeBack(ctx context.Context, entries []table.Entry) error {
+	_, err := r.writeBackHeld(ctx, entries)
+	return err
+}
+
+// writeBackHeld is writeBack; it also returns the keys whose local pod
+// Redis holds afterwards.
+func (r *Route) writeBackHeld(ctx context.Context, entries []table.Entry) ([]table.Key, error) {
 	if len(entries) == 0 {
-		return nil
+		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -265,18 +428,24 @@ func (r *Route) writeBack(ctx context.Context, entries []table.Entry) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var held []table.Key
 	for i, c := range cmds {
 		v, err := c.Text()
 		if err != nil {
 			continue
 		}
-		if got, ok := decode(v, entries[i].Key); ok && got.Pod != entries[i].Pod {
+		got, ok := decode(v, entries[i].Key)
+		switch {
+		case !ok:
+		case got.Pod != entries[i].Pod:
 			r.t.Restore(got)
+		default:
+			held = append(held, entries[i].Key)
 		}
 	}
-	return nil
+	return held, nil
 }
 
 func (r *Route) key(k table.Key) string { return r.keyPrefix + digestHex(k) }
