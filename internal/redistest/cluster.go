@@ -188,3 +188,52 @@ func (c *Cluster) Keys(s *Server) int {
 	fmt.Sscan(c.Cli(s, "dbsize"), &n)
 	return n
 }
+
+// Slots returns the slots master m serves, as node m sees it.
+func (c *Cluster) Slots(m *Server) []int {
+	c.t.Helper()
+	var out []int
+	for line := range strings.SplitSeq(c.Cli(m, "cluster", "nodes"), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 || !strings.Contains(f[2], "myself") {
+			continue
+		}
+		for _, r := range f[8:] {
+			if strings.HasPrefix(r, "[") { // a slot being migrated
+				continue
+			}
+			var lo, hi int
+			if n, _ := fmt.Sscanf(r, "%d-%d", &lo, &hi); n == 1 {
+				hi = lo
+			}
+			for s := lo; s <= hi; s++ {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// KeysInSlots returns how many keys node s holds in slots.
+func (c *Cluster) KeysInSlots(s *Server, slots []int) int {
+	c.t.Helper()
+	var in strings.Builder
+	for _, slot := range slots {
+		fmt.Fprintf(&in, "CLUSTER COUNTKEYSINSLOT %d\n", slot)
+	}
+	cmd := exec.Command("redis-cli", "-h", "127.0.0.1", "-p", fmt.Sprint(s.Port))
+	cmd.Stdin = strings.NewReader(in.String())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		c.t.Fatalf("redis-cli cluster countkeysinslot on %s: %v\n%s", s.Addr, err, out)
+	}
+	total := 0
+	for line := range strings.SplitSeq(strings.TrimSpace(string(out)), "\n") {
+		var n int
+		if _, err := fmt.Sscan(line, &n); err != nil {
+			c.t.Fatalf("redis-cli cluster countkeysinslot on %s: %q", s.Addr, line)
+		}
+		total += n
+	}
+	return total
+}
