@@ -187,3 +187,32 @@ func TestSentinelFailoverKeepsSessions(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A replica whose copy of a key disagrees with Redis (an invalidation it
+// never got) adopts Redis's pod at the key's next expiry refresh.
+func TestTheExpiryRefreshAdoptsWhatRedisHolds(t *testing.T) {
+	srv := redistest.Start(t)
+	a := newReplica(t, Options{URL: "redis://" + srv.Addr})
+	// Idle 4s: the key's expiry is refreshed once a second while in use.
+	r := a.s.Route("short", a.t, 4*time.Second, 0, false)
+	k := key(3)
+	if got := r.Claim(k, "", "web-0", nil); got != "web-0" {
+		t.Fatalf("claim: %s, want web-0", got)
+	}
+	// Another replica's rebind, its invalidation lost.
+	if v := srv.Do("SET", r.key(k), r.encode(time.Now(), "web-1", nil), "PX", "4000"); v != "+OK" {
+		t.Fatalf("SET: %s", v)
+	}
+	start := time.Now()
+	for {
+		p, ok := r.Lookup(k)
+		if ok && p == "web-1" {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("replica still holds %q %v five seconds after redis changed, want web-1", p, ok)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("adopted redis's pod after %v", time.Since(start).Round(time.Millisecond))
+}

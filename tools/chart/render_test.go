@@ -208,6 +208,28 @@ store: {redis: {passwordSecret: {name: redis-auth}}}
 	}
 }
 
+// store.redis.cluster reaches podpin's configuration with the nodes.
+func TestRedisClusterReachesTheConfiguration(t *testing.T) {
+	var cm corev1.ConfigMap
+	object(t, render(t, valuesFile(t, `
+store: {type: redis, redis: {addrs: ["redis-0:6379", "redis-1:6379"], cluster: true}}
+`)), "ConfigMap", &cm)
+	var cfg struct {
+		Store struct {
+			Redis struct {
+				Addrs   []string `json:"addrs"`
+				Cluster bool     `json:"cluster"`
+			} `json:"redis"`
+		} `json:"store"`
+	}
+	if err := yaml.Unmarshal([]byte(cm.Data["podpin.yaml"]), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.Store.Redis; !r.Cluster || !slices.Equal(r.Addrs, []string{"redis-0:6379", "redis-1:6379"}) {
+		t.Errorf("store.redis in the configuration: %+v, want cluster with both nodes", r)
+	}
+}
+
 // A values file that takes away a setting the templates read fails the
 // rendering, naming the template, rather than rendering a broken object.
 func TestRenderFailsWithoutASettingTheTemplatesNeed(t *testing.T) {

@@ -151,6 +151,7 @@ func TestUnsafeCombinationsFailToRender(t *testing.T) {
 		{"memory tables under an autoscaler", "store: {type: memory}\nreplicaCount: 1\nautoscaling: {enabled: true}", "store.acceptPerReplicaTables"},
 		{"redis without an address or the bundled store", "store: {bundled: {enabled: false}}", "store.redis.url or store.redis.addrs"},
 		{"both a url and addrs", "store: {redis: {url: 'redis://a:6379', addrs: ['b:6379']}}", "url or addrs, not both"},
+		{"a Cluster without its nodes", "store: {redis: {cluster: true}}", "store.redis.cluster needs"},
 		{"one state claim for two replicas", "state: {existingClaim: tables}", "state.existingClaim"},
 		{"an autoscaler whose minimum exceeds its maximum", "autoscaling: {enabled: true, minReplicas: 5, maxReplicas: 3}", "autoscaling.minReplicas"},
 	} {

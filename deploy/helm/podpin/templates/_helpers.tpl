@@ -70,6 +70,9 @@ render but cannot work. */}}
 {{- if and (eq .Values.store.type "redis") (not .Values.store.bundled.enabled) (not $r.url) (not $r.addrs) -}}
 {{- fail "store.type redis with store.bundled.enabled false needs store.redis.url or store.redis.addrs" -}}
 {{- end -}}
+{{- if and $r.cluster (not $r.url) (not $r.addrs) -}}
+{{- fail "store.redis.cluster needs the Cluster's nodes in store.redis.addrs (or url): the bundled store is one node" -}}
+{{- end -}}
 {{- if and $r.url $r.addrs -}}
 {{- fail "store.redis: give url or addrs, not both" -}}
 {{- end -}}
@@ -144,6 +147,9 @@ store:
     {{- end }}
     {{- with $r.masterName }}
     masterName: {{ . | quote }}
+    {{- end }}
+    {{- if $r.cluster }}
+    cluster: true
     {{- end }}
     {{- with $r.username }}
     username: {{ . | quote }}
