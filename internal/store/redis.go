@@ -504,10 +504,13 @@ func (s *Redis) flush(ctx context.Context, pending map[touch]struct{}) {
 	ctx, cancel := context.WithTimeout(ctx, max(s.timeout, 5*time.Second))
 	defer cancel()
 	batch := make([]touch, 0, len(pending))
+	saw := make([]string, 0, len(pending)) // the local pod before asking
 	gets := make([]*redis.StringCmd, 0, len(pending))
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for tc := range pending {
+			e, _ := tc.r.t.Peek(tc.k)
 			batch = append(batch, tc)
+			saw = append(saw, e.Pod)
 			gets = append(gets, p.Get(ctx, tc.r.key(tc.k)))
 			p.PExpire(ctx, tc.r.key(tc.k), tc.r.ttl(time.Now()))
 		}
@@ -520,8 +523,8 @@ func (s *Redis) flush(ctx context.Context, pending map[touch]struct{}) {
 	for i, c := range gets {
 		tc := batch[i]
 		local, found := tc.r.t.Peek(tc.k)
-		if !found {
-			continue
+		if !found || local.Pod != saw[i] {
+			continue // changed meanwhile: what Redis said may be older
 		}
 		v, err := c.Result()
 		if errors.Is(err, redis.Nil) {
@@ -529,7 +532,7 @@ func (s *Redis) flush(ctx context.Context, pending map[touch]struct{}) {
 			continue
 		}
 		if e, ok := decode(v, tc.k); ok && e.Pod != local.Pod {
-			tc.r.t.Restore(e)
+			tc.r.adopt(e, local.Pod)
 		}
 	}
 }
@@ -540,8 +543,11 @@ func (s *Redis) confirmAll(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, max(s.timeout, BackgroundTimeout))
 	defer cancel()
 	for _, r := range s.allRoutes() {
-		if err := r.confirmAll(ctx); err != nil {
+		err := r.confirmAll(ctx)
+		if r.nprov.Load() > 0 {
 			s.dirty.Store(true)
+		}
+		if err != nil {
 			s.fail("confirm", err)
 			return
 		}

@@ -440,12 +440,21 @@ func (r *Route) writeBackHeld(ctx context.Context, entries []table.Entry) ([]tab
 		switch {
 		case !ok:
 		case got.Pod != entries[i].Pod:
-			r.t.Restore(got)
+			r.adopt(got, entries[i].Pod)
 		default:
 			held = append(held, entries[i].Key)
 		}
 	}
 	return held, nil
+}
+
+// adopt stores Redis's entry e locally in place of the local one, unless
+// the local pod is no longer saw (a claim or an invalidation changed it
+// since Redis was asked, so Redis's answer may be the older one).
+func (r *Route) adopt(e table.Entry, saw string) {
+	if cur, ok := r.t.Peek(e.Key); ok && cur.Pod == saw {
+		r.t.Restore(e)
+	}
 }
 
 func (r *Route) key(k table.Key) string { return r.keyPrefix + digestHex(k) }
