@@ -184,7 +184,8 @@ type Redis struct {
 	// KeyPrefix starts every key podpin writes. Default "podpin:".
 	KeyPrefix string `yaml:"keyPrefix"`
 	// Timeout bounds each Redis call on the request path; past it the
-	// request is served from the local table. Default 50ms.
+	// request is served from the local table. Calls off the request path
+	// (write-backs, expiry refreshes) get at least 2s. Default 50ms.
 	Timeout time.Duration `yaml:"timeout"`
 	// DialTimeout bounds connecting. Default 500ms.
 	DialTimeout time.Duration `yaml:"dialTimeout"`

@@ -37,9 +37,9 @@
 // with the route's idle timeout as TTL.
 //
 // Settings are Options: the connection (URL or Addrs, MasterName for
-// Sentinel, Cluster, credentials, TLS), KeyPrefix (default "podpin:"),
-// Timeout on the request path (default 50ms) and DialTimeout (default
-// 500ms). The store reports errors, the degraded state, invalidations and
+// Sentinel, Cluster, credentials, TLS, Dialer), KeyPrefix (default
+// "podpin:"), Timeout on the request path (default 50ms; calls off it get
+// at least BackgroundTimeout, 2s) and DialTimeout (default 500ms). The store reports errors, the degraded state, invalidations and
 // write-backs through Metrics (podpin_store_*).
 //
 //	s, err := store.New(store.Options{URL: "redis://redis:6379"})
@@ -147,7 +147,8 @@ type Options struct {
 	// invalidation channel (KeyPrefix + "invalidate"). Default "podpin:".
 	KeyPrefix string
 	// Timeout bounds each call on the request path; past it the request is
-	// served from the local table. Default 50ms.
+	// served from the local table. Calls off it get at least
+	// BackgroundTimeout. Default 50ms.
 	Timeout time.Duration
 	// DialTimeout bounds connecting. Default 500ms.
 	DialTimeout time.Duration
