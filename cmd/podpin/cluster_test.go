@@ -233,3 +233,105 @@ func agree(t *testing.T, when string, procs []*process, pinned map[string]string
 	close(keys)
 	wg.Wait()
 }
+
+// TestAReplicaCutOffFromRedisAgreesAgainOnceRedisAnswers runs three podpin
+// processes on one Redis; the third reaches it through a proxy that delays
+// replies past its 5ms timeout for a while, so it places sessions on its
+// own while the other two claim them. Once Redis answers it in time again,
+// every replica sends every session where Redis says.
+func TestAReplicaCutOffFromRedisAgreesAgainOnceRedisAnswers(t *testing.T) {
+	srv := redistest.Start(t)
+	f := redistest.NewFaults(t, srv.Addr)
+	pods := threeDemoPods(t)
+	dir := t.TempDir()
+	writeConfig(t, dir+"/direct.yaml", "store: {type: redis, redis: {url: 'redis://"+srv.Addr+"', timeout: 500ms}}\n", pods...)
+	writeConfig(t, dir+"/faulty.yaml", "store: {type: redis, redis: {url: 'redis://"+f.Addr+"', timeout: 5ms}}\n", pods...)
+	reps := []*process{startPodpin(t, "--config", dir+"/direct.yaml"), startPodpin(t, "--config", dir+"/direct.yaml"),
+		startPodpin(t, "--config", dir+"/faulty.yaml")}
+
+	// A new session every 2ms; each replica sends requests for the four
+	// newest, so first requests race on every session throughout.
+	var frontier atomic.Int64
+	var stop atomic.Bool
+	var failed atomic.Int64
+	var cSaw sync.Map // what the cut-off replica answered for each session
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for !stop.Load() {
+			frontier.Add(1)
+			time.Sleep(2 * time.Millisecond)
+		}
+	})
+	for ri, rp := range reps {
+		wg.Go(func() {
+			for n := 0; !stop.Load(); n++ {
+				key := fmt.Sprintf("s-%d", frontier.Load()-int64(n%4))
+				code, body, err := rp.get(key)
+				if err != nil || code != 200 {
+					failed.Add(1)
+					continue
+				}
+				if ri == 2 {
+					cSaw.Store(key, body)
+				}
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	f.SetLatency(20 * time.Millisecond)
+	time.Sleep(time.Second)
+	for i := range 20 {
+		f.SetLatency(time.Duration(i%2) * 20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
+	}
+	f.SetLatency(0)
+	time.Sleep(300 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Errorf("%d requests failed, want none", failed.Load())
+	}
+
+	// Redis's pod for each session, as a replica started now finds it.
+	fresh := startPodpin(t, "--config", dir+"/direct.yaml")
+	keys := int(frontier.Load())
+	want := map[string]string{}
+	for i := range keys + 1 {
+		key := fmt.Sprintf("s-%d", i)
+		if _, ok := cSaw.Load(key); ok {
+			want[key] = fresh.podOf(key)
+		}
+	}
+	overruled := 0
+	cSaw.Range(func(k, v any) bool {
+		if want[k.(string)] != v.(string) {
+			overruled++
+		}
+		return true
+	})
+	t.Logf("%d sessions; the cut-off replica sent %d of them elsewhere than redis holds", len(want), overruled)
+	if overruled == 0 {
+		t.Error("the cut-off replica always agreed with redis: the fault did not take effect")
+	}
+	start := time.Now()
+	for round := 1; ; round++ {
+		differ, why := 0, ""
+		for key, pod := range want {
+			for ri, rp := range reps {
+				if got := rp.podOf(key); got != pod {
+					differ++
+					why = fmt.Sprintf("replica %d sends %q to %s, redis holds %s", ri, key, got, pod)
+				}
+			}
+		}
+		t.Logf("round %d of requests for every session through every replica: %d disagreements", round, differ)
+		if differ == 0 {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("5s after recovery %d disagreements remain, e.g. %s", differ, why)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("every replica agrees with redis on every session, %v after the first check began", time.Since(start).Round(time.Millisecond))
+}
