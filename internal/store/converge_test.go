@@ -157,3 +157,50 @@ func testConvergence(t *testing.T, direct, faulty Options, faults []*redistest.F
 		t.Error("replica c never placed a key against redis: the fault did not take effect")
 	}
 }
+
+// More provisional entries than a route remembers one by one (a long
+// outage with many new sessions) cost no memory past that bound, and are
+// all checked, by a pass over the whole table.
+func TestManyProvisionalEntriesAreAllChecked(t *testing.T) {
+	srv := redistest.Start(t)
+	f := redistest.NewFaults(t, srv.Addr)
+	a := newReplica(t, Options{URL: "redis://" + f.Addr, Timeout: 100 * time.Millisecond})
+	other := newReplica(t, Options{URL: "redis://" + srv.Addr})
+	f.Cut(true)
+	n := maxProvisional + 1000
+	for i := range n {
+		a.r.Claim(key(i), "", "web-0", nil)
+	}
+	if !a.r.Degraded() {
+		t.Fatal("not degraded while cut off")
+	}
+	a.r.mu.Lock()
+	remembered, overflow := len(a.r.prov), a.r.overflow
+	a.r.mu.Unlock()
+	if remembered > maxProvisional || !overflow {
+		t.Fatalf("after %d local placements the route remembers %d (overflow %v), want at most %d and overflow", n, remembered, overflow, maxProvisional)
+	}
+	// Meanwhile another replica claimed one of them, first and last.
+	for _, i := range []int{0, n - 1} {
+		if got := other.r.Claim(key(i), "", "web-1", nil); got != "web-1" {
+			t.Fatalf("claim of key %d: %s, want web-1", i, got)
+		}
+	}
+	f.Cut(false)
+	deadline := time.Now().Add(20 * time.Second)
+	for a.r.Degraded() || a.r.nprov.Load() > 0 || srv.Do("DBSIZE") != fmt.Sprintf(":%d", n) {
+		if time.Now().After(deadline) {
+			t.Fatalf("20s after reconnecting: degraded %v, %d provisional, redis holds %s keys, want %d",
+				a.r.Degraded(), a.r.nprov.Load(), srv.Do("DBSIZE"), n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, i := range []int{0, n - 1} {
+		if p, _ := a.t.Lookup(key(i)); p != "web-1" {
+			t.Errorf("key %d: local table holds %s, want web-1 from redis", i, p)
+		}
+	}
+	if p, _ := a.t.Lookup(key(1)); p != "web-0" {
+		t.Errorf("key 1: local table holds %s, want its own web-0", p)
+	}
+}

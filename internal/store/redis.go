@@ -539,10 +539,9 @@ func (s *Redis) flush(ctx context.Context, pending map[touch]struct{}) {
 }
 
 // confirmAll checks every provisional entry of every route against Redis.
+// Each batch is bounded as write-backs are.
 func (s *Redis) confirmAll(ctx context.Context) {
 	s.dirty.Store(false)
-	ctx, cancel := context.WithTimeout(ctx, max(s.timeout, BackgroundTimeout))
-	defer cancel()
 	for _, r := range s.allRoutes() {
 		err := r.confirmAll(ctx)
 		if r.nprov.Load() > 0 {
@@ -560,20 +559,10 @@ func (s *Redis) confirmAll(ctx context.Context) {
 func (s *Redis) writeBackAll(ctx context.Context) (int, error) {
 	n := 0
 	for _, r := range s.allRoutes() {
-		var cursor uint64
-		for {
-			batch := make([]table.Entry, 0, 512)
-			cursor = r.t.Scan(cursor, func(e table.Entry) bool {
-				batch = append(batch, e)
-				return len(batch) < cap(batch)
-			})
-			if err := r.writeBack(ctx, batch); err != nil {
-				return n, err
-			}
-			n += len(batch)
-			if cursor == 0 {
-				break
-			}
+		m, err := r.writeBackAll(ctx)
+		n += m
+		if err != nil {
+			return n, err
 		}
 	}
 	return n, nil

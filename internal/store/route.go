@@ -33,10 +33,16 @@ type Route struct {
 	nprov atomic.Int64
 	// guards prov
 	mu sync.Mutex
-	// prov holds the keys placed locally without Redis's answer.
-	prov map[table.Key]mark
-	seq  uint64 // numbers marks, so a check ends only the mark it saw
+	// prov holds the keys placed locally without Redis's answer, up to
+	// maxProvisional; past it, overflow asks for a check of the whole
+	// table instead, so a long outage costs no memory beyond the table's.
+	prov     map[table.Key]mark
+	overflow bool
+	seq      uint64 // numbers marks, so a check ends only the mark it saw
 }
+
+// maxProvisional bounds the provisional keys a route remembers one by one.
+const maxProvisional = 1 << 16
 
 // mark is why a key is provisional: the pod it was rebound from ("" for a
 // first placement).
@@ -140,13 +146,18 @@ func (r *Route) markProvisional(k table.Key, prev string) {
 		r.prov = map[table.Key]mark{}
 	}
 	m, ok := r.prov[k]
-	if !ok {
+	switch {
+	case !ok && len(r.prov) >= maxProvisional:
+		r.overflow = true
+	case !ok:
 		r.nprov.Add(1)
 		m.prev = prev
+		fallthrough
+	default:
+		r.seq++
+		m.seq = r.seq
+		r.prov[k] = m
 	}
-	r.seq++
-	m.seq = r.seq
-	r.prov[k] = m
 	r.mu.Unlock()
 	r.s.dirty.Store(true)
 }
@@ -176,9 +187,23 @@ func (r *Route) confirm(k table.Key, m mark) (string, bool) {
 	return r.t.Lookup(k)
 }
 
-// confirmAll checks every provisional entry against Redis, in batches.
+// confirmAll checks every provisional entry against Redis, in batches; after
+// an overflow, every entry of the table.
 func (r *Route) confirmAll(ctx context.Context) error {
 	r.mu.Lock()
+	if r.overflow {
+		r.overflow = false
+		r.prov = nil
+		r.nprov.Store(0)
+		r.mu.Unlock()
+		_, err := r.writeBackAll(ctx)
+		if err != nil {
+			r.mu.Lock()
+			r.overflow = true
+			r.mu.Unlock()
+		}
+		return err
+	}
 	batch := make(map[table.Key]mark, min(len(r.prov), 512))
 	for k, m := range r.prov {
 		batch[k] = m
@@ -215,9 +240,10 @@ func (r *Route) confirmAll(ctx context.Context) error {
 
 // settle writes provisional entries to Redis where it has none and adopts
 // Redis's pod where it differs; then the keys of batch are no longer
-// provisional, unless marked again meanwhile. A rebind that Redis holds (the claim was carried out though
-// its answer was lost) is published, as a claim that answered would have
-// been, so other replicas drop the pod it replaced.
+// provisional, unless marked again meanwhile. A rebind that Redis holds
+// (the claim was carried out though its answer was lost) is published, as
+// a claim that answered would have been, so other replicas drop the pod it
+// replaced.
 func (r *Route) settle(ctx context.Context, batch map[table.Key]mark, entries []table.Entry) error {
 	held, err := r.writeBackHeld(ctx, entries)
 	if err != nil {
@@ -399,6 +425,27 @@ func (r *Route) scanKeys(ctx context.Context, fn func(redis.Cmdable, []string) e
 		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
 	}
 	return scan(ctx, r.s.c)
+}
+
+// writeBackAll writes back every entry of the route's table, in batches,
+// and returns how many it examined.
+func (r *Route) writeBackAll(ctx context.Context) (int, error) {
+	n := 0
+	var cursor uint64
+	for {
+		batch := make([]table.Entry, 0, 512)
+		cursor = r.t.Scan(cursor, func(e table.Entry) bool {
+			batch = append(batch, e)
+			return len(batch) < cap(batch)
+		})
+		if err := r.writeBack(ctx, batch); err != nil {
+			return n, err
+		}
+		n += len(batch)
+		if cursor == 0 {
+			return n, nil
+		}
+	}
 }
 
 // writeBack stores local entries in Redis where it has none for the key,
