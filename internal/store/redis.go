@@ -82,7 +82,6 @@ type Redis struct {
 
 	degraded atomic.Bool
 	runID    atomic.Value // string: the server last seen, to notice restarts
-	now      atomic.Int64 // Unix seconds, updated by Run
 
 	refresh chan touch
 	// dirty is set when some route holds provisional entries.
@@ -203,7 +202,6 @@ func New(o Options) (*Redis, error) {
 		refresh: make(chan touch, 4096),
 		routes:  map[string]*Route{},
 	}
-	s.now.Store(time.Now().Unix())
 	s.runID.Store("")
 	return s, nil
 }
@@ -305,7 +303,7 @@ func (s *Redis) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), s.timeout)
 }
 
-// Run owns the store's goroutines until ctx ends: the clock, the probe that
+// Run owns the store's goroutines until ctx ends: the probe that
 // notices Redis coming back, the invalidation subscriber and the batcher of
 // expiry refreshes.
 func (s *Redis) Run(ctx context.Context) error {
@@ -330,7 +328,6 @@ func (s *Redis) probe(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			s.now.Store(now.Unix())
 			if !s.degraded.Load() && s.dirty.Load() {
 				s.confirmAll(ctx)
 			}

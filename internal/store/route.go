@@ -60,14 +60,14 @@ func (r *Route) Degraded() bool { return r.s.degraded.Load() }
 // provisional local entry is first checked against Redis. In the degraded
 // state only the local table is asked.
 func (r *Route) Lookup(k table.Key) (string, bool) {
-	pod, prev, ok := r.t.LookupSince(k)
+	pod, prev, now, ok := r.t.LookupSince(k)
 	if ok && r.nprov.Load() > 0 && !r.s.degraded.Load() {
 		if m, isProv := r.provisional(k); isProv {
 			pod, ok = r.confirm(k, m)
 		}
 	}
 	if ok {
-		if now := r.s.now.Load(); prev/r.window != now/r.window {
+		if prev/r.window != now/r.window {
 			select {
 			case r.s.refresh <- touch{r, k}:
 			default: // the batcher is behind; the next window refreshes

@@ -196,35 +196,36 @@ func (t *Table) shard(k Key) *shard {
 // reported as a miss. The returned string is the table's interned copy.
 // Lookup does not allocate.
 func (t *Table) Lookup(k Key) (pod string, ok bool) {
-	pod, _, ok = t.LookupSince(k)
+	pod, _, _, ok = t.LookupSince(k)
 	return pod, ok
 }
 
 // LookupSince is Lookup that also reports when the entry was used before
-// this hit (Unix seconds), so a caller can act once per period of use, such
-// as refreshing a shared copy's expiry.
-func (t *Table) LookupSince(k Key) (pod string, prevUse int64, ok bool) {
-	now := t.clock()
+// this hit and the time of this hit (Unix seconds, both from the table's
+// clock), so a caller can act once per period of use, such as refreshing a
+// shared copy's expiry.
+func (t *Table) LookupSince(k Key) (pod string, prevUse, now int64, ok bool) {
 	s := t.shard(k)
 	s.mu.Lock()
-	s.tick(now)
+	s.tick(t.clock())
 	pos := s.find(k)
 	if pos == nilPos {
 		s.misses++
 		s.mu.Unlock()
-		return "", 0, false
+		return "", 0, 0, false
 	}
 	if why := s.expiry(&s.slots[pos]); why != live {
 		s.drop(pos, why)
 		s.misses++
 		s.mu.Unlock()
-		return "", 0, false
+		return "", 0, 0, false
 	}
 	prev := s.slots[pos].lastUsed
 	id := s.hit(pos)
+	cur := s.slots[pos].lastUsed
 	s.hits++
 	s.mu.Unlock()
-	return t.pods.name(id), epoch + int64(prev), true
+	return t.pods.name(id), epoch + int64(prev), epoch + int64(cur), true
 }
 
 // Peek returns k's live entry without refreshing it, promoting it or
