@@ -24,6 +24,9 @@ func (t *Table) check() error {
 	if total > t.max {
 		return fmt.Errorf("got %d entries, want at most %d", total, t.max)
 	}
+	if got := t.entries.Load(); got != int64(total) {
+		return fmt.Errorf("got an entry count of %d, want %d (the shards' sum)", got, total)
+	}
 	var sum int64
 	for _, r := range *t.pods.recs.Load() {
 		if got, want := r.sessions.Load(), counts[r.id]; got != want {

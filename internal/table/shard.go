@@ -45,6 +45,7 @@ const (
 	idleExpiry
 	absoluteExpiry
 	capacityEviction
+	budgetEviction
 	deleted
 )
 
@@ -102,6 +103,7 @@ type shard struct {
 
 	hits, misses, inserts, rebinds     uint64
 	evictions, idleExpired, absExpired uint64
+	budgetEvictions                    uint64
 
 	// Read-only after newShard.
 	capacity     int
@@ -112,13 +114,14 @@ type shard struct {
 	absolute     uint32 // seconds; 0 means no limit
 	keepRaw      bool
 	pods         *podPool
+	owner        *Table
 
 	_ [64]byte // keeps a neighbouring shard's hot fields off these cache lines
 }
 
 const minSlots = 16
 
-func newShard(capacity int, seed uint64, idle, absolute uint32, keepRaw bool, pods *podPool) *shard {
+func newShard(capacity int, seed uint64, idle, absolute uint32, keepRaw bool, owner *Table) *shard {
 	s := &shard{
 		capacity:     capacity,
 		maxSlots:     max((capacity*4+2)/3, minSlots),
@@ -127,7 +130,8 @@ func newShard(capacity int, seed uint64, idle, absolute uint32, keepRaw bool, po
 		idle:         idle,
 		absolute:     absolute,
 		keepRaw:      keepRaw,
-		pods:         pods,
+		pods:         owner.pods,
+		owner:        owner,
 	}
 	s.seg[probation] = segList{head: nilPos, tail: nilPos}
 	s.seg[protected] = segList{head: nilPos, tail: nilPos}
@@ -170,6 +174,19 @@ func (s *shard) find(k Key) int32 {
 			return i
 		}
 	}
+}
+
+// findLive returns the slot of k's live entry, or nilPos after dropping
+// an expired one.
+func (s *shard) findLive(k Key) int32 {
+	pos := s.find(k)
+	if pos != nilPos {
+		if why := s.expiry(&s.slots[pos]); why != live {
+			s.drop(pos, why)
+			return nilPos
+		}
+	}
+	return pos
 }
 
 // free returns the slot an entry for k, which must be absent, goes into.
@@ -367,7 +384,7 @@ func (s *shard) setRaw(pos int32, raw []byte) {
 // protected segment.
 func (s *shard) insert(k Key, pod *podRec, created, lastUsed, hits uint32) int32 {
 	if s.n >= s.capacity {
-		s.evict()
+		s.evict(capacityEviction)
 	}
 	if (s.n+1)*4 > len(s.slots)*3 {
 		s.resize(min(len(s.slots)+len(s.slots)/2, s.maxSlots))
@@ -381,6 +398,7 @@ func (s *shard) insert(k Key, pod *podRec, created, lastUsed, hits uint32) int32
 		lastUsed: lastUsed,
 	}
 	s.n++
+	s.count(1)
 	s.pushFront(pos, probation)
 	if hits > 0 {
 		s.moveFront(pos, protected)
@@ -389,10 +407,19 @@ func (s *shard) insert(k Key, pod *podRec, created, lastUsed, hits uint32) int32
 	return pos
 }
 
-// evict removes one entry to make room: the probation tail, after moving
-// referenced entries met there to protected. An expired victim counts as
-// expired rather than evicted.
-func (s *shard) evict() {
+// count adds d to the entry counts of the shard's table and budget.
+func (s *shard) count(d int64) {
+	s.owner.entries.Add(d)
+	if b := s.owner.budget; b != nil {
+		b.used.Add(d)
+	}
+}
+
+// evict removes one entry to make room, counted under why: the probation
+// tail, after moving referenced entries met there to protected. An expired
+// victim counts as expired rather than evicted.
+func (s *shard) evict(why reason) {
+	evicted := why
 	for {
 		victim := s.seg[probation].tail
 		if victim == nilPos {
@@ -407,7 +434,7 @@ func (s *shard) evict() {
 			continue
 		}
 		if why == live {
-			why = capacityEviction
+			why = evicted
 		}
 		s.drop(victim, why)
 		return
@@ -432,11 +459,14 @@ func (s *shard) drop(pos int32, why reason) {
 		s.absExpired++
 	case capacityEviction:
 		s.evictions++
+	case budgetEviction:
+		s.budgetEvictions++
 	}
 	s.pods.rec(s.slots[pos].pod()).sessions.Add(-1)
 	s.unlink(pos)
 	s.remove(pos)
 	s.n--
+	s.count(-1)
 }
 
 // expire removes every expired entry and returns how many it removed. With

@@ -88,6 +88,7 @@ type Stats struct {
 	Rebinds uint64 // Stores that moved an entry to another pod
 
 	Evictions       uint64 // removed to make room (capacity)
+	BudgetEvictions uint64 // removed to make room in the shared Budget
 	IdleExpired     uint64 // removed after IdleTimeout without use
 	AbsoluteExpired uint64 // removed after AbsoluteTimeout since creation
 }
@@ -110,6 +111,13 @@ type Table struct {
 	coarse *Clock           // nil: now is read instead
 	now    func() time.Time // read on every operation when coarse is nil
 	max    int
+
+	// entries counts the entries of every shard, for the Budget's choice
+	// of victim; it changes under a shard lock.
+	entries atomic.Int64
+	// budget is the Budget the table counts in; nil: none. Written
+	// holding every shard lock (setBudget), read holding one.
+	budget *Budget
 }
 
 // New returns an empty Table configured by cfg.
@@ -154,7 +162,7 @@ func New(cfg Config) *Table {
 		if i < maxEntries%n {
 			capacity++
 		}
-		t.shards[i] = newShard(capacity, seed, seconds(idle), seconds(cfg.AbsoluteTimeout), cfg.KeepRawKeys, t.pods)
+		t.shards[i] = newShard(capacity, seed, seconds(idle), seconds(cfg.AbsoluteTimeout), cfg.KeepRawKeys, t)
 	}
 	return t
 }
@@ -264,7 +272,8 @@ func (t *Table) export(s *shard, pos int32) Entry {
 // that differs (rebound is then true).
 //
 // A new key is inserted into the probation segment, first evicting one
-// entry when its shard is full (see the package doc for which). For a live entry on
+// entry when its shard is full (see the package doc for which) or, when
+// the table belongs to a full Budget, one entry the Budget chooses. For a live entry on
 // another pod, Store rebinds it: Created and Hits start over, counted in
 // Stats.Rebinds. For a live entry already on pod, Store only refreshes its
 // last use. An expired entry is replaced as if absent. raw is kept only
@@ -279,12 +288,9 @@ func (t *Table) Store(k Key, pod string, raw []byte) (prev string, rebound bool)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tick(now)
-	pos := s.find(k)
-	if pos != nilPos {
-		if why := s.expiry(&s.slots[pos]); why != live {
-			s.drop(pos, why)
-			pos = nilPos
-		}
+	pos := s.findLive(k)
+	if pos == nilPos && t.room(s, k) {
+		pos = s.findLive(k)
 	}
 	if pos == nilPos {
 		pos = s.insert(k, rec, s.clock, s.clock, 0)
@@ -334,6 +340,9 @@ func (t *Table) Restore(e Entry) bool {
 		return false
 	}
 	pos := s.find(e.Key)
+	if pos == nilPos && t.room(s, e.Key) {
+		pos = s.find(e.Key)
+	}
 	if pos == nilPos {
 		pos = s.insert(e.Key, rec, created, lastUsed, hits)
 	} else {
@@ -465,6 +474,7 @@ func (t *Table) Stats() Stats {
 		st.Inserts += s.inserts
 		st.Rebinds += s.rebinds
 		st.Evictions += s.evictions
+		st.BudgetEvictions += s.budgetEvictions
 		st.IdleExpired += s.idleExpired
 		st.AbsoluteExpired += s.absExpired
 		s.mu.Unlock()
