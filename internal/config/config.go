@@ -444,6 +444,13 @@ type Limits struct {
 	// MaxBodyBytes bounds a request body, in bytes; larger ones get 413.
 	// Default 0: no bound (bodies stream through).
 	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
+	// TableEntries is the most entries the stick tables of all routes hold
+	// together; when full, a new session evicts one (see docs). Default 0:
+	// derived from Go's memory limit (GOMEMLIMIT, which podpin sets to 90%
+	// of its container's memory limit), half of it at 160 bytes per entry;
+	// with no memory limit, no total budget, and each route's
+	// table.maxEntries bounds only that route.
+	TableEntries int `yaml:"tableEntries"`
 }
 
 // KeySecret says where the session key digest secret is read from. Set at

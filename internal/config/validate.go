@@ -102,6 +102,9 @@ func (r Rules) Validate(c *Config) error {
 	if l.MaxBodyBytes < 0 {
 		v.add("limits.maxBodyBytes", "must not be negative (0 means no bound)")
 	}
+	if l.TableEntries < 0 {
+		v.add("limits.tableEntries", "must not be negative (0 means derived from the memory limit)")
+	}
 	switch k := c.KeySecret; {
 	case k.File != "" && k.Env != "":
 		v.add("keySecret.env", "set either keySecret.file or keySecret.env, not both")

@@ -10,7 +10,8 @@
 //	podpin_table_lookups_total{route,result}           hit, miss, rebind, or none (request without key)
 //	podpin_table_rebinds_total{route,pod,reason}       sessions moved off pod, by reason
 //	podpin_table_entries{route}                        live table entries
-//	podpin_table_evictions_total{route,reason}         entries removed: capacity, idle, absolute
+//	podpin_table_evictions_total{route,reason}         entries removed: capacity, budget, idle, absolute
+//	podpin_table_budget_entries                        most entries all routes' tables hold together; 0: no total budget
 //	podpin_table_sessions{route,pod}                   live sessions pinned to each pod
 //	podpin_config_reloads_total{result}                configuration reloads: applied or rejected
 //	podpin_config_restart_pending_settings             settings changed in the file that wait for a restart (config.RestartOnly)
@@ -46,6 +47,7 @@ type Metrics struct {
 	rebinds  *prometheus.CounterVec
 	reloads  *prometheus.CounterVec
 	saves    *prometheus.CounterVec
+	budget   prometheus.Gauge
 
 	restartPending prometheus.Gauge
 	proxyProtocol  *prometheus.CounterVec
@@ -99,6 +101,10 @@ func New(reg prometheus.Registerer, routes func() []RouteStats) *Metrics {
 			Name: "podpin_state_saves_total",
 			Help: "Stick table snapshots written to the state file, by result: ok or error.",
 		}, []string{"result"}),
+		budget: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "podpin_table_budget_entries",
+			Help: "Most entries the stick tables of all routes hold together; 0 when there is no total budget.",
+		}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podpin_store_errors_total",
 			Help: "Redis calls that failed or timed out, by operation.",
@@ -129,7 +135,7 @@ func New(reg prometheus.Registerer, routes func() []RouteStats) *Metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.lookups, m.rebinds, m.reloads, m.saves, m.restartPending, m.proxyProtocol,
+		reg.MustRegister(m.requests, m.latency, m.lookups, m.rebinds, m.reloads, m.saves, m.restartPending, m.proxyProtocol, m.budget,
 			m.storeErrors, m.storeDegraded, m.storeInvalidations, m.storeWriteBacks,
 			m.ingressApplyErrors, m.ingressLastApplied, m.ingressRejected)
 		if routes != nil {
@@ -155,6 +161,9 @@ func (m *Metrics) ProxyProtocolError(reason string) { m.proxyProtocol.WithLabelV
 func (m *Metrics) Saved(ok bool) {
 	m.saves.WithLabelValues(map[bool]string{true: "ok", false: "error"}[ok]).Inc()
 }
+
+// TableBudget records the entry budget shared by every route's table.
+func (m *Metrics) TableBudget(entries int) { m.budget.Set(float64(entries)) }
 
 // StoreError counts a failed Redis call.
 func (m *Metrics) StoreError(op string) { m.storeErrors.WithLabelValues(op).Inc() }

@@ -7,7 +7,8 @@ type RouteStats struct {
 	Route           string
 	Entries         int
 	MaxEntries      int    // the table's capacity
-	Evictions       uint64 // removed for capacity
+	Evictions       uint64 // removed for the route's own capacity
+	BudgetEvictions uint64 // removed to keep all routes within the total budget
 	IdleExpired     uint64
 	AbsoluteExpired uint64
 	// Sessions is the live session count per pod.
@@ -23,7 +24,7 @@ var (
 	maxEntriesDesc = prometheus.NewDesc("podpin_table_max_entries",
 		"Capacity of the stick table: when entries reach it, the least recently used go.", []string{"route"}, nil)
 	evictionsDesc = prometheus.NewDesc("podpin_table_evictions_total",
-		"Entries removed from the stick table, by reason: capacity, idle, absolute.", []string{"route", "reason"}, nil)
+		"Entries removed from the stick table, by reason: capacity, budget, idle, absolute.", []string{"route", "reason"}, nil)
 	sessionsDesc = prometheus.NewDesc("podpin_table_sessions",
 		"Live sessions pinned to each pod.", []string{"route", "pod"}, nil)
 	inFlightDesc = prometheus.NewDesc("podpin_proxy_in_flight_requests",
@@ -49,6 +50,7 @@ func (f routeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(entriesDesc, prometheus.GaugeValue, float64(t.Entries), t.Route)
 		ch <- prometheus.MustNewConstMetric(maxEntriesDesc, prometheus.GaugeValue, float64(t.MaxEntries), t.Route)
 		ch <- prometheus.MustNewConstMetric(evictionsDesc, prometheus.CounterValue, float64(t.Evictions), t.Route, "capacity")
+		ch <- prometheus.MustNewConstMetric(evictionsDesc, prometheus.CounterValue, float64(t.BudgetEvictions), t.Route, "budget")
 		ch <- prometheus.MustNewConstMetric(evictionsDesc, prometheus.CounterValue, float64(t.IdleExpired), t.Route, "idle")
 		ch <- prometheus.MustNewConstMetric(evictionsDesc, prometheus.CounterValue, float64(t.AbsoluteExpired), t.Route, "absolute")
 		for pod, n := range t.Sessions {

@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -46,6 +47,11 @@ type Proxy struct {
 
 	// clock is the route tables' coarse clock; Close stops it.
 	clock *table.Clock
+	// budget bounds the entries of every route's table together.
+	budget *table.Budget
+	// memLimit is Go's memory limit in bytes, which a zero
+	// limits.tableEntries derives the budget from.
+	memLimit int64
 
 	// guards Apply and stop
 	mu sync.Mutex
@@ -84,6 +90,11 @@ type Options struct {
 	// Shared is the Redis store for routes whose store is redis; nil
 	// refuses such routes.
 	Shared *store.Redis
+	// MemoryLimit is Go's memory limit in bytes, which a zero
+	// limits.tableEntries derives the tables' total budget from (see
+	// table.EntriesFor). 0: the runtime's limit, as GOMEMLIMIT or
+	// debug.SetMemoryLimit set it.
+	MemoryLimit int64
 }
 
 // Discoverer makes the endpoint source of the route named route, whose pods
@@ -102,7 +113,12 @@ func New(o Options) *Proxy {
 		discoverer: o.Discoverer,
 		shared:     o.Shared,
 		clock:      table.NewClock(),
+		budget:     table.NewBudget(0),
+		memLimit:   o.MemoryLimit,
 		synced:     make(chan struct{}),
+	}
+	if p.memLimit == 0 {
+		p.memLimit = debug.SetMemoryLimit(-1)
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -175,6 +191,7 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 		stopSources[i] = r.source.Start(r.onEndpoints)
 	}
 	p.state.Store(st)
+	p.setBudget(cfg.Limits.TableEntries, st.routes)
 	for name := range old {
 		if !slices.ContainsFunc(cfg.Routes, func(rc config.Route) bool { return rc.Name == name }) {
 			p.log.Info("route removed", "route", name)
@@ -192,6 +209,25 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 	}
 	p.noteSynced()
 	return nil
+}
+
+// setBudget makes the tables of routes, and only those, share the total
+// entry budget: limit entries, or when 0 the budget derived from the memory
+// limit. A table left behind by a reload stops counting in it.
+func (p *Proxy) setBudget(limit int, routes []*route) {
+	if limit == 0 {
+		limit = table.EntriesFor(p.memLimit)
+	}
+	tables := make([]*table.Table, len(routes))
+	for i, r := range routes {
+		tables[i] = r.table
+	}
+	p.budget.SetTables(tables)
+	if limit != p.budget.Limit() {
+		p.log.Info("stick table budget", "entries", limit, "memoryLimitBytes", p.memLimit)
+		p.budget.SetLimit(limit)
+	}
+	p.metrics.TableBudget(limit)
 }
 
 // startChecks starts the active health checks of routes, and returns the
@@ -432,6 +468,7 @@ func (p *Proxy) RouteStats() []metrics.RouteStats {
 			Entries:         s.Entries,
 			MaxEntries:      r.table.MaxEntries(),
 			Evictions:       s.Evictions,
+			BudgetEvictions: s.BudgetEvictions,
 			IdleExpired:     s.IdleExpired,
 			AbsoluteExpired: s.AbsoluteExpired,
 			Sessions:        map[string]int64{},

@@ -1,9 +1,29 @@
 package table
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 )
+
+// BytesPerEntry is what one entry costs the process, at most, measured as
+// resident memory in a flood of new keys: 54 bytes in a full table, up to
+// 80 while a shard grows and its old slots are copied, and twice that
+// before Go's collector, at the default GOGC of 100, frees what a growth
+// left behind.
+const BytesPerEntry = 160
+
+// EntriesFor returns the budget that keeps the tables within half of
+// memLimit, Go's memory limit in bytes (runtime/debug.SetMemoryLimit),
+// leaving the other half to connections, buffers and the collector's
+// headroom. A limit of 0 or less, or math.MaxInt64 (Go's "no limit"),
+// gives 0: no budget.
+func EntriesFor(memLimit int64) int {
+	if memLimit <= 0 || memLimit == math.MaxInt64 {
+		return 0
+	}
+	return int(memLimit / 2 / BytesPerEntry)
+}
 
 // Budget bounds the entries of several tables together, so that memory
 // follows one total however many tables there are. Each table still keeps
