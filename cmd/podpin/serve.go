@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
@@ -163,12 +165,30 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg.Log.Format, f.logLevel)
+	setMemoryLimit(log)
 	o := serveOptions{log: log, kubeconfig: f.discovery.kubeconfig, ingress: &f.ingress}
 	if f.configFile != "" {
 		o.configFile = f.configFile
 		o.reload = f.load
 	}
 	return serve(ctx, cfg, o)
+}
+
+// setMemoryLimit sets Go's memory limit to 90% of the container's, read
+// from its cgroup (v2, or v1), so that the collector works harder before
+// the kernel kills the process. GOMEMLIMIT, when set, wins; AUTOMEMLIMIT
+// sets another ratio, or "off". The stick tables' total budget is derived
+// from the result (limits.tableEntries).
+func setMemoryLimit(log *slog.Logger) {
+	limit, err := memlimit.Set()
+	if err != nil {
+		// Not in a container, or not on Linux: no limit is set.
+		log.Debug("no memory limit from a cgroup", "err", err)
+		return
+	}
+	if limit != math.MaxInt64 {
+		log.Info("memory limit", "bytes", limit)
+	}
 }
 
 // serveOptions are what serve needs besides the configuration.
