@@ -62,8 +62,13 @@ var servingLine = regexp.MustCompile(`msg="podpin serving".* listen=(\S+) admin=
 // startPodpin runs podpin serve with args and waits until it serves.
 func startPodpin(t *testing.T, args ...string) *process {
 	t.Helper()
-	p := &process{t: t, exited: make(chan struct{})}
-	p.cmd = exec.Command(binary, append([]string{"serve"}, args...)...)
+	return startCommand(t, exec.Command(binary, append([]string{"serve"}, args...)...))
+}
+
+// startCommand is startPodpin for a command that runs podpin serve.
+func startCommand(t *testing.T, cmd *exec.Cmd) *process {
+	t.Helper()
+	p := &process{t: t, cmd: cmd, exited: make(chan struct{})}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
