@@ -3,6 +3,7 @@ package ingress
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,38 +18,42 @@ const AnnotationPrefix = "podpin.io/"
 // The annotations, each setting one field of every route made from the
 // Ingress. Unset: the field's default from the configuration reference.
 const (
-	AnnotationStickyHeader    = AnnotationPrefix + "sticky-header"    // sticky.header
-	AnnotationStickyCookie    = AnnotationPrefix + "sticky-cookie"    // sticky.cookie
-	AnnotationStickyQuery     = AnnotationPrefix + "sticky-query"     // sticky.query
-	AnnotationStickyClientIP  = AnnotationPrefix + "sticky-client-ip" // sticky.clientIP
-	AnnotationMissingKey      = AnnotationPrefix + "missing-key"      // sticky.missing
-	AnnotationLearn           = AnnotationPrefix + "learn"            // sticky.learn
-	AnnotationBalancer        = AnnotationPrefix + "balancer"         // balancer
-	AnnotationIdleTimeout     = AnnotationPrefix + "idle-timeout"     // table.idleTimeout
-	AnnotationAbsoluteTimeout = AnnotationPrefix + "absolute-timeout" // table.absoluteTimeout
-	AnnotationMaxEntries      = AnnotationPrefix + "max-entries"      // table.maxEntries
-	AnnotationDrain           = AnnotationPrefix + "drain"            // drain
-	AnnotationStrict          = AnnotationPrefix + "strict"           // strict
-	AnnotationStore           = AnnotationPrefix + "store"            // store
+	AnnotationStickyHeader     = AnnotationPrefix + "sticky-header"       // sticky.header
+	AnnotationStickyCookie     = AnnotationPrefix + "sticky-cookie"       // sticky.cookie
+	AnnotationStickyQuery      = AnnotationPrefix + "sticky-query"        // sticky.query
+	AnnotationStickyClientIP   = AnnotationPrefix + "sticky-client-ip"    // sticky.clientIP
+	AnnotationMissingKey       = AnnotationPrefix + "missing-key"         // sticky.missing
+	AnnotationLearn            = AnnotationPrefix + "learn"               // sticky.learn
+	AnnotationBalancer         = AnnotationPrefix + "balancer"            // balancer
+	AnnotationIdleTimeout      = AnnotationPrefix + "idle-timeout"        // table.idleTimeout
+	AnnotationAbsoluteTimeout  = AnnotationPrefix + "absolute-timeout"    // table.absoluteTimeout
+	AnnotationMaxEntries       = AnnotationPrefix + "max-entries"         // table.maxEntries
+	AnnotationDrain            = AnnotationPrefix + "drain"               // drain
+	AnnotationStrict           = AnnotationPrefix + "strict"              // strict
+	AnnotationStore            = AnnotationPrefix + "store"               // store
+	AnnotationNewSessionsPerIP = AnnotationPrefix + "new-sessions-per-ip" // sticky.newSessionsPerIP
+	AnnotationNewSessionsBurst = AnnotationPrefix + "new-sessions-burst"  // sticky.newSessionsBurst
 )
 
 // annotationFields maps each annotation to the route field it sets, as
 // config.Validate names it below routes[i]. It is how a validation error is
 // traced back to the annotation that caused it.
 var annotationFields = map[string]string{
-	AnnotationStickyHeader:    "sticky.header",
-	AnnotationStickyCookie:    "sticky.cookie",
-	AnnotationStickyQuery:     "sticky.query",
-	AnnotationStickyClientIP:  "sticky.clientIP",
-	AnnotationMissingKey:      "sticky.missing",
-	AnnotationLearn:           "sticky.learn",
-	AnnotationBalancer:        "balancer",
-	AnnotationIdleTimeout:     "table.idleTimeout",
-	AnnotationAbsoluteTimeout: "table.absoluteTimeout",
-	AnnotationMaxEntries:      "table.maxEntries",
-	AnnotationDrain:           "drain",
-	AnnotationStrict:          "strict",
-	AnnotationStore:           "store",
+	AnnotationStickyHeader:     "sticky.header",
+	AnnotationStickyCookie:     "sticky.cookie",
+	AnnotationStickyQuery:      "sticky.query",
+	AnnotationStickyClientIP:   "sticky.clientIP",
+	AnnotationMissingKey:       "sticky.missing",
+	AnnotationLearn:            "sticky.learn",
+	AnnotationBalancer:         "balancer",
+	AnnotationIdleTimeout:      "table.idleTimeout",
+	AnnotationAbsoluteTimeout:  "table.absoluteTimeout",
+	AnnotationMaxEntries:       "table.maxEntries",
+	AnnotationDrain:            "drain",
+	AnnotationStrict:           "strict",
+	AnnotationStore:            "store",
+	AnnotationNewSessionsPerIP: "sticky.newSessionsPerIP",
+	AnnotationNewSessionsBurst: "sticky.newSessionsBurst",
 }
 
 // annotationFor returns the annotation that sets the route field path (as
@@ -159,6 +164,26 @@ func parseAnnotations(ann map[string]string) (settings, []Problem) {
 				bad(a, "%q must be positive", v)
 			default:
 				s.table.MaxEntries = n
+			}
+		case AnnotationNewSessionsPerIP:
+			f, err := strconv.ParseFloat(v, 64)
+			switch {
+			case err != nil || math.IsNaN(f) || math.IsInf(f, 0):
+				bad(a, "%q must be a number of new sessions per second", v)
+			case f <= 0:
+				bad(a, "%q must be positive", v)
+			default:
+				s.sticky.NewSessionsPerIP = f
+			}
+		case AnnotationNewSessionsBurst:
+			n, err := strconv.Atoi(v)
+			switch {
+			case err != nil:
+				bad(a, "%q must be a whole number", v)
+			case n <= 0:
+				bad(a, "%q must be positive", v)
+			default:
+				s.sticky.NewSessionsBurst = n
 			}
 		case AnnotationDrain:
 			var b bool

@@ -199,6 +199,8 @@ func TestIngressAnnotationsSetEveryRoute(t *testing.T) {
 		AnnotationDrain:                        "false",
 		AnnotationStrict:                       "true",
 		AnnotationStore:                        "memory",
+		AnnotationNewSessionsPerIP:             "2.5",
+		AnnotationNewSessionsBurst:             "20",
 		"nginx.ingress.kubernetes.io/affinity": "cookie",
 	}
 	got := translate(specOf(ing("web", ann, rule("", path("/a", prefix, "a", 80), path("/b", prefix, "b", 80)))), base())
@@ -210,7 +212,8 @@ func TestIngressAnnotationsSetEveryRoute(t *testing.T) {
 	}
 	for _, r := range got.routes {
 		rc := r.route
-		want := config.Sticky{Header: "X-Cart", Cookie: "cart", Query: "cart", ClientIP: true, Missing: "assign", Learn: true}
+		want := config.Sticky{Header: "X-Cart", Cookie: "cart", Query: "cart", ClientIP: true, Missing: "assign", Learn: true,
+			NewSessionsPerIP: 2.5, NewSessionsBurst: 20}
 		if rc.Sticky != want {
 			t.Errorf("sticky: got %+v, want %+v", rc.Sticky, want)
 		}
@@ -272,6 +275,31 @@ func TestIngressAnnotationValidation(t *testing.T) {
 			name: "max-entries must be a whole number",
 			ann:  map[string]string{AnnotationMaxEntries: "1e6"},
 			want: Problem{AnnotationMaxEntries, `"1e6" must be a whole number`},
+		},
+		{
+			name: "new-sessions-per-ip must be a number",
+			ann:  map[string]string{AnnotationNewSessionsPerIP: "ten"},
+			want: Problem{AnnotationNewSessionsPerIP, `"ten" must be a number of new sessions per second`},
+		},
+		{
+			name: "a zero new-sessions-per-ip is refused rather than taken as no cap",
+			ann:  map[string]string{AnnotationNewSessionsPerIP: "0"},
+			want: Problem{AnnotationNewSessionsPerIP, `"0" must be positive`},
+		},
+		{
+			name: "new-sessions-burst must be a whole number",
+			ann:  map[string]string{AnnotationNewSessionsPerIP: "5", AnnotationNewSessionsBurst: "2.5"},
+			want: Problem{AnnotationNewSessionsBurst, `"2.5" must be a whole number`},
+		},
+		{
+			name: "new-sessions-burst without new-sessions-per-ip is traced to the burst",
+			ann:  map[string]string{AnnotationNewSessionsBurst: "10"},
+			want: Problem{AnnotationNewSessionsBurst, "needs newSessionsPerIP"},
+		},
+		{
+			name: "a burst over the most is traced to new-sessions-burst",
+			ann:  map[string]string{AnnotationNewSessionsPerIP: "5", AnnotationNewSessionsBurst: "2000000"},
+			want: Problem{AnnotationNewSessionsBurst, "2000000 must be between 0 and 1000000"},
 		},
 		{
 			name: "a boolean must be true or false",
