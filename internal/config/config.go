@@ -451,6 +451,15 @@ type Limits struct {
 	// with no memory limit, no total budget, and each route's
 	// table.maxEntries bounds only that route.
 	TableEntries int `yaml:"tableEntries"`
+	// NewSessionsPerIP is the sticky.newSessionsPerIP of every route that
+	// sets none, routes made from Ingresses included (new sessions per
+	// second from one client address). Default 0: no cap unless a route
+	// sets one.
+	NewSessionsPerIP float64 `yaml:"newSessionsPerIP"`
+	// NewSessionsBurst is the sticky.newSessionsBurst of the routes that
+	// take NewSessionsPerIP and set no burst. Default: NewSessionsPerIP
+	// rounded up, at least 1. Used only with NewSessionsPerIP.
+	NewSessionsBurst int `yaml:"newSessionsBurst"`
 }
 
 // KeySecret says where the session key digest secret is read from. Set at
@@ -722,6 +731,10 @@ func (c *Config) SetDefaults() {
 	def(&rd.Timeout, DefaultRedisTimeout)
 	def(&rd.DialTimeout, DefaultRedisDialTimeout)
 	for i := range c.Routes {
+		if s := &c.Routes[i].Sticky; s.NewSessionsPerIP == 0 && l.NewSessionsPerIP > 0 {
+			s.NewSessionsPerIP = l.NewSessionsPerIP
+			def(&s.NewSessionsBurst, l.NewSessionsBurst)
+		}
 		c.Routes[i].setDefaults()
 		def(&c.Routes[i].Store, c.Store.Type)
 	}

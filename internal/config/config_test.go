@@ -271,3 +271,48 @@ func TestRedisSecretsAreReadWithTheirFieldNamed(t *testing.T) {
 		})
 	}
 }
+
+func TestLimitsNewSessionsAreTheDefaultOfEveryRoute(t *testing.T) {
+	c := &Config{
+		Limits: Limits{NewSessionsPerIP: 5, NewSessionsBurst: 50},
+		Routes: []Route{
+			{Name: "unset", Backends: []Backend{{Name: "a", URL: "http://127.0.0.1:1"}}},
+			{Name: "own", Sticky: Sticky{NewSessionsPerIP: 1}, Backends: []Backend{{Name: "a", URL: "http://127.0.0.1:1"}}},
+			{Name: "own-burst", Sticky: Sticky{NewSessionsBurst: 7}, Backends: []Backend{{Name: "a", URL: "http://127.0.0.1:1"}}},
+		},
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := []Sticky{{NewSessionsPerIP: 5, NewSessionsBurst: 50}, {NewSessionsPerIP: 1, NewSessionsBurst: 1}, {NewSessionsPerIP: 5, NewSessionsBurst: 7}}
+	for i, r := range c.Routes {
+		if r.Sticky.NewSessionsPerIP != want[i].NewSessionsPerIP || r.Sticky.NewSessionsBurst != want[i].NewSessionsBurst {
+			t.Errorf("route %s: got %v per second, burst %d; want %v, %d", r.Name,
+				r.Sticky.NewSessionsPerIP, r.Sticky.NewSessionsBurst, want[i].NewSessionsPerIP, want[i].NewSessionsBurst)
+		}
+	}
+}
+
+func TestMemoryLimitsAreChecked(t *testing.T) {
+	tests := []struct {
+		name   string
+		limits Limits
+		want   string
+	}{
+		{"a negative table budget", Limits{TableEntries: -1}, "limits.tableEntries: must not be negative"},
+		{"a negative new-session rate", Limits{NewSessionsPerIP: -2}, "limits.newSessionsPerIP: must be a number, not negative"},
+		{"a burst without a rate", Limits{NewSessionsBurst: 3}, "limits.newSessionsBurst: needs newSessionsPerIP"},
+		{"a burst over the most", Limits{NewSessionsPerIP: 1, NewSessionsBurst: 2_000_000}, "limits.newSessionsBurst: 2000000 must be between 0 and 1000000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &Config{Limits: tt.limits, Routes: []Route{{Name: "r", Backends: []Backend{{Name: "a", URL: "http://127.0.0.1:1"}}}}}
+			c.SetDefaults()
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+}

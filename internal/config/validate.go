@@ -105,6 +105,14 @@ func (r Rules) Validate(c *Config) error {
 	if l.TableEntries < 0 {
 		v.add("limits.tableEntries", "must not be negative (0 means derived from the memory limit)")
 	}
+	switch {
+	case math.IsNaN(l.NewSessionsPerIP) || l.NewSessionsPerIP < 0 || math.IsInf(l.NewSessionsPerIP, 0):
+		v.add("limits.newSessionsPerIP", "must be a number, not negative (0 means no cap)")
+	case l.NewSessionsBurst < 0 || l.NewSessionsBurst > 1_000_000:
+		v.add("limits.newSessionsBurst", fmt.Sprintf("%d must be between 0 and 1000000", l.NewSessionsBurst))
+	case l.NewSessionsBurst > 0 && l.NewSessionsPerIP == 0:
+		v.add("limits.newSessionsBurst", "needs newSessionsPerIP")
+	}
 	switch k := c.KeySecret; {
 	case k.File != "" && k.Env != "":
 		v.add("keySecret.env", "set either keySecret.file or keySecret.env, not both")
