@@ -256,3 +256,24 @@ func TestReadValuesReportsABadFile(t *testing.T) {
 		}
 	}
 }
+
+// The table budget and the new-session cap reach the configuration file
+// as limits, and are left out with the defaults, so that podpin derives
+// its budget from its memory limit.
+func TestMemoryValuesReachTheConfigurationFile(t *testing.T) {
+	var cm corev1.ConfigMap
+	object(t, render(t, "testdata/every-option.yaml"), "ConfigMap", &cm)
+	want := `
+limits:
+  tableEntries: 500000
+  newSessionsPerIP: 20
+  newSessionsBurst: 100
+`
+	if got := cm.Data["podpin.yaml"]; !strings.Contains(got, want) {
+		t.Errorf("configuration file: got\n%s\nwant it to contain%s", got, want)
+	}
+	object(t, render(t), "ConfigMap", &cm)
+	if got := cm.Data["podpin.yaml"]; strings.Contains(got, "limits:") {
+		t.Errorf("configuration file with the default values: got\n%s\nwant no limits", got)
+	}
+}

@@ -110,7 +110,17 @@ admin:
 log:
   format: {{ .Values.logFormat }}
 podHeader: {{ .Values.podHeader | quote }}
-{{- with .Values.limits }}
+{{- $limits := deepCopy .Values.limits }}
+{{- with .Values.tableEntries }}
+{{- $_ := set $limits "tableEntries" (int64 .) }}
+{{- end }}
+{{- if .Values.newSessions.perIP }}
+{{- $_ := set $limits "newSessionsPerIP" .Values.newSessions.perIP }}
+{{- with .Values.newSessions.burst }}
+{{- $_ := set $limits "newSessionsBurst" (int64 .) }}
+{{- end }}
+{{- end }}
+{{- with $limits }}
 limits:
   {{- toYaml . | nindent 2 }}
 {{- end }}
