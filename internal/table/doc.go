@@ -24,6 +24,15 @@
 // a full table takes about 54 bytes per entry (a million entries in 52
 // MiB, ten million in 510 MiB), a growing one 54 to 80.
 //
+// # Budget
+//
+// A Budget bounds the entries of several tables together, as podpin bounds
+// all its routes' tables by one total derived from its memory limit
+// (EntriesFor). When it is full, a new entry first evicts one from its own
+// table when that table holds at least the average per member, else from
+// the member that holds the most, in the order capacity evictions follow.
+// SetTables changes the members; Lookup never touches the budget.
+//
 // # Settings
 //
 // Config fields, with defaults:
@@ -42,7 +51,8 @@
 // # Counters
 //
 // Stats reports entries, hits, misses, inserts, rebinds, and removals by
-// reason: capacity evictions, idle expiries and absolute expiries. Len and
+// reason: capacity evictions, budget evictions, idle expiries and absolute
+// expiries. Len and
 // Sessions count expired entries that no Lookup, Store or Expire has
 // removed yet; the owner calls Expire periodically to remove them.
 //
