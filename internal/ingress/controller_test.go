@@ -417,3 +417,52 @@ func lastRoutes(a *applied) []config.Route {
 	}
 	return a.cfgs[len(a.cfgs)-1].Routes
 }
+
+// The new-session cap reaches the routes of its Ingress; a bad value is a
+// Warning Event that names the annotation, and the routes keep their cap.
+func TestNewSessionAnnotationsCapTheIngressRoutes(t *testing.T) {
+	cp := k8stest.Start(t)
+	ctx := t.Context()
+	create(t, cp.Client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, ingressClass("podpin", ControllerName),
+		classed("app", new("podpin"), map[string]string{AnnotationNewSessionsPerIP: "5", AnnotationNewSessionsBurst: "10"}))
+	c, a := runController(t, cp.Client, Options{})
+	waitFor(t, "the first sync", closed(c.Synced()))
+	capOf := func() config.Sticky {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		rs := a.cfgs[len(a.cfgs)-1].Routes
+		if len(rs) != 1 {
+			return config.Sticky{}
+		}
+		return rs[0].Sticky
+	}
+	waitFor(t, "app capped at 5 per second, 10 at once", func() bool {
+		s := capOf()
+		return s.NewSessionsPerIP == 5 && s.NewSessionsBurst == 10
+	})
+
+	ing, err := cp.Client.NetworkingV1().Ingresses("shop").Get(ctx, "app", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ing.Annotations[AnnotationNewSessionsPerIP] = "fast"
+	if _, err := cp.Client.NetworkingV1().Ingresses("shop").Update(ctx, ing, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var ev corev1.Event
+	waitFor(t, "the InvalidAnnotation event", func() bool {
+		list, err := cp.Client.CoreV1().Events("shop").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=app,reason=" + ReasonInvalidAnnotation})
+		if err != nil || len(list.Items) == 0 {
+			return false
+		}
+		ev = list.Items[0]
+		return true
+	})
+	want := `podpin.io/new-sessions-per-ip: "fast" must be a number of new sessions per second; the Ingress keeps its last good configuration`
+	if ev.Type != corev1.EventTypeWarning || ev.Message != want {
+		t.Errorf("event: got %s %q, want Warning %q", ev.Type, ev.Message, want)
+	}
+	if s := capOf(); s.NewSessionsPerIP != 5 {
+		t.Errorf("cap after the bad change: got %v per second, want the last good 5", s.NewSessionsPerIP)
+	}
+}
