@@ -363,6 +363,9 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 	case prev != nil && prev.tableConfig == rc.Table:
 		r.table = prev.table
 	case prev != nil:
+		// The new table joins the budget only when the configuration is
+		// applied (setBudget): until then Restore evicts nothing, and
+		// so takes no other table's lock while Range holds prev's.
 		r.table = table.New(tc)
 		prev.table.Range(func(e table.Entry) bool {
 			r.table.Restore(e)
