@@ -176,7 +176,7 @@ func TestMemoryStaysWithinTheContainerLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	entries := metricValue(t, p.admin, "podpin_table_entries")
-	t.Logf("%d new keys in %v; table entries %v of a budget of %d; peak RSS %.1f MiB (of which sampled %.1f MiB), cgroup peak %.1f MiB of %d MiB; OOM kills %d; sessions moved %d of 900",
+	t.Logf("%d new keys in %v; table entries %v of a budget of %d; peak RSS %.1f MiB (sampled every 100ms: %.1f MiB), cgroup peak %.1f MiB of %d MiB; OOM kills %d; sessions moved %d of 900",
 		keys, elapsed.Round(time.Second), entries, wantBudget, mib(hwm), mib(rssPeak.Load()), mib(cgPeak), chartMemoryLimit>>20, kills, moved.Load())
 
 	if kills != 0 {
