@@ -71,7 +71,7 @@ func TestMemoryStaysWithinTheContainerLimit(t *testing.T) {
 	p := startCommand(t, cmd)
 	pid := p.cmd.Process.Pid
 
-	wantBudget := table.EntriesFor(chartMemoryLimit * 9 / 10)
+	wantBudget := table.EntriesFor(chartMemoryLimit*9/10, 0)
 	if got := metricValue(t, p.admin, "podpin_table_budget_entries"); got != float64(wantBudget) {
 		t.Fatalf("podpin_table_budget_entries: got %v, want %d, derived from 90%% of the cgroup's %d bytes\n%s",
 			got, wantBudget, chartMemoryLimit, p.logText())

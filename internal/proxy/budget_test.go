@@ -141,24 +141,28 @@ func TestTableBudgetIsDerivedFromTheMemoryLimit(t *testing.T) {
 	cases := []struct {
 		name     string
 		memLimit int64
-		entries  int // limits.tableEntries
+		entries  int  // limits.tableEntries
+		raw      bool // a route keeps raw keys of up to 256 bytes
 		want     int
 	}{
-		{"256 MiB at 90%, as the chart sets it", 256 << 20 * 9 / 10, 0, 754_974},
-		{"no memory limit", math.MaxInt64, 0, 0},
-		{"an explicit budget wins", 256 << 20, 1234, 1234},
+		{"256 MiB at 90%, as the chart sets it", 256 << 20 * 9 / 10, 0, false, 754_974},
+		{"raw keys of 256 bytes count too", 256 << 20 * 9 / 10, 0, true, 171_585},
+		{"no memory limit", math.MaxInt64, 0, false, 0},
+		{"an explicit budget wins", 256 << 20, 1234, true, 1234},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			pods := threePods(t)
-			h := startProxyWith(t, twoRoutes(c.entries, pods...), Options{MemoryLimit: c.memLimit})
+			cfg := twoRoutes(c.entries, pods...)
+			cfg.Routes[1].Table.KeepRawKeys = c.raw
+			h := startProxyWith(t, cfg, Options{MemoryLimit: c.memLimit})
 			h.podOn("quiet", "k") // serving has begun when the test ends
 			if got := h.p.budget.Limit(); got != c.want {
 				t.Errorf("got a budget of %d entries, want %d", got, c.want)
 			}
 		})
 	}
-	if got := table.EntriesFor(0); got != 0 {
+	if got := table.EntriesFor(0, 0); got != 0 {
 		t.Errorf("EntriesFor(0): got %d, want 0", got)
 	}
 }

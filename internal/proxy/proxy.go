@@ -191,7 +191,7 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 		stopSources[i] = r.source.Start(r.onEndpoints)
 	}
 	p.state.Store(st)
-	p.setBudget(cfg.Limits.TableEntries, st.routes)
+	p.setBudget(cfg, st.routes)
 	for name := range old {
 		if !slices.ContainsFunc(cfg.Routes, func(rc config.Route) bool { return rc.Name == name }) {
 			p.log.Info("route removed", "route", name)
@@ -212,11 +212,18 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 }
 
 // setBudget makes the tables of routes, and only those, share the total
-// entry budget: limit entries, or when 0 the budget derived from the memory
-// limit. A table left behind by a reload stops counting in it.
-func (p *Proxy) setBudget(limit int, routes []*route) {
+// entry budget: limits.tableEntries, or when 0 the budget derived from the
+// memory limit and the longest raw keys kept.
+func (p *Proxy) setBudget(cfg *config.Config, routes []*route) {
+	limit := cfg.Limits.TableEntries
 	if limit == 0 {
-		limit = table.EntriesFor(p.memLimit)
+		raw := 0
+		for _, rc := range cfg.Routes {
+			if rc.Table.KeepRawKeys {
+				raw = max(raw, rc.Sticky.MaxKeyBytes)
+			}
+		}
+		limit = table.EntriesFor(p.memLimit, raw)
 	}
 	tables := make([]*table.Table, len(routes))
 	for i, r := range routes {

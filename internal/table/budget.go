@@ -16,13 +16,19 @@ const BytesPerEntry = 160
 // EntriesFor returns the budget that keeps the tables within half of
 // memLimit, Go's memory limit in bytes (runtime/debug.SetMemoryLimit),
 // leaving the other half to connections, buffers and the collector's
-// headroom. A limit of 0 or less, or math.MaxInt64 (Go's "no limit"),
-// gives 0: no budget.
-func EntriesFor(memLimit int64) int {
+// headroom. rawKeyBytes is the longest raw key value kept beside an entry
+// (Config.KeepRawKeys), 0 when none is: each entry is then counted with
+// twice that string and its header more. A limit of 0 or less, or
+// math.MaxInt64 (Go's "no limit"), gives 0: no budget.
+func EntriesFor(memLimit int64, rawKeyBytes int) int {
 	if memLimit <= 0 || memLimit == math.MaxInt64 {
 		return 0
 	}
-	return int(memLimit / 2 / BytesPerEntry)
+	perEntry := int64(BytesPerEntry)
+	if rawKeyBytes > 0 {
+		perEntry += 2 * (16 + int64(rawKeyBytes))
+	}
+	return int(memLimit / 2 / perEntry)
 }
 
 // Budget bounds the entries of several tables together, so that memory
