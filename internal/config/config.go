@@ -447,7 +447,8 @@ type Limits struct {
 	// TableEntries is the most entries the stick tables of all routes hold
 	// together; when full, a new session evicts one (see docs). Default 0:
 	// derived from Go's memory limit (GOMEMLIMIT, which podpin sets to 90%
-	// of its container's memory limit), half of it at 160 bytes per entry;
+	// of its container's memory limit), half of it at 160 bytes per entry,
+	// plus twice (16 + sticky.maxKeyBytes) when a route keeps raw keys;
 	// with no memory limit, no total budget, and each route's
 	// table.maxEntries bounds only that route.
 	TableEntries int `yaml:"tableEntries"`
