@@ -263,14 +263,20 @@ func TestReadValuesReportsABadFile(t *testing.T) {
 func TestMemoryValuesReachTheConfigurationFile(t *testing.T) {
 	var cm corev1.ConfigMap
 	object(t, render(t, "testdata/every-option.yaml"), "ConfigMap", &cm)
-	want := `
-limits:
-  tableEntries: 500000
-  newSessionsPerIP: 20
-  newSessionsBurst: 100
-`
-	if got := cm.Data["podpin.yaml"]; !strings.Contains(got, want) {
-		t.Errorf("configuration file: got\n%s\nwant it to contain%s", got, want)
+	var cfg struct {
+		Limits struct {
+			TableEntries     int64   `json:"tableEntries"`
+			NewSessionsPerIP float64 `json:"newSessionsPerIP"`
+			NewSessionsBurst int64   `json:"newSessionsBurst"`
+			MaxConnections   int64   `json:"maxConnections"`
+		} `json:"limits"`
+	}
+	if err := yaml.Unmarshal([]byte(cm.Data["podpin.yaml"]), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	// The chart's other limits are kept beside them.
+	if l := cfg.Limits; l.TableEntries != 500000 || l.NewSessionsPerIP != 20 || l.NewSessionsBurst != 100 || l.MaxConnections != 5000 {
+		t.Errorf("limits in the configuration file: got %+v, want tableEntries 500000, newSessionsPerIP 20, newSessionsBurst 100 and maxConnections 5000", l)
 	}
 	object(t, render(t), "ConfigMap", &cm)
 	if got := cm.Data["podpin.yaml"]; strings.Contains(got, "limits:") {
