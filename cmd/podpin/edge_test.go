@@ -6,13 +6,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/podpin/podpin/internal/haproxytest"
 )
 
 // TestListenerEdgeSettingsBehindHAProxy runs podpin behind a real HAProxy
@@ -41,7 +41,7 @@ routes:
 		t.Fatal(err)
 	}
 	p := startPodpin(t, "--config", cfg)
-	lb := startHAProxy(t, p.addr)
+	lb := haproxytest.StartTCP(t, p.addr, "send-proxy-v2")
 
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
 	client := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
@@ -118,47 +118,4 @@ func adminGet(t *testing.T, p *process, path string) string {
 		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
 	}
 	return string(b)
-}
-
-// startHAProxy runs a real HAProxy in TCP mode on a free loopback port in
-// front of backend, sending PROXY protocol v2.
-func startHAProxy(t *testing.T, backend string) string {
-	t.Helper()
-	bin, err := exec.LookPath("haproxy")
-	if err != nil {
-		msg := "haproxy not found: install Debian's haproxy package (scripts/test does)"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
-	conf := fmt.Sprintf("defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\nlisten front\n  bind %s\n  server podpin %s send-proxy-v2\n", addr, backend)
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-db", "-f", cfg)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("haproxy did not listen on %s: %v", addr, err)
-		}
-	}
 }

@@ -2,79 +2,18 @@ package proxy
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/podpin/podpin/internal/config"
+	"github.com/podpin/podpin/internal/haproxytest"
 	"github.com/podpin/podpin/internal/metrics"
 )
-
-// startHAProxy runs a real HAProxy in TCP mode on a free loopback port, in
-// front of backend, with the server option send ("send-proxy" for PROXY
-// protocol version 1, "send-proxy-v2" for version 2). It returns its
-// address.
-func startHAProxy(t *testing.T, backend, send string) string {
-	t.Helper()
-	bin, err := exec.LookPath("haproxy")
-	if err != nil {
-		msg := "haproxy not found: install Debian's haproxy package (scripts/test does)"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
-	conf := fmt.Sprintf(`defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 10s
-  timeout server 10s
-listen front
-  bind %s
-  server podpin %s %s
-`, addr, backend, send)
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-db", "-f", cfg)
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("haproxy did not listen on %s: %v\n%s", addr, err, out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // clientFrom is an HTTP client whose connections leave from the loopback
 // address ip, so that it differs from the address HAProxy connects from.
@@ -122,7 +61,7 @@ func TestTheClientAddressComesThroughHAProxysPROXYHeader(t *testing.T) {
 		t.Run(send, func(t *testing.T) {
 			pod := newTestPod(t, "web-0", nil)
 			h, _ := startPROXYProxy(t, pod, []string{"127.0.0.1"})
-			lb := startHAProxy(t, h.addr, send)
+			lb := haproxytest.StartTCP(t, h.addr, send)
 			client := clientFrom("127.0.0.2")
 			for i := range 3 { // keep-alive off: three connections, three headers
 				resp, err := client.Get("http://" + lb + "/")
