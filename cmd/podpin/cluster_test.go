@@ -37,25 +37,7 @@ func TestRedisCluster(t *testing.T) {
 	const keys = 1000
 	pinned := map[string]string{}
 	t.Run("first requests raced from three replicas reach one pod", func(t *testing.T) {
-		first := make([][]string, len(reps))
-		var wg sync.WaitGroup
-		for ri, rp := range reps {
-			first[ri] = make([]string, keys)
-			for w := range 4 {
-				wg.Go(func() {
-					for i := w; i < keys; i += 4 {
-						k := (i*7 + ri*keys/3) % keys
-						code, body, err := rp.get(fmt.Sprintf("user-%d", k))
-						if err != nil || code != 200 {
-							t.Errorf("replica %d key %d: %d %v", ri, k, code, err)
-							return
-						}
-						first[ri][k] = body
-					}
-				})
-			}
-		}
-		wg.Wait()
+		first := raceFirstRequests(t, reps, keys)
 		spread := map[string]int{}
 		for k := range keys {
 			key := fmt.Sprintf("user-%d", k)

@@ -47,27 +47,7 @@ func TestReplicasSharingRedisPinEachKeyToOnePod(t *testing.T) {
 		reps = append(reps, startPodpin(t, "--config", cfg))
 	}
 	const keys = 3000
-	first := make([][]string, len(reps))
-	var wg sync.WaitGroup
-	// Every replica sends the first request of every key at the same time,
-	// each in its own order, so many keys race on all three.
-	for ri, rp := range reps {
-		first[ri] = make([]string, keys)
-		for w := range 4 {
-			wg.Go(func() {
-				for i := w; i < keys; i += 4 {
-					k := (i*7 + ri*1000) % keys
-					code, body, err := rp.get(fmt.Sprintf("user-%d", k))
-					if err != nil || code != 200 {
-						t.Errorf("replica %d key %d: %d %v", ri, k, code, err)
-						return
-					}
-					first[ri][k] = body
-				}
-			})
-		}
-	}
-	wg.Wait()
+	first := raceFirstRequests(t, reps, keys)
 	spread := map[string]int{}
 	for k := range keys {
 		key := fmt.Sprintf("user-%d", k)
@@ -225,4 +205,32 @@ func TestSentinelFailoverKeepsEverySession(t *testing.T) {
 			}
 		}
 	}
+}
+
+// raceFirstRequests sends the first request of keys user-0 to
+// user-(keys-1) through every replica at once, four workers each, every
+// replica in its own order so that many keys race on all of them. It
+// returns the pod each replica's first request of each key reached.
+func raceFirstRequests(t *testing.T, reps []*process, keys int) [][]string {
+	t.Helper()
+	first := make([][]string, len(reps))
+	var wg sync.WaitGroup
+	for ri, rp := range reps {
+		first[ri] = make([]string, keys)
+		for w := range 4 {
+			wg.Go(func() {
+				for i := w; i < keys; i += 4 {
+					k := (i*7 + ri*keys/len(reps)) % keys
+					code, body, err := rp.get(fmt.Sprintf("user-%d", k))
+					if err != nil || code != 200 {
+						t.Errorf("replica %d key %d: %d %v", ri, k, code, err)
+						return
+					}
+					first[ri][k] = body
+				}
+			})
+		}
+	}
+	wg.Wait()
+	return first
 }
