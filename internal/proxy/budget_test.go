@@ -45,7 +45,7 @@ func budgetUsed(t *testing.T, p *Proxy) int {
 	t.Helper()
 	total := 0
 	for _, r := range p.state.Load().routes {
-		total += r.table.Len()
+		total += r.Table.Len()
 	}
 	if got := p.budget.Used(); got != total {
 		t.Fatalf("the budget counts %d entries, want %d: those of the running tables", got, total)

@@ -56,7 +56,7 @@ func TestAFloodOfOneTimeKeysMovesNoRealSession(t *testing.T) {
 	check("during the flood")
 	wg.Wait()
 	check("after 10,000 one-time keys")
-	if ev := h.p.state.Load().routes[0].table.Stats().Evictions; ev < 5000 {
+	if ev := h.p.state.Load().routes[0].Table.Stats().Evictions; ev < 5000 {
 		t.Errorf("the table evicted %d entries, want the flood to churn it", ev)
 	}
 

@@ -10,8 +10,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/podpin/podpin/internal/metrics"
-	"github.com/podpin/podpin/internal/table"
+	"github.com/podpin/podpin/internal/place"
 )
 
 // serve is the request path.
@@ -28,75 +27,44 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	stripH2C(&ctx.Request.Header, scan)
+	req := (*fastRequest)(ctx)
 	var r *route
 	for _, c := range st.routes {
-		if c.matches(ctx) {
+		if c.Match.Matches(req) {
 			r = c
 			break
 		}
 	}
 	if r == nil {
-		reply(ctx, fasthttp.StatusNotFound, errNoRoute)
+		reply(ctx, fasthttp.StatusNotFound, place.ErrNoRoute)
 		return
 	}
 
 	buf := p.keyBufs.Get().(*[256]byte)
 	defer p.keyBufs.Put(buf)
-	raw, err := r.key.read(ctx, buf[:0])
-	if err != nil {
-		r.fail(ctx, fasthttp.StatusBadRequest, err)
-		return
-	}
-	set := r.pods.Load()
-	assigned := false
-	if raw == nil {
-		switch r.missing {
-		case missingReject:
-			r.fail(ctx, fasthttp.StatusBadRequest, errMissingKey)
-			return
-		case missingBalance:
-			r.m.Lookup(metrics.LookupNone)
-			pd := r.pick(set.fresh, 0)
-			if pd == nil {
-				r.fail(ctx, fasthttp.StatusServiceUnavailable, errNoPod)
-				return
-			}
-			p.forward(ctx, st, r, scan, pd, nil, table.Key{})
-			return
-		case missingAssign:
-			raw = newKey(buf[:0])
-			assigned = true
-			ctx.Request.Header.SetBytesV(r.key.header, raw)
+	d := r.Decide(req, r.pods.Load(), buf[:0])
+	if d.Err != nil {
+		code := placeStatus(d.Err)
+		r.fail(ctx, code, d.Err)
+		if code == fasthttp.StatusTooManyRequests {
+			ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
 		}
-	}
-
-	k := r.digest.Key(r.name, raw)
-	var client netip.Addr
-	if r.newSessions != nil {
-		client = clientAddr(ctx)
-	}
-	d := r.placeFor(set, k, raw, client)
-	if d.err == errNewSessions {
-		r.fail(ctx, fasthttp.StatusTooManyRequests, d.err)
-		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
 		return
 	}
-	if d.err != nil {
-		r.fail(ctx, fasthttp.StatusServiceUnavailable, d.err)
-		return
+	if d.Assigned {
+		// The minted key goes to the pod with the request, and to the
+		// client on the answer, set after forwarding.
+		ctx.Request.Header.SetBytesV(r.Key.Header, d.Raw)
+		defer ctx.Response.Header.SetBytesV(r.Key.Header, d.Raw)
 	}
-	r.m.Lookup(d.result)
-	if assigned {
-		// The key header is set on the response after forwarding.
-		defer ctx.Response.Header.SetBytesV(r.key.header, raw)
-	}
-	p.forward(ctx, st, r, scan, d.pod, raw, k)
+	p.forward(ctx, st, r, scan, &d)
 }
 
-// forward sends the request to pd and the answer back to the client. With a
-// key (raw != nil), a pod that refuses the connection is replaced by another
-// candidate once, and the key rebound to it.
-func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan headerScan, pd *pod, raw []byte, k table.Key) {
+// forward sends the request to the pod of d and the answer back to the
+// client. With a key (d.Raw != nil), a pod that refuses the connection is
+// replaced by another candidate once, and the key rebound to it.
+func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan headerScan, d *place.Decision) {
+	pd := d.Pod.(*pod)
 	req := &ctx.Request
 	if scan.connection && req.Header.ConnectionUpgrade() && len(req.Header.Peek(fasthttp.HeaderUpgrade)) > 0 {
 		p.tunnel(ctx, st, r, scan, pd)
@@ -117,11 +85,11 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan head
 		refuse(ctx, body.status(), body.err)
 		return
 	}
-	if err != nil && isDialError(err) && raw != nil && !r.strict {
+	if err != nil && isDialError(err) && d.Raw != nil && !r.Strict {
 		r.observe(pd, true, 0)
 		r.log.Debug("pod refused connection", "pod", pd.name, "err", err)
-		if next := r.rebind(r.pods.Load(), k, raw, pd); next != nil {
-			pd, start = next, time.Now()
+		if next := r.Rebind(r.pods.Load(), d, pd); next != nil {
+			pd, start = next.(*pod), time.Now()
 			err = p.roundTrip(pd, req, resp)
 		}
 	}
@@ -144,12 +112,8 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan head
 	if clientClose {
 		ctx.SetConnectionClose()
 	}
-	if r.learn {
-		if v := resp.Header.Peek(r.key.header); len(v) > 0 && !bytes.Equal(v, raw) {
-			if v, err := r.key.check(v); err == nil {
-				r.table.Store(r.digest.Key(r.name, v), pd.name, v)
-			}
-		}
+	if r.LearnKeys {
+		r.Learn(d, pd.name, resp.Header.Peek(r.Key.Header))
 	}
 	if st.podHeader != nil {
 		resp.Header.SetCanonical(st.podHeader, pd.nameV)
@@ -465,7 +429,7 @@ func upstreamReason(err error) string {
 
 // fail answers a request podpin could not forward and counts it.
 func (r *route) fail(ctx *fasthttp.RequestCtx, code int, err error) {
-	r.m.Unrouted(code)
+	r.Metrics.Unrouted(code)
 	reply(ctx, code, err)
 }
 

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/podpin/podpin/internal/place"
 )
 
 // Fuzz targets of the request path's parsers. Seed corpora live in
@@ -20,7 +22,7 @@ import (
 func FuzzKeySource(f *testing.F) {
 	f.Add("abc", "", "", false)
 	f.Fuzz(func(t *testing.T, header, cookie, query string, clientIP bool) {
-		ks := keySource{header: "X-Session", cookie: "sid", query: "session", clientIP: clientIP, maxBytes: 64}
+		ks := place.KeySource{Header: "X-Session", Cookie: "sid", Query: "session", ClientIP: clientIP, MaxBytes: 64}
 		var ctx fasthttp.RequestCtx
 		var req fasthttp.Request
 		req.SetRequestURI("/?session=" + query)
@@ -34,7 +36,7 @@ func FuzzKeySource(f *testing.F) {
 		}
 		ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}, nil)
 		var buf [256]byte
-		key, err := ks.read(&ctx, buf[:0])
+		key, err := ks.Read((*fastRequest)(&ctx), buf[:0])
 		if err != nil {
 			if key != nil {
 				t.Fatalf("read returned key %q with error %v", key, err)
@@ -44,15 +46,15 @@ func FuzzKeySource(f *testing.F) {
 		if key == nil {
 			return
 		}
-		if len(key) > ks.maxBytes {
-			t.Fatalf("key of %d bytes, over maxBytes %d", len(key), ks.maxBytes)
+		if len(key) > ks.MaxBytes {
+			t.Fatalf("key of %d bytes, over maxBytes %d", len(key), ks.MaxBytes)
 		}
 		for _, c := range key {
 			if c < 0x21 || c > 0x7e {
 				t.Fatalf("key %q holds byte %#x", key, c)
 			}
 		}
-		if v, err := ks.check(key); err != nil || !bytes.Equal(v, key) {
+		if v, err := ks.Check(key); err != nil || !bytes.Equal(v, key) {
 			t.Fatalf("check(%q) = %q, %v after read accepted it", key, v, err)
 		}
 	})
@@ -67,11 +69,11 @@ func FuzzPathHasPrefix(f *testing.F) {
 		if prefix == "" {
 			return // routes never hold an empty prefix: empty means any
 		}
-		got := pathHasPrefix([]byte(path), []byte(prefix))
+		got := place.PathHasPrefix([]byte(path), []byte(prefix))
 		want := path == prefix ||
 			strings.HasPrefix(path, prefix) && (strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/')
 		if got != want {
-			t.Fatalf("pathHasPrefix(%q, %q) = %v, want %v", path, prefix, got, want)
+			t.Fatalf("place.PathHasPrefix(%q, %q) = %v, want %v", path, prefix, got, want)
 		}
 	})
 }
@@ -82,7 +84,7 @@ func FuzzPathHasPrefix(f *testing.F) {
 func FuzzHostEqual(f *testing.F) {
 	f.Add("Example.COM:8080", "example.com")
 	f.Fuzz(func(t *testing.T, host, want string) {
-		got := hostEqual([]byte(host), []byte(want))
+		got := place.HostEqual([]byte(host), []byte(want))
 		if got {
 			name := host
 			if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
@@ -95,7 +97,7 @@ func FuzzHostEqual(f *testing.F) {
 				match = i > 0 && bytes.EqualFold([]byte(name[i:]), []byte(suffix))
 			}
 			if !match {
-				t.Fatalf("hostEqual(%q, %q) matched a different name", host, want)
+				t.Fatalf("place.HostEqual(%q, %q) matched a different name", host, want)
 			}
 		}
 		if want != "" && !strings.ContainsAny(want, ":]") && !strings.HasPrefix(want, "*") {
@@ -105,7 +107,7 @@ func FuzzHostEqual(f *testing.F) {
 				}
 				return r
 			}, want)
-			if !hostEqual([]byte(upper+":80"), []byte(want)) {
+			if !place.HostEqual([]byte(upper+":80"), []byte(want)) {
 				t.Fatalf("%q with a port and another case does not match %q", upper+":80", want)
 			}
 		}

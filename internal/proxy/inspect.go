@@ -4,11 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/podpin/podpin/internal/config"
+	"github.com/podpin/podpin/internal/place"
 	"github.com/podpin/podpin/internal/store"
 	"github.com/podpin/podpin/internal/table"
 )
@@ -78,7 +77,7 @@ const maxScan = 100_000
 
 func (p *Proxy) route(name string) (*route, error) {
 	for _, r := range p.state.Load().routes {
-		if r.name == name {
+		if r.Name == name {
 			return r, nil
 		}
 	}
@@ -105,22 +104,22 @@ func (p *Proxy) Route(name string) (RouteStatus, error) {
 
 func (r *route) status() RouteStatus {
 	st := RouteStatus{
-		Name: r.name, Host: string(r.host), PathPrefix: string(r.pathPrefix), Path: string(r.path),
-		KeyHeader: r.key.header, Balancer: r.balName, Missing: r.missingName,
-		Strict: r.strict, Drain: r.drain, Table: r.tableConfig, TableStats: r.table.Stats(),
-		Rebinds: r.rebinds.byReason(""),
+		Name: r.Name, Host: r.Match.Host(), PathPrefix: r.Match.PathPrefix(), Path: r.Match.Path(),
+		KeyHeader: r.Key.Header, Balancer: r.balName, Missing: r.missingName,
+		Strict: r.Strict, Drain: r.Drain, Table: r.tableConfig, TableStats: r.Table.Stats(),
+		Rebinds: r.Rebinds.ByReason(""),
 	}
-	if len(r.headers) > 0 {
+	if hs := r.Match.Headers(); len(hs) > 0 {
 		st.Headers = map[string]string{}
-		for _, h := range r.headers {
-			st.Headers[h.name] = string(h.value)
+		for _, h := range hs {
+			st.Headers[h.Name] = h.Value
 		}
 	}
 	for _, pd := range r.pods.Load().all {
 		st.Pods = append(st.Pods, PodStatus{
 			Name: pd.name, Address: pd.addr, State: pd.stateName(), Weight: pd.weight,
 			InFlight: pd.inFlight.Load(), Sessions: pd.sessions.Load(), Requests: pd.requests.Load(),
-			Rebinds: r.rebinds.byReason(pd.name),
+			Rebinds: r.Rebinds.ByReason(pd.name),
 		})
 	}
 	return st
@@ -132,8 +131,8 @@ func (p *Proxy) Session(route, key string) (table.Entry, error) {
 	if err != nil {
 		return table.Entry{}, err
 	}
-	k := r.digest.Key(r.name, []byte(key))
-	e, ok := r.table.Peek(k)
+	k := r.Digest.Key(r.Name, []byte(key))
+	e, ok := r.Table.Peek(k)
 	if r.shared != nil {
 		if e, ok, err = r.shared.Get(k); err != nil {
 			return table.Entry{}, err
@@ -155,8 +154,8 @@ func (p *Proxy) Pin(route, key, pod string) (table.Entry, error) {
 	if _, ok := r.pods.Load().byName[pod]; !ok {
 		return table.Entry{}, fmt.Errorf("%w: %q", ErrNoSuchPod, pod)
 	}
-	k := r.digest.Key(r.name, []byte(key))
-	prev, _ := r.table.Peek(k)
+	k := r.Digest.Key(r.Name, []byte(key))
+	prev, _ := r.Table.Peek(k)
 	if r.shared != nil {
 		if shared, ok, _ := r.shared.Get(k); ok {
 			prev = shared
@@ -165,12 +164,12 @@ func (p *Proxy) Pin(route, key, pod string) (table.Entry, error) {
 			return table.Entry{}, err
 		}
 	} else {
-		r.table.Store(k, pod, []byte(key))
+		r.Table.Store(k, pod, []byte(key))
 	}
 	if prev.Pod != "" && prev.Pod != pod {
-		r.rebound(prev.Pod, reasonAdmin)
+		r.Rebound(prev.Pod, place.ReasonAdmin)
 	}
-	e, _ := r.table.Peek(k)
+	e, _ := r.Table.Peek(k)
 	return e, nil
 }
 
@@ -180,11 +179,11 @@ func (p *Proxy) Unpin(route, key string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	k := r.digest.Key(r.name, []byte(key))
+	k := r.Digest.Key(r.Name, []byte(key))
 	if r.shared != nil {
 		return r.shared.Unpin(k)
 	}
-	return r.table.Delete(k), nil
+	return r.Table.Delete(k), nil
 }
 
 // ClearPod removes every entry pinned to pod, so its sessions rebind on
@@ -198,7 +197,7 @@ func (p *Proxy) ClearPod(route, pod string) (int, error) {
 	if r.shared != nil {
 		return r.shared.ClearPod(pod)
 	}
-	return r.table.DeletePod(pod), nil
+	return r.Table.DeletePod(pod), nil
 }
 
 // Sessions lists a route's pinned sessions, filtered and paged: from the
@@ -225,7 +224,7 @@ func (p *Proxy) Sessions(route string, q SessionQuery) (SessionPage, error) {
 		}
 	}
 	scanned := 0
-	page.Next = r.table.Scan(q.From, func(e table.Entry) bool {
+	page.Next = r.Table.Scan(q.From, func(e table.Entry) bool {
 		scanned++
 		if q.matches(e) {
 			page.Sessions = append(page.Sessions, e)
@@ -247,49 +246,4 @@ func (q *SessionQuery) matches(e table.Entry) bool {
 		return true
 	}
 	return false
-}
-
-// rebindCounts counts rebinds per pod and reason. Safe for concurrent use.
-type rebindCounts struct {
-	// guards n
-	mu sync.Mutex
-	n  map[[2]string]*atomic.Uint64 // {pod, reason}
-}
-
-func (c *rebindCounts) add(pod, reason string) {
-	c.mu.Lock()
-	if c.n == nil {
-		c.n = map[[2]string]*atomic.Uint64{}
-	}
-	ctr := c.n[[2]string{pod, reason}]
-	if ctr == nil {
-		ctr = new(atomic.Uint64)
-		c.n[[2]string{pod, reason}] = ctr
-	}
-	c.mu.Unlock()
-	ctr.Add(1)
-}
-
-// snapshot copies the counters, for a route that replaces this one.
-func (c *rebindCounts) snapshot() map[[2]string]*atomic.Uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[[2]string]*atomic.Uint64, len(c.n))
-	for k, v := range c.n {
-		out[k] = v
-	}
-	return out
-}
-
-// byReason sums the counts of pod ("" for every pod) by reason.
-func (c *rebindCounts) byReason(pod string) map[string]uint64 {
-	out := map[string]uint64{}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k, v := range c.n {
-		if pod == "" || k[0] == pod {
-			out[k[1]] += v.Load()
-		}
-	}
-	return out
 }

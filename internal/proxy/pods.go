@@ -8,6 +8,7 @@ import (
 	"github.com/podpin/podpin/internal/balance"
 	"github.com/podpin/podpin/internal/discovery"
 	"github.com/podpin/podpin/internal/metrics"
+	"github.com/podpin/podpin/internal/place"
 )
 
 // backend is the long-lived part of a pod: its connection pool and counters.
@@ -32,18 +33,24 @@ type pod struct {
 	state  discovery.State
 	weight int
 	// out is why the pod takes no traffic although its source says it may
-	// ("" when it does): reasonEjected or reasonUnhealthy.
+	// ("" when it does): place.ReasonEjected or place.ReasonUnhealthy.
 	out string
 }
 
-var _ balance.Pod = (*pod)(nil)
+var (
+	_ place.Pod  = (*pod)(nil)
+	_ place.Pods = (*podSet)(nil)
+)
 
 func (p *pod) Name() string    { return p.name }
 func (p *pod) Weight() int     { return p.weight }
 func (p *pod) InFlight() int64 { return p.inFlight.Load() }
 func (p *pod) Sessions() int64 { return p.sessions.Load() }
 func (p *pod) takesNew() bool  { return p.state == discovery.Ready && p.out == "" }
-func (p *pod) String() string  { return p.name }
+
+func (p *pod) State() discovery.State { return p.state }
+func (p *pod) Out() string            { return p.out }
+func (p *pod) String() string         { return p.name }
 
 // stateName is the state operators see: the source's, or why the pod is out.
 func (p *pod) stateName() string {
@@ -72,11 +79,24 @@ func newPodSet(pods []*pod) *podSet {
 	return s
 }
 
-// without returns the candidates for new sessions other than skip.
-func (s *podSet) without(skip *pod) []balance.Pod {
+// Pod returns the pod named name.
+func (s *podSet) Pod(name string) (place.Pod, bool) {
+	if p := s.byName[name]; p != nil {
+		return p, true
+	}
+	return nil, false
+}
+
+// Fresh returns the pods that take new sessions.
+func (s *podSet) Fresh() []balance.Pod { return s.fresh }
+
+// Without returns the candidates for new sessions other than skip, which
+// may come from an older snapshot: pods are the same when their backend is.
+func (s *podSet) Without(skip place.Pod) []balance.Pod {
+	sb := skip.(*pod).backend
 	out := make([]balance.Pod, 0, len(s.fresh))
 	for _, c := range s.fresh {
-		if c.(*pod).backend != skip.backend {
+		if c.(*pod).backend != sb {
 			out = append(out, c)
 		}
 	}

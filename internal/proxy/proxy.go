@@ -1,7 +1,9 @@
-// Package proxy is podpin's data plane: it matches a request to a route,
-// reads the session key, looks it up in the route's stick table, picks or
-// keeps a pod, and forwards the request to that pod's address, streaming
-// both bodies and tunnelling upgraded connections.
+// Package proxy is podpin's HTTP/1.1 front end and the owner of its
+// routes: it checks a request at the edge, asks placement (package place)
+// which pod serves it, and forwards the request to that pod's address,
+// streaming both bodies and tunnelling upgraded connections. It builds the
+// routes from the configuration, keeps their pods, their connection pools
+// and their health, and answers placement's refusals as HTTP statuses.
 //
 // It is built on fasthttp: its server and its request and response types
 // cost a fraction of net/http's CPU per request, which is what lets podpin
@@ -15,7 +17,6 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/discovery"
 	"github.com/podpin/podpin/internal/metrics"
+	"github.com/podpin/podpin/internal/place"
 	"github.com/podpin/podpin/internal/store"
 	"github.com/podpin/podpin/internal/table"
 )
@@ -147,7 +149,7 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 	defer p.mu.Unlock()
 	old := map[string]*route{}
 	for _, r := range p.state.Load().routes {
-		old[r.name] = r
+		old[r.Name] = r
 	}
 	st := &state{
 		podHeader: canonicalName(cfg.PodHeaderName()),
@@ -170,8 +172,8 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 	// Apply leaves the running routes as they were. A route keeps its
 	// predecessor's pods until its source reports.
 	for _, r := range st.routes {
-		prev := old[r.name]
-		if prev != nil && prev.upstream == st.upstream && prev.table == r.table {
+		prev := old[r.Name]
+		if prev != nil && prev.upstream == st.upstream && prev.Table == r.Table {
 			prev.mu.Lock()
 			r.pods.Store(prev.pods.Load())
 			r.eps = prev.eps
@@ -227,7 +229,7 @@ func (p *Proxy) setBudget(cfg *config.Config, routes []*route) {
 	}
 	tables := make([]*table.Table, len(routes))
 	for i, r := range routes {
-		tables[i] = r.table
+		tables[i] = r.Table
 	}
 	p.budget.SetTables(tables)
 	if limit != p.budget.Limit() {
@@ -296,36 +298,39 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 		return nil, err
 	}
 	r := &route{
-		name:       rc.Name,
-		host:       lower(rc.Match.Host),
-		pathPrefix: []byte(rc.Match.PathPrefix),
-		path:       []byte(rc.Match.Path),
-		key: keySource{
-			header:   rc.Sticky.Header,
-			cookie:   rc.Sticky.Cookie,
-			query:    rc.Sticky.Query,
-			clientIP: rc.Sticky.ClientIP,
-			maxBytes: rc.Sticky.MaxKeyBytes,
+		Route: place.Route{
+			Name:  rc.Name,
+			Match: place.NewMatch(rc.Match.Host, rc.Match.PathPrefix, rc.Match.Path, rc.Match.Headers),
+			Key: place.KeySource{
+				Header:   rc.Sticky.Header,
+				Cookie:   rc.Sticky.Cookie,
+				Query:    rc.Sticky.Query,
+				ClientIP: rc.Sticky.ClientIP,
+				MaxBytes: rc.Sticky.MaxKeyBytes,
+			},
+			LearnKeys: rc.Sticky.Learn,
+			Digest:    p.digest,
+			Placer: place.Placer{
+				Balancer:    bal,
+				NewSessions: place.NewSessionLimiter(rc.Sticky.NewSessionsPerIP, rc.Sticky.NewSessionsBurst),
+				Drain:       rc.DrainEnabled(),
+				Strict:      rc.Strict,
+				Rebinds:     new(place.RebindCounts),
+				Metrics:     p.metrics.Route(rc.Name),
+			},
 		},
 		missingName: rc.Sticky.Missing,
-		newSessions: newSessionLimiter(rc.Sticky.NewSessionsPerIP, rc.Sticky.NewSessionsBurst),
-		learn:       rc.Sticky.Learn,
-		drain:       rc.DrainEnabled(),
-		strict:      rc.Strict,
 		passive:     newPassive(rc.Health.Passive),
 		active:      rc.Health.Active,
-		bal:         bal,
 		balName:     rc.Balancer,
-		digest:      p.digest,
 		upstream:    us,
-		m:           p.metrics.Route(rc.Name),
 		log:         p.log.With("route", rc.Name),
 	}
 	if r.source, err = p.discoverer.Source(rc.Name, sourceSpec(rc)); err != nil {
 		return nil, fmt.Errorf("route %q: %w", rc.Name, err)
 	}
 	r.refresh = func() {
-		if cur, err := p.route(r.name); err == nil {
+		if cur, err := p.route(r.Name); err == nil {
 			cur.rebuild()
 		}
 	}
@@ -342,22 +347,18 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 			nameV:    []byte(ep.Name),
 			addr:     ep.Address,
 			client:   newPodClient(ep.Address, us),
-			sessions: r.table.SessionCounter(ep.Name),
-			m:        p.metrics.Pod(r.name, ep.Name),
+			sessions: r.Table.SessionCounter(ep.Name),
+			m:        p.metrics.Pod(r.Name, ep.Name),
 		}
 	}
 	if prev != nil {
-		r.rebinds.n = prev.rebinds.snapshot()
+		r.Rebinds.Continue(prev.Rebinds)
 	}
-	for name, v := range rc.Match.Headers {
-		r.headers = append(r.headers, headerMatch{name: name, value: []byte(v)})
-	}
-	slices.SortFunc(r.headers, func(a, b headerMatch) int { return strings.Compare(a.name, b.name) })
 	switch rc.Sticky.Missing {
 	case config.MissingAssign:
-		r.missing = missingAssign
+		r.Missing = place.MissingAssign
 	case config.MissingReject:
-		r.missing = missingReject
+		r.Missing = place.MissingReject
 	}
 	tc := table.Config{
 		MaxEntries:      rc.Table.MaxEntries,
@@ -368,29 +369,29 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 	}
 	switch {
 	case prev != nil && prev.tableConfig == rc.Table:
-		r.table = prev.table
+		r.Table = prev.Table
 	case prev != nil:
 		// The new table joins the budget only when the configuration is
 		// applied (setBudget): until then Restore evicts nothing, and
 		// so takes no other table's lock while Range holds prev's.
-		r.table = table.New(tc)
-		prev.table.Range(func(e table.Entry) bool {
-			r.table.Restore(e)
+		r.Table = table.New(tc)
+		prev.Table.Range(func(e table.Entry) bool {
+			r.Table.Restore(e)
 			return true
 		})
-		r.log.Info("stick table resized", "entries", r.table.Len())
+		r.log.Info("stick table resized", "entries", r.Table.Len())
 	default:
-		r.table = table.New(tc)
+		r.Table = table.New(tc)
 	}
 	r.tableConfig = rc.Table
-	r.fallback, _ = balance.New(balance.Hash)
-	r.sessions = localSessions{r.table}
+	r.Fallback, _ = balance.New(balance.Hash)
+	r.Sessions = place.Local{T: r.Table}
 	if rc.Store == config.StoreRedis {
 		if p.shared == nil {
 			return nil, fmt.Errorf("route %q: store redis needs a restart: podpin started without a Redis connection (store.type or a route's store, with store.redis)", rc.Name)
 		}
-		r.shared = p.shared.Route(rc.Name, r.table, rc.Table.IdleTimeout, rc.Table.AbsoluteTimeout, rc.Table.KeepRawKeys)
-		r.sessions = r.shared
+		r.shared = p.shared.Route(rc.Name, r.Table, rc.Table.IdleTimeout, rc.Table.AbsoluteTimeout, rc.Table.KeepRawKeys)
+		r.Sessions = r.shared
 	}
 	return r, nil
 }
@@ -447,7 +448,7 @@ func (p *Proxy) updatePods(r *route, eps []discovery.Endpoint) {
 	}
 	for name := range before {
 		r.log.Info("pod removed", "pod", name)
-		p.metrics.ForgetPod(r.name, name)
+		p.metrics.ForgetPod(r.Name, name)
 	}
 }
 
@@ -461,7 +462,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			for _, r := range p.state.Load().routes {
-				r.table.Expire()
+				r.Table.Expire()
 			}
 		}
 	}
@@ -472,11 +473,11 @@ func (p *Proxy) Run(ctx context.Context) error {
 func (p *Proxy) RouteStats() []metrics.RouteStats {
 	var out []metrics.RouteStats
 	for _, r := range p.state.Load().routes {
-		s := r.table.Stats()
+		s := r.Table.Stats()
 		rs := metrics.RouteStats{
-			Route:           r.name,
+			Route:           r.Name,
 			Entries:         s.Entries,
-			MaxEntries:      r.table.MaxEntries(),
+			MaxEntries:      r.Table.MaxEntries(),
 			Evictions:       s.Evictions,
 			BudgetEvictions: s.BudgetEvictions,
 			IdleExpired:     s.IdleExpired,

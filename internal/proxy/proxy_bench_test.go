@@ -42,15 +42,15 @@ func benchPlaceHit(b *testing.B, r *route) {
 	raw := make([][]byte, keys)
 	for i := range raw {
 		raw[i] = fmt.Appendf(nil, "session-%d", i)
-		r.placeFor(r.pods.Load(), r.digest.Key(r.name, raw[i]), raw[i], client)
+		r.Place(r.pods.Load(), r.Digest.Key(r.Name, raw[i]), raw[i], client)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	i := 0
 	for b.Loop() {
 		k := raw[i%keys]
-		if d := r.placeFor(r.pods.Load(), r.digest.Key(r.name, k), k, client); d.result != 0 {
-			b.Fatalf("result %d, want a hit", d.result)
+		if d := r.Place(r.pods.Load(), r.Digest.Key(r.Name, k), k, client); d.Result != 0 {
+			b.Fatalf("result %d, want a hit", d.Result)
 		}
 		i++
 	}

@@ -174,7 +174,7 @@ func TestSessionsStickToTheirPod(t *testing.T) {
 			}
 		}
 	}
-	st := h.p.state.Load().routes[0].table.Stats()
+	st := h.p.state.Load().routes[0].Table.Stats()
 	if st.Entries != 300 || st.Hits != 900 || st.Inserts != 300 {
 		t.Errorf("table stats: got %d entries, %d hits, %d inserts; want 300, 900, 300", st.Entries, st.Hits, st.Inserts)
 	}
@@ -218,7 +218,7 @@ func TestMissingKeyPolicies(t *testing.T) {
 		if len(seen) != 3 {
 			t.Errorf("keyless requests reached %v, want all three pods", seen)
 		}
-		if n := h.p.state.Load().routes[0].table.Len(); n != 0 {
+		if n := h.p.state.Load().routes[0].Table.Len(); n != 0 {
 			t.Errorf("table holds %d entries after keyless requests, want 0", n)
 		}
 	})
@@ -278,7 +278,7 @@ func TestBadKeysAreClientErrorsAndStoreNothing(t *testing.T) {
 			}
 		})
 	}
-	if n := h.p.state.Load().routes[0].table.Len(); n != 0 {
+	if n := h.p.state.Load().routes[0].Table.Len(); n != 0 {
 		t.Errorf("table holds %d entries, want 0", n)
 	}
 	if got := h.podOf(strings.Repeat("k", 256)); got == "" {
@@ -320,7 +320,7 @@ func TestKeyFallbacks(t *testing.T) {
 				t.Fatalf("got %s, want %s for the same client address", got, first)
 			}
 		}
-		if n := h.p.state.Load().routes[0].table.Len(); n != 1 {
+		if n := h.p.state.Load().routes[0].Table.Len(); n != 1 {
 			t.Errorf("table holds %d entries, want 1 (127.0.0.1)", n)
 		}
 	})

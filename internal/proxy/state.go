@@ -21,8 +21,8 @@ func (p *Proxy) fingerprint() [16]byte {
 func (p *Proxy) Snapshot() *snapshot.State {
 	s := &snapshot.State{Fingerprint: p.fingerprint()}
 	for _, r := range p.state.Load().routes {
-		sr := snapshot.Route{Name: r.name, Entries: make([]table.Entry, 0, r.table.Len())}
-		r.table.Range(func(e table.Entry) bool {
+		sr := snapshot.Route{Name: r.Name, Entries: make([]table.Entry, 0, r.Table.Len())}
+		r.Table.Range(func(e table.Entry) bool {
 			sr.Entries = append(sr.Entries, e)
 			return true
 		})
@@ -45,7 +45,7 @@ func (p *Proxy) Restore(s *snapshot.State) (loaded, dropped int, err error) {
 			continue
 		}
 		for _, e := range sr.Entries {
-			if r.table.Restore(e) {
+			if r.Table.Restore(e) {
 				loaded++
 			} else {
 				dropped++

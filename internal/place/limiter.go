@@ -1,4 +1,4 @@
-package proxy
+package place
 
 import (
 	"net/netip"
@@ -6,11 +6,11 @@ import (
 	"time"
 )
 
-// sessionLimiter caps how fast one client address may create stick table
+// SessionLimiter caps how fast one client address may create stick table
 // entries: a token bucket per address (rate per second, burst), kept in a
 // bounded map so a flood from many addresses cannot grow it without end.
 // Safe for concurrent use.
-type sessionLimiter struct {
+type SessionLimiter struct {
 	rate  float64 // tokens per second
 	burst float64
 	max   int // addresses tracked per shard
@@ -29,27 +29,27 @@ type bucket struct {
 	last   time.Time
 }
 
-// limiterAddrs bounds the addresses a sessionLimiter tracks. When a shard
+// limiterAddrs bounds the addresses a SessionLimiter tracks. When a shard
 // is full, addresses whose bucket has refilled (they are as good as new) are
 // dropped; if none has, an arbitrary one is, which only ever lets that
 // address create entries sooner, never later.
 const limiterAddrs = 1 << 16
 
-// newSessionLimiter returns a limiter, or nil when perSecond is zero (no
+// NewSessionLimiter returns a limiter, or nil when perSecond is zero (no
 // cap).
-func newSessionLimiter(perSecond float64, burst int) *sessionLimiter {
+func NewSessionLimiter(perSecond float64, burst int) *SessionLimiter {
 	if perSecond <= 0 {
 		return nil
 	}
-	l := &sessionLimiter{rate: perSecond, burst: float64(max(burst, 1)), max: limiterAddrs / 16}
+	l := &SessionLimiter{rate: perSecond, burst: float64(max(burst, 1)), max: limiterAddrs / 16}
 	for i := range l.shards {
 		l.shards[i].buckets = map[netip.Addr]*bucket{}
 	}
 	return l
 }
 
-// allow takes one token from addr's bucket, reporting whether there was one.
-func (l *sessionLimiter) allow(addr netip.Addr, now time.Time) bool {
+// Allow takes one token from addr's bucket, reporting whether there was one.
+func (l *SessionLimiter) Allow(addr netip.Addr, now time.Time) bool {
 	b16 := addr.As16()
 	s := &l.shards[(b16[15]^b16[13]^b16[11])&15]
 	s.mu.Lock()
@@ -74,7 +74,7 @@ func (l *sessionLimiter) allow(addr netip.Addr, now time.Time) bool {
 }
 
 // shrink makes room in a full shard. s.mu must be held.
-func (s *limiterShard) shrink(l *sessionLimiter, now time.Time) {
+func (s *limiterShard) shrink(l *SessionLimiter, now time.Time) {
 	full := time.Duration(l.burst / l.rate * float64(time.Second))
 	for a, b := range s.buckets {
 		if now.Sub(b.last) >= full {
