@@ -1,10 +1,15 @@
 // Package place decides where a request goes, apart from any HTTP library:
 // it matches a request to a route, reads its session key, looks the key up
 // in the route's stick table, keeps its pod or picks a new one (a rebind,
-// counted with its reason), and learns from the pod's answer. Each protocol
-// front end fills a Request view from its own request type, calls
-// Route.Decide, renders a refusal in its own protocol (Class), forwards the
-// request, and reports back what it saw (Route.Rebind, Route.Learn).
+// counted with its reason), and learns from what the pod did: its answer's
+// key, its failures (passive health: ejection), its refusal to connect (a
+// rebind to another pod).
+//
+// Each protocol front end fills a Request view from its own request type,
+// calls Route.Decide, renders a refusal in its own protocol (Class),
+// forwards the request, and reports back what it saw: Route.Done with the
+// outcome, Route.Rebind when the pod refused the connection, Route.Learn
+// with the key header of the answer.
 //
 // The package imports neither net/http nor fasthttp; nothing on the hit
 // path allocates.
@@ -12,7 +17,9 @@ package place
 
 import (
 	"bytes"
+	"log/slog"
 	"net/netip"
+	"sync"
 
 	"github.com/podpin/podpin/internal/metrics"
 	"github.com/podpin/podpin/internal/table"
@@ -69,6 +76,19 @@ type Route struct {
 	// shared one); Learn stores into it.
 	Table *table.Table
 	Placer
+
+	// Passive ejects pods that fail in a row (Done).
+	Passive Passive
+	// Log receives health changes; it must not be nil.
+	Log *slog.Logger
+	// Rebuild rebuilds this route's pod snapshot after a pod's health
+	// changed; Refresh does the same for the route now serving under this
+	// name, which a reload may have replaced.
+	Rebuild, Refresh func()
+
+	// guards the decision to eject, so that two pods failing at once do
+	// not both pass the limit on pods out
+	ejectMu sync.Mutex
 }
 
 // Decision is where a request goes and how it got there. A refused request

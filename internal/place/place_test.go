@@ -53,9 +53,10 @@ func (q *request) ClientAddr() netip.Addr { return q.client }
 
 // testPod is a pod with a fixed state.
 type testPod struct {
-	name  string
-	state discovery.State
-	out   string
+	name   string
+	state  discovery.State
+	out    string
+	health Health
 }
 
 func (p *testPod) Name() string           { return p.name }
@@ -64,6 +65,7 @@ func (p *testPod) InFlight() int64        { return 0 }
 func (p *testPod) Sessions() int64        { return 0 }
 func (p *testPod) State() discovery.State { return p.state }
 func (p *testPod) Out() string            { return p.out }
+func (p *testPod) Health() *Health        { return &p.health }
 
 // testPods is an immutable set of testPods.
 type testPods struct {
@@ -89,6 +91,13 @@ func (s *testPods) Pod(name string) (Pod, bool) {
 	return nil, false
 }
 func (s *testPods) Fresh() []balance.Pod { return s.fresh }
+func (s *testPods) All() []Pod {
+	var out []Pod
+	for _, p := range s.byName {
+		out = append(out, p)
+	}
+	return out
+}
 func (s *testPods) Without(skip Pod) []balance.Pod {
 	var out []balance.Pod
 	for _, c := range s.fresh {

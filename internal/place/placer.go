@@ -19,6 +19,8 @@ type Pod interface {
 	// Out is why the pod takes no traffic although its source says it may
 	// (ReasonEjected, ReasonUnhealthy); "" when it does.
 	Out() string
+	// Health is the pod's health, the same across snapshots.
+	Health() *Health
 }
 
 // Pods is an immutable snapshot of a route's pods.
@@ -30,6 +32,9 @@ type Pods interface {
 	// Without returns Fresh without skip (matched by identity across
 	// snapshots, not by name alone).
 	Without(skip Pod) []balance.Pod
+	// All returns every pod, in source order. It allocates: it is for
+	// the rare paths (ejection).
+	All() []Pod
 }
 
 // takesNew reports whether p takes new sessions.

@@ -86,15 +86,15 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan head
 		return
 	}
 	if err != nil && isDialError(err) && d.Raw != nil && !r.Strict {
-		r.observe(pd, true, 0)
-		r.log.Debug("pod refused connection", "pod", pd.name, "err", err)
+		r.Done(r.pods.Load(), pd, place.Outcome{Failed: true})
+		r.Log.Debug("pod refused connection", "pod", pd.name, "err", err)
 		if next := r.Rebind(r.pods.Load(), d, pd); next != nil {
 			pd, start = next.(*pod), time.Now()
 			err = p.roundTrip(pd, req, resp)
 		}
 	}
 	if err != nil {
-		r.observe(pd, true, 0)
+		r.Done(r.pods.Load(), pd, place.Outcome{Failed: true})
 		code := fasthttp.StatusBadGateway
 		if errors.Is(err, fasthttp.ErrTimeout) {
 			code = fasthttp.StatusGatewayTimeout
@@ -104,7 +104,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan head
 		replyText(ctx, code, "pod "+pd.name+" failed: "+upstreamReason(err))
 		return
 	}
-	r.observe(pd, false, resp.StatusCode())
+	r.Done(r.pods.Load(), pd, place.Outcome{Status: resp.StatusCode()})
 	pd.m.Done(resp.StatusCode(), time.Since(start).Seconds())
 
 	stripHopByHop(&resp.Header)

@@ -23,7 +23,7 @@ type backend struct {
 	sessions *atomic.Int64 // live entries pinned to this pod, owned by the table
 	requests atomic.Uint64
 	m        *metrics.Pod
-	health   health
+	health   place.Health
 }
 
 // pod is one member of an endpoint snapshot: a backend with the state,
@@ -50,6 +50,7 @@ func (p *pod) takesNew() bool  { return p.state == discovery.Ready && p.out == "
 
 func (p *pod) State() discovery.State { return p.state }
 func (p *pod) Out() string            { return p.out }
+func (p *pod) Health() *place.Health  { return &p.health }
 func (p *pod) String() string         { return p.name }
 
 // stateName is the state operators see: the source's, or why the pod is out.
@@ -89,6 +90,15 @@ func (s *podSet) Pod(name string) (place.Pod, bool) {
 
 // Fresh returns the pods that take new sessions.
 func (s *podSet) Fresh() []balance.Pod { return s.fresh }
+
+// All returns every pod, in source order, as placement sees them.
+func (s *podSet) All() []place.Pod {
+	out := make([]place.Pod, len(s.all))
+	for i, p := range s.all {
+		out[i] = p
+	}
+	return out
+}
 
 // Without returns the candidates for new sessions other than skip, which
 // may come from an older snapshot: pods are the same when their backend is.

@@ -2,8 +2,9 @@
 // routes: it checks a request at the edge, asks placement (package place)
 // which pod serves it, and forwards the request to that pod's address,
 // streaming both bodies and tunnelling upgraded connections. It builds the
-// routes from the configuration, keeps their pods, their connection pools
-// and their health, and answers placement's refusals as HTTP statuses.
+// routes from the configuration, keeps their pods and connection pools,
+// runs their active health checks, tells placement what came of each
+// request, and answers placement's refusals as HTTP statuses.
 //
 // It is built on fasthttp: its server and its request and response types
 // cost a fraction of net/http's CPU per request, which is what lets podpin
@@ -320,16 +321,17 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 			},
 		},
 		missingName: rc.Sticky.Missing,
-		passive:     newPassive(rc.Health.Passive),
 		active:      rc.Health.Active,
 		balName:     rc.Balancer,
 		upstream:    us,
-		log:         p.log.With("route", rc.Name),
 	}
+	r.Passive = place.NewPassive(rc.Health.Passive)
+	r.Log = p.log.With("route", rc.Name)
+	r.Rebuild = r.rebuild
 	if r.source, err = p.discoverer.Source(rc.Name, sourceSpec(rc)); err != nil {
 		return nil, fmt.Errorf("route %q: %w", rc.Name, err)
 	}
-	r.refresh = func() {
+	r.Refresh = func() {
 		if cur, err := p.route(r.Name); err == nil {
 			cur.rebuild()
 		}
@@ -379,7 +381,7 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 			r.Table.Restore(e)
 			return true
 		})
-		r.log.Info("stick table resized", "entries", r.Table.Len())
+		r.Log.Info("stick table resized", "entries", r.Table.Len())
 	default:
 		r.Table = table.New(tc)
 	}
@@ -440,14 +442,14 @@ func (p *Proxy) updatePods(r *route, eps []discovery.Endpoint) {
 		st, ok := before[ep.Name]
 		switch {
 		case !ok:
-			r.log.Info("pod added", "pod", ep.Name, "address", ep.Address, "state", ep.State)
+			r.Log.Info("pod added", "pod", ep.Name, "address", ep.Address, "state", ep.State)
 		case st != ep.State:
-			r.log.Info("pod state changed", "pod", ep.Name, "from", st, "to", ep.State)
+			r.Log.Info("pod state changed", "pod", ep.Name, "from", st, "to", ep.State)
 		}
 		delete(before, ep.Name)
 	}
 	for name := range before {
-		r.log.Info("pod removed", "pod", name)
+		r.Log.Info("pod removed", "pod", name)
 		p.metrics.ForgetPod(r.Name, name)
 	}
 }

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +18,6 @@ type route struct {
 	place.Route
 
 	missingName string
-	passive     passive
 	active      config.Active
 
 	balName     string
@@ -28,11 +26,6 @@ type route struct {
 	upstream    upstreamSettings // what pod connections were built with
 
 	pods atomic.Pointer[podSet]
-	log  *slog.Logger
-
-	// refresh rebuilds the pod set of the route now serving under this name
-	// (a reload may have replaced this one), after a pod's health changed.
-	refresh func()
 
 	// guards eps and the rebuilding of pods
 	mu  sync.Mutex
@@ -74,13 +67,7 @@ func (r *route) rebuildLocked() {
 		if b == nil {
 			b = r.newBackend(ep)
 		}
-		p := &pod{backend: b, state: ep.State, weight: max(ep.Weight, 1)}
-		switch {
-		case b.health.unhealthy.Load():
-			p.out = place.ReasonUnhealthy
-		case b.health.ejectedAt(now):
-			p.out = place.ReasonEjected
-		}
+		p := &pod{backend: b, state: ep.State, weight: max(ep.Weight, 1), out: b.health.Out(now)}
 		pods = append(pods, p)
 	}
 	r.pods.Store(newPodSet(pods))

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/podpin/podpin/internal/place"
 )
 
 // tunnel forwards an Upgrade request (WebSocket and the like) to pd. When the
@@ -33,13 +35,13 @@ func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, st *state, r *route, scan heade
 	conn, resp, err := p.handshake(st, pd, req)
 	pd.inFlight.Add(-1)
 	if err != nil {
-		r.observe(pd, true, 0)
+		r.Done(r.pods.Load(), pd, place.Outcome{Failed: true})
 		code := fasthttp.StatusBadGateway
 		pd.m.Done(code, time.Since(start).Seconds())
 		replyText(ctx, code, "pod "+pd.name+" failed: "+upstreamReason(err))
 		return
 	}
-	r.observe(pd, false, resp.StatusCode())
+	r.Done(r.pods.Load(), pd, place.Outcome{Status: resp.StatusCode()})
 	pd.m.Done(resp.StatusCode(), time.Since(start).Seconds())
 	if st.podHeader != nil {
 		resp.Header.SetCanonical(st.podHeader, pd.nameV)

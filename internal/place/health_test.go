@@ -1,0 +1,124 @@
+package place
+
+import (
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/podpin/podpin/internal/config"
+)
+
+// healthRoute is a route that ejects after 3 failures in a row (or 2 5xx),
+// for ejection long, at most half its pods at once. It counts the
+// rebuilds Done asks for; returned receives a value each time an ejection
+// ends.
+func healthRoute(t *testing.T, ejection time.Duration) (r *Route, rebuilds *atomic.Int32, returned chan struct{}) {
+	r = newTestRoute(t, prometheus.NewRegistry())
+	r.Passive = NewPassive(config.Passive{ConsecutiveFailures: 3, Consecutive5xx: 2, BaseEjection: ejection, MaxEjection: 4 * ejection, MaxEjectedPercent: 50})
+	r.Log = slog.New(slog.DiscardHandler)
+	rebuilds = new(atomic.Int32)
+	returned = make(chan struct{}, 4)
+	r.Rebuild = func() { rebuilds.Add(1) }
+	r.Refresh = func() { returned <- struct{}{} }
+	return r, rebuilds, returned
+}
+
+func TestDoneEjectsAPodFailingInARow(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		outcomes []Outcome
+		ejected  bool
+	}{
+		{"three failures in a row eject", []Outcome{{Failed: true}, {Failed: true}, {Failed: true}}, true},
+		{"an answer between failures resets the count", []Outcome{{Failed: true}, {Failed: true}, {Status: 200}, {Failed: true}}, false},
+		{"two 5xx in a row eject", []Outcome{{Status: 503}, {Status: 500}}, true},
+		{"a 4xx answer is health", []Outcome{{Status: 500}, {Status: 404}, {Status: 500}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, rebuilds, _ := healthRoute(t, time.Hour)
+			a, b := &testPod{name: "a"}, &testPod{name: "b"}
+			pods := newTestPods(a, b)
+			for _, o := range tc.outcomes {
+				r.Done(pods, a, o)
+			}
+			got := a.Health().Out(time.Now()) == ReasonEjected
+			if got != tc.ejected {
+				t.Fatalf("ejected: got %v, want %v", got, tc.ejected)
+			}
+			if want := map[bool]int32{true: 1, false: 0}[tc.ejected]; rebuilds.Load() != want {
+				t.Errorf("rebuilds: got %d, want %d", rebuilds.Load(), want)
+			}
+			if out := b.Health().Out(time.Now()); out != "" {
+				t.Errorf("the other pod is out (%q), want it untouched", out)
+			}
+		})
+	}
+}
+
+func TestDoneEjectsNoMoreThanTheShareAllowed(t *testing.T) {
+	r, rebuilds, _ := healthRoute(t, time.Hour)
+	a, b := &testPod{name: "a"}, &testPod{name: "b"}
+	pods := newTestPods(a, b)
+	for _, p := range []*testPod{a, b} {
+		for range 3 {
+			r.Done(pods, p, Outcome{Failed: true})
+		}
+	}
+	now := time.Now()
+	if a.Health().Out(now) != ReasonEjected || b.Health().Out(now) != "" {
+		t.Fatalf("got a %q, b %q; want a ejected and b kept (half of two pods is one)", a.Health().Out(now), b.Health().Out(now))
+	}
+	if rebuilds.Load() != 1 {
+		t.Errorf("rebuilds: got %d, want 1", rebuilds.Load())
+	}
+}
+
+func TestAnEjectedPodComesBack(t *testing.T) {
+	r, _, returned := healthRoute(t, 50*time.Millisecond)
+	a := &testPod{name: "a"}
+	pods := newTestPods(a, &testPod{name: "b"})
+	for range 3 {
+		r.Done(pods, a, Outcome{Failed: true})
+	}
+	if a.Health().Out(time.Now()) != ReasonEjected {
+		t.Fatal("not ejected after three failures")
+	}
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the ejection never ended")
+	}
+	if out := a.Health().Out(time.Now()); out != "" {
+		t.Errorf("after its ejection the pod is %q, want healthy", out)
+	}
+}
+
+func TestCheckedTurnsAfterThresholds(t *testing.T) {
+	var h Health
+	steps := []struct {
+		ok        bool
+		turned    bool
+		unhealthy bool
+	}{
+		{false, false, false},
+		{false, true, true}, // the second failure in a row turns it
+		{true, false, true},
+		{false, false, true}, // a failure resets the passes
+		{true, false, true},
+		{true, false, true},
+		{true, true, false}, // the third pass in a row turns it back
+	}
+	for i, s := range steps {
+		turned := h.Checked(s.ok, 3, 2)
+		if turned != s.turned || h.Unhealthy() != s.unhealthy {
+			t.Fatalf("step %d: turned %v, unhealthy %v; want %v, %v", i, turned, h.Unhealthy(), s.turned, s.unhealthy)
+		}
+	}
+	h.Checked(false, 3, 1)
+	if out := h.Out(time.Now()); out != ReasonUnhealthy {
+		t.Errorf("Out: got %q, want %q", out, ReasonUnhealthy)
+	}
+}
