@@ -91,16 +91,33 @@ func NewPassive(c config.Passive) Passive {
 // Outcome is what came of forwarding one request to its pod.
 type Outcome struct {
 	// Failed: the pod gave no answer at all (connecting failed, the
-	// connection broke, no answer in time).
+	// connection broke, no answer in time). It counts against the pod's
+	// health.
 	Failed bool
-	// Status is the pod's answer when it gave one.
+	// ClientFault: the client stopped the exchange (its body stalled, was
+	// too large or badly framed). Nothing counts against the pod's
+	// health.
+	ClientFault bool
+	// Status is what the client got for the exchange: the pod's status,
+	// or the one the front end answered for it (502, 504, 408...). 0: the
+	// request moved on to another pod, and this exchange is not counted
+	// in the pod's metrics.
 	Status int
+	// Seconds is how long the exchange took.
+	Seconds float64
 }
 
 // Done takes note of what came of forwarding a request to p, one of pods:
-// enough failures (or, if configured, 5xx answers) in a row eject p from
-// new placements for a growing period.
+// it counts the answer in p's metrics, and keeps p's passive health: enough
+// failures (or, if configured, 5xx answers) in a row eject p from new
+// placements for a growing period.
 func (r *Route) Done(pods Pods, p Pod, o Outcome) {
+	if m := p.Tally().Metrics; m != nil && o.Status != 0 {
+		m.Done(o.Status, o.Seconds)
+	}
+	if o.ClientFault {
+		return
+	}
 	h := p.Health()
 	var trip bool
 	switch {

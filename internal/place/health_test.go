@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/podpin/podpin/internal/config"
+	"github.com/podpin/podpin/internal/metrics"
 )
 
 // healthRoute is a route that ejects after 3 failures in a row (or 2 5xx),
@@ -120,5 +121,57 @@ func TestCheckedTurnsAfterThresholds(t *testing.T) {
 	h.Checked(false, 3, 1)
 	if out := h.Out(time.Now()); out != ReasonUnhealthy {
 		t.Errorf("Out: got %q, want %q", out, ReasonUnhealthy)
+	}
+}
+
+// latencyCount reads how many answers podpin_proxy_upstream_latency_seconds
+// has seen.
+func latencyCount(t *testing.T, reg *prometheus.Registry) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, mf := range mfs {
+		if mf.GetName() == "podpin_proxy_upstream_latency_seconds" {
+			for _, m := range mf.GetMetric() {
+				n += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return n
+}
+
+func TestDoneCountsTheAnswersTheClientGot(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r, _, _ := healthRoute(t, time.Hour)
+	a := &testPod{name: "a"}
+	a.tally.Metrics = metrics.New(reg, nil).Pod("web", "a")
+	pods := newTestPods(a, &testPod{name: "b"})
+
+	a.Tally().Start()
+	if got := a.InFlight(); got != 1 {
+		t.Fatalf("in flight after Start: got %d, want 1", got)
+	}
+	a.Tally().Stop()
+	r.Done(pods, a, Outcome{Status: 200, Seconds: 0.01})
+	r.Done(pods, a, Outcome{Failed: true})                   // moved on to another pod: not an answer
+	r.Done(pods, a, Outcome{ClientFault: true, Status: 408}) // the client's fault: an answer, not a failure
+	r.Done(pods, a, Outcome{Failed: true, Status: 502})
+	if got := latencyCount(t, reg); got != 3 {
+		t.Errorf("answers counted: got %d, want 3", got)
+	}
+	if got, want := a.Tally().Requests(), uint64(1); got != want || a.InFlight() != 0 {
+		t.Errorf("requests %d, in flight %d; want %d and 0", got, a.InFlight(), want)
+	}
+	r.Done(pods, a, Outcome{ClientFault: true, Status: 400})
+	r.Done(pods, a, Outcome{ClientFault: true, Status: 400})
+	if out := a.Health().Out(time.Now()); out != "" {
+		t.Errorf("after two failures and the client's faults the pod is %q, want healthy (three failures eject)", out)
+	}
+	r.Done(pods, a, Outcome{Failed: true})
+	if out := a.Health().Out(time.Now()); out != ReasonEjected {
+		t.Errorf("after three failures the pod is %q, want ejected", out)
 	}
 }

@@ -3,7 +3,9 @@
 // in the route's stick table, keeps its pod or picks a new one (a rebind,
 // counted with its reason), and learns from what the pod did: its answer's
 // key, its failures (passive health: ejection), its refusal to connect (a
-// rebind to another pod).
+// rebind to another pod). It keeps the counts of every pod (Tally: the
+// requests in flight that least-conn balances on, the answers by status and
+// their latency) and of every route (lookups by result, rebinds by reason).
 //
 // Each protocol front end fills a Request view from its own request type,
 // calls Route.Decide, renders a refusal in its own protocol (Class),

@@ -57,15 +57,17 @@ type testPod struct {
 	state  discovery.State
 	out    string
 	health Health
+	tally  Tally
 }
 
 func (p *testPod) Name() string           { return p.name }
 func (p *testPod) Weight() int            { return 1 }
-func (p *testPod) InFlight() int64        { return 0 }
+func (p *testPod) InFlight() int64        { return p.tally.InFlight() }
 func (p *testPod) Sessions() int64        { return 0 }
 func (p *testPod) State() discovery.State { return p.state }
 func (p *testPod) Out() string            { return p.out }
 func (p *testPod) Health() *Health        { return &p.health }
+func (p *testPod) Tally() *Tally          { return &p.tally }
 
 // testPods is an immutable set of testPods.
 type testPods struct {

@@ -21,6 +21,8 @@ type Pod interface {
 	Out() string
 	// Health is the pod's health, the same across snapshots.
 	Health() *Health
+	// Tally is the pod's request counts, the same across snapshots.
+	Tally() *Tally
 }
 
 // Pods is an immutable snapshot of a route's pods.

@@ -81,11 +81,13 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan head
 	if err != nil && body != nil && body.err != nil {
 		// The client's body stopped, not the pod: answer for the client,
 		// and count nothing against the pod.
-		pd.m.Done(body.status(), time.Since(start).Seconds())
+		r.Done(r.pods.Load(), pd, place.Outcome{ClientFault: true, Status: body.status(), Seconds: time.Since(start).Seconds()})
 		refuse(ctx, body.status(), body.err)
 		return
 	}
 	if err != nil && isDialError(err) && d.Raw != nil && !r.Strict {
+		// The request moves on: this exchange counts against the pod's
+		// health, not in its answers.
 		r.Done(r.pods.Load(), pd, place.Outcome{Failed: true})
 		r.Log.Debug("pod refused connection", "pod", pd.name, "err", err)
 		if next := r.Rebind(r.pods.Load(), d, pd); next != nil {
@@ -94,18 +96,16 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan head
 		}
 	}
 	if err != nil {
-		r.Done(r.pods.Load(), pd, place.Outcome{Failed: true})
 		code := fasthttp.StatusBadGateway
 		if errors.Is(err, fasthttp.ErrTimeout) {
 			code = fasthttp.StatusGatewayTimeout
 		}
 		resp.Reset()
-		pd.m.Done(code, time.Since(start).Seconds())
+		r.Done(r.pods.Load(), pd, place.Outcome{Failed: true, Status: code, Seconds: time.Since(start).Seconds()})
 		replyText(ctx, code, "pod "+pd.name+" failed: "+upstreamReason(err))
 		return
 	}
-	r.Done(r.pods.Load(), pd, place.Outcome{Status: resp.StatusCode()})
-	pd.m.Done(resp.StatusCode(), time.Since(start).Seconds())
+	r.Done(r.pods.Load(), pd, place.Outcome{Status: resp.StatusCode(), Seconds: time.Since(start).Seconds()})
 
 	stripHopByHop(&resp.Header)
 	resp.Header.ResetConnectionClose()
@@ -122,10 +122,9 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan head
 
 // roundTrip forwards one request to pd, counting it in flight meanwhile.
 func (p *Proxy) roundTrip(pd *pod, req *fasthttp.Request, resp *fasthttp.Response) error {
-	pd.inFlight.Add(1)
-	pd.requests.Add(1)
+	pd.tally.Start()
 	err := pd.client.Do(req, resp)
-	pd.inFlight.Add(-1)
+	pd.tally.Stop()
 	return err
 }
 

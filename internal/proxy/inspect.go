@@ -118,7 +118,7 @@ func (r *route) status() RouteStatus {
 	for _, pd := range r.pods.Load().all {
 		st.Pods = append(st.Pods, PodStatus{
 			Name: pd.name, Address: pd.addr, State: pd.stateName(), Weight: pd.weight,
-			InFlight: pd.inFlight.Load(), Sessions: pd.sessions.Load(), Requests: pd.requests.Load(),
+			InFlight: pd.tally.InFlight(), Sessions: pd.sessions.Load(), Requests: pd.tally.Requests(),
 			Rebinds: r.Rebinds.ByReason(pd.name),
 		})
 	}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/podpin/podpin/internal/balance"
 	"github.com/podpin/podpin/internal/discovery"
-	"github.com/podpin/podpin/internal/metrics"
 	"github.com/podpin/podpin/internal/place"
 )
 
@@ -19,10 +18,8 @@ type backend struct {
 	nameV    []byte // name as a header value
 	addr     string
 	client   *podClient
-	inFlight atomic.Int64
 	sessions *atomic.Int64 // live entries pinned to this pod, owned by the table
-	requests atomic.Uint64
-	m        *metrics.Pod
+	tally    place.Tally
 	health   place.Health
 }
 
@@ -44,13 +41,14 @@ var (
 
 func (p *pod) Name() string    { return p.name }
 func (p *pod) Weight() int     { return p.weight }
-func (p *pod) InFlight() int64 { return p.inFlight.Load() }
+func (p *pod) InFlight() int64 { return p.tally.InFlight() }
 func (p *pod) Sessions() int64 { return p.sessions.Load() }
 func (p *pod) takesNew() bool  { return p.state == discovery.Ready && p.out == "" }
 
 func (p *pod) State() discovery.State { return p.state }
 func (p *pod) Out() string            { return p.out }
 func (p *pod) Health() *place.Health  { return &p.health }
+func (p *pod) Tally() *place.Tally    { return &p.tally }
 func (p *pod) String() string         { return p.name }
 
 // stateName is the state operators see: the source's, or why the pod is out.

@@ -350,7 +350,7 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 			addr:     ep.Address,
 			client:   newPodClient(ep.Address, us),
 			sessions: r.Table.SessionCounter(ep.Name),
-			m:        p.metrics.Pod(r.Name, ep.Name),
+			tally:    place.Tally{Metrics: p.metrics.Pod(r.Name, ep.Name)},
 		}
 	}
 	if prev != nil {
@@ -489,7 +489,7 @@ func (p *Proxy) RouteStats() []metrics.RouteStats {
 		}
 		for _, pd := range r.pods.Load().all {
 			rs.Sessions[pd.name] = pd.sessions.Load()
-			rs.InFlight[pd.name] = pd.inFlight.Load()
+			rs.InFlight[pd.name] = pd.tally.InFlight()
 		}
 		out = append(out, rs)
 	}

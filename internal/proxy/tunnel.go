@@ -30,19 +30,16 @@ func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, st *state, r *route, scan heade
 	req.Header.SetBytesV(fasthttp.HeaderUpgrade, upgrade)
 
 	start := time.Now()
-	pd.inFlight.Add(1)
-	pd.requests.Add(1)
+	pd.tally.Start()
 	conn, resp, err := p.handshake(st, pd, req)
-	pd.inFlight.Add(-1)
+	pd.tally.Stop()
 	if err != nil {
-		r.Done(r.pods.Load(), pd, place.Outcome{Failed: true})
 		code := fasthttp.StatusBadGateway
-		pd.m.Done(code, time.Since(start).Seconds())
+		r.Done(r.pods.Load(), pd, place.Outcome{Failed: true, Status: code, Seconds: time.Since(start).Seconds()})
 		replyText(ctx, code, "pod "+pd.name+" failed: "+upstreamReason(err))
 		return
 	}
-	r.Done(r.pods.Load(), pd, place.Outcome{Status: resp.StatusCode()})
-	pd.m.Done(resp.StatusCode(), time.Since(start).Seconds())
+	r.Done(r.pods.Load(), pd, place.Outcome{Status: resp.StatusCode(), Seconds: time.Since(start).Seconds()})
 	if st.podHeader != nil {
 		resp.Header.SetCanonical(st.podHeader, pd.nameV)
 	}
