@@ -67,8 +67,9 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 		LazyRequestTime: true,
 		Logger:          fasthttpLogger{p},
 	}
+	served := conns.listen(ln)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(conns.listen(ln)) }()
+	go func() { errc <- srv.Serve(served) }()
 	select {
 	case err := <-errc:
 		return err
@@ -86,6 +87,10 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	if n := p.tunnels.drain(sctx); n > 0 {
 		p.log.Info("closed upgraded connections at the drain deadline", "connections", n)
 	}
+	// Shutdown closes only the listeners Serve has registered: when ctx
+	// ended before Serve began, Serve would accept forever. Closing the
+	// listener here ends it either way.
+	served.Close()
 	<-errc
 	return err
 }
