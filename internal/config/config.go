@@ -22,6 +22,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"math"
@@ -259,6 +260,46 @@ type Listener struct {
 	// without one. Empty: every peer must send it. Only with
 	// ProxyProtocol.
 	ProxyProtocolSources []string `yaml:"proxyProtocolSources"`
+	// TLS, when set, makes the listener terminate TLS: clients speak
+	// HTTP/1.1 over it (ALPN "http/1.1"). With ProxyProtocol, the PROXY
+	// header comes first, then the handshake. Nil: cleartext HTTP/1.1.
+	TLS *ListenerTLS `yaml:"tls"`
+}
+
+// TLS versions a listener may require (ListenerTLS.MinVersion).
+const (
+	TLS12 = "1.2"
+	TLS13 = "1.3"
+)
+
+// ListenerTLS is a listener's TLS: its certificates and the oldest
+// protocol version it accepts. The certificate files are read again when
+// they change; the rest takes a restart.
+type ListenerTLS struct {
+	// Certificates are chosen by the name the client asks for (SNI),
+	// wildcards included; the first is the default, for clients that ask
+	// for no name or an unknown one. At least one.
+	Certificates []Certificate `yaml:"certificates"`
+	// MinVersion is the oldest TLS version accepted: "1.2" or "1.3".
+	// Default "1.2".
+	MinVersion string `yaml:"minVersion"`
+}
+
+// Certificate is a PEM certificate chain (leaf first) and its private key.
+type Certificate struct {
+	// CertFile is the certificate chain's file. Required.
+	CertFile string `yaml:"certFile"`
+	// KeyFile is the private key's file (PKCS #1, PKCS #8 or EC). Required.
+	KeyFile string `yaml:"keyFile"`
+}
+
+// MinTLSVersion is MinVersion as crypto/tls numbers it; TLS 1.2 for
+// anything but "1.3".
+func (t *ListenerTLS) MinTLSVersion() uint16 {
+	if t.MinVersion == TLS13 {
+		return tls.VersionTLS13
+	}
+	return tls.VersionTLS12
 }
 
 // ParsePrefixes reads addresses as the listener settings take them: a
@@ -708,6 +749,11 @@ func (c *Config) PodHeaderName() string {
 func (c *Config) SetDefaults() {
 	if len(c.Listeners) == 0 {
 		c.Listeners = []Listener{{Address: DefaultListen}}
+	}
+	for _, l := range c.Listeners {
+		if l.TLS != nil && l.TLS.MinVersion == "" {
+			l.TLS.MinVersion = TLS12
+		}
 	}
 	def(&c.Admin.Address, DefaultAdmin)
 	def(&c.Admin.Metrics, MetricsToken)

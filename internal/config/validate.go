@@ -1,17 +1,20 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"math"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/podpin/podpin/internal/balance"
+	"github.com/podpin/podpin/internal/certs"
 )
 
 // FieldError is one invalid setting: the field path and what is wrong.
@@ -55,6 +58,9 @@ func (r Rules) Validate(c *Config) error {
 		v.prefixes(fmt.Sprintf("listeners[%d].proxyProtocolSources", i), l.ProxyProtocolSources)
 		if len(l.ProxyProtocolSources) > 0 && !l.ProxyProtocol {
 			v.add(fmt.Sprintf("listeners[%d].proxyProtocolSources", i), "needs proxyProtocol: true")
+		}
+		if l.TLS != nil {
+			v.listenerTLS(fmt.Sprintf("listeners[%d].tls", i), l.TLS)
 		}
 	}
 	v.hostPort("admin.address", c.Admin.Address)
@@ -363,6 +369,32 @@ func (v *validator) add(path, msg string) {
 func (v *validator) positive(path string, n int64) {
 	if n <= 0 {
 		v.add(path, "must be positive")
+	}
+}
+
+// listenerTLS checks a listener's TLS block, and that each certificate's
+// files load and match.
+func (v *validator) listenerTLS(path string, t *ListenerTLS) {
+	v.oneOf(path+".minVersion", t.MinVersion, TLS12, TLS13)
+	if len(t.Certificates) == 0 {
+		v.add(path+".certificates", "at least one certificate is required")
+	}
+	for j, c := range t.Certificates {
+		p := fmt.Sprintf("%s.certificates[%d]", path, j)
+		switch {
+		case c.CertFile == "":
+			v.add(p+".certFile", "required")
+		case c.KeyFile == "":
+			v.add(p+".keyFile", "required")
+		default:
+			if _, err := os.Stat(c.CertFile); err != nil {
+				v.add(p+".certFile", fmt.Sprintf("%q cannot be read: %v", c.CertFile, errors.Unwrap(err)))
+			} else if _, err := os.Stat(c.KeyFile); err != nil {
+				v.add(p+".keyFile", fmt.Sprintf("%q cannot be read: %v", c.KeyFile, errors.Unwrap(err)))
+			} else if err := certs.Validate(certs.Pair{CertFile: c.CertFile, KeyFile: c.KeyFile}); err != nil {
+				v.add(p, err.Error())
+			}
+		}
 	}
 }
 

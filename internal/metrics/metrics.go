@@ -25,9 +25,14 @@
 //	podpin_ingress_apply_errors_total                  Ingress controller applies that failed (the running routes stay)
 //	podpin_ingress_last_apply_success_timestamp_seconds  Unix time of the Ingress controller's last applied configuration
 //	podpin_ingress_rejected                            Ingresses whose current version is rejected (each has a Warning Event)
+//	podpin_tls_certificate_expiry_timestamp_seconds{listener,name}  Unix time each served certificate (name: its file) expires
+//	podpin_tls_certificate_reload_errors_total{listener}            changed certificate files that did not load (the previous certificate stays)
+//	podpin_tls_handshake_errors_total{listener,reason}              TLS handshakes that failed: timeout, eof, version, or other
 package metrics
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -60,6 +65,10 @@ type Metrics struct {
 	ingressApplyErrors prometheus.Counter
 	ingressLastApplied prometheus.Gauge
 	ingressRejected    prometheus.Gauge
+
+	tlsExpiry          *prometheus.GaugeVec
+	tlsReloadErrors    *prometheus.CounterVec
+	tlsHandshakeErrors *prometheus.CounterVec
 }
 
 // New builds the metrics and registers them, with the route collector, on
@@ -133,11 +142,24 @@ func New(reg prometheus.Registerer, routes func() []RouteStats) *Metrics {
 			Name: "podpin_ingress_rejected",
 			Help: "Ingresses of podpin's class whose current version is rejected; each has a Warning Event saying why.",
 		}),
+		tlsExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "podpin_tls_certificate_expiry_timestamp_seconds",
+			Help: "Unix time when each certificate a TLS listener serves expires (its notAfter), by listener and certificate file.",
+		}, []string{"listener", "name"}),
+		tlsReloadErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podpin_tls_certificate_reload_errors_total",
+			Help: "Changed certificate files that did not load, by listener; the previous certificate keeps serving.",
+		}, []string{"listener"}),
+		tlsHandshakeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podpin_tls_handshake_errors_total",
+			Help: "Client TLS handshakes that failed, by listener and reason: timeout, eof (the client left), version (no common protocol version), or other.",
+		}, []string{"listener", "reason"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.latency, m.lookups, m.rebinds, m.reloads, m.saves, m.restartPending, m.proxyProtocol, m.budget,
 			m.storeErrors, m.storeDegraded, m.storeInvalidations, m.storeWriteBacks,
-			m.ingressApplyErrors, m.ingressLastApplied, m.ingressRejected)
+			m.ingressApplyErrors, m.ingressLastApplied, m.ingressRejected,
+			m.tlsExpiry, m.tlsReloadErrors, m.tlsHandshakeErrors)
 		if routes != nil {
 			reg.MustRegister(routeCollector(routes))
 		}
@@ -156,6 +178,22 @@ func (m *Metrics) RestartPending(settings int) { m.restartPending.Set(float64(se
 // ProxyProtocolError counts a client connection closed for its PROXY
 // protocol header.
 func (m *Metrics) ProxyProtocolError(reason string) { m.proxyProtocol.WithLabelValues(reason).Inc() }
+
+// CertificateExpiry records when a TLS listener's certificate, named by
+// its file, expires.
+func (m *Metrics) CertificateExpiry(listener, name string, notAfter time.Time) {
+	m.tlsExpiry.WithLabelValues(listener, name).Set(float64(notAfter.Unix()))
+}
+
+// CertificateReloadError counts changed certificate files that did not load.
+func (m *Metrics) CertificateReloadError(listener string) {
+	m.tlsReloadErrors.WithLabelValues(listener).Inc()
+}
+
+// TLSHandshakeError counts a client TLS handshake that failed, by reason.
+func (m *Metrics) TLSHandshakeError(listener, reason string) {
+	m.tlsHandshakeErrors.WithLabelValues(listener, reason).Inc()
+}
 
 // Saved counts a state file write.
 func (m *Metrics) Saved(ok bool) {

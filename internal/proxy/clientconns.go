@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -43,6 +44,9 @@ type clientConns struct {
 	// trusted are the peers whose forwarding headers are believed
 	// (listeners[].trustedProxies); empty: none.
 	trusted []netip.Prefix
+	// tls is set on a TLS listener: a connection over the cap is closed
+	// without a cleartext answer the client could not read.
+	tls bool
 
 	start time.Time
 	now   atomic.Int64 // ms since start, advanced by run
@@ -134,7 +138,11 @@ func (cs *clientConns) add(c net.Conn) *clientConn {
 	if cs.maxPerAddr > 0 && cc.addr.IsValid() {
 		if cs.perAddr[cc.addr] >= cs.maxPerAddr {
 			cs.mu.Unlock()
-			refuseConn(c, fasthttp.StatusTooManyRequests, errTooManyConns)
+			if cs.tls {
+				c.Close()
+			} else {
+				refuseConn(c, fasthttp.StatusTooManyRequests, errTooManyConns)
+			}
 			return nil
 		}
 		cs.perAddr[cc.addr]++
@@ -171,7 +179,7 @@ func refuseConn(c net.Conn, code int, err error) {
 // stateChanged is the server's ConnState hook: it sets the deadline of the
 // connection's next wait.
 func (cs *clientConns) stateChanged(c net.Conn, state fasthttp.ConnState) {
-	cc, ok := c.(*clientConn)
+	cc, ok := connOf(c)
 	if !ok {
 		return
 	}
@@ -193,9 +201,23 @@ func (cs *clientConns) stateChanged(c net.Conn, state fasthttp.ConnState) {
 // handler: its client is not waited for again before its body, which has
 // its own deadline, or its next request.
 func handlerReached(ctx *fasthttp.RequestCtx) {
-	if cc, ok := ctx.Conn().(*clientConn); ok {
+	if cc, ok := connOf(ctx.Conn()); ok {
 		cc.deadline.Store(0)
 	}
+}
+
+// connOf is the tracked connection under c: c itself, or on a TLS
+// listener the connection the TLS session runs over. A cleartext
+// connection costs one type assertion, as before TLS.
+func connOf(c net.Conn) (*clientConn, bool) {
+	if cc, ok := c.(*clientConn); ok {
+		return cc, true
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		cc, ok := tc.NetConn().(*clientConn)
+		return cc, ok
+	}
+	return nil, false
 }
 
 // clientConn is a tracked client connection.

@@ -197,7 +197,7 @@ func setPodHost(req *fasthttp.Request, pd *pod) {
 // front of podpin (for PROXY protocol connections, the client the header
 // named); invalid when it has none.
 func remoteAddr(ctx *fasthttp.RequestCtx) netip.Addr {
-	if cc, ok := ctx.Conn().(*clientConn); ok {
+	if cc, ok := connOf(ctx.Conn()); ok {
 		return cc.addr
 	}
 	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
@@ -218,14 +218,14 @@ func appendRemoteAddr(dst []byte, ctx *fasthttp.RequestCtx) []byte {
 
 // fromTrustedProxy reports whether the peer is a trusted proxy.
 func fromTrustedProxy(ctx *fasthttp.RequestCtx) bool {
-	cc, ok := ctx.Conn().(*clientConn)
+	cc, ok := connOf(ctx.Conn())
 	return ok && cc.trusted
 }
 
 // clientAddr is the client's IP address, for client-IP keys and caps: the
 // peer's, or behind a trusted proxy the one realClient finds.
 func clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
-	cc, ok := ctx.Conn().(*clientConn)
+	cc, ok := connOf(ctx.Conn())
 	if !ok || !cc.trusted {
 		return remoteAddr(ctx)
 	}

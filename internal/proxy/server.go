@@ -10,6 +10,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/podpin/podpin/internal/certs"
 	"github.com/podpin/podpin/internal/config"
 )
 
@@ -39,6 +40,18 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	defer sweeping.Wait()
 	defer stopSweep()
 	sweeping.Go(func() { conns.run(sweep) })
+	ln = conns.listen(ln)
+	if l.TLS != nil {
+		// TLS runs over the tracked connection, after any PROXY header: the
+		// per-address cap and the client address hold for TLS clients too.
+		tl, err := p.listenTLS(sweep, &sweeping, ln, l, lim.headerTimeout)
+		if err != nil {
+			return err
+		}
+		defer tl.Close()
+		conns.tls = true
+		ln = tl
+	}
 	srv := &fasthttp.Server{
 		Handler:                      p.serve,
 		ErrorHandler:                 p.onParseError,
@@ -67,9 +80,8 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 		LazyRequestTime: true,
 		Logger:          fasthttpLogger{p},
 	}
-	served := conns.listen(ln)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(served) }()
+	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return err
@@ -90,9 +102,41 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	// Shutdown closes only the listeners Serve has registered: when ctx
 	// ended before Serve began, Serve would accept forever. Closing the
 	// listener here ends it either way.
-	served.Close()
+	ln.Close()
 	<-errc
 	return err
+}
+
+// listenTLS wraps ln in a TLS listener serving the certificates of l,
+// whose files are checked for changes until ctx ends (in a goroutine that
+// wg waits for). A handshake gets timeout to complete.
+func (p *Proxy) listenTLS(ctx context.Context, wg *sync.WaitGroup, ln net.Listener, l config.Listener, timeout time.Duration) (*tlsListener, error) {
+	name := l.Address
+	if name == "" {
+		name = ln.Addr().String()
+	}
+	pairs := make([]certs.Pair, len(l.TLS.Certificates))
+	for i, c := range l.TLS.Certificates {
+		pairs[i] = certs.Pair{CertFile: c.CertFile, KeyFile: c.KeyFile}
+	}
+	store, err := certs.New(certs.Options{
+		Listener:   name,
+		Pairs:      pairs,
+		MinVersion: l.TLS.MinTLSVersion(),
+		// HTTP/1.1 only: HTTP/2 is not offered over TLS yet.
+		NextProtos: []string{"http/1.1"},
+		Logger:     p.log,
+		Metrics:    p.metrics,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: %w", name, err)
+	}
+	wg.Go(func() { store.Run(ctx) })
+	onError := func(reason string, err error) {
+		p.metrics.TLSHandshakeError(name, reason)
+		p.log.Debug("TLS handshake failed", "listener", name, "reason", reason, "err", err)
+	}
+	return newTLSListener(ln, store.TLSConfig(), timeout, onError), nil
 }
 
 // fasthttpLogger sends fasthttp's own messages to the proxy's logger.
