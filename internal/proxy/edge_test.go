@@ -185,6 +185,13 @@ func rawExchange(t *testing.T, addr, raw string, want int) (codes []int, bodies 
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rawExchangeOn(t, c, raw, want)
+}
+
+// rawExchangeOn is rawExchange on a connection of the caller's, which it
+// closes.
+func rawExchangeOn(t *testing.T, c net.Conn, raw string, want int) (codes []int, bodies []string, closed bool) {
+	t.Helper()
 	defer c.Close()
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)
@@ -439,46 +446,53 @@ func TestEdgeRequests(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			h, pod := edgeProxy(t, config.Limits{})
-			before := 0
-			codes, bodies, closed := rawExchange(t, h.addr, c.raw, len(c.want))
-			settle(pod, c.pod)
-			if !equalInts(codes, c.want) {
-				t.Fatalf("got statuses %v (%q), want %v", codes, bodies, c.want)
-			}
-			if c.want[0] >= 400 {
-				if len(bodies) == 0 || !strings.HasPrefix(bodies[0], "podpin: ") || strings.Count(bodies[0], "\n") != 1 {
-					t.Errorf("got body %q, want one line starting with \"podpin: \"", bodies)
-				} else if !strings.Contains(bodies[0], c.reason) {
-					t.Errorf("got body %q, want it to contain %q", bodies[0], c.reason)
-				}
-			}
-			if closed != c.closed {
-				t.Errorf("connection closed: got %v, want %v", closed, c.closed)
-			}
-			got := strings.Join(pod.requests()[before:], "")
-			n := len(pod.requests()) - before
-			wantPod := c.pod
-			if c.want[0] >= 400 && wantPod == 0 {
-				wantPod = 0
-			}
-			if wantPod >= 0 && n != wantPod {
-				t.Errorf("pod received %d requests, want %d:\n%s", n, wantPod, got)
-			}
-			rest := got
-			for _, s := range c.podRecv {
-				i := strings.Index(rest, s)
-				if i < 0 {
-					t.Errorf("pod did not receive %q (in order) in:\n%q", s, got)
-					break
-				}
-				rest = rest[i+len(s):]
-			}
-			for _, s := range c.podNot {
-				if strings.Contains(got, s) {
-					t.Errorf("pod received %q in:\n%q", s, got)
-				}
-			}
+			c.check(t, pod, func() net.Conn { return h.dial(t) })
 		})
+	}
+}
+
+// check sends the case's bytes on a connection from dial, and checks the
+// answers and what the pod received.
+func (c edgeCase) check(t *testing.T, pod *rawPod, dial func() net.Conn) {
+	t.Helper()
+	before := 0
+	codes, bodies, closed := rawExchangeOn(t, dial(), c.raw, len(c.want))
+	settle(pod, c.pod)
+	if !equalInts(codes, c.want) {
+		t.Fatalf("got statuses %v (%q), want %v", codes, bodies, c.want)
+	}
+	if c.want[0] >= 400 {
+		if len(bodies) == 0 || !strings.HasPrefix(bodies[0], "podpin: ") || strings.Count(bodies[0], "\n") != 1 {
+			t.Errorf("got body %q, want one line starting with \"podpin: \"", bodies)
+		} else if !strings.Contains(bodies[0], c.reason) {
+			t.Errorf("got body %q, want it to contain %q", bodies[0], c.reason)
+		}
+	}
+	if closed != c.closed {
+		t.Errorf("connection closed: got %v, want %v", closed, c.closed)
+	}
+	got := strings.Join(pod.requests()[before:], "")
+	n := len(pod.requests()) - before
+	wantPod := c.pod
+	if c.want[0] >= 400 && wantPod == 0 {
+		wantPod = 0
+	}
+	if wantPod >= 0 && n != wantPod {
+		t.Errorf("pod received %d requests, want %d:\n%s", n, wantPod, got)
+	}
+	rest := got
+	for _, s := range c.podRecv {
+		i := strings.Index(rest, s)
+		if i < 0 {
+			t.Errorf("pod did not receive %q (in order) in:\n%q", s, got)
+			break
+		}
+		rest = rest[i+len(s):]
+	}
+	for _, s := range c.podNot {
+		if strings.Contains(got, s) {
+			t.Errorf("pod received %q in:\n%q", s, got)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -59,6 +60,25 @@ type harness struct {
 	p      *Proxy
 	addr   string
 	client *http.Client
+	// tls is the client side of a TLS listener; nil for cleartext.
+	tls *tls.Config
+}
+
+// dial opens a connection to the proxy, with TLS on a TLS listener.
+func (h *harness) dial(t *testing.T) net.Conn {
+	t.Helper()
+	if h.tls != nil {
+		c, err := tls.Dial("tcp", h.addr, h.tls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // startProxy applies cfg (after defaults) and serves it on a free port.
@@ -111,7 +131,11 @@ func oneRoute(pods ...*testPod) *config.Config {
 // response with its body read.
 func (h *harness) get(path string, headers ...string) (*http.Response, string) {
 	h.t.Helper()
-	req, err := http.NewRequest("GET", "http://"+h.addr+path, nil)
+	scheme := "http://"
+	if h.tls != nil {
+		scheme = "https://"
+	}
+	req, err := http.NewRequest("GET", scheme+h.addr+path, nil)
 	if err != nil {
 		h.t.Fatal(err)
 	}
