@@ -1,0 +1,66 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/podpin/podpin/internal/certstest"
+)
+
+func TestListenerTLSErrorsNameTheField(t *testing.T) {
+	ca := certstest.NewCA(t)
+	dir := t.TempDir()
+	cert, key := ca.WriteFiles(t, dir, "a", "a.test")
+	otherCert, otherKey := ca.WriteFiles(t, dir, "b", "b.test")
+	junk := filepath.Join(dir, "junk.crt")
+	if err := os.WriteFile(junk, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		tls  ListenerTLS
+		want string // "" for valid
+	}{
+		{"a matching pair is valid", ListenerTLS{Certificates: []Certificate{{cert, key}, {otherCert, otherKey}}, MinVersion: "1.3"}, ""},
+		{"a missing certificate file is named",
+			ListenerTLS{Certificates: []Certificate{{cert, key}, {filepath.Join(dir, "none.crt"), key}}},
+			`listeners[0].tls.certificates[1].certFile: "` + filepath.Join(dir, "none.crt") + `" cannot be read: no such file or directory`},
+		{"a missing key file is named",
+			ListenerTLS{Certificates: []Certificate{{cert, filepath.Join(dir, "none.key")}}},
+			`listeners[0].tls.certificates[0].keyFile: "` + filepath.Join(dir, "none.key") + `" cannot be read`},
+		{"a key of another certificate is refused",
+			ListenerTLS{Certificates: []Certificate{{cert, otherKey}}},
+			"listeners[0].tls.certificates[0]: certificate " + `"` + cert + `" with key "` + otherKey + `": tls: private key does not match public key`},
+		{"a file that is not PEM is refused",
+			ListenerTLS{Certificates: []Certificate{{junk, key}}},
+			"listeners[0].tls.certificates[0]: certificate " + `"` + junk + `"`},
+		{"a bad minVersion is named",
+			ListenerTLS{Certificates: []Certificate{{cert, key}}, MinVersion: "1.0"},
+			`listeners[0].tls.minVersion: "1.0" must be one of 1.2, 1.3`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := &Config{
+				Listeners: []Listener{{Address: ":8443", TLS: &c.tls}},
+				Routes:    []Route{{Name: "web", Backends: []Backend{{Name: "web-0", URL: "http://127.0.0.1:8081"}}}},
+			}
+			cfg.SetDefaults()
+			err := cfg.Validate()
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("got %v, want valid", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Fatalf("got error %v, want one containing %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestListenerTLSDefaultsToTLS12(t *testing.T) {
+	cfg := &Config{Listeners: []Listener{{Address: ":8443", TLS: &ListenerTLS{}}}}
+	cfg.SetDefaults()
+	if got := cfg.Listeners[0].TLS.MinVersion; got != TLS12 {
+		t.Errorf("got minVersion %q, want %q", got, TLS12)
+	}
+}
