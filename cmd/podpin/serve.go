@@ -35,6 +35,8 @@ import (
 type serveFlags struct {
 	configFile    string
 	listen        string
+	tlsCert       string
+	tlsKey        string
 	admin         string
 	adminToken    string
 	header        string
@@ -58,6 +60,8 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.configFile, "config", "", "configuration `file` (YAML), reloaded on SIGHUP and when it changes; without it the quick flags below make one route")
 	fs.StringVar(&f.listen, "listen", config.DefaultListen, "client listener `address`")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "terminate TLS on the --listen listener with this PEM certificate chain `file` (reloaded when it changes); needs --tls-key")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` of --tls-cert")
 	fs.StringVar(&f.admin, "admin", config.DefaultAdmin, "admin listener `address` (health, metrics, API, console)")
 	fs.StringVar(&f.adminToken, "admin-token-file", "", "`file` holding the bearer token of the admin API (required when --admin is not loopback)")
 	fs.StringVar(&f.header, "header", config.DefaultHeader, "request `header` carrying the session key")
@@ -121,8 +125,21 @@ func (f *serveFlags) load() (*config.Config, error) {
 		}
 		f.set["listen"], f.set["admin"], f.set["drain-timeout"] = true, true, true
 	}
+	if f.set["tls-cert"] != f.set["tls-key"] {
+		return nil, errors.New("--tls-cert and --tls-key go together: give both")
+	}
+	if f.set["tls-cert"] {
+		if f.configFile != "" && !f.set["listen"] {
+			return nil, errors.New("--tls-cert applies to the --listen listener: give --listen too, or set listeners[].tls in the file")
+		}
+		f.set["listen"] = true
+	}
 	if f.set["listen"] {
-		c.Listeners = []config.Listener{{Address: f.listen}}
+		l := config.Listener{Address: f.listen}
+		if f.set["tls-cert"] {
+			l.TLS = &config.ListenerTLS{Certificates: []config.Certificate{{CertFile: f.tlsCert, KeyFile: f.tlsKey}}}
+		}
+		c.Listeners = []config.Listener{l}
 	}
 	if f.set["admin"] {
 		c.Admin.Address = f.admin
