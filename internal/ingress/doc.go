@@ -46,7 +46,7 @@
 //
 // Not supported, reported as a Warning Event with reason Unsupported, the
 // rest of the Ingress being served: resource backends, and TLS (spec.tls;
-// terminate TLS in front of podpin).
+// its Secrets are not read: the listener's own certificates serve).
 //
 // # Annotations
 //

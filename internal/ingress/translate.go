@@ -30,7 +30,7 @@ type spec struct {
 	defaultBackend backendRef // valid when hasDefault
 	hasDefault     bool
 	rules          []ruleSpec
-	// tls is set when the Ingress asks for TLS, which podpin does not
+	// tls is set when the Ingress asks for TLS, whose Secrets podpin does not
 	// terminate.
 	tls bool
 }
@@ -146,7 +146,7 @@ func translate(s spec, base *config.Config) translation {
 	set, problems := parseAnnotations(s.annotations)
 	t.problems = problems
 	if s.tls {
-		t.skipped = append(t.skipped, Problem{Msg: "spec.tls: podpin does not terminate TLS; the hosts are served over plain HTTP (terminate TLS in front of podpin)"})
+		t.skipped = append(t.skipped, Problem{Msg: "spec.tls: the Secrets of an Ingress are not read yet; the hosts are served on podpin's listener as it is configured (its own certificates with listener.tls, else plain HTTP)"})
 	}
 	n := 0
 	for i, rule := range s.rules {

@@ -376,3 +376,51 @@ func resourceOf(s string) *resource.Quantity {
 	q := resource.MustParse(s)
 	return &q
 }
+
+func TestTLSSecretsReachTheListener(t *testing.T) {
+	out := mustRender(t, `
+listener:
+  tls: {secretNames: [web-default, web-apps], minVersion: "1.3"}
+`)
+	cfg := configFile(t, out)
+	l := at(cfg, "listeners").([]any)[0]
+	if got := at(l, "tls", "minVersion"); got != "1.3" {
+		t.Errorf("minVersion: got %v, want 1.3", got)
+	}
+	certs, _ := at(l, "tls", "certificates").([]any)
+	if len(certs) != 2 || at(certs[0], "certFile") != "/etc/podpin/tls/0/tls.crt" || at(certs[1], "keyFile") != "/etc/podpin/tls/1/tls.key" {
+		t.Errorf("certificates: got %v, want the two Secrets' files in order", certs)
+	}
+	d := podpinDeployment(t, out)
+	for i, name := range []string{"web-default", "web-apps"} {
+		v := volume(d, fmt.Sprintf("tls-%d", i))
+		if v == nil || v.Secret == nil || v.Secret.SecretName != name {
+			t.Errorf("volume tls-%d: got %+v, want Secret %s", i, v, name)
+		}
+		mounted := false
+		for _, m := range d.Spec.Template.Spec.Containers[0].VolumeMounts {
+			mounted = mounted || m.Name == fmt.Sprintf("tls-%d", i) && m.MountPath == fmt.Sprintf("/etc/podpin/tls/%d", i)
+		}
+		if !mounted {
+			t.Errorf("volume tls-%d is not mounted at /etc/podpin/tls/%d", i, i)
+		}
+	}
+	var svc corev1.Service
+	objectNamed(t, out, "Service", "podpin", &svc)
+	if p := svc.Spec.Ports; len(p) != 1 || p[0].Port != 443 || p[0].Name != "https" {
+		t.Errorf("Service ports: got %+v, want https on 443", p)
+	}
+
+	// Without Secrets: cleartext on port 80.
+	out = render(t)
+	if at(at(configFile(t, out), "listeners").([]any)[0], "tls") != nil {
+		t.Errorf("default configuration has a tls block")
+	}
+	objectNamed(t, out, "Service", "podpin", &svc)
+	if p := svc.Spec.Ports; len(p) != 1 || p[0].Port != 80 || p[0].Name != "http" {
+		t.Errorf("default Service ports: got %+v, want http on 80", p)
+	}
+	if _, err := renderValues(t, "listener: {tls: {minVersion: \"1.1\"}}"); err == nil {
+		t.Errorf("minVersion 1.1: rendered, want the schema to refuse it")
+	}
+}

@@ -100,6 +100,15 @@ listeners:
       {{- toYaml . | nindent 6 }}
     {{- end }}
     {{- end }}
+    {{- with .Values.listener.tls.secretNames }}
+    tls:
+      minVersion: {{ $.Values.listener.tls.minVersion | quote }}
+      certificates:
+        {{- range $i, $name := . }}
+        - certFile: /etc/podpin/tls/{{ $i }}/tls.crt
+          keyFile: /etc/podpin/tls/{{ $i }}/tls.key
+        {{- end }}
+    {{- end }}
 admin:
   address: ":{{ .Values.admin.port }}"
   tokenFile: /etc/podpin/admin/token
