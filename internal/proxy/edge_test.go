@@ -496,8 +496,11 @@ func (c edgeCase) check(t *testing.T, pod *rawPod, dial func() net.Conn) {
 	}
 }
 
-func TestEdgeSizeLimits(t *testing.T) {
-	lim := config.Limits{MaxHeaderBytes: 4096, MaxHeaders: 20, MaxBodyBytes: 100}
+// sizeLimits are the limits sizeLimitCases run under.
+var sizeLimits = config.Limits{MaxHeaderBytes: 4096, MaxHeaders: 20, MaxBodyBytes: 100}
+
+// sizeLimitCases are raw requests at and over sizeLimits.
+var sizeLimitCases = func() []edgeCase {
 	many := func(n int) string {
 		var b strings.Builder
 		for i := range n {
@@ -505,7 +508,7 @@ func TestEdgeSizeLimits(t *testing.T) {
 		}
 		return b.String()
 	}
-	cases := []edgeCase{
+	return []edgeCase{
 		{name: "an oversize request line gets 431",
 			raw:  "GET /" + strings.Repeat("a", 5000) + " HTTP/1.1\r\n" + hdr + "\r\n",
 			want: []int{431}, reason: "too large", closed: true},
@@ -531,6 +534,10 @@ func TestEdgeSizeLimits(t *testing.T) {
 			raw:  "POST / HTTP/1.1\r\n" + hdr + "Content-Length: 100\r\n\r\n" + strings.Repeat("x", 100),
 			want: []int{200}, pod: 1},
 	}
+}()
+
+func TestEdgeSizeLimits(t *testing.T) {
+	lim, cases := sizeLimits, sizeLimitCases
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

@@ -51,6 +51,18 @@ func TestEdgeRequestsOverTLS(t *testing.T) {
 	}
 }
 
+func TestEdgeSizeLimitsOverTLS(t *testing.T) {
+	for _, c := range sizeLimitCases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			pod := newRawPod(t)
+			cfg := &config.Config{Limits: sizeLimits, Routes: []config.Route{{Name: "default", Backends: []config.Backend{{Name: "pod-0", URL: pod.url()}}}}}
+			h := startTLSProxy(t, cfg, config.Listener{}, Options{})
+			c.check(t, pod, func() net.Conn { return h.dial(t) })
+		})
+	}
+}
+
 func TestSessionsStickOverTLS(t *testing.T) {
 	pods := threePods(t)
 	h := startTLSProxy(t, oneRoute(pods...), config.Listener{}, Options{})
