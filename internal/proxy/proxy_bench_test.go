@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
+	"github.com/podpin/podpin/internal/certstest"
 	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/redistest"
 	"github.com/podpin/podpin/internal/store"
@@ -120,13 +121,14 @@ func BenchmarkServeHit(b *testing.B) {
 }
 
 // BenchmarkServeListener is a table hit through a real listener (client
-// connection tracking included), from a peer that is not trusted and from
-// a trusted proxy whose X-Forwarded-* pass on.
+// connection tracking included), from a peer that is not trusted, from a
+// trusted proxy whose X-Forwarded-* pass on, and over TLS with keep-alive.
 func BenchmarkServeListener(b *testing.B) {
 	for _, bc := range []struct {
 		name    string
 		trusted []string
-	}{{"untrusted", nil}, {"trusted", []string{"127.0.0.0/8"}}} {
+		tls     bool
+	}{{"untrusted", nil, false}, {"trusted", []string{"127.0.0.0/8"}, false}, {"tls", nil, true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			podLn := fasthttputil.NewInmemoryListener()
 			defer podLn.Close()
@@ -148,11 +150,22 @@ func BenchmarkServeListener(b *testing.B) {
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
-			go func() { done <- p.ServeListener(ctx, ln, config.Listener{TrustedProxies: bc.trusted}, time.Second) }()
-			defer func() { cancel(); <-done }()
+			l := config.Listener{TrustedProxies: bc.trusted}
 			client := &fasthttp.HostClient{Addr: ln.Addr().String()}
+			if bc.tls {
+				ca := certstest.NewCA(b)
+				cert, key := ca.WriteFiles(b, b.TempDir(), "podpin", "podpin.test")
+				l.TLS = &config.ListenerTLS{Certificates: []config.Certificate{{CertFile: cert, KeyFile: key}}}
+				client.IsTLS, client.TLSConfig = true, ca.Client("podpin.test")
+			}
+			scheme := "http"
+			if bc.tls {
+				scheme = "https"
+			}
+			go func() { done <- p.ServeListener(ctx, ln, l, time.Second) }()
+			defer func() { cancel(); <-done }()
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			req.SetRequestURI("http://proxy/")
+			req.SetRequestURI(scheme + "://proxy/")
 			req.Header.Set("X-Forwarded-For", "198.51.100.7")
 			req.Header.Set("X-Forwarded-Proto", "https")
 			keys := make([]string, 1000)

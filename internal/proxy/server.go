@@ -90,6 +90,9 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	err := srv.ShutdownWithContext(sctx)
+	// A shutdown that comes before Serve took the listener would leave Serve
+	// accepting for ever: closing the listener ends it either way.
+	ln.Close()
 	if errors.Is(err, context.DeadlineExceeded) {
 		p.log.Warn("shutdown deadline reached with requests in flight", "drain", drain)
 		err = nil

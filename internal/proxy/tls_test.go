@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -204,4 +205,36 @@ func handshakeErrors(t *testing.T, reg *prometheus.Registry, reason string) floa
 		}
 	}
 	return 0
+}
+
+func TestServeListenerStoppedAtOnceReturns(t *testing.T) {
+	ca := certstest.NewCA(t)
+	cert, key := ca.WriteFiles(t, t.TempDir(), "podpin", "podpin.test")
+	for _, l := range []config.Listener{
+		{},
+		{TLS: &config.ListenerTLS{Certificates: []config.Certificate{{CertFile: cert, KeyFile: key}}}},
+	} {
+		p := New(Options{})
+		cfg := oneRoute(newTestPod(t, "web-0", nil))
+		cfg.SetDefaults()
+		if err := p.Apply(cfg); err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Stopped before it starts: the server may not have taken the
+		// listener when the shutdown comes.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		done := make(chan error, 1)
+		go func() { done <- p.ServeListener(ctx, ln, l, time.Second) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("ServeListener (tls %v) did not return after its context ended", l.TLS != nil)
+		}
+		p.Close()
+	}
 }
