@@ -25,11 +25,15 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, drain time.Duration)
 // drain, and closes upgraded connections when drain runs out. The limits
 // of the configuration applied when it starts bound its connections
 // (timeouts, header size, connection counts); body limits follow every
-// reload. l says which peers' forwarding headers are believed and whether
-// connections open with a PROXY protocol header; its address is not used.
+// reload. l says which peers' forwarding headers are believed, whether
+// connections open with a PROXY protocol header, and whether they then
+// speak TLS (l.TLS: its certificate files are watched until ServeListener
+// returns); its address names the listener in metrics, not where it
+// listens.
 func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Listener, drain time.Duration) error {
 	lim := p.state.Load().limits
 	conns := newClientConns(lim, config.ParsePrefixes(l.TrustedProxies))
+	conns.tls = l.TLS != nil
 	if l.ProxyProtocol {
 		pl := newProxyListener(ln, config.ParsePrefixes(l.ProxyProtocolSources), lim.headerTimeout, p.metrics.ProxyProtocolError)
 		defer pl.Close()
@@ -49,7 +53,6 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 			return err
 		}
 		defer tl.Close()
-		conns.tls = true
 		ln = tl
 	}
 	srv := &fasthttp.Server{

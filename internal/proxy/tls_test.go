@@ -238,3 +238,25 @@ func TestServeListenerStoppedAtOnceReturns(t *testing.T) {
 		p.Close()
 	}
 }
+
+func TestTLSConnectionOverThePerAddressCapIsClosed(t *testing.T) {
+	cfg := oneRoute(newTestPod(t, "web-0", nil))
+	cfg.Limits.MaxConnsPerIP = 1
+	h := startTLSProxy(t, cfg, config.Listener{}, Options{})
+	first := h.dial(t)
+	defer first.Close()
+	if c, err := tls.Dial("tcp", h.addr, h.tls); err == nil {
+		// The refusal may come after the client's side of the handshake.
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+		c.Close()
+		var ne net.Error
+		if err == nil || errors.As(err, &ne) && ne.Timeout() {
+			t.Errorf("a second connection from one address was kept open over a cap of 1 (read: %v)", err)
+		}
+	}
+	codes, _, _ := rawExchangeOn(t, first, "GET / HTTP/1.1\r\nHost: podpin.test\r\nConnection: close\r\n\r\n", 1)
+	if !equalInts(codes, []int{200}) {
+		t.Errorf("the first connection: got %v, want [200]", codes)
+	}
+}
