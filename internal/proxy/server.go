@@ -105,10 +105,6 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	if n := p.tunnels.drain(sctx); n > 0 {
 		p.log.Info("closed upgraded connections at the drain deadline", "connections", n)
 	}
-	// Shutdown closes only the listeners Serve has registered: when ctx
-	// ended before Serve began, Serve would accept forever. Closing the
-	// listener here ends it either way.
-	ln.Close()
 	<-errc
 	return err
 }
