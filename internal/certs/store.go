@@ -2,7 +2,9 @@
 // PEM files, picks one per handshake by the name the client asks for
 // (SNI), and reloads the files when they change, without a restart.
 //
-// Selection, for a client that sends server name N: the first certificate
+// Selection, for a client that sends server name N: with a Source (the
+// certificates of Ingress Secrets), its certificate for N first, see
+// Source. Then the first certificate
 // with N among its DNS names, else the first with a wildcard name that
 // covers N (*.example.com covers a.example.com, not a.b.example.com nor
 // example.com), else the default, which is the first certificate. A client
@@ -72,6 +74,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, when not nil, gets expiry times and reload errors.
 	Metrics Metrics
+	// Source, when not nil, holds certificates that come before the
+	// files' (see Source).
+	Source *Source
 }
 
 // Store holds a listener's certificates. Safe for concurrent use: a
@@ -136,12 +141,27 @@ func (s *Store) TLSConfig() *tls.Config {
 // GetCertificate picks the certificate for a handshake, as the package doc
 // says. It never fails: an unknown name gets the default.
 func (s *Store) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if src := s.o.Source; src != nil {
+		if c := src.find(hello.ServerName); c != nil {
+			return c, nil
+		}
+		ix := s.index.Load()
+		if c := ix.findOwn(hello.ServerName); c != nil {
+			return c, nil
+		}
+		if c := src.def(); c != nil {
+			return c, nil
+		}
+		return ix.def, nil
+	}
 	return s.index.Load().find(hello.ServerName), nil
 }
 
-func (ix *index) find(name string) *tls.Certificate {
+// findOwn returns the certificate with name among its names (exact or by
+// wildcard), nil when there is none.
+func (ix *index) findOwn(name string) *tls.Certificate {
 	if name == "" {
-		return ix.def
+		return nil
 	}
 	name = strings.ToLower(strings.TrimSuffix(name, "."))
 	if c, ok := ix.exact[name]; ok {
@@ -151,6 +171,13 @@ func (ix *index) find(name string) *tls.Certificate {
 		if c, ok := ix.wildcard[parent]; ok {
 			return c
 		}
+	}
+	return nil
+}
+
+func (ix *index) find(name string) *tls.Certificate {
+	if c := ix.findOwn(name); c != nil {
+		return c
 	}
 	return ix.def
 }
