@@ -7,6 +7,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/podpin/podpin/internal/certs"
 	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/ingress"
 	"github.com/podpin/podpin/internal/metrics"
@@ -20,11 +21,13 @@ type ingressFlags struct {
 	class          string
 	publishAddress string
 	publishService string
+	defaultSecret  string
 }
 
 func (f *ingressFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.class, "ingress-class", "", "serve the Ingresses of this IngressClass `name` (its controller is "+ingress.ControllerName+"), merged with the routes of --config")
 	fs.StringVar(&f.publishAddress, "publish-address", "", "IP or host `name` to write to the status of served Ingresses")
+	fs.StringVar(&f.defaultSecret, "default-tls-secret", "", "serve the certificate of this kubernetes.io/tls Secret `NAMESPACE/NAME` to TLS clients no other certificate is for, in place of the first certificate of the listener's tls block")
 	fs.StringVar(&f.publishService, "publish-service", "", "write the address of this Service `NAMESPACE/NAME` (podpin's own) to the status of served Ingresses")
 }
 
@@ -37,6 +40,8 @@ func (f *ingressFlags) check() error {
 	switch {
 	case !f.enabled() && (f.publishAddress != "" || f.publishService != ""):
 		return errors.New("--publish-address and --publish-service need --ingress-class")
+	case !f.enabled() && f.defaultSecret != "":
+		return errors.New("--default-tls-secret needs --ingress-class")
 	case f.publishAddress != "" && f.publishService != "":
 		return errors.New("give --publish-address or --publish-service, not both")
 	}
@@ -48,7 +53,7 @@ func (f *ingressFlags) check() error {
 // configuration the running one; m counts applies and rejected Ingresses.
 // withoutRedis says podpin has no Redis connection, so Ingresses that ask
 // for one are refused.
-func (f *ingressFlags) controller(client kubernetes.Interface, cfg *config.Config, apply func(*config.Config) error, withoutRedis bool, m ingress.Metrics, log *slog.Logger) (*ingress.Controller, error) {
+func (f *ingressFlags) controller(client kubernetes.Interface, cfg *config.Config, apply func(*config.Config) error, withoutRedis bool, m *metrics.Metrics, src *certs.Source, log *slog.Logger) (*ingress.Controller, error) {
 	if !f.enabled() {
 		return nil, nil
 	}
@@ -61,6 +66,10 @@ func (f *ingressFlags) controller(client kubernetes.Interface, cfg *config.Confi
 		PublishService: f.publishService,
 		Metrics:        m,
 		WithoutRedis:   withoutRedis,
-		Logger:         log.With("component", "ingress"),
+		Certificates:   src,
+		CertMetrics:    m,
+		// An unparsable name is refused by New, naming the flag.
+		DefaultTLSSecret: f.defaultSecret,
+		Logger:           log.With("component", "ingress"),
 	})
 }

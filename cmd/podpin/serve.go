@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/podpin/podpin/internal/certs"
 	"io"
 	"log/slog"
 	"math"
@@ -262,12 +263,17 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	if kube != nil {
 		disc.Kube = discovery.NewKubernetes(kube, log.With("component", "kubernetes"))
 	}
-	p = proxy.New(proxy.Options{Logger: log.With("component", "proxy"), Metrics: m, Shared: shared, KeySecret: secret, Discoverer: disc})
+	// An Ingress controller serves the certificates of spec.tls Secrets.
+	var certSource *certs.Source
+	if o.ingress.enabled() {
+		certSource = certs.NewSource()
+	}
+	p = proxy.New(proxy.Options{Logger: log.With("component", "proxy"), Metrics: m, Shared: shared, KeySecret: secret, Discoverer: disc, Certificates: certSource})
 	if err := p.Apply(cfg); err != nil {
 		return err
 	}
 	defer p.Close()
-	ctl, err := o.ingress.controller(kube, cfg, p.Apply, shared == nil, m, log)
+	ctl, err := o.ingress.controller(kube, cfg, p.Apply, shared == nil, m, certSource, log)
 	if err != nil {
 		return err
 	}

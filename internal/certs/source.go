@@ -18,7 +18,8 @@ import (
 // among the files; a name found nowhere gets the Source's default when it
 // has one, else the files' default.
 type Source struct {
-	set atomic.Pointer[sourceSet]
+	set      atomic.Pointer[sourceSet]
+	redirect atomic.Pointer[map[string]bool]
 }
 
 type sourceSet struct {
@@ -38,7 +39,32 @@ type HostCert struct {
 func NewSource() *Source {
 	s := &Source{}
 	s.set.Store(&sourceSet{hosts: map[string]*tls.Certificate{}})
+	s.redirect.Store(&map[string]bool{})
 	return s
+}
+
+// SetRedirects replaces the hosts whose cleartext requests are redirected
+// to https (lower case, without a port).
+func (s *Source) SetRedirects(hosts map[string]bool) {
+	s.redirect.Store(&hosts)
+}
+
+// Redirects reports whether a cleartext request for host (as in the Host
+// header: any case, maybe with a port) is redirected to https. A nil
+// Source redirects nothing.
+func (s *Source) Redirects(host []byte) bool {
+	if s == nil {
+		return false
+	}
+	m := *s.redirect.Load()
+	if len(m) == 0 || len(host) == 0 {
+		return false
+	}
+	h := string(host)
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
+		h = h[:i]
+	}
+	return m[strings.ToLower(h)]
 }
 
 // Set replaces the Source's certificates: each HostCert's hosts get its

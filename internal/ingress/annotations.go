@@ -33,6 +33,9 @@ const (
 	AnnotationStore            = AnnotationPrefix + "store"               // store
 	AnnotationNewSessionsPerIP = AnnotationPrefix + "new-sessions-per-ip" // sticky.newSessionsPerIP
 	AnnotationNewSessionsBurst = AnnotationPrefix + "new-sessions-burst"  // sticky.newSessionsBurst
+	// AnnotationSSLRedirect: "false" serves the Ingress's TLS hosts on
+	// cleartext listeners too, instead of redirecting them to https.
+	AnnotationSSLRedirect = AnnotationPrefix + "ssl-redirect"
 )
 
 // annotationFields maps each annotation to the route field it sets, as
@@ -54,6 +57,7 @@ var annotationFields = map[string]string{
 	AnnotationStore:            "store",
 	AnnotationNewSessionsPerIP: "sticky.newSessionsPerIP",
 	AnnotationNewSessionsBurst: "sticky.newSessionsBurst",
+	AnnotationSSLRedirect:      "(no route field: the redirect to https)",
 }
 
 // annotationFor returns the annotation that sets the route field path (as
@@ -89,6 +93,8 @@ type settings struct {
 	drain    *bool
 	strict   bool
 	store    string
+	// noSSLRedirect turns off the redirect of the TLS hosts to https.
+	noSSLRedirect bool
 }
 
 // parseAnnotations reads the podpin.io/ annotations. It reports every value
@@ -191,6 +197,10 @@ func parseAnnotations(ann map[string]string) (settings, []Problem) {
 			s.drain = &b
 		case AnnotationStrict:
 			boolean(a, v, &s.strict)
+		case AnnotationSSLRedirect:
+			redirect := true
+			boolean(a, v, &redirect)
+			s.noSSLRedirect = !redirect
 		case AnnotationStore:
 			s.store = v
 			if v == "" {

@@ -2,6 +2,7 @@ package ingress
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,10 +20,12 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	networkinglisters "k8s.io/client-go/listers/networking/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
+	"github.com/podpin/podpin/internal/certs"
 	"github.com/podpin/podpin/internal/config"
 )
 
@@ -98,6 +101,18 @@ type Options struct {
 	// Debounce is how long a burst of changes is gathered before one apply.
 	// Default 100ms.
 	Debounce time.Duration
+	// Certificates, when not nil, receives the certificates of the
+	// kubernetes.io/tls Secrets that the served Ingresses name in spec.tls
+	// (the Secrets are then watched), and the hosts to redirect to https.
+	// Nil: spec.tls is not served.
+	Certificates *certs.Source
+	// DefaultTLSSecret is "namespace/name" of a kubernetes.io/tls Secret
+	// whose certificate is served to names no other certificate serves, in
+	// place of the listeners' own default. Needs Certificates.
+	DefaultTLSSecret string
+	// CertMetrics, when not nil, gets the expiry of the Secrets'
+	// certificates.
+	CertMetrics CertMetrics
 }
 
 // Metrics receives what the controller did; *metrics.Metrics is one.
@@ -130,6 +145,13 @@ type Controller struct {
 	ingresses  networkinglisters.IngressLister
 	classes    networkinglisters.IngressClassLister
 
+	// TLS: see Options.Certificates. secretFactory is nil without it.
+	certSource    *certs.Source
+	defaultSecret string
+	certMetrics   CertMetrics
+	secretFactory informers.SharedInformerFactory
+	secrets       corelisters.SecretLister
+
 	kick chan struct{}
 	// synced is closed by markSynced after the first sync.
 	synced     chan struct{}
@@ -147,6 +169,12 @@ type Controller struct {
 	// classConflict is the controller of a same-named IngressClass owned by
 	// another controller, as last logged.
 	classConflict string
+	// secretCache holds the Secrets' certificates as last parsed, by
+	// namespace/name; measured are those in the expiry metric;
+	// defaultReport is the default Secret's problem as last logged.
+	secretCache   map[string]secretCert
+	measured      map[string]*tls.Certificate
+	defaultReport string
 }
 
 // ingressState is what the controller remembers of one served Ingress.
@@ -161,6 +189,11 @@ type ingressState struct {
 	valid bool
 	// rejected is set while the current version has problems.
 	rejected bool
+	// redirect: the TLS hosts are redirected to https (of the last valid
+	// version).
+	redirect bool
+	// tlsReport is the problems with its TLS Secrets as last reported.
+	tlsReport string
 }
 
 // New returns a controller; Run starts it.
@@ -182,6 +215,9 @@ func New(o Options) (*Controller, error) {
 		kick:         make(chan struct{}, 1),
 		synced:       make(chan struct{}),
 		publisher:    publisher{address: o.PublishAddress},
+		certSource:   o.Certificates,
+		certMetrics:  o.CertMetrics,
+		secretCache:  map[string]secretCert{},
 	}
 	c.markSynced = sync.OnceFunc(func() { close(c.synced) })
 	if c.class == "" {
@@ -208,6 +244,27 @@ func New(o Options) (*Controller, error) {
 	}
 	if _, err := cls.Informer().AddEventHandler(c.handler("ingressclass")); err != nil {
 		return nil, err
+	}
+	if o.DefaultTLSSecret != "" {
+		if o.Certificates == nil {
+			return nil, errors.New("ingress controller: a default TLS Secret needs a certificate source")
+		}
+		if _, _, err := parseSecretRef(o.DefaultTLSSecret); err != nil {
+			return nil, err
+		}
+		c.defaultSecret = o.DefaultTLSSecret
+	}
+	if c.certSource != nil {
+		// Only Secrets of type kubernetes.io/tls are watched and cached.
+		c.secretFactory = informers.NewSharedInformerFactoryWithOptions(o.Client, 0,
+			informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+				lo.FieldSelector = "type=" + string(corev1.SecretTypeTLS)
+			}))
+		sec := c.secretFactory.Core().V1().Secrets()
+		c.secrets = sec.Lister()
+		if _, err := sec.Informer().AddEventHandler(c.handler("secret")); err != nil {
+			return nil, err
+		}
 	}
 	if o.PublishAddress == "" && o.PublishService != "" {
 		ns, name, err := parsePublishService(o.PublishService)
@@ -284,6 +341,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	factories := []informers.SharedInformerFactory{c.factory}
 	if c.svcFactory != nil {
 		factories = append(factories, c.svcFactory)
+	}
+	if c.secretFactory != nil {
+		factories = append(factories, c.secretFactory)
 	}
 	for _, f := range factories {
 		f.Start(ctx.Done())
@@ -469,7 +529,7 @@ func (c *Controller) rebuildAndApplyLocked(force bool) (applied bool, err error)
 			if !st.valid || changed {
 				c.log.Info("ingress accepted", "ingress", key, "routes", len(t.routes))
 			}
-			st.good, st.valid = t.routes, true
+			st.good, st.valid, st.redirect = t.routes, true, t.redirect
 			continue
 		}
 		if !changed {
@@ -493,6 +553,8 @@ func (c *Controller) rebuildAndApplyLocked(force bool) (applied bool, err error)
 			c.log.Info("ingress no longer served", "ingress", key)
 		}
 	}
+
+	c.updateCertificatesLocked(list)
 
 	specs := make([]*spec, 0, len(c.known))
 	routes := map[string][]ingressRoute{}

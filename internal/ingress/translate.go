@@ -30,9 +30,15 @@ type spec struct {
 	defaultBackend backendRef // valid when hasDefault
 	hasDefault     bool
 	rules          []ruleSpec
-	// tls is set when the Ingress asks for TLS, whose Secrets podpin does not
-	// terminate.
-	tls bool
+	// tls are the entries of spec.tls.
+	tls []tlsSpec
+}
+
+// tlsSpec is one entry of spec.tls: a Secret in the Ingress's namespace and
+// the hosts it serves.
+type tlsSpec struct {
+	hosts  []string
+	secret string
 }
 
 type ruleSpec struct {
@@ -63,7 +69,13 @@ func specOf(ing *networkingv1.Ingress) spec {
 		name:        ing.Name,
 		created:     ing.CreationTimestamp.Time,
 		annotations: map[string]string{},
-		tls:         len(ing.Spec.TLS) > 0,
+	}
+	for _, t := range ing.Spec.TLS {
+		ts := tlsSpec{secret: t.SecretName}
+		for _, h := range t.Hosts {
+			ts.hosts = append(ts.hosts, strings.ToLower(h))
+		}
+		s.tls = append(s.tls, ts)
 	}
 	for k, v := range ing.Annotations {
 		if strings.HasPrefix(k, AnnotationPrefix) {
@@ -131,6 +143,19 @@ type translation struct {
 	// problems make the whole Ingress invalid: it keeps its last good
 	// routes.
 	problems []Problem
+	// redirect is set when the Ingress's TLS hosts are redirected to https
+	// on cleartext listeners.
+	redirect bool
+}
+
+// hasTLSListener reports whether cfg has a listener that terminates TLS.
+func hasTLSListener(cfg *config.Config) bool {
+	for _, l := range cfg.Listeners {
+		if l.TLS != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // translate makes the routes of an Ingress and validates them against base,
@@ -145,8 +170,10 @@ func translate(s spec, base *config.Config) translation {
 	var t translation
 	set, problems := parseAnnotations(s.annotations)
 	t.problems = problems
-	if s.tls {
-		t.skipped = append(t.skipped, Problem{Msg: "spec.tls: the Secrets of an Ingress are not read yet; the hosts are served on podpin's listener as it is configured (its own certificates with listener.tls, else plain HTTP)"})
+	t.redirect = len(s.tls) > 0 && !set.noSSLRedirect
+	if len(s.tls) > 0 && !hasTLSListener(base) {
+		t.skipped = append(t.skipped, Problem{Msg: "spec.tls cannot be served: podpin has no TLS listener (listener tls, or --tls-cert); the hosts are served in cleartext, without a redirect"})
+		t.redirect = false
 	}
 	n := 0
 	for i, rule := range s.rules {

@@ -150,7 +150,7 @@ func TestIngressTranslation(t *testing.T) {
 			want: []brief{{"0", "*.example", "/", "shop/a:80"}, {"1", "b.example", "/", "shop/b:80"}},
 		},
 		{
-			name: "TLS is reported and the hosts are still served on the listener as it is",
+			name: "TLS without a TLS listener is reported and the hosts are still served",
 			ing: func() *networkingv1.Ingress {
 				i := ing("web", nil, rule("shop.example", path("/", prefix, "web", 80)))
 				i.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{"shop.example"}, SecretName: "shop-tls"}}

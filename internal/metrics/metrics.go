@@ -321,3 +321,8 @@ func codeClass(code int) string {
 	}
 	return codeClasses[i]
 }
+
+// CertificateGone removes the expiry of a certificate no longer served.
+func (m *Metrics) CertificateGone(listener, name string) {
+	m.tlsExpiry.DeleteLabelValues(listener, name)
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -24,6 +25,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 	if n := ctx.Request.Header.ContentLength(); st.limits.maxBodyBytes > 0 && int64(n) > st.limits.maxBodyBytes {
 		refuse(ctx, fasthttp.StatusRequestEntityTooLarge, errBodyTooLarge)
+		return
+	}
+	if !ctx.IsTLS() && p.certSource.Redirects(ctx.Host()) {
+		redirectHTTPS(ctx)
 		return
 	}
 	stripH2C(&ctx.Request.Header, scan)
@@ -435,6 +440,22 @@ func (r *route) fail(ctx *fasthttp.RequestCtx, code int, err error) {
 // refuse answers a request podpin will not read further and closes the
 // connection: what follows it on the wire cannot be trusted to start a
 // request.
+// redirectHTTPS answers 308 with the same URL over https: the host without
+// its port (https's own, 443), the path and the query.
+func redirectHTTPS(ctx *fasthttp.RequestCtx) {
+	host := string(ctx.Host())
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+		if strings.Contains(h, ":") {
+			host = "[" + h + "]"
+		}
+	}
+	loc := "https://" + host + string(ctx.URI().RequestURI())
+	ctx.Response.Reset()
+	ctx.Response.Header.Set(fasthttp.HeaderLocation, loc)
+	ctx.SetStatusCode(fasthttp.StatusPermanentRedirect)
+}
+
 func refuse(ctx *fasthttp.RequestCtx, code int, err error) {
 	reply(ctx, code, err)
 	ctx.SetConnectionClose()

@@ -25,6 +25,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/podpin/podpin/internal/balance"
+	"github.com/podpin/podpin/internal/certs"
 	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/discovery"
 	"github.com/podpin/podpin/internal/metrics"
@@ -37,6 +38,7 @@ import (
 type Proxy struct {
 	log        *slog.Logger
 	metrics    *metrics.Metrics
+	certSource *certs.Source // nil without Options.Certificates
 	digest     table.Digester
 	discoverer Discoverer
 	shared     *store.Redis
@@ -98,6 +100,10 @@ type Options struct {
 	// table.EntriesFor). 0: the runtime's limit, as GOMEMLIMIT or
 	// debug.SetMemoryLimit set it.
 	MemoryLimit int64
+	// Certificates, when not nil, is a source of certificates every TLS
+	// listener serves before its own files (the Secrets of Ingresses), and
+	// of the hosts whose cleartext requests get a redirect to https.
+	Certificates *certs.Source
 }
 
 // Discoverer makes the endpoint source of the route named route, whose pods
@@ -118,6 +124,7 @@ func New(o Options) *Proxy {
 		clock:      table.NewClock(),
 		budget:     table.NewBudget(0),
 		memLimit:   o.MemoryLimit,
+		certSource: o.Certificates,
 		synced:     make(chan struct{}),
 	}
 	if p.memLimit == 0 {

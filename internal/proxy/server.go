@@ -129,6 +129,7 @@ func (p *Proxy) listenTLS(ctx context.Context, wg *sync.WaitGroup, ln net.Listen
 		NextProtos: []string{"http/1.1"},
 		Logger:     p.log,
 		Metrics:    p.metrics,
+		Source:     p.certSource,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listener %s: %w", name, err)
