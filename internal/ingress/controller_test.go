@@ -110,6 +110,8 @@ func create(t *testing.T, client kubernetes.Interface, objs ...any) {
 			_, err = client.NetworkingV1().IngressClasses().Create(ctx, o, metav1.CreateOptions{})
 		case *networkingv1.Ingress:
 			_, err = client.NetworkingV1().Ingresses(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		case *corev1.Secret:
+			_, err = client.CoreV1().Secrets(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
 		case *corev1.Service:
 			_, err = client.CoreV1().Services(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
 		}
