@@ -32,6 +32,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/podpin/podpin/internal/certstest"
 	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/k8stest"
 )
@@ -261,6 +262,37 @@ func TestIngressControllerUnderTheChartsRBAC(t *testing.T) {
 			t.Errorf("web.example/: got %d %q, want 200 web-0", code, body)
 		}
 	})
+
+	t.Run("a TLS Secret named in spec.tls is read under the chart's role", func(t *testing.T) {
+		ca := certstest.NewCA(t)
+		crt, key := ca.Issue(t, time.Now().Add(time.Hour), "web.example")
+		if _, err := cp.Client.CoreV1().Secrets("shop").Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "web-tls"},
+			Type:       corev1.SecretTypeTLS,
+			Data:       map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		updateIngress(t, cp.Client, "shop", "web", func(ing *networkingv1.Ingress) {
+			ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{"web.example"}, SecretName: "web-tls"}}
+		})
+		// Its expiry is a metric once podpin has read it through its watch.
+		want := `podpin_tls_certificate_expiry_timestamp_seconds{listener="ingress",name="shop/web-tls"}`
+		waitUntilTrue(t, "/metrics shows the expiry of shop/web-tls", func() bool {
+			resp, err := http.Get("http://" + p.admin + "/metrics")
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return strings.Contains(string(b), want)
+		})
+		// The chart's listener is cleartext: web.example is still served
+		// there, not redirected to an https podpin cannot serve.
+		if code, body := request(p, "web.example", "/", nil); code != http.StatusOK || body != "web-0" {
+			t.Errorf("web.example/ with spec.tls and no TLS listener: got %d %q, want 200 web-0", code, body)
+		}
+	})
 }
 
 // TestChartRBACDeniesWritesPodpinDoesNotNeed binds the chart's ClusterRole
@@ -286,6 +318,17 @@ func TestChartRBACDeniesWritesPodpinDoesNotNeed(t *testing.T) {
 	if _, err := podpin.NetworkingV1().Ingresses("shop").UpdateStatus(ctx, st, metav1.UpdateOptions{}); err != nil {
 		t.Errorf("updating an ingress status: %v", err)
 	}
+	// Secrets of type kubernetes.io/tls are listed and watched, as podpin's
+	// informer does.
+	tlsOnly := metav1.ListOptions{FieldSelector: "type=kubernetes.io/tls"}
+	if _, err := podpin.CoreV1().Secrets("").List(ctx, tlsOnly); err != nil {
+		t.Errorf("listing TLS secrets: %v", err)
+	}
+	if w, err := podpin.CoreV1().Secrets("").Watch(ctx, tlsOnly); err != nil {
+		t.Errorf("watching TLS secrets: %v", err)
+	} else {
+		w.Stop()
+	}
 	// ...and nothing else it was tried with.
 	denied := []struct {
 		what string
@@ -295,9 +338,16 @@ func TestChartRBACDeniesWritesPodpinDoesNotNeed(t *testing.T) {
 			_, err := podpin.CoreV1().Secrets("podpin-system").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, metav1.CreateOptions{})
 			return err
 		}},
-		{"reading secrets", func() error {
-			_, err := podpin.CoreV1().Secrets("podpin-system").List(ctx, metav1.ListOptions{})
+		{"getting a secret", func() error {
+			_, err := podpin.CoreV1().Secrets("podpin-system").Get(ctx, "podpin-read-token", metav1.GetOptions{})
 			return err
+		}},
+		{"updating a secret", func() error {
+			_, err := podpin.CoreV1().Secrets("podpin-system").Update(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "podpin-read-token"}}, metav1.UpdateOptions{})
+			return err
+		}},
+		{"deleting a secret", func() error {
+			return podpin.CoreV1().Secrets("podpin-system").Delete(ctx, "podpin-read-token", metav1.DeleteOptions{})
 		}},
 		{"updating an ingress spec", func() error {
 			cur, err := cp.Client.NetworkingV1().Ingresses("shop").Get(ctx, "web", metav1.GetOptions{})

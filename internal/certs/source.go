@@ -23,13 +23,15 @@ type Source struct {
 }
 
 type sourceSet struct {
-	hosts map[string]*tls.Certificate // exact names, lower case
-	def   *tls.Certificate
+	hosts    map[string]*tls.Certificate // exact names, lower case
+	wildcard map[string]*tls.Certificate // by the name without its "*."
+	def      *tls.Certificate
 }
 
 // HostCert is one certificate for the hosts it serves.
 type HostCert struct {
-	// Hosts are the server names the certificate is served for, exact.
+	// Hosts are the server names the certificate is served for, exact or
+	// wildcards ("*.example.com" covers a.example.com, as in Store).
 	Hosts []string
 	Cert  *tls.Certificate
 }
@@ -38,7 +40,7 @@ type HostCert struct {
 // own files until Set gives it certificates.
 func NewSource() *Source {
 	s := &Source{}
-	s.set.Store(&sourceSet{hosts: map[string]*tls.Certificate{}})
+	s.set.Store(&sourceSet{hosts: map[string]*tls.Certificate{}, wildcard: map[string]*tls.Certificate{}})
 	s.redirect.Store(&map[string]bool{})
 	return s
 }
@@ -71,12 +73,16 @@ func (s *Source) Redirects(host []byte) bool {
 // certificate (the first one listed for a host wins); def, when not nil, is
 // the default for names nothing else serves.
 func (s *Source) Set(certs []HostCert, def *tls.Certificate) {
-	ss := &sourceSet{hosts: map[string]*tls.Certificate{}, def: def}
+	ss := &sourceSet{hosts: map[string]*tls.Certificate{}, wildcard: map[string]*tls.Certificate{}, def: def}
 	for _, hc := range certs {
 		for _, h := range hc.Hosts {
 			h = strings.ToLower(strings.TrimSuffix(h, "."))
-			if _, taken := ss.hosts[h]; !taken && hc.Cert != nil {
-				ss.hosts[h] = hc.Cert
+			m := ss.hosts
+			if rest, ok := strings.CutPrefix(h, "*."); ok {
+				m, h = ss.wildcard, rest
+			}
+			if _, taken := m[h]; !taken && hc.Cert != nil {
+				m[h] = hc.Cert
 			}
 		}
 	}
@@ -86,10 +92,15 @@ func (s *Source) Set(certs []HostCert, def *tls.Certificate) {
 // find returns the Source's certificate for name, nil when it has none.
 func (s *Source) find(name string) *tls.Certificate {
 	ss := s.set.Load()
-	if name != "" {
-		if c, ok := ss.hosts[strings.ToLower(strings.TrimSuffix(name, "."))]; ok {
-			return c
-		}
+	if name == "" {
+		return nil
+	}
+	name = strings.ToLower(strings.TrimSuffix(name, "."))
+	if c, ok := ss.hosts[name]; ok {
+		return c
+	}
+	if _, parent, ok := strings.Cut(name, "."); ok {
+		return ss.wildcard[parent]
 	}
 	return nil
 }

@@ -45,9 +45,12 @@ func TestASourceComesBeforeTheFilesAndSwapsWhole(t *testing.T) {
 	}
 
 	a := issue("a.example.com")
+	wild := issue("*.apps.test")
 	def := issue("secret-default.test")
-	src.Set([]certs.HostCert{*a}, def.Cert)
+	src.Set([]certs.HostCert{*a, *wild}, def.Cert)
 	for name, want := range map[string]string{
+		"x.apps.test":   "*.apps.test",         // a wildcard host of the source
+		"x.y.apps.test": "secret-default.test", // a wildcard covers one label
 		"a.example.com": "a.example.com",       // the source's own host, before the file's wildcard
 		"b.example.com": "*.example.com",       // the files' names before the source's default
 		"other.test":    "secret-default.test", // the source's default before the files'

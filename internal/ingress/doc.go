@@ -45,8 +45,22 @@
 // hosts ("*.example.com") match one label.
 //
 // Not supported, reported as a Warning Event with reason Unsupported, the
-// rest of the Ingress being served: resource backends, and TLS (spec.tls;
-// its Secrets are not read: the listener's own certificates serve).
+// rest of the Ingress being served: resource backends, and spec.tls when
+// podpin has no TLS listener.
+//
+// # TLS
+//
+// The kubernetes.io/tls Secrets named in spec.tls, in the Ingress's
+// namespace, are watched (a field selector on their type) and their
+// certificates served by SNI for the hosts of their entry (or of the rules,
+// when the entry lists none), on every TLS listener, before the listener's
+// own certificates (see certs.Source). A Secret missing or malformed is a
+// Warning Event with reason InvalidTLSSecret naming it and why, once per
+// change; its hosts get the default certificate: the Secret of
+// --default-tls-secret, else the listener's first. A cleartext request for
+// a host of spec.tls gets a 308 to https, unless podpin.io/ssl-redirect is
+// false. Without a TLS listener spec.tls is reported Unsupported and its
+// hosts are neither redirected nor served over TLS.
 //
 // # Annotations
 //
@@ -66,6 +80,7 @@
 //	podpin.io/drain             drain                false: sessions leave terminating pods at once
 //	podpin.io/strict            strict               true: never rebind; 503 when the pod cannot serve
 //	podpin.io/store             store                memory or redis (default: the store.type of the file)
+//	podpin.io/ssl-redirect      (none)               false: no 308 to https for the hosts of spec.tls (default true)
 //
 // Values are checked as the configuration file's are. An invalid value, or
 // an unknown podpin.io/ annotation (a typo would otherwise pass unnoticed),
@@ -95,6 +110,7 @@
 //
 // get, list and watch on ingresses and ingressclasses (networking.k8s.io),
 // services, and endpointslices (discovery.k8s.io); update on
-// ingresses/status; create and patch on events. The Helm chart in
+// ingresses/status; create and patch on events; list and watch on secrets
+// (of type kubernetes.io/tls, by field selector). The Helm chart in
 // deploy/helm/podpin grants exactly these.
 package ingress

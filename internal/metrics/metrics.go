@@ -25,7 +25,7 @@
 //	podpin_ingress_apply_errors_total                  Ingress controller applies that failed (the running routes stay)
 //	podpin_ingress_last_apply_success_timestamp_seconds  Unix time of the Ingress controller's last applied configuration
 //	podpin_ingress_rejected                            Ingresses whose current version is rejected (each has a Warning Event)
-//	podpin_tls_certificate_expiry_timestamp_seconds{listener,name}  Unix time each served certificate (name: its file) expires
+//	podpin_tls_certificate_expiry_timestamp_seconds{listener,name}  Unix time each served certificate (name: its file; an Ingress Secret: listener "ingress", name NAMESPACE/NAME) expires
 //	podpin_tls_certificate_reload_errors_total{listener}            changed certificate files that did not load (the previous certificate stays)
 //	podpin_tls_handshake_errors_total{listener,reason}              TLS handshakes that failed: timeout, eof, version, or other
 package metrics
@@ -144,7 +144,7 @@ func New(reg prometheus.Registerer, routes func() []RouteStats) *Metrics {
 		}),
 		tlsExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "podpin_tls_certificate_expiry_timestamp_seconds",
-			Help: "Unix time when each certificate a TLS listener serves expires (its notAfter), by listener and certificate file.",
+			Help: "Unix time when each certificate a TLS listener serves expires (its notAfter), by listener and certificate file (an Ingress Secret: listener ingress, name NAMESPACE/NAME).",
 		}, []string{"listener", "name"}),
 		tlsReloadErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podpin_tls_certificate_reload_errors_total",
