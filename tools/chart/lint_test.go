@@ -61,6 +61,7 @@ func TestSchemaRefusesBadValues(t *testing.T) {
 		{"a Redis size Redis does not read", "store: {bundled: {maxmemory: 200 MiB}}", "/store/bundled/maxmemory"},
 		{"a pod header with a space", "podHeader: X Pod", "/podHeader"},
 		{"a log level podpin lacks", "logLevel: verbose", "/logLevel"},
+		{"a default TLS Secret without its namespace", "listener: {tls: {defaultSecret: shop-tls}}", "/listener/tls/defaultSecret"},
 	} {
 		vals, err := ReadValues([]string{valuesFile(t, tc.values+"\n")})
 		if err != nil {

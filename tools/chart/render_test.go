@@ -208,6 +208,29 @@ store: {redis: {passwordSecret: {name: redis-auth}}}
 	}
 }
 
+// listener.tls.defaultSecret becomes --default-tls-secret, absent without it.
+func TestDefaultTLSSecretReachesTheArguments(t *testing.T) {
+	for _, tc := range []struct {
+		name, values string
+		want         string
+	}{
+		{"unset", "{}", ""},
+		{"set", "listener: {tls: {secretNames: [edge-tls], defaultSecret: shop/wild-tls}}", "--default-tls-secret=shop/wild-tls"},
+	} {
+		var d appsv1.Deployment
+		object(t, render(t, valuesFile(t, tc.values+"\n")), "Deployment", &d)
+		got := ""
+		for _, a := range d.Spec.Template.Spec.Containers[0].Args {
+			if strings.HasPrefix(a, "--default-tls-secret") {
+				got = a
+			}
+		}
+		if got != tc.want {
+			t.Errorf("%s: argument %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
 // store.redis.cluster reaches podpin's configuration with the nodes.
 func TestRedisClusterReachesTheConfiguration(t *testing.T) {
 	var cm corev1.ConfigMap
