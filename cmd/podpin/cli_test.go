@@ -240,6 +240,25 @@ func TestCommandsWithToken(t *testing.T) {
 	}
 }
 
+func TestServeRefusesABadDefaultTLSSecret(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"without --ingress-class", []string{"--backend", "web-0=http://127.0.0.1:9", "--default-tls-secret", "shop/tls"}, "--default-tls-secret needs --ingress-class"},
+		{"without a namespace", []string{"--ingress-class", "podpin", "--default-tls-secret", "shop-tls"}, `--default-tls-secret: want NAMESPACE/NAME, got "shop-tls"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, tt.args...)
+			r := runCLI(t, nil, args...)
+			if r.code != 1 || !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("podpin %v: got exit %d, stderr %q; want exit 1 naming %q", args, r.code, r.stderr, tt.want)
+			}
+		})
+	}
+}
+
 func TestServeRefusesAnOpenAdminListenerWithoutToken(t *testing.T) {
 	pod := namedPod(t, "web-0", 0).URL
 	for _, tt := range []struct {

@@ -44,6 +44,9 @@ func (f *ingressFlags) check() error {
 		return errors.New("--default-tls-secret needs --ingress-class")
 	case f.publishAddress != "" && f.publishService != "":
 		return errors.New("give --publish-address or --publish-service, not both")
+	case f.defaultSecret != "":
+		_, _, err := ingress.ParseSecretRef(f.defaultSecret)
+		return err
 	}
 	return nil
 }

@@ -249,7 +249,7 @@ func New(o Options) (*Controller, error) {
 		if o.Certificates == nil {
 			return nil, errors.New("ingress controller: a default TLS Secret needs a certificate source")
 		}
-		if _, _, err := parseSecretRef(o.DefaultTLSSecret); err != nil {
+		if _, _, err := ParseSecretRef(o.DefaultTLSSecret); err != nil {
 			return nil, err
 		}
 		c.defaultSecret = o.DefaultTLSSecret

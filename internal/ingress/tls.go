@@ -171,8 +171,8 @@ func (c *Controller) updateCertificatesLocked(list []*networkingv1.Ingress) {
 	c.measured = used
 }
 
-// parseSecretRef splits "namespace/name".
-func parseSecretRef(s string) (ns, name string, err error) {
+// ParseSecretRef splits "namespace/name", as --default-tls-secret takes it.
+func ParseSecretRef(s string) (ns, name string, err error) {
 	ns, name, ok := strings.Cut(s, "/")
 	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
 		return "", "", errors.New("--default-tls-secret: want NAMESPACE/NAME, got " + fmt.Sprintf("%q", s))
