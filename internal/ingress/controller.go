@@ -173,6 +173,7 @@ type Controller struct {
 	// namespace/name; measured are those in the expiry metric;
 	// defaultReport is the default Secret's problem as last logged.
 	secretCache   map[string]secretCert
+	secretsRead   map[string]bool // by the last updateCertificatesLocked
 	measured      map[string]*tls.Certificate
 	defaultReport string
 }

@@ -42,6 +42,7 @@ type secretCert struct {
 // only when the Secret changed. c.mu must be held.
 func (c *Controller) readSecret(ns, name string) (*tls.Certificate, error) {
 	key := ns + "/" + name
+	c.secretsRead[key] = true
 	sec, err := c.secrets.Secrets(ns).Get(name)
 	if err != nil {
 		delete(c.secretCache, key)
@@ -70,6 +71,7 @@ func (c *Controller) updateCertificatesLocked(list []*networkingv1.Ingress) {
 	if c.certSource == nil {
 		return
 	}
+	c.secretsRead = map[string]bool{}
 	byKey := map[string]*networkingv1.Ingress{}
 	for _, ing := range list {
 		byKey[ing.Namespace+"/"+ing.Name] = ing
@@ -153,6 +155,12 @@ func (c *Controller) updateCertificatesLocked(list []*networkingv1.Ingress) {
 			} else {
 				c.log.Info("default TLS Secret loaded", "secret", c.defaultSecret, "names", cert.Leaf.DNSNames)
 			}
+		}
+	}
+	// Secrets no Ingress names any more leave the cache.
+	for key := range c.secretCache {
+		if !c.secretsRead[key] {
+			delete(c.secretCache, key)
 		}
 	}
 	c.certSource.Set(hostCerts, def)
