@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/pires/go-proxyproto"
@@ -21,104 +20,21 @@ const (
 	proxyTimeout = "timeout" // no complete header within the header timeout
 )
 
-// proxyListener reads the PROXY protocol header (version 1 or 2, from
+// newProxyListener reads the PROXY protocol header (version 1 or 2, from
 // HAProxy's specification, proxy-protocol.txt) that an L4 load balancer
-// sends first on each connection, and hands the connection on with the
-// client address the header carries. The header is read in a goroutine of
-// the connection's own, so a slow or silent peer never holds up the accept
-// loop. A connection from a source that sends no valid header within the
-// timeout is closed and counted. Peers outside sources are handed on at
+// sends first on each connection from sources (empty: every peer), and
+// hands the connection on with the client address the header carries. A
+// connection from a source that sends no valid header within the timeout
+// is closed and counted by reason. Peers outside sources are handed on at
 // once, as they are.
-//
-// Safe for concurrent use. Close stops the accept loop and every header
-// read, and waits for them.
-type proxyListener struct {
-	net.Listener
-	sources []netip.Prefix // empty: every peer must send a header
-	timeout time.Duration
-	onError func(reason string)
-
-	ready   chan net.Conn
-	stopped chan struct{} // closed when the accept loop ends
-	err     error         // why it ended; set before stopped is closed
-	loop    sync.WaitGroup
-
-	// guards pending and closed
-	mu      sync.Mutex
-	pending map[net.Conn]struct{} // connections whose header is being read
-	closed  bool
+func newProxyListener(ln net.Listener, sources []netip.Prefix, timeout time.Duration, onError func(reason string)) *handshakeListener {
+	skip := func(c net.Conn) bool { return !mustSendProxy(sources, c.RemoteAddr()) }
+	return newHandshakeListener(ln, timeout, func(c net.Conn) net.Conn { return readProxyHeader(c, onError) }, skip)
 }
 
-func newProxyListener(ln net.Listener, sources []netip.Prefix, timeout time.Duration, onError func(string)) *proxyListener {
-	l := &proxyListener{
-		Listener: ln,
-		sources:  sources,
-		timeout:  timeout,
-		onError:  onError,
-		ready:    make(chan net.Conn),
-		stopped:  make(chan struct{}),
-		pending:  map[net.Conn]struct{}{},
-	}
-	l.loop.Go(l.acceptLoop)
-	return l
-}
-
-// Accept returns the next connection whose header was read, or whose peer
-// sends none.
-func (l *proxyListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ready:
-		return c, nil
-	case <-l.stopped:
-		return nil, l.err
-	}
-}
-
-// Close closes the listener, ends the header reads under way (their
-// connections are closed) and waits for every goroutine it started.
-func (l *proxyListener) Close() error {
-	err := l.Listener.Close()
-	l.mu.Lock()
-	l.closed = true
-	for c := range l.pending {
-		c.SetReadDeadline(aLongTimeAgo)
-	}
-	l.mu.Unlock()
-	l.loop.Wait()
-	return err
-}
-
-func (l *proxyListener) acceptLoop() {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			l.err = err
-			close(l.stopped)
-			return
-		}
-		if !l.mustSend(c.RemoteAddr()) {
-			l.handOn(c)
-			continue
-		}
-		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
-			c.Close()
-			continue
-		}
-		l.pending[c] = struct{}{}
-		l.mu.Unlock()
-		l.loop.Go(func() { l.handshake(c) })
-	}
-}
-
-// mustSend reports whether a peer is one of the sources.
-func (l *proxyListener) mustSend(a net.Addr) bool {
-	if len(l.sources) == 0 {
+// mustSendProxy reports whether a peer is one of the sources.
+func mustSendProxy(sources []netip.Prefix, a net.Addr) bool {
+	if len(sources) == 0 {
 		return true
 	}
 	ta, ok := a.(*net.TCPAddr)
@@ -126,7 +42,7 @@ func (l *proxyListener) mustSend(a net.Addr) bool {
 		return false
 	}
 	ip := ta.AddrPort().Addr().Unmap()
-	for _, p := range l.sources {
+	for _, p := range sources {
 		if p.Contains(ip) {
 			return true
 		}
@@ -134,23 +50,11 @@ func (l *proxyListener) mustSend(a net.Addr) bool {
 	return false
 }
 
-// handOn passes a ready connection to Accept, or closes it when the
-// listener stopped meanwhile.
-func (l *proxyListener) handOn(c net.Conn) {
-	select {
-	case l.ready <- c:
-	case <-l.stopped:
-		c.Close()
-	}
-}
-
-func (l *proxyListener) handshake(c net.Conn) {
-	c.SetReadDeadline(time.Now().Add(l.timeout))
+// readProxyHeader reads c's PROXY header and returns c with the client
+// address the header names, or nil when there is no valid header.
+func readProxyHeader(c net.Conn, onError func(reason string)) net.Conn {
 	br := bufio.NewReaderSize(c, 512)
 	h, err := proxyproto.Read(br)
-	l.mu.Lock()
-	delete(l.pending, c)
-	l.mu.Unlock()
 	if err != nil {
 		reason := proxyInvalid
 		switch {
@@ -159,11 +63,9 @@ func (l *proxyListener) handshake(c net.Conn) {
 		case errors.Is(err, proxyproto.ErrNoProxyProtocol):
 			reason = proxyMissing
 		}
-		l.onError(reason)
-		c.Close()
-		return
+		onError(reason)
+		return nil
 	}
-	c.SetReadDeadline(time.Time{})
 	pc := &proxiedConn{Conn: c, remote: c.RemoteAddr()}
 	if br.Buffered() > 0 {
 		pc.buf = br
@@ -175,7 +77,7 @@ func (l *proxyListener) handshake(c net.Conn) {
 			pc.remote = a
 		}
 	}
-	l.handOn(pc)
+	return pc
 }
 
 // proxiedConn is a connection whose PROXY header was read: its remote

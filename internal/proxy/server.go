@@ -112,7 +112,7 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 // listenTLS wraps ln in a TLS listener serving the certificates of l,
 // whose files are checked for changes until ctx ends (in a goroutine that
 // wg waits for). A handshake gets timeout to complete.
-func (p *Proxy) listenTLS(ctx context.Context, wg *sync.WaitGroup, ln net.Listener, l config.Listener, timeout time.Duration) (*tlsListener, error) {
+func (p *Proxy) listenTLS(ctx context.Context, wg *sync.WaitGroup, ln net.Listener, l config.Listener, timeout time.Duration) (*handshakeListener, error) {
 	name := l.Address
 	if name == "" {
 		name = ln.Addr().String()
