@@ -383,7 +383,11 @@ listener:
   tls: {secretNames: [web-default, web-apps], minVersion: "1.3"}
 `)
 	cfg := configFile(t, out)
-	l := at(cfg, "listeners").([]any)[0]
+	ls := at(cfg, "listeners").([]any)
+	if len(ls) != 2 || at(ls[0], "address") != ":8080" || at(ls[0], "tls") != nil || at(ls[1], "address") != ":8443" {
+		t.Fatalf("listeners: got %v, want cleartext :8080 (for the redirect to https) and TLS :8443", ls)
+	}
+	l := ls[1]
 	if got := at(l, "tls", "minVersion"); got != "1.3" {
 		t.Errorf("minVersion: got %v, want 1.3", got)
 	}
@@ -407,8 +411,15 @@ listener:
 	}
 	var svc corev1.Service
 	objectNamed(t, out, "Service", "podpin", &svc)
-	if p := svc.Spec.Ports; len(p) != 1 || p[0].Port != 443 || p[0].Name != "https" {
-		t.Errorf("Service ports: got %+v, want https on 443", p)
+	if p := svc.Spec.Ports; len(p) != 2 || p[0].Port != 80 || p[0].TargetPort.StrVal != "http" || p[1].Port != 443 || p[1].TargetPort.StrVal != "https" {
+		t.Errorf("Service ports: got %+v, want http on 80 and https on 443", p)
+	}
+	httpsPort := false
+	for _, p := range d.Spec.Template.Spec.Containers[0].Ports {
+		httpsPort = httpsPort || p.Name == "https" && p.ContainerPort == 8443
+	}
+	if !httpsPort {
+		t.Errorf("container ports: got %+v, want https on 8443", d.Spec.Template.Spec.Containers[0].Ports)
 	}
 
 	// Without Secrets: cleartext on port 80.

@@ -84,23 +84,35 @@ render but cannot work. */}}
 {{- end -}}
 {{- end -}}
 
+{{/* podpin.listenerEdge is what both client listeners take from
+listener: trusted proxies and the PROXY protocol. */}}
+{{- define "podpin.listenerEdge" -}}
+{{- with .Values.listener.trustedProxies }}
+trustedProxies:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if .Values.listener.proxyProtocol }}
+proxyProtocol: true
+{{- with .Values.listener.proxyProtocolSources }}
+proxyProtocolSources:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{/* podpin.config is podpin's configuration file but its routes: what
 takes effect at start, and so what the pods' checksum/config covers. */}}
 {{- define "podpin.config" -}}
 listeners:
   - address: ":8080"
-    {{- with .Values.listener.trustedProxies }}
-    trustedProxies:
-      {{- toYaml . | nindent 6 }}
+    {{- with include "podpin.listenerEdge" . }}
+    {{- . | trim | nindent 4 }}
     {{- end }}
-    {{- if .Values.listener.proxyProtocol }}
-    proxyProtocol: true
-    {{- with .Values.listener.proxyProtocolSources }}
-    proxyProtocolSources:
-      {{- toYaml . | nindent 6 }}
+  {{- with .Values.listener.tls.secretNames }}
+  - address: ":8443"
+    {{- with include "podpin.listenerEdge" $ }}
+    {{- . | trim | nindent 4 }}
     {{- end }}
-    {{- end }}
-    {{- with .Values.listener.tls.secretNames }}
     tls:
       minVersion: {{ $.Values.listener.tls.minVersion | quote }}
       certificates:
@@ -108,7 +120,7 @@ listeners:
         - certFile: /etc/podpin/tls/{{ $i }}/tls.crt
           keyFile: /etc/podpin/tls/{{ $i }}/tls.key
         {{- end }}
-    {{- end }}
+  {{- end }}
 admin:
   address: ":{{ .Values.admin.port }}"
   tokenFile: /etc/podpin/admin/token
