@@ -69,6 +69,7 @@ const (
 	DefaultMaxHeaderBytes = 16 << 10
 	DefaultMaxHeaders     = 100
 	DefaultMaxConnections = 10000
+	DefaultMaxStreams     = 100
 )
 
 // Missing-key policies: what a route does with a request that carries no key.
@@ -261,9 +262,14 @@ type Listener struct {
 	// ProxyProtocol.
 	ProxyProtocolSources []string `yaml:"proxyProtocolSources"`
 	// TLS, when set, makes the listener terminate TLS: clients speak
-	// HTTP/1.1 over it (ALPN "http/1.1"). With ProxyProtocol, the PROXY
-	// header comes first, then the handshake. Nil: cleartext HTTP/1.1.
+	// HTTP/2 or HTTP/1.1 over it, as ALPN settles ("h2", "http/1.1").
+	// With ProxyProtocol, the PROXY header comes first, then the
+	// handshake. Nil: cleartext.
 	TLS *ListenerTLS `yaml:"tls"`
+	// HTTP2 offers HTTP/2: ALPN "h2" on a TLS listener, and on a
+	// cleartext one h2c with prior knowledge (a connection that opens
+	// with the HTTP/2 preface). false: HTTP/1.1 only. Default true.
+	HTTP2 *bool `yaml:"http2"`
 }
 
 // TLS versions a listener may require (ListenerTLS.MinVersion).
@@ -292,6 +298,10 @@ type Certificate struct {
 	// KeyFile is the private key's file (PKCS #1, PKCS #8 or EC). Required.
 	KeyFile string `yaml:"keyFile"`
 }
+
+// HTTP2Enabled reports whether the listener offers HTTP/2 (HTTP2 unset or
+// true).
+func (l *Listener) HTTP2Enabled() bool { return l.HTTP2 == nil || *l.HTTP2 }
 
 // MinTLSVersion is MinVersion as crypto/tls numbers it; TLS 1.2 for
 // anything but "1.3".
@@ -482,6 +492,10 @@ type Limits struct {
 	// MaxConnsPerIP caps open connections from one client address; beyond
 	// it new connections get 429 and are closed. Default 0: no cap.
 	MaxConnsPerIP int `yaml:"maxConnsPerIP"`
+	// MaxConcurrentStreams caps the HTTP/2 streams one client connection
+	// may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); a client
+	// that opens more has them refused. Default 100.
+	MaxConcurrentStreams int `yaml:"maxConcurrentStreams"`
 	// MaxBodyBytes bounds a request body, in bytes; larger ones get 413.
 	// Default 0: no bound (bodies stream through).
 	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
@@ -769,6 +783,7 @@ func (c *Config) SetDefaults() {
 	def(&l.BodyTimeout, DefaultBodyTimeout)
 	def(&l.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	def(&l.MaxHeaders, DefaultMaxHeaders)
+	def(&l.MaxConcurrentStreams, DefaultMaxStreams)
 	def(&l.MaxConnections, DefaultMaxConnections)
 	def(&c.Shutdown.DrainTimeout, DefaultDrainTimeout)
 	def(&c.State.Interval, DefaultStateInterval)

@@ -37,6 +37,7 @@ var restartOnly = []struct {
 	{"limits.maxHeaderBytes", func(c *Config) any { return &c.Limits.MaxHeaderBytes }},
 	{"limits.maxConnections", func(c *Config) any { return &c.Limits.MaxConnections }},
 	{"limits.maxConnsPerIP", func(c *Config) any { return &c.Limits.MaxConnsPerIP }},
+	{"limits.maxConcurrentStreams", func(c *Config) any { return &c.Limits.MaxConcurrentStreams }},
 }
 
 // Live returns the part of next that a process started with started can

@@ -102,6 +102,9 @@ func (r Rules) Validate(c *Config) error {
 		v.add("limits.maxHeaders", fmt.Sprintf("%d must be between 1 and 10000", l.MaxHeaders))
 	}
 	v.positive("limits.maxConnections", int64(l.MaxConnections))
+	if l.MaxConcurrentStreams < 1 || l.MaxConcurrentStreams > 10000 {
+		v.add("limits.maxConcurrentStreams", fmt.Sprintf("%d must be between 1 and 10000", l.MaxConcurrentStreams))
+	}
 	if l.MaxConnsPerIP < 0 {
 		v.add("limits.maxConnsPerIP", "must not be negative (0 means no cap)")
 	}

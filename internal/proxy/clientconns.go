@@ -236,6 +236,39 @@ type clientConn struct {
 	// SetReadDeadline (a request body's) is on the socket.
 	ownDeadline atomic.Bool
 	closeOnce   sync.Once
+
+	// unread holds the first bytes that sniff read, which Read returns
+	// before reading the socket again.
+	unread  []byte
+	sniffed [len(h2Preface)]byte
+}
+
+// sniff reads the connection's first bytes until they either are prefix
+// or differ from it, and reports which; Read returns them again.
+func (c *clientConn) sniff(prefix string) (bool, error) {
+	n := 0
+	for n < len(prefix) {
+		m, err := c.Conn.Read(c.sniffed[n:len(prefix)])
+		n += m
+		if string(c.sniffed[:n]) != prefix[:n] {
+			break
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	c.unread = c.sniffed[:n]
+	return n == len(prefix) && string(c.sniffed[:n]) == prefix, nil
+}
+
+// Read returns what sniff read first, then what the socket brings.
+func (c *clientConn) Read(b []byte) (int, error) {
+	if len(c.unread) > 0 {
+		n := copy(b, c.unread)
+		c.unread = c.unread[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
 }
 
 // expire ends the connection's current wait: its read fails as a timeout.

@@ -8,7 +8,10 @@ import (
 )
 
 // handshakeListener hands on the connections of the listener it wraps once
-// open has run on each: a PROXY protocol header read, a TLS handshake.
+// open has run on each: a PROXY protocol header read, a TLS handshake, a
+// look at the first bytes for the HTTP/2 preface. A connection that open
+// finds speaking HTTP/2 goes to the h2 queue instead (the HTTP/2 server's
+// listener); the others to Accept.
 // Each open runs in a goroutine of the connection's own under a deadline
 // of timeout, so a slow or silent peer never holds up the accept loop or
 // another peer. Connections for which skip reports true are handed on at
@@ -19,10 +22,12 @@ import (
 type handshakeListener struct {
 	net.Listener
 	timeout time.Duration
-	// open returns the connection to hand on, or nil when the peer failed
-	// (open has counted it; the connection is then closed).
-	open func(net.Conn) net.Conn
+	// open returns the connection to hand on and whether it speaks
+	// HTTP/2, or nil when the peer failed (open has counted it; the
+	// connection is then closed).
+	open func(net.Conn) (net.Conn, bool)
 	skip func(net.Conn) bool // nil: every connection is opened
+	h2   *connQueue          // where HTTP/2 connections go; nil when open finds none
 
 	ready   chan net.Conn
 	stopped chan struct{} // closed when the accept loop ends
@@ -35,9 +40,10 @@ type handshakeListener struct {
 	closed  bool
 }
 
-func newHandshakeListener(ln net.Listener, timeout time.Duration, open func(net.Conn) net.Conn, skip func(net.Conn) bool) *handshakeListener {
+func newHandshakeListener(ln net.Listener, timeout time.Duration, open func(net.Conn) (net.Conn, bool), skip func(net.Conn) bool, h2 *connQueue) *handshakeListener {
 	l := &handshakeListener{
 		Listener: ln,
+		h2:       h2,
 		timeout:  timeout,
 		open:     open,
 		skip:     skip,
@@ -103,7 +109,7 @@ func (l *handshakeListener) acceptLoop() {
 
 func (l *handshakeListener) handshake(c net.Conn) {
 	c.SetDeadline(time.Now().Add(l.timeout))
-	oc := l.open(c)
+	oc, h2 := l.open(c)
 	l.mu.Lock()
 	delete(l.pending, c)
 	l.mu.Unlock()
@@ -114,6 +120,10 @@ func (l *handshakeListener) handshake(c net.Conn) {
 	// The header timeout of the first request starts when the server takes
 	// the connection.
 	c.SetDeadline(time.Time{})
+	if h2 {
+		l.h2.put(oc)
+		return
+	}
 	l.handOn(oc)
 }
 
@@ -123,6 +133,47 @@ func (l *handshakeListener) handOn(c net.Conn) {
 	select {
 	case l.ready <- c:
 	case <-l.stopped:
+		c.Close()
+	}
+}
+
+// connQueue is the listener of connections that another listener hands
+// over: the HTTP/2 server's, fed by the listener that found them speaking
+// HTTP/2. Safe for concurrent use.
+type connQueue struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newConnQueue(addr net.Addr) *connQueue {
+	return &connQueue{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// Accept returns the next connection handed over.
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.conns:
+		return c, nil
+	case <-q.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close makes Accept fail; connections handed over afterwards are closed.
+func (q *connQueue) Close() error {
+	q.once.Do(func() { close(q.done) })
+	return nil
+}
+
+func (q *connQueue) Addr() net.Addr { return q.addr }
+
+// put hands c to Accept, or closes it when the queue is closed.
+func (q *connQueue) put(c net.Conn) {
+	select {
+	case q.conns <- c:
+	case <-q.done:
 		c.Close()
 	}
 }

@@ -21,6 +21,7 @@ type limitSettings struct {
 	maxHeaders     int
 	maxConnections int
 	maxConnsPerIP  int   // 0: no cap
+	maxStreams     int   // HTTP/2 streams open at once on a connection
 	maxBodyBytes   int64 // 0: no bound
 }
 
@@ -45,6 +46,7 @@ func newLimitSettings(l config.Limits) limitSettings {
 		maxHeaders:     ori(l.MaxHeaders, config.DefaultMaxHeaders),
 		maxConnections: ori(l.MaxConnections, config.DefaultMaxConnections),
 		maxConnsPerIP:  max(l.MaxConnsPerIP, 0),
+		maxStreams:     ori(l.MaxConcurrentStreams, config.DefaultMaxStreams),
 		maxBodyBytes:   max(l.MaxBodyBytes, 0),
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http/httputil"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -45,6 +46,8 @@ type Proxy struct {
 
 	state   atomic.Pointer[state]
 	tunnels tunnels
+	// h2 forwards the streams of the HTTP/2 front end.
+	h2 *httputil.ReverseProxy
 	// keyBufs holds *[256]byte buffers that session keys are copied into,
 	// one per request in flight: the key must outlive the header rewrite of
 	// forwarding, and a pooled buffer keeps that copy off the heap.
@@ -141,6 +144,7 @@ func New(o Options) *Proxy {
 	}
 	p.state.Store(&state{limits: newLimitSettings(config.Limits{})})
 	p.keyBufs.New = func() any { return new([256]byte) }
+	p.h2 = p.newH2Forwarder()
 	return p
 }
 
@@ -362,6 +366,11 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 	}
 	if prev != nil {
 		r.Rebinds.Continue(prev.Rebinds)
+	}
+	if prev != nil && prev.upstream == us {
+		r.transports = prev.transports
+	} else {
+		r.transports = newPodTransports(us)
 	}
 	switch rc.Sticky.Missing {
 	case config.MissingAssign:

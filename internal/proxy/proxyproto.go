@@ -29,7 +29,8 @@ const (
 // once, as they are.
 func newProxyListener(ln net.Listener, sources []netip.Prefix, timeout time.Duration, onError func(reason string)) *handshakeListener {
 	skip := func(c net.Conn) bool { return !mustSendProxy(sources, c.RemoteAddr()) }
-	return newHandshakeListener(ln, timeout, func(c net.Conn) net.Conn { return readProxyHeader(c, onError) }, skip)
+	open := func(c net.Conn) (net.Conn, bool) { return readProxyHeader(c, onError), false }
+	return newHandshakeListener(ln, timeout, open, skip, nil)
 }
 
 // mustSendProxy reports whether a peer is one of the sources.

@@ -26,6 +26,8 @@ type route struct {
 	upstream    upstreamSettings // what pod connections were built with
 
 	pods atomic.Pointer[podSet]
+	// transports are the clients of the HTTP/2 front end to the pods.
+	transports *podTransports
 
 	// guards eps and the rebuilding of pods
 	mu  sync.Mutex

@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -28,8 +30,9 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, drain time.Duration)
 // reload. l says which peers' forwarding headers are believed, whether
 // connections open with a PROXY protocol header, and whether they then
 // speak TLS (l.TLS: its certificate files are watched until ServeListener
-// returns); its address names the listener in metrics, not where it
-// listens.
+// returns), and whether HTTP/2 is offered (by ALPN over TLS, by prior
+// knowledge in cleartext); its address names the listener in metrics, not
+// where it listens.
 func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Listener, drain time.Duration) error {
 	lim := p.state.Load().limits
 	conns := newClientConns(lim, config.ParsePrefixes(l.TrustedProxies))
@@ -45,15 +48,25 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	defer stopSweep()
 	sweeping.Go(func() { conns.run(sweep) })
 	ln = conns.listen(ln)
-	if l.TLS != nil {
+	// HTTP/2 connections leave ln for h2, the HTTP/2 server's listener.
+	var h2 *connQueue
+	if l.HTTP2Enabled() {
+		h2 = newConnQueue(ln.Addr())
+	}
+	switch {
+	case l.TLS != nil:
 		// TLS runs over the tracked connection, after any PROXY header: the
 		// per-address cap and the client address hold for TLS clients too.
-		tl, err := p.listenTLS(sweep, &sweeping, ln, l, lim.headerTimeout)
+		tl, err := p.listenTLS(sweep, &sweeping, ln, l, lim.headerTimeout, h2)
 		if err != nil {
 			return err
 		}
 		defer tl.Close()
 		ln = tl
+	case h2 != nil:
+		hl := newH2CListener(ln, lim.headerTimeout, h2)
+		defer hl.Close()
+		ln = hl
 	}
 	srv := &fasthttp.Server{
 		Handler:                      p.serve,
@@ -85,17 +98,41 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	var h2srv *http.Server
+	h2errc := make(chan error, 1)
+	if h2 != nil {
+		h2srv = p.newH2Server(lim)
+		go func() { h2errc <- h2srv.Serve(h2) }()
+	} else {
+		h2errc <- http.ErrServerClosed
+	}
 	select {
 	case err := <-errc:
+		if h2srv != nil {
+			h2srv.Close()
+			<-h2errc
+		}
 		return err
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
+	// Both servers stop at once: HTTP/2 clients get GOAWAY, and the streams
+	// in flight finish within the same drain as HTTP/1.1 requests.
+	h2done := make(chan error, 1)
+	if h2srv != nil {
+		go func() { h2done <- h2srv.Shutdown(sctx) }()
+	} else {
+		h2done <- nil
+	}
 	err := srv.ShutdownWithContext(sctx)
 	// A shutdown that comes before Serve took the listener would leave Serve
 	// accepting for ever: closing the listener ends it either way.
 	ln.Close()
+	if h2err := <-h2done; h2err != nil {
+		h2srv.Close()
+		err = cmp.Or(err, h2err)
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		p.log.Warn("shutdown deadline reached with requests in flight", "drain", drain)
 		err = nil
@@ -106,16 +143,21 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 		p.log.Info("closed upgraded connections at the drain deadline", "connections", n)
 	}
 	<-errc
+	<-h2errc
 	return err
 }
 
 // listenTLS wraps ln in a TLS listener serving the certificates of l,
 // whose files are checked for changes until ctx ends (in a goroutine that
 // wg waits for). A handshake gets timeout to complete.
-func (p *Proxy) listenTLS(ctx context.Context, wg *sync.WaitGroup, ln net.Listener, l config.Listener, timeout time.Duration) (*handshakeListener, error) {
+func (p *Proxy) listenTLS(ctx context.Context, wg *sync.WaitGroup, ln net.Listener, l config.Listener, timeout time.Duration, h2 *connQueue) (*handshakeListener, error) {
 	name := l.Address
 	if name == "" {
 		name = ln.Addr().String()
+	}
+	nextProtos := []string{"http/1.1"}
+	if h2 != nil {
+		nextProtos = []string{"h2", "http/1.1"}
 	}
 	pairs := make([]certs.Pair, len(l.TLS.Certificates))
 	for i, c := range l.TLS.Certificates {
@@ -125,8 +167,7 @@ func (p *Proxy) listenTLS(ctx context.Context, wg *sync.WaitGroup, ln net.Listen
 		Listener:   name,
 		Pairs:      pairs,
 		MinVersion: l.TLS.MinTLSVersion(),
-		// HTTP/1.1 only: HTTP/2 is not offered over TLS yet.
-		NextProtos: []string{"http/1.1"},
+		NextProtos: nextProtos,
 		Logger:     p.log,
 		Metrics:    p.metrics,
 		Source:     p.certSource,
@@ -139,7 +180,7 @@ func (p *Proxy) listenTLS(ctx context.Context, wg *sync.WaitGroup, ln net.Listen
 		p.metrics.TLSHandshakeError(name, reason)
 		p.log.Debug("TLS handshake failed", "listener", name, "reason", reason, "err", err)
 	}
-	return newTLSListener(ln, store.TLSConfig(), timeout, onError), nil
+	return newTLSListener(ln, store.TLSConfig(), timeout, onError, h2), nil
 }
 
 // fasthttpLogger sends fasthttp's own messages to the proxy's logger.

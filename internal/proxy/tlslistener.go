@@ -22,22 +22,41 @@ const (
 )
 
 // newTLSListener terminates TLS on the connections of ln and hands on only
-// those whose handshake completed within the timeout. A failed handshake is
+// those whose handshake completed within the timeout: to h2 those that
+// chose HTTP/2 by ALPN, to Accept the others. A failed handshake is
 // counted by reason and logged at debug level (onError); a client that
 // spoke cleartext HTTP gets a one-line 400.
-func newTLSListener(ln net.Listener, config *tls.Config, timeout time.Duration, onError func(reason string, err error)) *handshakeListener {
-	return newHandshakeListener(ln, timeout, func(c net.Conn) net.Conn {
+func newTLSListener(ln net.Listener, config *tls.Config, timeout time.Duration, onError func(reason string, err error), h2 *connQueue) *handshakeListener {
+	return newHandshakeListener(ln, timeout, func(c net.Conn) (net.Conn, bool) {
 		tc := tls.Server(c, config)
 		err := tc.Handshake()
 		if err == nil {
-			return tc
+			return tc, tc.ConnectionState().NegotiatedProtocol == "h2"
 		}
 		if rhe := (tls.RecordHeaderError{}); errors.As(err, &rhe) && rhe.Conn != nil && looksLikeHTTP(rhe.RecordHeader[:]) {
 			refuseConn(rhe.Conn, 400, errPlainHTTP)
 		}
 		onError(handshakeReason(err), err)
-		return nil
-	}, nil)
+		return nil, false
+	}, nil, h2)
+}
+
+// h2Preface opens every HTTP/2 connection (RFC 9113, section 3.4).
+const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// newH2CListener sorts the cleartext connections of ln, whose connections
+// are tracked (clientConn): those that open with the HTTP/2 preface (h2c
+// with prior knowledge) go to h2, the others to Accept. The bytes read to
+// tell them apart are read again by whoever serves the connection.
+func newH2CListener(ln net.Listener, timeout time.Duration, h2 *connQueue) *handshakeListener {
+	return newHandshakeListener(ln, timeout, func(c net.Conn) (net.Conn, bool) {
+		cc := c.(*clientConn)
+		h2c, err := cc.sniff(h2Preface)
+		if err != nil {
+			return nil, false
+		}
+		return cc, h2c
+	}, nil, h2)
 }
 
 // handshakeReason sorts a failed handshake for the metric.

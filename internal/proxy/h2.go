@@ -1,0 +1,544 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/podpin/podpin/internal/place"
+)
+
+// The HTTP/2 front end. HTTP/2 connections (ALPN "h2" on a TLS listener,
+// the HTTP/2 preface on a cleartext one) are served by net/http's server,
+// which reads the frames, enforces the protocol and hands each stream to
+// serveH2 as a request of its own: each stream is placed on its own, so one
+// client connection may carry many sessions. A stream is forwarded with
+// httputil.ReverseProxy over net/http's client, which speaks HTTP/1.1 to
+// a pod, or HTTP/2 to a pod that speaks h2c, and passes trailers,
+// cancellation and streamed bodies in both directions, as gRPC needs.
+// Placement, health, learning and the counters are the same as for
+// HTTP/1.1 (package place).
+
+// newH2Server returns the server of a listener's HTTP/2 connections, under
+// the limits the listener started with.
+func (p *Proxy) newH2Server(lim limitSettings) *http.Server {
+	var protos http.Protocols
+	protos.SetHTTP2(true)
+	protos.SetUnencryptedHTTP2(true)
+	return &http.Server{
+		Handler:   http.HandlerFunc(p.serveH2),
+		Protocols: &protos,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: lim.maxStreams,
+			// A client that reads nothing for this long while podpin has
+			// data for it is disconnected (a slow reader).
+			WriteByteTimeout: lim.bodyTimeout,
+			// An idle connection is checked with a PING before it is
+			// trusted again.
+			SendPingTimeout: lim.idleTimeout / 2,
+			PingTimeout:     lim.headerTimeout,
+		},
+		// SETTINGS_MAX_HEADER_LIST_SIZE: a larger header list gets 431.
+		MaxHeaderBytes:    lim.maxHeaderBytes,
+		IdleTimeout:       lim.idleTimeout,
+		ReadHeaderTimeout: lim.headerTimeout,
+		ErrorLog:          log.New(h2LogWriter{p.log}, "", 0),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			cc, _ := connOf(c)
+			return context.WithValue(ctx, clientConnKey{}, cc)
+		},
+	}
+}
+
+// clientConnKey keys a stream's *clientConn in its request's context.
+type clientConnKey struct{}
+
+// h2LogWriter sends net/http's own messages (protocol errors of clients)
+// to the proxy's logger at debug level.
+type h2LogWriter struct{ log *slog.Logger }
+
+func (w h2LogWriter) Write(b []byte) (int, error) {
+	w.log.Debug("http2 server", "msg", strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
+// exchange is one HTTP/2 stream on its way through podpin: where it goes
+// and what came of it, shared by serveH2 and the ReverseProxy hooks
+// through the request's context.
+type exchange struct {
+	st   *state
+	r    *route
+	d    *place.Decision
+	pd   *pod // the pod now serving it
+	cc   *clientConn
+	body *h2Body // nil without a request body
+
+	start  time.Time
+	status int  // the pod's answer, or podpin's own
+	failed bool // the pod failed it
+	// clientFault: the client's body or cancellation ended it.
+	clientFault bool
+}
+
+type exchangeKey struct{}
+
+// serveH2 is the request path of an HTTP/2 stream.
+func (p *Proxy) serveH2(w http.ResponseWriter, req *http.Request) {
+	st := p.state.Load()
+	cc, _ := req.Context().Value(clientConnKey{}).(*clientConn)
+	if n := headerFields(req.Header); n > st.limits.maxHeaders {
+		h2Reply(w, req, http.StatusRequestHeaderFieldsTooLarge, errTooMany.Error())
+		return
+	}
+	if st.limits.maxBodyBytes > 0 && req.ContentLength > st.limits.maxBodyBytes {
+		h2Reply(w, req, http.StatusRequestEntityTooLarge, errBodyTooLarge.Error())
+		return
+	}
+	if req.TLS == nil && p.certSource.Redirects([]byte(req.Host)) {
+		http.Redirect(w, req, httpsURL(req.Host, req.URL.RequestURI()), http.StatusPermanentRedirect)
+		return
+	}
+	q := &h2Request{req: req, cc: cc}
+	var r *route
+	for _, c := range st.routes {
+		if c.Match.Matches(q) {
+			r = c
+			break
+		}
+	}
+	if r == nil {
+		h2Reply(w, req, http.StatusNotFound, place.ErrNoRoute.Error())
+		return
+	}
+	buf := p.keyBufs.Get().(*[256]byte)
+	defer p.keyBufs.Put(buf)
+	d := r.Decide(q, r.pods.Load(), buf[:0])
+	if d.Err != nil {
+		code := placeStatus(d.Err)
+		r.Metrics.Unrouted(code)
+		if code == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "1")
+		}
+		h2Reply(w, req, code, d.Err.Error())
+		return
+	}
+	x := &exchange{st: st, r: r, d: &d, pd: d.Pod.(*pod), cc: cc, start: time.Now()}
+	if req.Body != nil && req.Body != http.NoBody {
+		x.body = &h2Body{rc: req.Body, rw: http.NewResponseController(w), timeout: st.limits.bodyTimeout, limit: st.limits.maxBodyBytes}
+	}
+	x.pd.tally.Start()
+	p.h2.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), exchangeKey{}, x)))
+	x.pd.tally.Stop()
+	r.Done(r.pods.Load(), x.pd, place.Outcome{
+		Status:      x.status,
+		Failed:      x.failed,
+		ClientFault: x.clientFault,
+		Seconds:     time.Since(x.start).Seconds(),
+	})
+}
+
+// newH2Forwarder returns the ReverseProxy that forwards HTTP/2 streams.
+func (p *Proxy) newH2Forwarder() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:        rewriteH2,
+		Transport:      roundTripFunc(p.roundTripH2),
+		ModifyResponse: p.answerH2,
+		ErrorHandler:   p.failH2,
+		ErrorLog:       log.New(h2LogWriter{p.log}, "", 0),
+		BufferPool:     &bufferPool{},
+	}
+}
+
+// rewriteH2 turns the client's request into the pod's: the pod's address,
+// X-Forwarded-* as prepareRequest writes them for HTTP/1.1, the minted key.
+// ReverseProxy has removed the hop-by-hop fields (keeping "TE: trailers")
+// and the inbound X-Forwarded-* fields.
+func rewriteH2(pr *httputil.ProxyRequest) {
+	x := pr.In.Context().Value(exchangeKey{}).(*exchange)
+	out, in := pr.Out, pr.In
+	out.URL.Scheme = "http"
+	out.URL.Host = x.pd.addr
+	if x.body != nil {
+		out.Body = x.body
+	}
+	keep := x.cc != nil && x.cc.trusted
+	xff := ""
+	if prior := in.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+		xff = strings.Join(prior, ", ") + ", "
+	}
+	out.Header.Set("X-Forwarded-For", xff+addrText(remoteOf(x.cc)))
+	proto := "http"
+	if in.TLS != nil {
+		proto = "https"
+	}
+	for _, f := range [...]struct{ name, value string }{
+		{"X-Forwarded-Proto", proto},
+		{"X-Forwarded-Host", in.Host},
+		{headerXForwardedPort, ""},
+	} {
+		if v := in.Header.Values(f.name); keep && len(v) > 0 {
+			out.Header[f.name] = v
+		} else if f.value != "" {
+			out.Header.Set(f.name, f.value)
+		}
+	}
+	if x.d.Assigned {
+		out.Header.Set(x.r.Key.Header, string(x.d.Raw))
+	}
+}
+
+// roundTripH2 sends the pod's request. With a key, a pod that refuses the
+// connection before any of the body was read is replaced by another
+// candidate once, and the key rebound to it, as for HTTP/1.1.
+func (p *Proxy) roundTripH2(req *http.Request) (*http.Response, error) {
+	x := req.Context().Value(exchangeKey{}).(*exchange)
+	resp, err := x.r.transport(x.pd).RoundTrip(req)
+	if err == nil || !isDialError(err) || x.d.Raw == nil || x.r.Strict || (x.body != nil && x.body.n > 0) {
+		return resp, err
+	}
+	x.r.Done(x.r.pods.Load(), x.pd, place.Outcome{Failed: true})
+	x.r.Log.Debug("pod refused connection", "pod", x.pd.name, "err", err)
+	next := x.r.Rebind(x.r.pods.Load(), x.d, x.pd)
+	if next == nil {
+		return nil, err
+	}
+	x.pd.tally.Stop()
+	x.pd, x.start = next.(*pod), time.Now()
+	x.pd.tally.Start()
+	req.URL.Host = x.pd.addr
+	return x.r.transport(x.pd).RoundTrip(req)
+}
+
+// answerH2 learns from the pod's answer and marks it as podpin marks
+// HTTP/1.1 answers: the pod header, the minted key.
+func (p *Proxy) answerH2(resp *http.Response) error {
+	x := resp.Request.Context().Value(exchangeKey{}).(*exchange)
+	x.status = resp.StatusCode
+	if x.r.LearnKeys {
+		x.r.Learn(x.d, x.pd.name, []byte(resp.Header.Get(x.r.Key.Header)))
+	}
+	if x.st.podHeader != nil {
+		resp.Header.Set(string(x.st.podHeader), x.pd.name)
+	}
+	if x.d.Assigned {
+		resp.Header.Set(x.r.Key.Header, string(x.d.Raw))
+	}
+	return nil
+}
+
+// failH2 answers a stream that got no answer from its pod: the client's
+// fault (its body, its cancellation) or the pod's (502, or 504 when it
+// answered too late).
+func (p *Proxy) failH2(w http.ResponseWriter, req *http.Request, err error) {
+	x := req.Context().Value(exchangeKey{}).(*exchange)
+	if x.body != nil && x.body.err != nil {
+		x.status, x.clientFault = x.body.status(), true
+		h2Reply(w, req, x.status, x.body.err.Error())
+		return
+	}
+	if req.Context().Err() != nil {
+		// The client reset the stream or went away: nobody reads an
+		// answer, and the pod is not to blame.
+		x.status, x.clientFault = statusClientClosed, true
+		return
+	}
+	x.status, x.failed = http.StatusBadGateway, true
+	reason := upstreamReasonH2(err)
+	if isTimeout(err) {
+		x.status = http.StatusGatewayTimeout
+	}
+	x.r.Log.Debug("pod failed", "pod", x.pd.name, "err", err)
+	h2Reply(w, req, x.status, "pod "+x.pd.name+" failed: "+reason)
+}
+
+// statusClientClosed counts a request its client abandoned (nginx's 499).
+const statusClientClosed = 499
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() ||
+		strings.Contains(err.Error(), "timeout awaiting response headers")
+}
+
+func upstreamReasonH2(err error) string {
+	switch {
+	case isDialError(err):
+		return "connection refused"
+	case isTimeout(err):
+		return "no response in time"
+	}
+	return "bad response"
+}
+
+// h2Reply writes podpin's own answer to an HTTP/2 request: for gRPC, a
+// response with only trailers carrying the status a gRPC client reads
+// (grpc-status, grpc-message); for anything else, the one-line text answer
+// of HTTP/1.1.
+func h2Reply(w http.ResponseWriter, req *http.Request, code int, msg string) {
+	h := w.Header()
+	h.Set("X-Podpin-Error", "1")
+	if isGRPC(req) {
+		h.Set("Content-Type", req.Header.Get("Content-Type"))
+		h.Set("Grpc-Status", strconv.Itoa(grpcCode(code)))
+		h.Set("Grpc-Message", grpcMessage("podpin: "+msg))
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	io.WriteString(w, "podpin: "+msg+"\n")
+}
+
+// isGRPC reports a gRPC request (its content type, as gRPC's HTTP/2
+// protocol defines it).
+func isGRPC(req *http.Request) bool {
+	ct := req.Header.Get("Content-Type")
+	return ct == "application/grpc" || strings.HasPrefix(ct, "application/grpc+") || strings.HasPrefix(ct, "application/grpc;")
+}
+
+// gRPC status codes podpin answers with (grpc/codes).
+const (
+	grpcInvalidArgument   = 3
+	grpcDeadlineExceeded  = 4
+	grpcResourceExhausted = 8
+	grpcUnimplemented     = 12
+	grpcUnavailable       = 14
+)
+
+// grpcCode is the gRPC status of podpin's refusal with HTTP status code:
+// what the client did wrong, what is over a limit, what is not there, what
+// may work when tried again.
+func grpcCode(code int) int {
+	switch code {
+	case http.StatusBadRequest:
+		return grpcInvalidArgument
+	case http.StatusTooManyRequests, http.StatusRequestEntityTooLarge, http.StatusRequestHeaderFieldsTooLarge:
+		return grpcResourceExhausted
+	case http.StatusNotFound:
+		return grpcUnimplemented
+	case http.StatusGatewayTimeout, http.StatusRequestTimeout:
+		return grpcDeadlineExceeded
+	}
+	return grpcUnavailable
+}
+
+// grpcMessage percent-encodes a grpc-message value: bytes outside printable
+// ASCII, and '%' itself.
+func grpcMessage(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' || c == '%' {
+			b.WriteString("%" + strings.ToUpper(strconv.FormatUint(uint64(c)|0x100, 16)[1:]))
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// headerFields counts the field lines of a header.
+func headerFields(h http.Header) int {
+	n := 0
+	for _, v := range h {
+		n += len(v)
+	}
+	return n
+}
+
+// httpsURL is the https URL of a request for host and target: the host
+// without its port (https's own, 443).
+func httpsURL(host, target string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+		if strings.Contains(h, ":") {
+			host = "[" + h + "]"
+		}
+	}
+	return "https://" + host + target
+}
+
+// h2Body is a stream's request body on its way to a pod: each read gets a
+// fresh deadline of timeout, at most limit bytes pass when limit > 0, and
+// it remembers why it stopped, as clientBody does for HTTP/1.1. Close does
+// nothing: a body the first pod never read may go to another, and the
+// server closes it when the stream ends.
+type h2Body struct {
+	rc      io.ReadCloser
+	rw      *http.ResponseController
+	timeout time.Duration
+	limit   int64
+	n       int64
+	err     error
+}
+
+func (b *h2Body) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.timeout > 0 {
+		b.rw.SetReadDeadline(time.Now().Add(b.timeout))
+	}
+	n, err := b.rc.Read(p)
+	b.n += int64(n)
+	if b.limit > 0 && b.n > b.limit {
+		b.err = errBodyTooLarge
+		return 0, b.err
+	}
+	if err != nil && err != io.EOF {
+		var ne net.Error
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			b.err = errBodyTimeout
+		default:
+			b.err = errBodyFraming
+		}
+		return n, b.err
+	}
+	return n, err
+}
+
+func (b *h2Body) Close() error { return nil }
+
+func (b *h2Body) status() int {
+	switch b.err {
+	case errBodyTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case errBodyTimeout:
+		return http.StatusRequestTimeout
+	}
+	return http.StatusBadRequest
+}
+
+// h2Request is placement's view of an HTTP/2 request (place.Request).
+type h2Request struct {
+	req   *http.Request
+	cc    *clientConn
+	query url.Values // parsed on first use
+}
+
+var _ place.Request = (*h2Request)(nil)
+
+func (q *h2Request) Host() []byte { return []byte(q.req.Host) }
+func (q *h2Request) Path() []byte { return []byte(q.req.URL.Path) }
+
+func (q *h2Request) Header(name string) [][]byte {
+	vs := q.req.Header.Values(name)
+	if len(vs) == 0 {
+		return nil
+	}
+	out := make([][]byte, len(vs))
+	for i, v := range vs {
+		out[i] = []byte(v)
+	}
+	return out
+}
+
+func (q *h2Request) Cookie(name string) []byte {
+	c, err := q.req.Cookie(name)
+	if err != nil {
+		return nil
+	}
+	return []byte(c.Value)
+}
+
+func (q *h2Request) Query(name string) []byte {
+	if q.query == nil {
+		q.query, _ = url.ParseQuery(q.req.URL.RawQuery)
+	}
+	if !q.query.Has(name) {
+		return nil
+	}
+	return []byte(q.query.Get(name))
+}
+
+func (q *h2Request) ClientAddr() netip.Addr {
+	if q.cc == nil || !q.cc.trusted {
+		return remoteOf(q.cc)
+	}
+	return realClient(q.cc.addr, q.cc.conns.trusted, q.Header("X-Forwarded-For"))
+}
+
+// remoteOf is the peer's address of a tracked connection; invalid for nil.
+func remoteOf(cc *clientConn) netip.Addr {
+	if cc == nil {
+		return netip.Addr{}
+	}
+	return cc.addr
+}
+
+// addrText is a in text form, or "unknown".
+func addrText(a netip.Addr) string {
+	if !a.IsValid() {
+		return "unknown"
+	}
+	return a.String()
+}
+
+// roundTripFunc is a function as an http.RoundTripper.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// bufferPool lends ReverseProxy the buffers it copies bodies through.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
+
+// podTransports are a route's net/http clients to its pods, which the
+// HTTP/2 front end forwards through: HTTP/1.1, and HTTP/2 with prior
+// knowledge for pods that speak h2c. Each keeps its connections per pod
+// address. A reload that keeps a route's upstream settings keeps them.
+type podTransports struct {
+	http1, h2c *http.Transport
+}
+
+func newPodTransports(us upstreamSettings) *podTransports {
+	t := &podTransports{http1: newPodTransport(us), h2c: newPodTransport(us)}
+	var h2c http.Protocols
+	h2c.SetUnencryptedHTTP2(true)
+	t.h2c.Protocols = &h2c
+	return t
+}
+
+// newPodTransport returns a client to pods under us: no proxy from the
+// environment, no compression of its own, bodies passed as they are.
+func newPodTransport(us upstreamSettings) *http.Transport {
+	d := &net.Dialer{Timeout: us.connectTimeout}
+	return &http.Transport{
+		DialContext:           d.DialContext,
+		MaxConnsPerHost:       us.maxConns,
+		MaxIdleConnsPerHost:   us.maxConns,
+		IdleConnTimeout:       us.idleConnTimeout,
+		ResponseHeaderTimeout: us.readTimeout,
+		DisableCompression:    true,
+	}
+}
+
+// transport is the client for pd.
+func (r *route) transport(pd *pod) http.RoundTripper {
+	return r.transports.http1
+}
+
+// closeIdle closes the connections no stream uses.
+func (t *podTransports) closeIdle() {
+	t.http1.CloseIdleConnections()
+	t.h2c.CloseIdleConnections()
+}

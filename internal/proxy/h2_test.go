@@ -1,0 +1,206 @@
+package proxy
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/podpin/podpin/internal/config"
+)
+
+// useHTTP2 makes the harness's client speak HTTP/2: by ALPN on a TLS
+// listener, with prior knowledge (h2c) on a cleartext one. One connection
+// carries every request.
+func (h *harness) useHTTP2() {
+	var protos http.Protocols
+	if h.tls != nil {
+		protos.SetHTTP2(true)
+	} else {
+		protos.SetUnencryptedHTTP2(true)
+	}
+	h.client = &http.Client{Transport: &http.Transport{TLSClientConfig: h.tls, Protocols: &protos}}
+}
+
+// TestHTTP2StreamsArePlacedOneByOne sends many sessions over one HTTP/2
+// connection, over TLS and in cleartext: each key keeps its pod, and the
+// keys spread over the pods, so placement is per stream, not per
+// connection.
+func TestHTTP2StreamsArePlacedOneByOne(t *testing.T) {
+	for _, tlsOn := range []bool{true, false} {
+		t.Run(map[bool]string{true: "tls", false: "h2c"}[tlsOn], func(t *testing.T) {
+			pods := threePods(t)
+			var h *harness
+			if tlsOn {
+				h = startTLSProxy(t, oneRoute(pods...), config.Listener{}, Options{})
+			} else {
+				h = startProxy(t, oneRoute(pods...))
+			}
+			h.useHTTP2()
+			first := map[string]string{}
+			used := map[string]bool{}
+			for round := range 3 {
+				var mu sync.Mutex
+				var wg sync.WaitGroup
+				for i := range 30 {
+					wg.Go(func() {
+						key := fmt.Sprintf("h2-%d", i)
+						resp, body := h.get("/", "X-Session: "+key)
+						if resp.ProtoMajor != 2 || resp.StatusCode != 200 {
+							t.Errorf("key %s: %s %d (%s), want HTTP/2 200", key, resp.Proto, resp.StatusCode, body)
+							return
+						}
+						if got := resp.Header.Get("X-Podpin-Pod"); got != body {
+							t.Errorf("key %s: X-Podpin-Pod %q, but %q answered", key, got, body)
+						}
+						mu.Lock()
+						defer mu.Unlock()
+						used[body] = true
+						if round == 0 {
+							first[key] = body
+						} else if first[key] != body {
+							t.Errorf("key %s: went to %s, then %s", key, first[key], body)
+						}
+					})
+				}
+				wg.Wait()
+			}
+			if len(used) != 3 {
+				t.Errorf("30 keys over one connection reached pods %v, want all three", used)
+			}
+		})
+	}
+}
+
+// TestHTTP1AndHTTP2ShareAPort serves HTTP/1.1 and h2c on one cleartext port,
+// and HTTP/1.1 and h2 on one TLS port: a key keeps its pod whichever the
+// client speaks.
+func TestHTTP1AndHTTP2ShareAPort(t *testing.T) {
+	for _, tlsOn := range []bool{true, false} {
+		pods := threePods(t)
+		var h *harness
+		if tlsOn {
+			h = startTLSProxy(t, oneRoute(pods...), config.Listener{}, Options{})
+		} else {
+			h = startProxy(t, oneRoute(pods...))
+		}
+		h1 := h.client
+		pinned := map[string]string{}
+		for i := range 10 {
+			key := fmt.Sprintf("both-%d", i)
+			pinned[key] = h.podOf(key)
+		}
+		h.useHTTP2()
+		for key, want := range pinned {
+			if got := h.podOf(key); got != want {
+				t.Errorf("tls %v: key %s on %s over HTTP/1.1, on %s over HTTP/2", tlsOn, key, want, got)
+			}
+		}
+		h.client = h1
+		resp, _ := h.get("/", "X-Session: both-0")
+		if resp.ProtoMajor != 1 {
+			t.Errorf("tls %v: an HTTP/1.1 client got %s", tlsOn, resp.Proto)
+		}
+	}
+}
+
+// TestHTTP2CanBeTurnedOff: with http2 false, TLS offers only http/1.1 and a
+// cleartext HTTP/2 preface is a malformed HTTP/1.1 request.
+func TestHTTP2CanBeTurnedOff(t *testing.T) {
+	pod := newTestPod(t, "web-0", nil)
+	h := startTLSProxy(t, oneRoute(pod), config.Listener{HTTP2: ptr(false)}, Options{})
+	cfg := h.tls.Clone()
+	cfg.NextProtos = []string{"h2", "http/1.1"}
+	c, err := tls.Dial("tcp", h.addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.ConnectionState().NegotiatedProtocol; p != "http/1.1" {
+		t.Errorf("ALPN chose %q with http2 off, want http/1.1", p)
+	}
+	// HTTP/2 needs ALPN h2 over TLS: the preface over http/1.1 is a bad
+	// request.
+	io.WriteString(c, h2Preface)
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	if !strings.HasPrefix(line, "HTTP/1.1 400") {
+		t.Errorf("HTTP/2 preface over TLS http/1.1: got %q, want an HTTP/1.1 400", line)
+	}
+	c.Close()
+
+	cfg2 := oneRoute(pod)
+	cfg2.Listeners = []config.Listener{{Address: "127.0.0.1:0", HTTP2: ptr(false)}}
+	h = startProxy(t, cfg2)
+	conn := h.dial(t)
+	defer conn.Close()
+	io.WriteString(conn, h2Preface)
+	line, _ = bufio.NewReader(conn).ReadString('\n')
+	if !strings.HasPrefix(line, "HTTP/1.1 400") {
+		t.Errorf("HTTP/2 preface with http2 off: got %q, want an HTTP/1.1 400", line)
+	}
+}
+
+// TestHTTP2RefusalsSpeakTheClientsProtocol: placement's refusals are
+// podpin's one-line answers for HTTP, and statuses a gRPC client reads
+// for gRPC.
+func TestHTTP2RefusalsSpeakTheClientsProtocol(t *testing.T) {
+	pod := newTestPod(t, "web-0", nil)
+	cfg := oneRoute(pod)
+	cfg.Routes[0].Sticky.Missing = config.MissingReject
+	h := startProxy(t, cfg)
+	h.useHTTP2()
+	resp, body := h.get("/")
+	if resp.StatusCode != 400 || body != "podpin: request carries no session key\n" {
+		t.Errorf("no key over HTTP/2: %d %q, want 400 and the reason", resp.StatusCode, body)
+	}
+	for _, c := range []struct {
+		headers []string
+		status  string
+	}{
+		{nil, "3"}, // INVALID_ARGUMENT
+		{[]string{"X-Session: a", "X-Session: b"}, "3"},
+	} {
+		resp, _ := h.get("/pkg.Svc/Call", append(c.headers, "Content-Type: application/grpc", "TE: trailers")...)
+		got := resp.Header.Get("Grpc-Status") + resp.Trailer.Get("Grpc-Status")
+		if resp.StatusCode != 200 || got != c.status || resp.Header.Get("Content-Type") != "application/grpc" {
+			t.Errorf("gRPC refusal %v: %d grpc-status %q content-type %q, want 200 %s application/grpc",
+				c.headers, resp.StatusCode, got, resp.Header.Get("Content-Type"), c.status)
+		}
+		if msg := resp.Header.Get("Grpc-Message"); !strings.HasPrefix(msg, "podpin: ") {
+			t.Errorf("gRPC refusal %v: grpc-message %q", c.headers, msg)
+		}
+	}
+}
+
+// TestHTTP2PassesTrailersAndForwardingHeaders: an HTTP/1.1 pod's chunked
+// trailers reach an HTTP/2 client, and the pod sees the X-Forwarded-*
+// fields podpin writes for HTTP/1.1 clients.
+func TestHTTP2PassesTrailersAndForwardingHeaders(t *testing.T) {
+	pod := newTestPod(t, "web-0", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
+		io.WriteString(w, "body")
+		w.Header().Set("X-Checksum", "abc")
+	})
+	h := startTLSProxy(t, oneRoute(pod), config.Listener{}, Options{})
+	h.useHTTP2()
+	resp, body := h.get("/x", "X-Session: k", "X-Forwarded-For: 203.0.113.9", "X-Forwarded-Proto: http")
+	if body != "body" || resp.Trailer.Get("X-Checksum") != "abc" {
+		t.Errorf("got body %q trailers %v, want body and X-Checksum: abc", body, resp.Trailer)
+	}
+	got := pod.last().Header
+	if xff := got.Get("X-Forwarded-For"); xff != "203.0.113.9, 127.0.0.1" {
+		t.Errorf("X-Forwarded-For %q, want the client's list with the peer appended", xff)
+	}
+	if p := got.Get("X-Forwarded-Proto"); p != "https" {
+		t.Errorf("X-Forwarded-Proto %q from an untrusted peer over TLS, want https", p)
+	}
+	if host := got.Get("X-Forwarded-Host"); host != h.addr {
+		t.Errorf("X-Forwarded-Host %q, want %q", host, h.addr)
+	}
+	if v := pod.last().Host; v != h.addr {
+		t.Errorf("the pod got Host %q, want the client's %q", v, h.addr)
+	}
+}
