@@ -85,7 +85,7 @@ func TestRestartOnlyNamesTheSettingsLiveChecks(t *testing.T) {
 		State:     config.State{File: "/s"},
 		Store:     config.Store{Type: "redis", Redis: config.Redis{URL: "redis://r"}},
 		Limits: config.Limits{HeaderTimeout: 1, IdleTimeout: 1, MaxHeaderBytes: 2048, MaxConnections: 1,
-			MaxConnsPerIP: 1},
+			MaxConnsPerIP: 1, MaxConcurrentStreams: 7},
 	})
 	_, pending := config.Live(started, next)
 	if !slices.Equal(pending, config.RestartOnly) {
