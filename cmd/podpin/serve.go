@@ -66,7 +66,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.admin, "admin", config.DefaultAdmin, "admin listener `address` (health, metrics, API, console)")
 	fs.StringVar(&f.adminToken, "admin-token-file", "", "`file` holding the bearer token of the admin API (required when --admin is not loopback)")
 	fs.StringVar(&f.header, "header", config.DefaultHeader, "request `header` carrying the session key")
-	fs.Func("backend", "static pod as `name=http://host:port` (repeat for each pod)", func(v string) error {
+	fs.Func("backend", "static pod as `name=URL`, the URL http://host:port, h2c://host:port or https://host:port (repeat for each pod)", func(v string) error {
 		b, err := config.ParseBackend(v)
 		if err != nil {
 			return fmt.Errorf("%q %w", v, err)

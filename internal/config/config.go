@@ -24,7 +24,9 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"net"
 	"net/netip"
@@ -574,6 +576,10 @@ type Route struct {
 	// any name) again and again.
 	DNS *DNS `yaml:"dns"`
 
+	// Pods says how podpin talks to the route's pods: the protocol, and
+	// for pods that speak https, how their certificates are checked.
+	Pods Pods `yaml:"pods"`
+
 	// Sticky says where a request's session key comes from and what to do
 	// without one.
 	Sticky Sticky `yaml:"sticky"`
@@ -688,12 +694,87 @@ type DNS struct {
 	Interval time.Duration `yaml:"interval"`
 }
 
+// Protocols podpin speaks to pods (Pods.Protocol, and the protocol of
+// each endpoint discovery reports).
+const (
+	// PodHTTP is HTTP/1.1 in cleartext.
+	PodHTTP = "http"
+	// PodH2C is HTTP/2 in cleartext with prior knowledge (RFC 9113,
+	// section 3.3), as gRPC servers speak it.
+	PodH2C = "h2c"
+	// PodHTTPS is TLS to the pod, its certificate verified (see PodTLS).
+	PodHTTPS = "https"
+)
+
+// Pods says how podpin talks to a route's pods.
+type Pods struct {
+	// Protocol is what every pod of the route speaks: "http" (HTTP/1.1),
+	// "h2c" (HTTP/2 in cleartext with prior knowledge, which gRPC needs)
+	// or "https" (TLS). When set it wins over what each pod says, as
+	// ingress-nginx's backend-protocol annotation does. Empty: each pod's
+	// own, from its backend URL's scheme or its Service port's
+	// appProtocol; HTTP/1.1 for DNS names.
+	Protocol string `yaml:"protocol"`
+	// TLS checks the certificates of the pods that speak https.
+	TLS PodTLS `yaml:"tls"`
+}
+
+// PodTLS is how podpin verifies the pods that speak https: always, unless
+// InsecureSkipVerify, like HAProxy's "ssl verify required".
+type PodTLS struct {
+	// CAFile is a PEM bundle of the certificate authorities a pod's
+	// certificate must chain to. It is read when the configuration is
+	// applied (at start and on each reload). Empty: the system's roots.
+	CAFile string `yaml:"caFile"`
+	// ServerName is the name a pod's certificate must be valid for, also
+	// sent as SNI. Empty: the host of the pod's address (an IP address is
+	// checked against the certificate's IP addresses, and sends no SNI).
+	ServerName string `yaml:"serverName"`
+	// InsecureSkipVerify accepts any certificate: the connection is
+	// encrypted, but anyone on the path can pose as the pod. For tests
+	// only. Default false.
+	InsecureSkipVerify bool `yaml:"insecureSkipVerify"`
+}
+
+// IsZero reports whether no TLS setting is given.
+func (t PodTLS) IsZero() bool { return t == PodTLS{} }
+
+// RootCAs reads CAFile: nil when it is not set (the system's roots), an
+// error when it cannot be read or holds no PEM certificate. The error does
+// not name the field; callers add its path.
+func (t PodTLS) RootCAs() (*x509.CertPool, error) {
+	if t.CAFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(t.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("%q cannot be read: %w", t.CAFile, unwrapPath(err))
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%q holds no PEM certificate", t.CAFile)
+	}
+	return pool, nil
+}
+
+// unwrapPath drops the file name a *fs.PathError repeats.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
 // Backend is one static pod.
 type Backend struct {
 	// Name is the pod's stable identity: table entries point at it. Required;
 	// unique within the route.
 	Name string `yaml:"name"`
-	// URL is http://host:port of the pod. Required; no path.
+	// URL is the pod's address and protocol: http://host:port (HTTP/1.1),
+	// h2c://host:port (HTTP/2 in cleartext, prior knowledge) or
+	// https://host:port (TLS, verified as pods.tls says). Required; no
+	// path. A route's pods.protocol, when set, wins over the scheme.
 	URL string `yaml:"url"`
 	// Weight scales the pod's share of new sessions. Default 1.
 	Weight int `yaml:"weight"`

@@ -90,24 +90,27 @@ func TestEmptyPodHeaderTurnsItOff(t *testing.T) {
 	}
 }
 
-func TestBackendAddress(t *testing.T) {
+func TestBackendURL(t *testing.T) {
 	cases := []struct {
-		url, want string
-		ok        bool
+		url, addr, protocol string
+		ok                  bool
 	}{
-		{"http://127.0.0.1:9001", "127.0.0.1:9001", true},
-		{"http://web-0.web.default.svc:8080/", "web-0.web.default.svc:8080", true},
-		{"http://[::1]:80", "[::1]:80", true},
-		{"http://127.0.0.1", "", false},
-		{"https://127.0.0.1:443", "", false},
-		{"http://127.0.0.1:80/app", "", false},
-		{"http://u:p@127.0.0.1:80", "", false},
-		{"127.0.0.1:80", "", false},
+		{"http://127.0.0.1:9001", "127.0.0.1:9001", PodHTTP, true},
+		{"http://web-0.web.default.svc:8080/", "web-0.web.default.svc:8080", PodHTTP, true},
+		{"http://[::1]:80", "[::1]:80", PodHTTP, true},
+		{"h2c://10.0.0.5:50051", "10.0.0.5:50051", PodH2C, true},
+		{"https://127.0.0.1:443", "127.0.0.1:443", PodHTTPS, true},
+		{"http://127.0.0.1", "", "", false},
+		{"ws://127.0.0.1:80", "", "", false},
+		{"HTTP2://127.0.0.1:80", "", "", false},
+		{"https://127.0.0.1:443/app", "", "", false},
+		{"http://u:p@127.0.0.1:80", "", "", false},
+		{"127.0.0.1:80", "", "", false},
 	}
 	for _, c := range cases {
-		got, err := BackendAddress(c.url)
-		if got != c.want || (err == nil) != c.ok {
-			t.Errorf("BackendAddress(%q) = %q, %v; want %q, ok %v", c.url, got, err, c.want, c.ok)
+		addr, protocol, err := BackendURL(c.url)
+		if addr != c.addr || protocol != c.protocol || (err == nil) != c.ok {
+			t.Errorf("BackendURL(%q) = %q, %q, %v; want %q, %q, ok %v", c.url, addr, protocol, err, c.addr, c.protocol, c.ok)
 		}
 	}
 }

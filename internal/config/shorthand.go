@@ -8,11 +8,12 @@ import (
 )
 
 // ParseBackend parses the short form of a static backend, NAME=URL
-// ("web-0=http://10.0.0.10:8080"). The URL is checked by Validate.
+// ("web-0=http://10.0.0.10:8080", "g-0=h2c://10.0.0.5:50051",
+// "web-1=https://10.0.0.11:8443"). The URL is checked by Validate.
 func ParseBackend(v string) (Backend, error) {
 	name, url, ok := strings.Cut(v, "=")
 	if !ok || name == "" || url == "" {
-		return Backend{}, errors.New("must be name=http://host:port")
+		return Backend{}, errors.New("must be name=URL, the URL http://, h2c:// or https://host:port")
 	}
 	return Backend{Name: name, URL: url}, nil
 }

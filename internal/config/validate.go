@@ -240,6 +240,8 @@ func (r *Route) validate(v *validator, path string) {
 		}
 	}
 
+	r.validatePods(v, path)
+
 	s := r.Sticky
 	v.headerName(path+".sticky.header", s.Header)
 	if s.Cookie != "" && strings.ContainsAny(s.Cookie, "=; \t,") {
@@ -335,30 +337,96 @@ func (r *Redis) validate(v *validator, path string) {
 	v.positive(path+".dialTimeout", int64(r.DialTimeout))
 }
 
-// BackendAddress returns host:port of a backend URL, which must be
-// http://host:port with no path, query or user.
+// BackendAddress returns host:port of a backend URL (see BackendURL).
 func BackendAddress(raw string) (string, error) {
+	addr, _, err := BackendURL(raw)
+	return addr, err
+}
+
+// BackendURL returns host:port and the protocol of a backend URL, which
+// must be http://host:port (PodHTTP), h2c://host:port (PodH2C, as Traefik
+// writes it) or https://host:port (PodHTTPS), with no path, query or user.
+func BackendURL(raw string) (addr, protocol string, err error) {
 	if raw == "" {
-		return "", fmt.Errorf("is required")
+		return "", "", fmt.Errorf("is required")
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", fmt.Errorf("%q is not a URL", raw)
+		return "", "", fmt.Errorf("%q is not a URL", raw)
 	}
-	if u.Scheme != "http" {
-		return "", fmt.Errorf("%q must use http://", raw)
+	switch u.Scheme {
+	case PodHTTP, PodH2C, PodHTTPS:
+	default:
+		return "", "", fmt.Errorf("%q must use http://, h2c:// or https://", raw)
 	}
 	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("%q must be http://host:port with nothing after the port", raw)
+		return "", "", fmt.Errorf("%q must be %s://host:port with nothing after the port", raw, u.Scheme)
 	}
 	host, port, err := net.SplitHostPort(u.Host)
 	if err != nil || host == "" {
-		return "", fmt.Errorf("%q must name a host and a port", raw)
+		return "", "", fmt.Errorf("%q must name a host and a port", raw)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return "", fmt.Errorf("%q has an invalid port", raw)
+		return "", "", fmt.Errorf("%q has an invalid port", raw)
 	}
-	return u.Host, nil
+	return u.Host, u.Scheme, nil
+}
+
+// validatePods checks a route's pods block: the protocol, and a TLS block that
+// can apply and whose CA file reads.
+func (r *Route) validatePods(v *validator, path string) {
+	p := r.Pods
+	switch p.Protocol {
+	case "", PodHTTP, PodH2C, PodHTTPS:
+	default:
+		v.add(path+".pods.protocol", fmt.Sprintf("%q must be one of http, h2c, https, or empty for what each pod says", p.Protocol))
+	}
+	t := p.TLS
+	if t.IsZero() {
+		return
+	}
+	tp := path + ".pods.tls"
+	switch {
+	case p.Protocol == PodHTTP || p.Protocol == PodH2C:
+		v.add(tp, fmt.Sprintf("applies only to pods that speak https, and pods.protocol is %q", p.Protocol))
+	case p.Protocol == "" && len(r.Backends) > 0 && !slices.ContainsFunc(r.Backends, func(b Backend) bool {
+		_, proto, _ := BackendURL(b.URL)
+		return proto == PodHTTPS
+	}):
+		v.add(tp, "applies only to pods that speak https, and no backend url is https://")
+	}
+	if n := t.ServerName; n != "" && !validServerName(n) {
+		v.add(tp+".serverName", fmt.Sprintf("%q must be a host name or an IP address, without port", n))
+	}
+	if t.CAFile != "" && t.InsecureSkipVerify {
+		v.add(tp+".caFile", "cannot be combined with insecureSkipVerify, which verifies nothing")
+	}
+	if _, err := t.RootCAs(); err != nil {
+		v.add(tp+".caFile", err.Error())
+	}
+}
+
+// validServerName reports whether s is an IP address or a DNS name
+// (letters, digits, '-' and '.', labels of 1 to 63 bytes).
+func validServerName(s string) bool {
+	if net.ParseIP(s) != nil {
+		return true
+	}
+	if len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 type validator struct {
