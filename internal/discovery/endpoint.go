@@ -52,6 +52,11 @@ type Endpoint struct {
 	Weight int
 	// State says whether it takes new sessions, keeps old ones, or neither.
 	State State
+	// Protocol is what the pod speaks: "" or "http" for HTTP/1.1, "h2c"
+	// for HTTP/2 in cleartext, "https" for TLS (the config.Pod*
+	// constants). Static backends take it from their URL's scheme, a
+	// Service's pods from the appProtocol of its port (see AppProtocol).
+	Protocol string
 }
 
 // Source reports the endpoints of one route.

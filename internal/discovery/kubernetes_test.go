@@ -30,6 +30,7 @@ func TestKubernetes(t *testing.T) {
 		{"FirstReportIsCompleteAndComesAfterSync", testFirstReportIsComplete},
 		{"ReportsEveryChange", testReportsEveryChange},
 		{"SourcesOfOneServiceShareItsInformers", testSourcesShareInformers},
+		{"AppProtocolGivesThePodsProtocol", testAppProtocol},
 		{"WaitsForPermissionToSync", testWaitsForPermission},
 		// Last: it restarts the API server under the others' feet.
 		{"SurvivesAPIServerRestart", testSurvivesRestart},
@@ -185,6 +186,32 @@ func testReportsEveryChange(t *testing.T, cp *k8stest.ControlPlane, ns string) {
 	waitFor(t, updates, []Endpoint{})
 	createService(t, cp.Client, ns, "web")
 	waitFor(t, updates, []Endpoint{endpoint("web-1", "10.244.0.7:8080", Ready)})
+}
+
+func testAppProtocol(t *testing.T, cp *k8stest.ControlPlane, ns string) {
+	h2c := "kubernetes.io/h2c"
+	_, err := cp.Client.CoreV1().Services(ns).Create(t.Context(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "grpc"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{
+			{Name: "grpc", Port: 50051, TargetPort: intstr.FromString("grpc"), AppProtocol: &h2c},
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The EndpointSlice controller copies the Service port's appProtocol
+	// to the slice port; the API server keeps it as written.
+	port := withApp(slicePortOf("grpc", 50051), h2c)
+	writeSlice(t, cp.Client, ns, "grpc", sliceOf("grpc-a", []discoveryv1.EndpointPort{port}, podAt("10.244.0.2", "grpc-0")))
+	k := NewKubernetes(cp.Client, nil)
+	runKubernetes(t, k)
+	updates := runSource(t, k.Service(ns, "grpc", "grpc"))
+	waitFor(t, updates, []Endpoint{withProtocol(endpoint("grpc-0", "10.244.0.2:50051", Ready), "h2c")})
+
+	// The port turns to TLS: the same pod, now spoken to over https.
+	writeSlice(t, cp.Client, ns, "grpc", sliceOf("grpc-a",
+		[]discoveryv1.EndpointPort{withApp(slicePortOf("grpc", 50051), "grpcs")}, podAt("10.244.0.2", "grpc-0")))
+	waitFor(t, updates, []Endpoint{withProtocol(endpoint("grpc-0", "10.244.0.2:50051", Ready), "https")})
 }
 
 func testSourcesShareInformers(t *testing.T, cp *k8stest.ControlPlane, ns string) {

@@ -47,6 +47,8 @@ type slicePort struct {
 	name     string
 	port     int32 // 0: unspecified, unusable
 	protocol corev1.Protocol
+	// app is what AppProtocol makes of the port's appProtocol.
+	app string
 }
 
 type sliceEndpoint struct {
@@ -80,6 +82,9 @@ func newSlice(es *discoveryv1.EndpointSlice) slice {
 		}
 		if p.Protocol != nil {
 			sp.protocol = *p.Protocol
+		}
+		if p.AppProtocol != nil {
+			sp.app = AppProtocol(*p.AppProtocol)
 		}
 		s.ports = append(s.ports, sp)
 	}
@@ -122,6 +127,24 @@ func endpointState(c discoveryv1.EndpointConditions) State {
 		return Ready
 	}
 	return NotReady
+}
+
+// AppProtocol maps a Service port's appProtocol to the protocol podpin
+// speaks to its pods, case-insensitively:
+//
+//   - kubernetes.io/h2c, h2c and grpc: "h2c", HTTP/2 in cleartext with
+//     prior knowledge (gRPC inside a cluster runs without TLS);
+//   - https, kubernetes.io/https (not a registered name, but in use),
+//     kubernetes.io/wss and grpcs: "https", TLS to the pod;
+//   - anything else, or none (http, kubernetes.io/ws...): "", HTTP/1.1.
+func AppProtocol(app string) string {
+	switch strings.ToLower(app) {
+	case "kubernetes.io/h2c", "h2c", "grpc":
+		return "h2c"
+	case "https", "kubernetes.io/https", "kubernetes.io/wss", "grpcs":
+		return "https"
+	}
+	return ""
 }
 
 func protocolOrTCP(p corev1.Protocol) corev1.Protocol {
@@ -181,10 +204,11 @@ func translate(svc *service, all []slice, port string) ([]Endpoint, string) {
 		for _, e := range s.endpoints {
 			c := candidate{
 				Endpoint: Endpoint{
-					Name:    cmp.Or(e.pod, e.address),
-					Address: net.JoinHostPort(e.address, num),
-					Weight:  1,
-					State:   e.state,
+					Name:     cmp.Or(e.pod, e.address),
+					Address:  net.JoinHostPort(e.address, num),
+					Weight:   1,
+					State:    e.state,
+					Protocol: s.ports[i].app,
 				},
 				family: s.addressType,
 			}

@@ -9,6 +9,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/podpin/podpin/internal/config"
 )
 
 // svcWith returns a Service with the given ports.
@@ -61,6 +63,16 @@ func withConditions(e discoveryv1.Endpoint, ready, serving, terminating *bool) d
 	return e
 }
 
+func withApp(p discoveryv1.EndpointPort, app string) discoveryv1.EndpointPort {
+	p.AppProtocol = &app
+	return p
+}
+
+func withProtocol(e Endpoint, protocol string) Endpoint {
+	e.Protocol = protocol
+	return e
+}
+
 func endpoint(name, addr string, st State) Endpoint {
 	return Endpoint{Name: name, Address: addr, Weight: 1, State: st}
 }
@@ -82,6 +94,33 @@ func TestSliceTranslation(t *testing.T) {
 			slices: []*discoveryv1.EndpointSlice{sliceOf("web-a", http8080, podAt("10.0.0.1", "web-0"))},
 			port:   "http",
 			want:   []Endpoint{endpoint("web-0", "10.0.0.1:8080", Ready)},
+		},
+		{
+			name: "A port with appProtocol kubernetes.io/h2c gives its endpoints protocol h2c.",
+			svc:  web,
+			slices: []*discoveryv1.EndpointSlice{sliceOf("web-a", []discoveryv1.EndpointPort{withApp(slicePortOf("http", 8080), "kubernetes.io/h2c")},
+				podAt("10.0.0.1", "web-0"))},
+			port: "http",
+			want: []Endpoint{withProtocol(endpoint("web-0", "10.0.0.1:8080", Ready), "h2c")},
+		},
+		{
+			name: "Each endpoint takes the appProtocol of the port of its own slice.",
+			svc:  web,
+			slices: []*discoveryv1.EndpointSlice{
+				sliceOf("web-a", []discoveryv1.EndpointPort{withApp(slicePortOf("http", 8443), "https")}, podAt("10.0.0.1", "web-0")),
+				sliceOf("web-b", http8080, podAt("10.0.0.2", "web-1")),
+			},
+			port: "http",
+			want: []Endpoint{withProtocol(endpoint("web-0", "10.0.0.1:8443", Ready), "https"), endpoint("web-1", "10.0.0.2:8080", Ready)},
+		},
+		{
+			name: "The appProtocol of another port of the slice does not count.",
+			svc:  svcWith(svcPort("grpc", 50051, intstr.FromInt32(50051)), svcPort("http", 80, intstr.FromString("http"))),
+			slices: []*discoveryv1.EndpointSlice{sliceOf("web-a",
+				[]discoveryv1.EndpointPort{withApp(slicePortOf("grpc", 50051), "grpc"), slicePortOf("http", 8080)},
+				podAt("10.0.0.1", "web-0"))},
+			port: "http",
+			want: []Endpoint{endpoint("web-0", "10.0.0.1:8080", Ready)},
 		},
 		{
 			name: "A numeric Service port resolves to its numeric target port.",
@@ -348,5 +387,26 @@ func TestSliceTranslationDoesNotDependOnSliceOrder(t *testing.T) {
 	two, _ := translate(web, []slice{b, a}, "http")
 	if !slices.Equal(one, two) {
 		t.Errorf("endpoints depend on slice order: got %v and %v", one, two)
+	}
+}
+
+func TestAppProtocolNamesWhatPodpinSpeaks(t *testing.T) {
+	for app, want := range map[string]string{
+		"kubernetes.io/h2c":   config.PodH2C,
+		"h2c":                 config.PodH2C,
+		"grpc":                config.PodH2C,
+		"GRPC":                config.PodH2C,
+		"https":               config.PodHTTPS,
+		"kubernetes.io/https": config.PodHTTPS,
+		"kubernetes.io/wss":   config.PodHTTPS,
+		"grpcs":               config.PodHTTPS,
+		"http":                "",
+		"kubernetes.io/ws":    "",
+		"http2":               "",
+		"":                    "",
+	} {
+		if got := AppProtocol(app); got != want {
+			t.Errorf("AppProtocol(%q) = %q, want %q", app, got, want)
+		}
 	}
 }
