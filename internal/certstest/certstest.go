@@ -12,6 +12,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -58,9 +59,9 @@ func NewCA(t testing.TB) *CA {
 }
 
 // Issue returns a server certificate for names (DNS names, wildcards
-// allowed), valid until notAfter, and its key, both PEM-encoded. The first
-// name is also the subject's common name, so a test can tell the
-// certificates apart.
+// allowed, or IP addresses), valid until notAfter, and its key, both
+// PEM-encoded. The first name is also the subject's common name, so a test
+// can tell the certificates apart.
 func (ca *CA) Issue(t testing.TB, notAfter time.Time, names ...string) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -71,10 +72,20 @@ func (ca *CA) Issue(t testing.TB, notAfter time.Time, names ...string) (certPEM,
 	if err != nil {
 		t.Fatal(err)
 	}
+	var dns []string
+	var ips []net.IP
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			dns = append(dns, n)
+		}
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: names[0]},
-		DNSNames:     names,
+		DNSNames:     dns,
+		IPAddresses:  ips,
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -135,6 +146,18 @@ func (ca *CA) Client(serverName string) *tls.Config {
 		}
 	}
 	return c
+}
+
+// Server is a server configuration with a certificate for names, valid
+// for a day.
+func (ca *CA) Server(t testing.TB, names ...string) *tls.Config {
+	t.Helper()
+	c, k := ca.Issue(t, time.Now().Add(24*time.Hour), names...)
+	pair, err := tls.X509KeyPair(c, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}}
 }
 
 // Served is the common name of the certificate a server presents to a

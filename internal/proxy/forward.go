@@ -11,6 +11,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/place"
 )
 
@@ -70,6 +71,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 // replaced by another candidate once, and the key rebound to it.
 func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan headerScan, d *place.Decision) {
 	pd := d.Pod.(*pod)
+	if pd.protocol == config.PodH2C {
+		p.forwardH2C(ctx, r, pd)
+		return
+	}
 	req := &ctx.Request
 	if scan.connection && req.Header.ConnectionUpgrade() && len(req.Header.Peek(fasthttp.HeaderUpgrade)) > 0 {
 		p.tunnel(ctx, st, r, scan, pd)
@@ -105,6 +110,9 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan head
 		if errors.Is(err, fasthttp.ErrTimeout) {
 			code = fasthttp.StatusGatewayTimeout
 		}
+		if _, ok := isTLSError(err); ok {
+			r.Log.Debug("pod TLS handshake failed", "pod", pd.name, "err", err)
+		}
 		resp.Reset()
 		r.Done(r.pods.Load(), pd, place.Outcome{Failed: true, Status: code, Seconds: time.Since(start).Seconds()})
 		replyText(ctx, code, "pod "+pd.name+" failed: "+upstreamReason(err))
@@ -123,6 +131,14 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan head
 	if st.podHeader != nil {
 		resp.Header.SetCanonical(st.podHeader, pd.nameV)
 	}
+}
+
+// forwardH2C is where a request from an HTTP/1.1 client to a pod that
+// speaks h2c is to be forwarded over HTTP/2. The HTTP/1.1 forwarder cannot
+// do that: it answers 502 and counts nothing against the pod's health.
+func (p *Proxy) forwardH2C(ctx *fasthttp.RequestCtx, r *route, pd *pod) {
+	r.Done(r.pods.Load(), pd, place.Outcome{ClientFault: true, Status: fasthttp.StatusBadGateway})
+	replyText(ctx, fasthttp.StatusBadGateway, "pod "+pd.name+" speaks h2c: not supported by the HTTP/1.1 forwarder yet")
 }
 
 // roundTrip forwards one request to pd, counting it in flight meanwhile.
@@ -418,6 +434,9 @@ func forEachToken(v []byte, fn func([]byte)) {
 }
 
 func upstreamReason(err error) string {
+	if te, ok := isTLSError(err); ok {
+		return "TLS: " + te.reason()
+	}
 	switch {
 	case isDialError(err):
 		return "connection refused"

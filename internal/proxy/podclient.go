@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -25,7 +27,9 @@ const idleTicks = 4
 //
 // The exchange itself is podClient.roundTrip's (transport.go).
 type podClient struct {
-	// dial opens a connection to the pod; a failure is a *dialError.
+	// dial opens a connection to the pod, with its TLS handshake done for
+	// an https pod; a failure to connect is a *dialError, a failed
+	// handshake a *tlsError.
 	dial func() (net.Conn, error)
 	// timeout is the longest silence while an answer is read (podConn).
 	timeout time.Duration
@@ -54,16 +58,28 @@ type podClient struct {
 	kick     chan struct{} // wakes the cleaner before its tick
 }
 
-func newPodClient(addr string, s upstreamSettings) *podClient {
+// newPodClient returns the client of the pod at addr. With tc it speaks
+// TLS: each new connection is verified as tc says (the host of addr
+// when tc names no server), its handshake within the connect timeout.
+func newPodClient(addr string, s upstreamSettings, tc *tls.Config) *podClient {
 	d := &net.Dialer{Timeout: s.connectTimeout, KeepAlive: 30 * time.Second}
+	dial := func() (net.Conn, error) {
+		conn, err := d.Dial("tcp", addr)
+		if err != nil {
+			return nil, &dialError{err}
+		}
+		return conn, nil
+	}
+	if tc != nil {
+		tc = forAddress(tc, addr)
+		dial = func() (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), s.connectTimeout)
+			defer cancel()
+			return dialTLS(ctx, d, addr, tc)
+		}
+	}
 	c := &podClient{
-		dial: func() (net.Conn, error) {
-			conn, err := d.Dial("tcp", addr)
-			if err != nil {
-				return nil, &dialError{err}
-			}
-			return conn, nil
-		},
+		dial:        dial,
 		timeout:     s.readTimeout,
 		maxConns:    s.maxConns,
 		wait:        s.connectTimeout,

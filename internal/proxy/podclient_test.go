@@ -76,7 +76,7 @@ func testPodClient(p *countingPod, s upstreamSettings) *podClient {
 	if s.readTimeout == 0 {
 		s.readTimeout = 5 * time.Second
 	}
-	return newPodClient(p.ln.Addr().String(), s)
+	return newPodClient(p.ln.Addr().String(), s, nil)
 }
 
 // get sends one request through c and returns its body.

@@ -14,9 +14,12 @@ import (
 // It outlives endpoint snapshots so a pod that only changes state keeps its
 // keep-alive connections and its in-flight count. Safe for concurrent use.
 type backend struct {
-	name     string
-	nameV    []byte // name as a header value
-	addr     string
+	name  string
+	nameV []byte // name as a header value
+	addr  string
+	// protocol is what podpin speaks to the pod: config.PodHTTP, PodH2C
+	// or PodHTTPS.
+	protocol string
 	client   *podClient
 	sessions *atomic.Int64 // live entries pinned to this pod, owned by the table
 	tally    place.Tally

@@ -14,6 +14,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http/httputil"
@@ -185,7 +186,8 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 	// predecessor's pods until its source reports.
 	for _, r := range st.routes {
 		prev := old[r.Name]
-		if prev != nil && prev.upstream == st.upstream && prev.Table == r.Table {
+		if prev != nil && prev.upstream == st.upstream && prev.Table == r.Table &&
+			prev.protocol == r.protocol && samePodTLS(prev.podTLS, r.podTLS) {
 			prev.mu.Lock()
 			r.pods.Store(prev.pods.Load())
 			r.eps = prev.eps
@@ -285,7 +287,7 @@ func (p *Proxy) Close() {
 func sourceSpec(rc config.Route) discovery.Spec {
 	var s discovery.Spec
 	for _, b := range rc.Backends {
-		addr, _ := config.BackendAddress(b.URL)
+		addr, protocol, _ := config.BackendURL(b.URL)
 		st := discovery.Ready
 		switch b.State {
 		case "draining":
@@ -293,7 +295,7 @@ func sourceSpec(rc config.Route) discovery.Spec {
 		case "not-ready":
 			st = discovery.NotReady
 		}
-		s.Backends = append(s.Backends, discovery.Endpoint{Name: b.Name, Address: addr, Weight: b.Weight, State: st})
+		s.Backends = append(s.Backends, discovery.Endpoint{Name: b.Name, Address: addr, Weight: b.Weight, State: st, Protocol: protocol})
 	}
 	if svc := rc.Service; svc != nil {
 		s.Service = &discovery.Service{Namespace: svc.Namespace, Name: svc.Name, Port: svc.Port}
@@ -335,6 +337,10 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 		active:      rc.Health.Active,
 		balName:     rc.Balancer,
 		upstream:    us,
+		protocol:    rc.Pods.Protocol,
+	}
+	if r.podTLS, err = newPodTLS(rc); err != nil {
+		return nil, err
 	}
 	r.Passive = place.NewPassive(rc.Health.Passive)
 	r.Log = p.log.With("route", rc.Name)
@@ -355,11 +361,22 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 		}
 	}
 	r.newBackend = func(ep discovery.Endpoint) *backend {
+		protocol := podProtocol(r.protocol, ep.Protocol)
+		var tc *tls.Config
+		if protocol == config.PodHTTPS {
+			tc = r.podTLS
+			if tc == nil {
+				// A source reported https where the configuration
+				// foresaw none: verify against the system's roots.
+				tc = &tls.Config{MinVersion: tls.VersionTLS12}
+			}
+		}
 		return &backend{
 			name:     ep.Name,
 			nameV:    []byte(ep.Name),
 			addr:     ep.Address,
-			client:   newPodClient(ep.Address, us),
+			protocol: protocol,
+			client:   newPodClient(ep.Address, us, tc),
 			sessions: r.Table.SessionCounter(ep.Name),
 			tally:    place.Tally{Metrics: p.metrics.Pod(r.Name, ep.Name)},
 		}
@@ -458,7 +475,7 @@ func (p *Proxy) updatePods(r *route, eps []discovery.Endpoint) {
 		st, ok := before[ep.Name]
 		switch {
 		case !ok:
-			r.Log.Info("pod added", "pod", ep.Name, "address", ep.Address, "state", ep.State)
+			r.Log.Info("pod added", "pod", ep.Name, "address", ep.Address, "state", ep.State, "protocol", podProtocol(r.protocol, ep.Protocol))
 		case st != ep.State:
 			r.Log.Info("pod state changed", "pod", ep.Name, "from", st, "to", ep.State)
 		}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,16 @@ type route struct {
 	shared      *store.Route     // nil for a memory store
 	tableConfig config.Table     // what Table was built from
 	upstream    upstreamSettings // what pod connections were built with
+
+	// protocol is pods.protocol: what every pod speaks, "" for what each
+	// pod's source says.
+	protocol string
+	// podTLS verifies the route's https pods: built once when the
+	// configuration is applied, shared by their connection pools and by
+	// any other client of the route's pods. nil when no pod of the route
+	// can speak https. Its ServerName is empty unless pods.tls.serverName
+	// is set: each pod's host is checked then. Read-only.
+	podTLS *tls.Config
 
 	pods atomic.Pointer[podSet]
 	// transports are the clients of the HTTP/2 front end to the pods.
@@ -53,19 +64,19 @@ func (r *route) setPods(eps []discovery.Endpoint) {
 }
 
 // rebuildLocked swaps in a pod set built from r.eps and the current health
-// of each pod, reusing the backends of pods that kept their name and
-// address. r.mu must be held.
+// of each pod, reusing the backends of pods that kept their name, address
+// and protocol. r.mu must be held.
 func (r *route) rebuildLocked() {
 	old := map[string]*backend{}
 	if cur := r.pods.Load(); cur != nil {
 		for _, p := range cur.all {
-			old[p.name+"\x00"+p.addr] = p.backend
+			old[p.name+"\x00"+p.addr+"\x00"+p.protocol] = p.backend
 		}
 	}
 	now := time.Now()
 	pods := make([]*pod, 0, len(r.eps))
 	for _, ep := range r.eps {
-		b := old[ep.Name+"\x00"+ep.Address]
+		b := old[ep.Name+"\x00"+ep.Address+"\x00"+podProtocol(r.protocol, ep.Protocol)]
 		if b == nil {
 			b = r.newBackend(ep)
 		}

@@ -67,13 +67,13 @@ func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, st *state, r *route, scan heade
 	})
 }
 
-// handshake dials pd, sends the upgrade request and reads the answer. The
-// connection's reader may hold bytes the pod sent after its answer; the
-// returned conn yields those first.
+// handshake dials pd (with TLS for an https pod), sends the upgrade request
+// and reads the answer. The connection's reader may hold bytes the pod sent
+// after its answer; the returned conn yields those first.
 func (p *Proxy) handshake(st *state, pd *pod, req *fasthttp.Request) (net.Conn, *fasthttp.Response, error) {
-	c, err := net.DialTimeout("tcp", pd.addr, st.upstream.connectTimeout)
+	c, err := pd.client.dial()
 	if err != nil {
-		return nil, nil, &dialError{err}
+		return nil, nil, err
 	}
 	c.SetDeadline(time.Now().Add(st.upstream.readTimeout))
 	if _, err := c.Write(req.Header.Header()); err != nil {
