@@ -72,7 +72,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan headerScan, d *place.Decision) {
 	pd := d.Pod.(*pod)
 	if pd.protocol == config.PodH2C {
-		p.forwardH2C(ctx, r, pd)
+		p.forwardH2C(ctx, st, r, scan, d)
 		return
 	}
 	req := &ctx.Request
@@ -131,14 +131,6 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan head
 	if st.podHeader != nil {
 		resp.Header.SetCanonical(st.podHeader, pd.nameV)
 	}
-}
-
-// forwardH2C is where a request from an HTTP/1.1 client to a pod that
-// speaks h2c is to be forwarded over HTTP/2. The HTTP/1.1 forwarder cannot
-// do that: it answers 502 and counts nothing against the pod's health.
-func (p *Proxy) forwardH2C(ctx *fasthttp.RequestCtx, r *route, pd *pod) {
-	r.Done(r.pods.Load(), pd, place.Outcome{ClientFault: true, Status: fasthttp.StatusBadGateway})
-	replyText(ctx, fasthttp.StatusBadGateway, "pod "+pd.name+" speaks h2c: not supported by the HTTP/1.1 forwarder yet")
 }
 
 // roundTrip forwards one request to pd, counting it in flight meanwhile.

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/place"
 )
 
@@ -41,6 +43,9 @@ func (p *Proxy) newH2Server(lim limitSettings) *http.Server {
 		Protocols: &protos,
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: lim.maxStreams,
+			// The protocol's own default, as HAProxy and nginx keep it: a
+			// larger frame is a connection error (FRAME_SIZE_ERROR).
+			MaxReadFrameSize: 16 << 10,
 			// A client that reads nothing for this long while podpin has
 			// data for it is disconnected (a slow reader).
 			WriteByteTimeout: lim.bodyTimeout,
@@ -167,7 +172,7 @@ func (p *Proxy) newH2Forwarder() *httputil.ReverseProxy {
 func rewriteH2(pr *httputil.ProxyRequest) {
 	x := pr.In.Context().Value(exchangeKey{}).(*exchange)
 	out, in := pr.Out, pr.In
-	out.URL.Scheme = "http"
+	_, out.URL.Scheme = x.r.transport(x.pd)
 	out.URL.Host = x.pd.addr
 	if x.body != nil {
 		out.Body = x.body
@@ -203,7 +208,8 @@ func rewriteH2(pr *httputil.ProxyRequest) {
 // candidate once, and the key rebound to it, as for HTTP/1.1.
 func (p *Proxy) roundTripH2(req *http.Request) (*http.Response, error) {
 	x := req.Context().Value(exchangeKey{}).(*exchange)
-	resp, err := x.r.transport(x.pd).RoundTrip(req)
+	t, _ := x.r.transport(x.pd)
+	resp, err := t.RoundTrip(req)
 	if err == nil || !isDialError(err) || x.d.Raw == nil || x.r.Strict || (x.body != nil && x.body.n > 0) {
 		return resp, err
 	}
@@ -216,8 +222,9 @@ func (p *Proxy) roundTripH2(req *http.Request) (*http.Response, error) {
 	x.pd.tally.Stop()
 	x.pd, x.start = next.(*pod), time.Now()
 	x.pd.tally.Start()
+	t, req.URL.Scheme = x.r.transport(x.pd)
 	req.URL.Host = x.pd.addr
-	return x.r.transport(x.pd).RoundTrip(req)
+	return t.RoundTrip(req)
 }
 
 // answerH2 learns from the pod's answer and marks it as podpin marks
@@ -503,18 +510,31 @@ func (b *bufferPool) Get() []byte {
 func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
 
 // podTransports are a route's net/http clients to its pods, which the
-// HTTP/2 front end forwards through: HTTP/1.1, and HTTP/2 with prior
-// knowledge for pods that speak h2c. Each keeps its connections per pod
-// address. A reload that keeps a route's upstream settings keeps them.
+// HTTP/2 front end forwards through, and the HTTP/1.1 one to pods that
+// speak h2c: HTTP/1.1, HTTP/2 with prior knowledge (h2c), and TLS with
+// HTTP/2 or HTTP/1.1 as ALPN settles (https). Each keeps its connections
+// per pod address. A reload that keeps a route's upstream and pod TLS
+// settings keeps them.
 type podTransports struct {
-	http1, h2c *http.Transport
+	http1, h2c, https *http.Transport
 }
 
-func newPodTransports(us upstreamSettings) *podTransports {
+// newPodTransports returns the clients of pods under us; podTLS verifies
+// https pods (nil: the route has none).
+func newPodTransports(us upstreamSettings, podTLS *tls.Config) *podTransports {
 	t := &podTransports{http1: newPodTransport(us), h2c: newPodTransport(us)}
 	var h2c http.Protocols
 	h2c.SetUnencryptedHTTP2(true)
 	t.h2c.Protocols = &h2c
+	if podTLS != nil {
+		t.https = newPodTransport(us)
+		t.https.TLSClientConfig = podTLS.Clone()
+		t.https.TLSHandshakeTimeout = us.connectTimeout
+		var both http.Protocols
+		both.SetHTTP1(true)
+		both.SetHTTP2(true)
+		t.https.Protocols = &both
+	}
 	return t
 }
 
@@ -523,7 +543,13 @@ func newPodTransports(us upstreamSettings) *podTransports {
 func newPodTransport(us upstreamSettings) *http.Transport {
 	d := &net.Dialer{Timeout: us.connectTimeout}
 	return &http.Transport{
-		DialContext:           d.DialContext,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, &dialError{err}
+			}
+			return c, nil
+		},
 		MaxConnsPerHost:       us.maxConns,
 		MaxIdleConnsPerHost:   us.maxConns,
 		IdleConnTimeout:       us.idleConnTimeout,
@@ -532,13 +558,13 @@ func newPodTransport(us upstreamSettings) *http.Transport {
 	}
 }
 
-// transport is the client for pd.
-func (r *route) transport(pd *pod) http.RoundTripper {
-	return r.transports.http1
-}
-
-// closeIdle closes the connections no stream uses.
-func (t *podTransports) closeIdle() {
-	t.http1.CloseIdleConnections()
-	t.h2c.CloseIdleConnections()
+// transport is the client for pd, and the scheme of its URLs.
+func (r *route) transport(pd *pod) (http.RoundTripper, string) {
+	switch pd.protocol {
+	case config.PodH2C:
+		return r.transports.h2c, "http"
+	case config.PodHTTPS:
+		return r.transports.https, "https"
+	}
+	return r.transports.http1, "http"
 }

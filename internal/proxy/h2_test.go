@@ -2,10 +2,14 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -202,5 +206,90 @@ func TestHTTP2PassesTrailersAndForwardingHeaders(t *testing.T) {
 	}
 	if v := pod.last().Host; v != h.addr {
 		t.Errorf("the pod got Host %q, want the client's %q", v, h.addr)
+	}
+}
+
+// newH2CPod is a pod that speaks only HTTP/2 with prior knowledge (h2c),
+// as a gRPC server does. It answers with its name, the protocol it was
+// reached over, and a trailer.
+func newH2CPod(t *testing.T, name string) *testPod {
+	t.Helper()
+	p := &testPod{name: name}
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.lastReq = r.Clone(context.Background())
+		p.mu.Unlock()
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Trailer", "X-Pod-Trailer")
+		w.Header().Set("X-Pod-Proto", r.Proto)
+		io.WriteString(w, name)
+		w.Header().Set("X-Pod-Trailer", "end-"+name)
+	}))
+	p.srv.Config.Protocols = &protos
+	p.srv.Start()
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+// h2cRoute is a route over pods written h2c://.
+func h2cRoute(pods ...*testPod) *config.Config {
+	cfg := oneRoute(pods...)
+	for i := range cfg.Routes[0].Backends {
+		b := &cfg.Routes[0].Backends[i]
+		b.URL = strings.Replace(b.URL, "http://", "h2c://", 1)
+	}
+	return cfg
+}
+
+// TestH2CPodsServeBothFrontEnds: pods that speak only h2c are reached over
+// HTTP/2 from HTTP/1.1 and HTTP/2 clients alike, keys stay on their pod,
+// and an HTTP/2 client gets the pod's trailers.
+func TestH2CPodsServeBothFrontEnds(t *testing.T) {
+	pods := []*testPod{newH2CPod(t, "g-0"), newH2CPod(t, "g-1"), newH2CPod(t, "g-2")}
+	h := startProxy(t, h2cRoute(pods...))
+	pinned := map[string]string{}
+	for i := range 12 {
+		key := fmt.Sprintf("g-%d", i)
+		resp, body := h.get("/", "X-Session: "+key)
+		if resp.StatusCode != 200 || resp.Header.Get("X-Pod-Proto") != "HTTP/2.0" || resp.ProtoMajor != 1 {
+			t.Fatalf("HTTP/1.1 client: %s %d, pod reached over %q (%s)", resp.Proto, resp.StatusCode, resp.Header.Get("X-Pod-Proto"), body)
+		}
+		pinned[key] = body
+	}
+	h.useHTTP2()
+	for key, want := range pinned {
+		resp, body := h.get("/", "X-Session: "+key)
+		if body != want {
+			t.Errorf("key %s: %s over HTTP/1.1, %s over HTTP/2", key, want, body)
+		}
+		if got := resp.Trailer.Get("X-Pod-Trailer"); got != "end-"+body {
+			t.Errorf("key %s: trailer %q, want the pod's end-%s", key, got, body)
+		}
+	}
+	if n := len(slices.Compact(slices.Sorted(maps.Values(pinned)))); n != 3 {
+		t.Errorf("12 keys reached %d pods, want 3", n)
+	}
+}
+
+// TestRefusedH2CPodRebindsItsKeys: a key placed on an h2c pod that refuses
+// connections moves to another pod, over either front end, and stays
+// there.
+func TestRefusedH2CPodRebindsItsKeys(t *testing.T) {
+	live := newH2CPod(t, "g-live")
+	dead := newH2CPod(t, "g-dead")
+	dead.srv.Close()
+	h := startProxy(t, h2cRoute(dead, live))
+	for i, k := range []string{"a", "b", "c", "d"} {
+		if i == 2 {
+			h.useHTTP2()
+		}
+		for range 2 {
+			resp, body := h.get("/", "X-Session: "+k)
+			if resp.StatusCode != 200 || body != "g-live" {
+				t.Errorf("key %s: %d %q, want g-live", k, resp.StatusCode, body)
+			}
+		}
 	}
 }

@@ -200,20 +200,6 @@ func TestRouteProtocolWinsOverTheBackendURL(t *testing.T) {
 	}
 }
 
-func TestH2CPodIsRefusedByTheHTTP1Forwarder(t *testing.T) {
-	pod := newTestPod(t, "g-0", nil)
-	cfg := oneRoute(pod)
-	cfg.Routes[0].Backends[0].URL = strings.Replace(pod.url(), "http://", "h2c://", 1)
-	h := startProxy(t, cfg)
-	resp, body := h.get("/", "X-Session: a")
-	if want := "podpin: pod g-0 speaks h2c: not supported by the HTTP/1.1 forwarder yet\n"; resp.StatusCode != 502 || body != want {
-		t.Errorf("got %d %q, want 502 %q", resp.StatusCode, body, want)
-	}
-	if pod.last() != nil {
-		t.Error("the pod saw the request")
-	}
-}
-
 func TestApplyReadsThePodCAFile(t *testing.T) {
 	ca := certstest.NewCA(t)
 	dir := t.TempDir()

@@ -384,10 +384,10 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 	if prev != nil {
 		r.Rebinds.Continue(prev.Rebinds)
 	}
-	if prev != nil && prev.upstream == us {
+	if prev != nil && prev.upstream == us && samePodTLS(prev.podTLS, r.podTLS) {
 		r.transports = prev.transports
 	} else {
-		r.transports = newPodTransports(us)
+		r.transports = newPodTransports(us, r.podTLS)
 	}
 	switch rc.Sticky.Missing {
 	case config.MissingAssign:
