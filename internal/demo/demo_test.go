@@ -1,6 +1,9 @@
 package demo
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"os"
 	"strings"
 	"testing"
 )
@@ -27,10 +30,46 @@ func TestConfigRefusesAnUnknownBalancer(t *testing.T) {
 
 func TestGuideNamesTheListeners(t *testing.T) {
 	var b strings.Builder
-	WriteGuide(&b, "127.0.0.1:18080", "127.0.0.1:19901")
+	WriteGuide(&b, "127.0.0.1:18080", "127.0.0.1:19901", "")
 	for _, want := range []string{"behind podpin on 127.0.0.1:18080.", "curl http://127.0.0.1:18080/\n", "the console at http://127.0.0.1:19901/", "curl -s http://127.0.0.1:19901/metrics"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("guide lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestGuideOverTLSTrustsTheCertificate(t *testing.T) {
+	var b strings.Builder
+	WriteGuide(&b, "127.0.0.1:18443", "127.0.0.1:19901", "/tmp/d/demo.crt")
+	for _, want := range []string{"curl --cacert /tmp/d/demo.crt https://127.0.0.1:18443/\n", "--http2 -si"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("guide lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestCertificateServesLocalhostAndLoopback(t *testing.T) {
+	certFile, keyFile, err := WriteCertificate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pemBytes)
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"localhost", "127.0.0.1"} {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: name}); err != nil {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 }
