@@ -52,7 +52,9 @@ func TestDemoServesHTTPSOverBothProtocols(t *testing.T) {
 	var stdout, stderr lockedBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- demoCmd(ctx, []string{"--tls", "--listen", listen, "--admin", admin}, &stdout, &stderr) }()
+	go func() {
+		done <- demoCmd(ctx, []string{"--tls", "--listen", listen, "--admin", admin}, &stdout, &stderr)
+	}()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
