@@ -115,17 +115,10 @@ func parseAnnotations(ann map[string]string) (settings, []Problem) {
 		}
 		*dst = b
 	}
-	// duration parses a positive duration: zero would silently become the
-	// default once defaults are applied.
-	duration := func(a, v string, dst *time.Duration) {
-		d, err := time.ParseDuration(v)
-		switch {
-		case err != nil:
-			bad(a, "%q is not a duration (such as 90s, 30m or 12h)", v)
-		case d <= 0:
-			bad(a, "%q must be positive", v)
-		default:
-			*dst = d
+	// check records err, if any, as a problem of annotation a.
+	check := func(a string, err error) {
+		if err != nil {
+			problems = append(problems, Problem{Annotation: a, Msg: err.Error()})
 		}
 	}
 	for _, a := range slices.Sorted(maps.Keys(ann)) {
@@ -158,39 +151,15 @@ func parseAnnotations(ann map[string]string) (settings, []Problem) {
 				bad(a, "must name a balancer")
 			}
 		case AnnotationIdleTimeout:
-			duration(a, v, &s.table.IdleTimeout)
+			check(a, positive(v, time.ParseDuration, notDuration, &s.table.IdleTimeout))
 		case AnnotationAbsoluteTimeout:
-			duration(a, v, &s.table.AbsoluteTimeout)
+			check(a, positive(v, time.ParseDuration, notDuration, &s.table.AbsoluteTimeout))
 		case AnnotationMaxEntries:
-			n, err := strconv.Atoi(v)
-			switch {
-			case err != nil:
-				bad(a, "%q must be a whole number", v)
-			case n <= 0:
-				bad(a, "%q must be positive", v)
-			default:
-				s.table.MaxEntries = n
-			}
+			check(a, positive(v, strconv.Atoi, notWhole, &s.table.MaxEntries))
 		case AnnotationNewSessionsPerIP:
-			f, err := strconv.ParseFloat(v, 64)
-			switch {
-			case err != nil || math.IsNaN(f) || math.IsInf(f, 0):
-				bad(a, "%q must be a number of new sessions per second", v)
-			case f <= 0:
-				bad(a, "%q must be positive", v)
-			default:
-				s.sticky.NewSessionsPerIP = f
-			}
+			check(a, positive(v, finite, notRate, &s.sticky.NewSessionsPerIP))
 		case AnnotationNewSessionsBurst:
-			n, err := strconv.Atoi(v)
-			switch {
-			case err != nil:
-				bad(a, "%q must be a whole number", v)
-			case n <= 0:
-				bad(a, "%q must be positive", v)
-			default:
-				s.sticky.NewSessionsBurst = n
-			}
+			check(a, positive(v, strconv.Atoi, notWhole, &s.sticky.NewSessionsBurst))
 		case AnnotationDrain:
 			var b bool
 			boolean(a, v, &b)
@@ -211,6 +180,37 @@ func parseAnnotations(ann map[string]string) (settings, []Problem) {
 		}
 	}
 	return s, problems
+}
+
+// What positive says of a value that does not parse.
+const (
+	notDuration = "is not a duration (such as 90s, 30m or 12h)"
+	notWhole    = "must be a whole number"
+	notRate     = "must be a number of new sessions per second"
+)
+
+// positive parses v with parse into *dst. A value that does not parse is
+// reported with invalid; zero or less is refused, because zero would silently
+// become the default once defaults are applied.
+func positive[T int | float64 | time.Duration](v string, parse func(string) (T, error), invalid string, dst *T) error {
+	n, err := parse(v)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q %s", v, invalid)
+	case n <= 0:
+		return fmt.Errorf("%q must be positive", v)
+	}
+	*dst = n
+	return nil
+}
+
+// finite parses a number that is neither NaN nor infinite.
+func finite(v string) (float64, error) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err == nil && (math.IsNaN(f) || math.IsInf(f, 0)) {
+		return 0, fmt.Errorf("%q is not finite", v)
+	}
+	return f, err
 }
 
 // knownAnnotations lists the annotation names, sorted.

@@ -277,6 +277,11 @@ func TestIngressAnnotationValidation(t *testing.T) {
 			want: Problem{AnnotationMaxEntries, `"1e6" must be a whole number`},
 		},
 		{
+			name: "a zero max-entries is refused rather than defaulted",
+			ann:  map[string]string{AnnotationMaxEntries: "0"},
+			want: Problem{AnnotationMaxEntries, `"0" must be positive`},
+		},
+		{
 			name: "new-sessions-per-ip must be a number",
 			ann:  map[string]string{AnnotationNewSessionsPerIP: "ten"},
 			want: Problem{AnnotationNewSessionsPerIP, `"ten" must be a number of new sessions per second`},
@@ -287,9 +292,19 @@ func TestIngressAnnotationValidation(t *testing.T) {
 			want: Problem{AnnotationNewSessionsPerIP, `"0" must be positive`},
 		},
 		{
+			name: "an infinite new-sessions-per-ip is refused",
+			ann:  map[string]string{AnnotationNewSessionsPerIP: "Inf"},
+			want: Problem{AnnotationNewSessionsPerIP, `"Inf" must be a number of new sessions per second`},
+		},
+		{
 			name: "new-sessions-burst must be a whole number",
 			ann:  map[string]string{AnnotationNewSessionsPerIP: "5", AnnotationNewSessionsBurst: "2.5"},
 			want: Problem{AnnotationNewSessionsBurst, `"2.5" must be a whole number`},
+		},
+		{
+			name: "a negative new-sessions-burst is refused",
+			ann:  map[string]string{AnnotationNewSessionsPerIP: "5", AnnotationNewSessionsBurst: "-3"},
+			want: Problem{AnnotationNewSessionsBurst, `"-3" must be positive`},
 		},
 		{
 			name: "new-sessions-burst without new-sessions-per-ip is traced to the burst",

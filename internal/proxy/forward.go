@@ -448,9 +448,6 @@ func (r *route) fail(ctx *fasthttp.RequestCtx, code int, err error) {
 	reply(ctx, code, err)
 }
 
-// refuse answers a request podpin will not read further and closes the
-// connection: what follows it on the wire cannot be trusted to start a
-// request.
 // redirectHTTPS answers 308 with the same URL over https: the host without
 // its port (https's own, 443), the path and the query.
 func redirectHTTPS(ctx *fasthttp.RequestCtx) {
@@ -467,6 +464,9 @@ func redirectHTTPS(ctx *fasthttp.RequestCtx) {
 	ctx.SetStatusCode(fasthttp.StatusPermanentRedirect)
 }
 
+// refuse answers a request podpin will not read further and closes the
+// connection: what follows it on the wire cannot be trusted to start a
+// request.
 func refuse(ctx *fasthttp.RequestCtx, code int, err error) {
 	reply(ctx, code, err)
 	ctx.SetConnectionClose()
