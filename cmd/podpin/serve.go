@@ -60,7 +60,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs := flag.NewFlagSet("podpin serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.configFile, "config", "", "configuration `file` (YAML), reloaded on SIGHUP and when it changes; without it the quick flags below make one route")
-	fs.StringVar(&f.listen, "listen", config.DefaultListen, "client listener `address`")
+	fs.StringVar(&f.listen, "listen", config.DefaultListen, "client listener `address`; with --config, the new address of the file's one listener, whose other settings stay")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "terminate TLS on the --listen listener with this PEM certificate chain `file` (reloaded when it changes); needs --tls-key")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` of --tls-cert")
 	fs.StringVar(&f.admin, "admin", config.DefaultAdmin, "admin listener `address` (health, metrics, API, console)")
@@ -136,11 +136,9 @@ func (f *serveFlags) load() (*config.Config, error) {
 		f.set["listen"] = true
 	}
 	if f.set["listen"] {
-		l := config.Listener{Address: f.listen}
-		if f.set["tls-cert"] {
-			l.TLS = &config.ListenerTLS{Certificates: []config.Certificate{{CertFile: f.tlsCert, KeyFile: f.tlsKey}}}
+		if err := f.setListener(c); err != nil {
+			return nil, err
 		}
-		c.Listeners = []config.Listener{l}
 	}
 	if f.set["admin"] {
 		c.Admin.Address = f.admin
@@ -171,6 +169,30 @@ func (f *serveFlags) load() (*config.Config, error) {
 		return nil, err
 	}
 	return c, rules.Validate(c)
+}
+
+// setListener applies --listen, and --tls-cert with --tls-key, to c's one
+// listener: they set its address and its certificate, and its other
+// settings (trusted proxies, PROXY protocol, TLS version) stay as the file
+// has them. Without a listener, it makes one. A file with several
+// listeners is an error, because the flag cannot say which one it means.
+func (f *serveFlags) setListener(c *config.Config) error {
+	switch len(c.Listeners) {
+	case 0:
+		c.Listeners = []config.Listener{{}}
+	case 1:
+	default:
+		return fmt.Errorf("--listen cannot choose among the %d listeners of %s: set their addresses in the file", len(c.Listeners), f.configFile)
+	}
+	l := &c.Listeners[0]
+	l.Address = f.listen
+	if f.set["tls-cert"] {
+		if l.TLS == nil {
+			l.TLS = &config.ListenerTLS{}
+		}
+		l.TLS.Certificates = []config.Certificate{{CertFile: f.tlsCert, KeyFile: f.tlsKey}}
+	}
+	return nil
 }
 
 func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
