@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,6 +57,10 @@ const (
 	// (a wildcard host, a resource backend, TLS) is skipped; the rest is
 	// served.
 	ReasonUnsupported = "Unsupported"
+	// ReasonApplyFailed: the Ingress's routes are valid, but the proxy
+	// could not run them (Options.Apply failed on them); the other
+	// Ingresses apply without them.
+	ReasonApplyFailed = "ApplyFailed"
 )
 
 // A failed apply or status write is tried again after minRetry, doubling
@@ -68,8 +74,11 @@ const (
 type Options struct {
 	// Client talks to the API server. Required.
 	Client kubernetes.Interface
-	// Apply makes a configuration the running one (proxy.Apply). It is
-	// called from one goroutine at a time. Required.
+	// Apply makes a configuration the running one (proxy.Apply), or fails
+	// and leaves the running one as it was. It is called from one goroutine
+	// at a time. When it fails, the controller applies again without the
+	// Ingresses that changed, then with each of them in turn, to find and
+	// refuse the ones at fault. Required.
 	Apply func(*config.Config) error
 	// Class is the IngressClass name to serve. Default "podpin".
 	Class string
@@ -88,8 +97,9 @@ type Options struct {
 	PublishService string
 	// WithoutRedis says podpin runs without a Redis connection, which only
 	// a restart can add: an Ingress whose podpin.io/store asks for redis is
-	// then refused with an Event and keeps its last good routes, instead of
-	// failing every apply. False: such routes are passed on to Apply.
+	// then refused with an Event that names the annotation, without trying
+	// to apply it. False: such routes are passed on to Apply, which refuses
+	// them (ReasonApplyFailed).
 	WithoutRedis bool
 	// Recorder receives the Events about Ingresses. Nil: they are written
 	// to the API server through Client.
@@ -195,6 +205,10 @@ type ingressState struct {
 	redirect bool
 	// tlsReport is the problems with its TLS Secrets as last reported.
 	tlsReport string
+	// live are the routes last applied; isLive is false while none of its
+	// versions has been applied.
+	live   []ingressRoute
+	isLive bool
 }
 
 // New returns a controller; Run starts it.
@@ -557,12 +571,39 @@ func (c *Controller) rebuildAndApplyLocked(force bool) (applied bool, err error)
 
 	c.updateCertificatesLocked(list)
 
+	cfg, err := c.mergeLocked(func(st *ingressState) []ingressRoute { return st.good })
+	if err != nil {
+		return false, err
+	}
+	if !force && reflect.DeepEqual(cfg, c.applied) {
+		return false, nil
+	}
+	if err := c.apply(cfg); err != nil {
+		if cfg, err = c.applyEachLocked(list, err); err != nil {
+			return false, err
+		}
+	}
+	n := 0
+	for _, st := range c.known {
+		st.live, st.isLive = st.good, st.valid
+		if st.valid {
+			n++
+		}
+	}
+	c.applied = cfg
+	c.log.Info("ingress routes applied", "routes", len(cfg.Routes), "ingresses", n)
+	return true, nil
+}
+
+// mergeLocked is the static configuration with the routes routesOf gives
+// each valid Ingress. c.mu must be held.
+func (c *Controller) mergeLocked(routesOf func(*ingressState) []ingressRoute) (*config.Config, error) {
 	specs := make([]*spec, 0, len(c.known))
 	routes := map[string][]ingressRoute{}
 	for key, st := range c.known {
 		if st.valid {
 			specs = append(specs, &st.spec)
-			routes[key] = st.good
+			routes[key] = routesOf(st)
 		}
 	}
 	cfg := merge(c.static, specs, routes)
@@ -571,17 +612,82 @@ func (c *Controller) rebuildAndApplyLocked(force bool) (applied bool, err error)
 	if err := (config.Rules{RoutesOptional: true}).Validate(cfg); err != nil {
 		// Each Ingress was validated alone and names are made unique,
 		// so this is a bug; keep serving what runs.
-		return false, fmt.Errorf("merged configuration is invalid: %w", err)
+		return nil, fmt.Errorf("merged configuration is invalid: %w", err)
 	}
-	if !force && reflect.DeepEqual(cfg, c.applied) {
-		return false, nil
+	return cfg, nil
+}
+
+// applyEachLocked finds the Ingresses whose routes made an apply fail with
+// err, refuses them, and applies the rest. The Ingresses whose routes
+// changed since the last apply are put back to their running routes (a new
+// one is left out); if that applies, each is applied again with its new
+// routes in turn, oldest first. One that fails gets a Warning Event naming
+// the error and keeps its running routes (a new one is not served). If the
+// running routes fail too, the fault is no Ingress's: err is returned and
+// nothing changes. It costs an apply for each changed Ingress, and runs
+// only after a failure. It returns the configuration applied last. c.mu
+// must be held.
+func (c *Controller) applyEachLocked(list []*networkingv1.Ingress, err error) (*config.Config, error) {
+	var changed []string
+	for key, st := range c.known {
+		if st.valid && (!st.isLive || !reflect.DeepEqual(st.good, st.live)) {
+			changed = append(changed, key)
+		}
 	}
-	if err := c.apply(cfg); err != nil {
-		return false, err
+	if len(changed) == 0 {
+		return nil, err
 	}
-	c.applied = cfg
-	c.log.Info("ingress routes applied", "routes", len(cfg.Routes), "ingresses", len(specs))
-	return true, nil
+	slices.SortFunc(changed, func(a, b string) int {
+		if d := c.known[a].spec.created.Compare(c.known[b].spec.created); d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
+	pending := map[*ingressState]bool{}
+	for _, key := range changed {
+		pending[c.known[key]] = true
+	}
+	routesOf := func(st *ingressState) []ingressRoute {
+		if pending[st] {
+			return st.live
+		}
+		return st.good
+	}
+	cfg, merr := c.mergeLocked(routesOf)
+	if merr != nil {
+		return nil, merr
+	}
+	if aerr := c.apply(cfg); aerr != nil {
+		return nil, err
+	}
+	byKey := map[string]*networkingv1.Ingress{}
+	for _, ing := range list {
+		byKey[ing.Namespace+"/"+ing.Name] = ing
+	}
+	refused := false
+	for _, key := range changed {
+		st := c.known[key]
+		delete(pending, st)
+		next, aerr := c.mergeLocked(routesOf)
+		if aerr == nil {
+			aerr = c.apply(next)
+		}
+		if aerr == nil {
+			cfg = next
+			continue
+		}
+		refused = true
+		st.good, st.valid, st.rejected = st.live, st.isLive, true
+		if ing := byKey[key]; ing != nil && c.recorder != nil {
+			c.recorder.Eventf(ing, corev1.EventTypeWarning, ReasonApplyFailed, "routes not applied: %v; %s", aerr, outcome(st.valid))
+		}
+		c.log.Warn("ingress refused: its routes did not apply", "ingress", key, "error", aerr, "keeps_last_good", st.valid)
+	}
+	if refused {
+		// A refused Ingress's certificates and redirects go with its routes.
+		c.updateCertificatesLocked(list)
+	}
+	return cfg, nil
 }
 
 // translate is translate against the static configuration, with the
@@ -608,17 +714,21 @@ func (c *Controller) report(ing *networkingv1.Ingress, problems []Problem, keeps
 	if c.recorder == nil {
 		return
 	}
-	outcome := "the Ingress is not served until this is fixed"
-	if keepsLastGood {
-		outcome = "the Ingress keeps its last good configuration"
-	}
 	for _, p := range problems {
 		reason := ReasonInvalidIngress
 		if p.Annotation != "" {
 			reason = ReasonInvalidAnnotation
 		}
-		c.recorder.Eventf(ing, corev1.EventTypeWarning, reason, "%s; %s", p, outcome)
+		c.recorder.Eventf(ing, corev1.EventTypeWarning, reason, "%s; %s", p, outcome(keepsLastGood))
 	}
+}
+
+// outcome says what becomes of a refused Ingress, for its Events.
+func outcome(keepsLastGood bool) string {
+	if keepsLastGood {
+		return "the Ingress keeps its last good configuration"
+	}
+	return "the Ingress is not served until this is fixed"
 }
 
 // classUsable reports whether the class may be served: the IngressClass of

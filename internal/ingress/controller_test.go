@@ -248,15 +248,7 @@ func TestIngressWithABadAnnotationKeepsItsLastGoodRoutes(t *testing.T) {
 	if _, err := cp.Client.NetworkingV1().Ingresses("shop").Update(ctx, ing, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	var ev corev1.Event
-	waitFor(t, "the InvalidAnnotation event", func() bool {
-		list, err := cp.Client.CoreV1().Events("shop").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=app,reason=" + ReasonInvalidAnnotation})
-		if err != nil || len(list.Items) == 0 {
-			return false
-		}
-		ev = list.Items[0]
-		return true
-	})
+	ev := waitEvent(t, cp.Client, "app", ReasonInvalidAnnotation)
 	want := `podpin.io/sticky-header: "X Cart" is not a valid header name; the Ingress keeps its last good configuration`
 	if ev.Type != corev1.EventTypeWarning || ev.Message != want {
 		t.Errorf("event: got %s %q, want Warning %q", ev.Type, ev.Message, want)
@@ -381,15 +373,7 @@ func TestAnIngressAskingForRedisWithoutAConnectionIsRefusedAlone(t *testing.T) {
 		}
 	}
 	update("app", map[string]string{AnnotationStore: "redis", AnnotationStickyHeader: "X-Basket"})
-	var ev corev1.Event
-	waitFor(t, "the InvalidAnnotation event", func() bool {
-		list, err := cp.Client.CoreV1().Events("shop").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=app,reason=" + ReasonInvalidAnnotation})
-		if err != nil || len(list.Items) == 0 {
-			return false
-		}
-		ev = list.Items[0]
-		return true
-	})
+	ev := waitEvent(t, cp.Client, "app", ReasonInvalidAnnotation)
 	if !strings.Contains(ev.Message, "podpin.io/store: redis needs a restart") {
 		t.Errorf("event: got %q, want it to say the store needs a restart", ev.Message)
 	}
@@ -408,6 +392,111 @@ func TestAnIngressAskingForRedisWithoutAConnectionIsRefusedAlone(t *testing.T) {
 			t.Errorf("route %s: store %s, header %s; want app's last good routes on memory", r.Name, r.Store, r.Sticky.Header)
 		}
 	}
+}
+
+// waitEvent waits for the first Event with reason on Ingress shop/name.
+func waitEvent(t *testing.T, client kubernetes.Interface, name, reason string) corev1.Event {
+	t.Helper()
+	var ev corev1.Event
+	waitFor(t, "the "+reason+" event on "+name, func() bool {
+		list, err := client.CoreV1().Events("shop").List(t.Context(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + name + ",reason=" + reason})
+		if err != nil || len(list.Items) == 0 {
+			return false
+		}
+		ev = list.Items[0]
+		return true
+	})
+	return ev
+}
+
+// TestAnIngressTheProxyCannotApplyIsRefusedAlone runs the controller over a
+// real proxy that has no Redis connection, without telling the controller
+// so: the proxy's Apply is what refuses a route whose table lives in Redis.
+// The Ingress that asks for one, changed or new, gets an ApplyFailed Event
+// with the proxy's reason; the running routes stay, and the other
+// Ingresses go on applying.
+func TestAnIngressTheProxyCannotApplyIsRefusedAlone(t *testing.T) {
+	cp := k8stest.Start(t)
+	ctx := t.Context()
+	create(t, cp.Client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, ingressClass("podpin", ControllerName),
+		classed("app", new("podpin"), map[string]string{AnnotationStickyHeader: "X-Cart"}),
+		classed("other", new("podpin"), map[string]string{AnnotationStickyHeader: "X-Other"}))
+	kube := discovery.NewKubernetes(cp.Client, nil)
+	go kube.Run(ctx)
+	p := proxy.New(proxy.Options{Discoverer: &discovery.Factory{Kube: kube}})
+	t.Cleanup(p.Close)
+	// Redis is configured, so the annotation is valid; the proxy has no
+	// connection to it.
+	static := &config.Config{Store: config.Store{Redis: config.Redis{URL: "redis://127.0.0.1:1"}}}
+	static.SetDefaults()
+	a := &applied{}
+	c, err := New(Options{Client: cp.Client, Static: static, Apply: func(cfg *config.Config) error {
+		if err := p.Apply(cfg); err != nil {
+			return err
+		}
+		return a.apply(cfg)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	running := func() []string {
+		var names []string
+		for _, r := range p.Routes() {
+			names = append(names, r.Name)
+		}
+		return names
+	}
+	header := func(route string) string {
+		for _, r := range lastRoutes(a) {
+			if r.Name == route {
+				return r.Sticky.Header + " on " + r.Store
+			}
+		}
+		return "not applied"
+	}
+	waitFor(t, "both Ingresses running", func() bool { return slices.Equal(running(), []string{"shop-app-0", "shop-other-0"}) })
+
+	update := func(name string, ann map[string]string) {
+		t.Helper()
+		ing, err := cp.Client.NetworkingV1().Ingresses("shop").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		maps.Copy(ing.Annotations, ann)
+		if _, err := cp.Client.NetworkingV1().Ingresses("shop").Update(ctx, ing, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update("app", map[string]string{AnnotationStore: "redis", AnnotationStickyHeader: "X-Basket"})
+	ev := waitEvent(t, cp.Client, "app", ReasonApplyFailed)
+	want := `routes not applied: route "shop-app-0": store redis needs a restart`
+	if ev.Type != corev1.EventTypeWarning || !strings.HasPrefix(ev.Message, want) || !strings.HasSuffix(ev.Message, "; the Ingress keeps its last good configuration") {
+		t.Errorf("event: got %s %q, want Warning %q...; the Ingress keeps its last good configuration", ev.Type, ev.Message, want)
+	}
+
+	// The other Ingress still changes, and a new one that asks for Redis
+	// is refused alone too.
+	update("other", map[string]string{AnnotationStickyHeader: "X-Changed"})
+	create(t, cp.Client, classed("late", new("podpin"), map[string]string{AnnotationStore: "redis"}))
+	ev = waitEvent(t, cp.Client, "late", ReasonApplyFailed)
+	if !strings.HasSuffix(ev.Message, "; the Ingress is not served until this is fixed") {
+		t.Errorf("event on the new Ingress: got %q, want it to say it is not served", ev.Message)
+	}
+	waitFor(t, "the other Ingress's change applied", func() bool { return header("shop-other-0") == "X-Changed on memory" })
+	if got := header("shop-app-0"); got != "X-Cart on memory" {
+		t.Errorf("app's route: got %s, want its last good X-Cart on memory", got)
+	}
+	if got := running(); !slices.Equal(got, []string{"shop-app-0", "shop-other-0"}) {
+		t.Errorf("running routes: got %v, want app's and other's, not late's", got)
+	}
+
+	// Fixed, the Ingress applies.
+	update("app", map[string]string{AnnotationStore: "memory"})
+	waitFor(t, "app's fixed version applied", func() bool { return header("shop-app-0") == "X-Basket on memory" })
 }
 
 // lastRoutes are the routes of the last configuration applied.
@@ -451,15 +540,7 @@ func TestNewSessionAnnotationsCapTheIngressRoutes(t *testing.T) {
 	if _, err := cp.Client.NetworkingV1().Ingresses("shop").Update(ctx, ing, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	var ev corev1.Event
-	waitFor(t, "the InvalidAnnotation event", func() bool {
-		list, err := cp.Client.CoreV1().Events("shop").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=app,reason=" + ReasonInvalidAnnotation})
-		if err != nil || len(list.Items) == 0 {
-			return false
-		}
-		ev = list.Items[0]
-		return true
-	})
+	ev := waitEvent(t, cp.Client, "app", ReasonInvalidAnnotation)
 	want := `podpin.io/new-sessions-per-ip: "fast" must be a number of new sessions per second; the Ingress keeps its last good configuration`
 	if ev.Type != corev1.EventTypeWarning || ev.Message != want {
 		t.Errorf("event: got %s %q, want Warning %q", ev.Type, ev.Message, want)
