@@ -63,6 +63,13 @@ func runController(t *testing.T, client kubernetes.Interface, o Options) (*Contr
 	if err != nil {
 		t.Fatal(err)
 	}
+	run(t, c)
+	return c, a
+}
+
+// run runs c until the test ends.
+func run(t *testing.T, c *Controller) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -72,7 +79,20 @@ func runController(t *testing.T, client kubernetes.Interface, o Options) (*Contr
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return c, a
+}
+
+// annotate adds ann to the annotations of Ingress shop/name.
+func annotate(t *testing.T, client kubernetes.Interface, name string, ann map[string]string) {
+	t.Helper()
+	ctx := t.Context()
+	ing, err := client.NetworkingV1().Ingresses("shop").Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	maps.Copy(ing.Annotations, ann)
+	if _, err := client.NetworkingV1().Ingresses("shop").Update(ctx, ing, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -309,10 +329,7 @@ func TestAFileThatCannotApplyDoesNotBlockLaterIngressChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- c.Run(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	run(t, c)
 	header := func() string {
 		a.mu.Lock()
 		defer a.mu.Unlock()
@@ -349,7 +366,6 @@ func TestAFileThatCannotApplyDoesNotBlockLaterIngressChanges(t *testing.T) {
 
 func TestAnIngressAskingForRedisWithoutAConnectionIsRefusedAlone(t *testing.T) {
 	cp := k8stest.Start(t)
-	ctx := t.Context()
 	create(t, cp.Client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, ingressClass("podpin", ControllerName),
 		classed("app", new("podpin"), map[string]string{AnnotationStickyHeader: "X-Cart"}),
 		classed("other", new("podpin"), map[string]string{AnnotationStickyHeader: "X-Other"}))
@@ -361,24 +377,13 @@ func TestAnIngressAskingForRedisWithoutAConnectionIsRefusedAlone(t *testing.T) {
 	waitFor(t, "the first sync", closed(c.Synced()))
 	waitFor(t, "both Ingresses served", func() bool { return len(lastRoutes(a)) == 2 })
 
-	update := func(name string, ann map[string]string) {
-		t.Helper()
-		ing, err := cp.Client.NetworkingV1().Ingresses("shop").Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		maps.Copy(ing.Annotations, ann)
-		if _, err := cp.Client.NetworkingV1().Ingresses("shop").Update(ctx, ing, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	update("app", map[string]string{AnnotationStore: "redis", AnnotationStickyHeader: "X-Basket"})
+	annotate(t, cp.Client, "app", map[string]string{AnnotationStore: "redis", AnnotationStickyHeader: "X-Basket"})
 	ev := waitEvent(t, cp.Client, "app", ReasonInvalidAnnotation)
 	if !strings.Contains(ev.Message, "podpin.io/store: redis needs a restart") {
 		t.Errorf("event: got %q, want it to say the store needs a restart", ev.Message)
 	}
 	// The other Ingress still changes.
-	update("other", map[string]string{AnnotationStickyHeader: "X-Changed"})
+	annotate(t, cp.Client, "other", map[string]string{AnnotationStickyHeader: "X-Changed"})
 	waitFor(t, "the other Ingress's change applied", func() bool {
 		for _, r := range lastRoutes(a) {
 			if r.Sticky.Header == "X-Changed" {
@@ -439,10 +444,7 @@ func TestAnIngressTheProxyCannotApplyIsRefusedAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- c.Run(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	run(t, c)
 	running := func() []string {
 		var names []string
 		for _, r := range p.Routes() {
@@ -460,18 +462,7 @@ func TestAnIngressTheProxyCannotApplyIsRefusedAlone(t *testing.T) {
 	}
 	waitFor(t, "both Ingresses running", func() bool { return slices.Equal(running(), []string{"shop-app-0", "shop-other-0"}) })
 
-	update := func(name string, ann map[string]string) {
-		t.Helper()
-		ing, err := cp.Client.NetworkingV1().Ingresses("shop").Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		maps.Copy(ing.Annotations, ann)
-		if _, err := cp.Client.NetworkingV1().Ingresses("shop").Update(ctx, ing, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	update("app", map[string]string{AnnotationStore: "redis", AnnotationStickyHeader: "X-Basket"})
+	annotate(t, cp.Client, "app", map[string]string{AnnotationStore: "redis", AnnotationStickyHeader: "X-Basket"})
 	ev := waitEvent(t, cp.Client, "app", ReasonApplyFailed)
 	want := `routes not applied: route "shop-app-0": store redis needs a restart`
 	if ev.Type != corev1.EventTypeWarning || !strings.HasPrefix(ev.Message, want) || !strings.HasSuffix(ev.Message, "; the Ingress keeps its last good configuration") {
@@ -480,7 +471,7 @@ func TestAnIngressTheProxyCannotApplyIsRefusedAlone(t *testing.T) {
 
 	// The other Ingress still changes, and a new one that asks for Redis
 	// is refused alone too.
-	update("other", map[string]string{AnnotationStickyHeader: "X-Changed"})
+	annotate(t, cp.Client, "other", map[string]string{AnnotationStickyHeader: "X-Changed"})
 	create(t, cp.Client, classed("late", new("podpin"), map[string]string{AnnotationStore: "redis"}))
 	ev = waitEvent(t, cp.Client, "late", ReasonApplyFailed)
 	if !strings.HasSuffix(ev.Message, "; the Ingress is not served until this is fixed") {
@@ -495,7 +486,7 @@ func TestAnIngressTheProxyCannotApplyIsRefusedAlone(t *testing.T) {
 	}
 
 	// Fixed, the Ingress applies.
-	update("app", map[string]string{AnnotationStore: "memory"})
+	annotate(t, cp.Client, "app", map[string]string{AnnotationStore: "memory"})
 	waitFor(t, "app's fixed version applied", func() bool { return header("shop-app-0") == "X-Basket on memory" })
 }
 

@@ -113,10 +113,7 @@ func TestIngressTLSSecretsAreServedBySNIAndFollowTheirSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- c.Run(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	run(t, c)
 	waitFor(t, "the first sync", closed(c.Synced()))
 
 	// leaf is the certificate a TLS client asking for name is served; the
