@@ -86,7 +86,11 @@
 // an unknown podpin.io/ annotation (a typo would otherwise pass unnoticed),
 // is recorded as a Warning Event with reason InvalidAnnotation on the
 // Ingress, naming the annotation and the problem; a route the Ingress's
-// spec makes invalid gets reason InvalidIngress. Such an Ingress keeps the
+// spec makes invalid gets reason InvalidIngress. Routes that are valid but
+// that the proxy cannot run (a table in Redis when podpin started without a
+// connection) get reason ApplyFailed with the proxy's error: when an apply
+// fails, the Ingresses that changed since the last one are applied again
+// one at a time, and those that fail are refused. Such an Ingress keeps the
 // routes of its last valid version, or is not served if it never had one.
 // Other Ingresses are never affected.
 //
