@@ -81,6 +81,29 @@ func run(t *testing.T, c *Controller) {
 	})
 }
 
+// runOverProxy runs a controller until the test ends whose Apply is a real
+// proxy's, without a Redis connection: a route whose table lives in Redis
+// is refused. a records the configurations the proxy accepted.
+func runOverProxy(t *testing.T, cp *k8stest.ControlPlane, static *config.Config) (c *Controller, p *proxy.Proxy, a *applied) {
+	t.Helper()
+	kube := discovery.NewKubernetes(cp.Client, nil)
+	go kube.Run(t.Context())
+	p = proxy.New(proxy.Options{Discoverer: &discovery.Factory{Kube: kube}})
+	t.Cleanup(p.Close)
+	a = &applied{}
+	c, err := New(Options{Client: cp.Client, Static: static, Apply: func(cfg *config.Config) error {
+		if err := p.Apply(cfg); err != nil {
+			return err
+		}
+		return a.apply(cfg)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, c)
+	return c, p, a
+}
+
 // annotate adds ann to the annotations of Ingress shop/name.
 func annotate(t *testing.T, client kubernetes.Interface, name string, ann map[string]string) {
 	t.Helper()
@@ -313,23 +336,7 @@ func TestAFileThatCannotApplyDoesNotBlockLaterIngressChanges(t *testing.T) {
 		return c
 	}
 	pods := []config.Backend{{Name: "web-0", URL: "http://127.0.0.1:9001"}}
-	// A real proxy without a Redis connection refuses a route whose table
-	// lives in Redis.
-	kube := discovery.NewKubernetes(cp.Client, nil)
-	go kube.Run(ctx)
-	p := proxy.New(proxy.Options{Discoverer: &discovery.Factory{Kube: kube}})
-	t.Cleanup(p.Close)
-	a := &applied{}
-	c, err := New(Options{Client: cp.Client, Static: static(config.Route{Name: "file", Backends: pods}), Apply: func(cfg *config.Config) error {
-		if err := p.Apply(cfg); err != nil {
-			return err
-		}
-		return a.apply(cfg)
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, c)
+	c, p, a := runOverProxy(t, cp, static(config.Route{Name: "file", Backends: pods}))
 	header := func() string {
 		a.mu.Lock()
 		defer a.mu.Unlock()
@@ -344,7 +351,7 @@ func TestAFileThatCannotApplyDoesNotBlockLaterIngressChanges(t *testing.T) {
 
 	bad := static(config.Route{Name: "file", Backends: pods, Store: config.StoreRedis})
 	bad.Store.Redis.URL = "redis://127.0.0.1:1"
-	err = c.SetStatic(bad)
+	err := c.SetStatic(bad)
 	if err == nil || !strings.Contains(err.Error(), "needs a restart") {
 		t.Fatalf("SetStatic with a route podpin cannot run: got %v, want an error saying it needs a restart", err)
 	}
@@ -364,15 +371,24 @@ func TestAFileThatCannotApplyDoesNotBlockLaterIngressChanges(t *testing.T) {
 	}
 }
 
-func TestAnIngressAskingForRedisWithoutAConnectionIsRefusedAlone(t *testing.T) {
+// twoIngressesAndRedis starts a control plane with the Ingresses app
+// (header X-Cart) and other (X-Other) of class podpin in namespace shop. It
+// returns it with a configuration that names a Redis server but has no
+// route on it, so podpin starts without a Redis connection, and a route
+// that asks for one is valid.
+func twoIngressesAndRedis(t *testing.T) (*k8stest.ControlPlane, *config.Config) {
+	t.Helper()
 	cp := k8stest.Start(t)
 	create(t, cp.Client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, ingressClass("podpin", ControllerName),
 		classed("app", new("podpin"), map[string]string{AnnotationStickyHeader: "X-Cart"}),
 		classed("other", new("podpin"), map[string]string{AnnotationStickyHeader: "X-Other"}))
-	// Redis is configured in the file, but no route used it at start, so
-	// podpin has no connection.
 	static := &config.Config{Store: config.Store{Redis: config.Redis{URL: "redis://127.0.0.1:1"}}}
 	static.SetDefaults()
+	return cp, static
+}
+
+func TestAnIngressAskingForRedisWithoutAConnectionIsRefusedAlone(t *testing.T) {
+	cp, static := twoIngressesAndRedis(t)
 	c, a := runController(t, cp.Client, Options{Static: static, WithoutRedis: true})
 	waitFor(t, "the first sync", closed(c.Synced()))
 	waitFor(t, "both Ingresses served", func() bool { return len(lastRoutes(a)) == 2 })
@@ -421,30 +437,8 @@ func waitEvent(t *testing.T, client kubernetes.Interface, name, reason string) c
 // with the proxy's reason; the running routes stay, and the other
 // Ingresses go on applying.
 func TestAnIngressTheProxyCannotApplyIsRefusedAlone(t *testing.T) {
-	cp := k8stest.Start(t)
-	ctx := t.Context()
-	create(t, cp.Client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, ingressClass("podpin", ControllerName),
-		classed("app", new("podpin"), map[string]string{AnnotationStickyHeader: "X-Cart"}),
-		classed("other", new("podpin"), map[string]string{AnnotationStickyHeader: "X-Other"}))
-	kube := discovery.NewKubernetes(cp.Client, nil)
-	go kube.Run(ctx)
-	p := proxy.New(proxy.Options{Discoverer: &discovery.Factory{Kube: kube}})
-	t.Cleanup(p.Close)
-	// Redis is configured, so the annotation is valid; the proxy has no
-	// connection to it.
-	static := &config.Config{Store: config.Store{Redis: config.Redis{URL: "redis://127.0.0.1:1"}}}
-	static.SetDefaults()
-	a := &applied{}
-	c, err := New(Options{Client: cp.Client, Static: static, Apply: func(cfg *config.Config) error {
-		if err := p.Apply(cfg); err != nil {
-			return err
-		}
-		return a.apply(cfg)
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, c)
+	cp, static := twoIngressesAndRedis(t)
+	_, p, a := runOverProxy(t, cp, static)
 	running := func() []string {
 		var names []string
 		for _, r := range p.Routes() {
