@@ -93,24 +93,28 @@ func TestCurlOverTLSWithSNI(t *testing.T) {
 		{"an unknown name gets the default", "unknown.test", []string{"-k"}, "default.test"},
 		{"no SNI gets the default", "127.0.0.1", []string{"-k"}, "default.test"},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			r := curlTLS(t, p.addr, c.host, append(c.args, "--http1.1", "-H", "X-Session: curl-1")...)
-			if r.code != "200" || !strings.HasPrefix(r.body, "web-") {
-				t.Errorf("got %s %q, want 200 from a pod", r.code, r.body)
-			}
-			if r.subject != c.want {
-				t.Errorf("got certificate %q, want %q", r.subject, c.want)
-			}
-			if r.alpn != "http/1.1" {
-				t.Errorf("got ALPN %q, want http/1.1", r.alpn)
-			}
-		})
+		for _, proto := range []struct{ flag, alpn string }{{"--http1.1", "http/1.1"}, {"--http2", "h2"}} {
+			t.Run(c.name+" "+proto.flag, func(t *testing.T) {
+				r := curlTLS(t, p.addr, c.host, append(c.args, proto.flag, "-H", "X-Session: curl-1")...)
+				if r.code != "200" || !strings.HasPrefix(r.body, "web-") {
+					t.Errorf("got %s %q, want 200 from a pod", r.code, r.body)
+				}
+				if r.subject != c.want {
+					t.Errorf("got certificate %q, want %q", r.subject, c.want)
+				}
+				if r.alpn != proto.alpn {
+					t.Errorf("got ALPN %q, want %s", r.alpn, proto.alpn)
+				}
+			})
+		}
 	}
 
-	t.Run("a client asking for HTTP/2 is served HTTP/1.1", func(t *testing.T) {
-		r := curlTLS(t, p.addr, "api.example.com", "--cacert", caFile, "--http2")
-		if r.code != "200" || r.alpn != "http/1.1" {
-			t.Errorf("got %s with ALPN %q, want 200 with http/1.1", r.code, r.alpn)
+	t.Run("a key keeps its pod over HTTP/1.1 and HTTP/2", func(t *testing.T) {
+		first := curlTLS(t, p.addr, "api.example.com", "--cacert", caFile, "--http1.1", "-H", "X-Session: both").body
+		for range 3 {
+			if r := curlTLS(t, p.addr, "api.example.com", "--cacert", caFile, "--http2", "-H", "X-Session: both"); r.alpn != "h2" || r.body != first {
+				t.Errorf("over %s: %q, want h2 and %q as over HTTP/1.1", r.alpn, r.body, first)
+			}
 		}
 	})
 
