@@ -1,15 +1,19 @@
-// Package proxy is podpin's HTTP/1.1 front end and the owner of its
-// routes: it checks a request at the edge, asks placement (package place)
-// which pod serves it, and forwards the request to that pod's address,
-// streaming both bodies and tunnelling upgraded connections. It builds the
-// routes from the configuration, keeps their pods and connection pools,
-// runs their active health checks, tells placement what came of each
-// request, and answers placement's refusals as HTTP statuses.
+// Package proxy is podpin's data plane: its two front ends and the owner of
+// its routes. Each request is checked at the edge, placed by package place
+// (which pod serves it), and forwarded to that pod, streaming both bodies
+// and tunnelling upgraded connections. The package builds the routes from
+// the configuration, keeps their pods and connection pools, runs their
+// active health checks, tells placement what came of each request, and
+// answers placement's refusals in the client's protocol.
 //
-// It is built on fasthttp: its server and its request and response types
-// cost a fraction of net/http's CPU per request, which is what lets podpin
-// stand beside HAProxy. The connections to each pod are a pool of its own
-// (podClient).
+// HTTP/1.1 is served by fasthttp: its server and its request and response
+// types cost a fraction of net/http's CPU per request, which is what lets
+// podpin stand beside HAProxy. The connections to each pod are a pool of
+// its own (podClient). HTTP/2 (h2 by ALPN, h2c by prior knowledge) is
+// served by net/http's server and forwarded with httputil.ReverseProxy
+// (h2.go), which passes trailers and streams as gRPC needs; so are
+// HTTP/1.1 requests to pods that speak only h2c (forwardh2c.go). Every
+// listener serves both protocols on one port (server.go).
 package proxy
 
 import (
