@@ -18,8 +18,10 @@ import (
 // deadlines: a timeout fires up to two intervals late, never early.
 const sweepInterval = 100 * time.Millisecond
 
-// clientConns tracks a listener's client connections: it counts them per
-// address (limits.maxConnsPerIP) and enforces the header and idle timeouts.
+// clientConns tracks a listener's client connections, HTTP/1.1 and HTTP/2
+// alike: it caps them (limits.maxConnections) and counts them per address
+// (limits.maxConnsPerIP), and enforces the header and idle timeouts of
+// HTTP/1.1 connections (net/http's HTTP/2 server keeps its own).
 //
 // The timeouts are kept as HAProxy keeps its own: each connection carries
 // the time its current wait ends, on a clock that a sweeping goroutine
@@ -40,6 +42,7 @@ const sweepInterval = 100 * time.Millisecond
 type clientConns struct {
 	headerTimeout int64 // in ms
 	idleTimeout   int64 // in ms
+	maxConns      int   // 0: no cap
 	maxPerAddr    int   // 0: no cap
 	// trusted are the peers whose forwarding headers are believed
 	// (listeners[].trustedProxies); empty: none.
@@ -62,6 +65,7 @@ func newClientConns(lim limitSettings, trusted []netip.Prefix) *clientConns {
 		trusted:       trusted,
 		headerTimeout: lim.headerTimeout.Milliseconds(),
 		idleTimeout:   lim.idleTimeout.Milliseconds(),
+		maxConns:      lim.maxConnections,
 		maxPerAddr:    lim.maxConnsPerIP,
 		start:         time.Now(),
 		conns:         map[*clientConn]struct{}{},
@@ -103,8 +107,8 @@ func (cs *clientConns) deadlineIn(ms int64) int64 {
 	return cs.now.Load() + ms + sweepInterval.Milliseconds()
 }
 
-// listen wraps ln: its connections are tracked, and one over the cap for
-// its address is answered 429 and closed.
+// listen wraps ln: its connections are tracked; one over the cap is
+// answered 503, one over the cap for its address 429, and closed.
 func (cs *clientConns) listen(ln net.Listener) net.Listener {
 	return &clientListener{Listener: ln, conns: cs}
 }
@@ -135,21 +139,32 @@ func (cs *clientConns) add(c net.Conn) *clientConn {
 	}
 	cc.deadline.Store(cs.deadlineIn(cs.headerTimeout))
 	cs.mu.Lock()
-	if cs.maxPerAddr > 0 && cc.addr.IsValid() {
-		if cs.perAddr[cc.addr] >= cs.maxPerAddr {
-			cs.mu.Unlock()
-			if cs.tls {
-				c.Close()
-			} else {
-				refuseConn(c, fasthttp.StatusTooManyRequests, errTooManyConns)
-			}
-			return nil
-		}
+	switch {
+	case cs.maxConns > 0 && len(cs.conns) >= cs.maxConns:
+		cs.mu.Unlock()
+		cs.refuse(c, fasthttp.StatusServiceUnavailable, errServerFull)
+		return nil
+	case cs.maxPerAddr > 0 && cc.addr.IsValid() && cs.perAddr[cc.addr] >= cs.maxPerAddr:
+		cs.mu.Unlock()
+		cs.refuse(c, fasthttp.StatusTooManyRequests, errTooManyConns)
+		return nil
+	case cs.maxPerAddr > 0 && cc.addr.IsValid():
 		cs.perAddr[cc.addr]++
 	}
 	cs.conns[cc] = struct{}{}
 	cs.mu.Unlock()
 	return cc
+}
+
+// refuse closes a connection over a cap: on a cleartext listener after
+// podpin's one-line HTTP/1.1 answer, on a TLS one at once (the client
+// could not read a cleartext answer).
+func (cs *clientConns) refuse(c net.Conn, code int, err error) {
+	if cs.tls {
+		c.Close()
+		return
+	}
+	refuseConn(c, code, err)
 }
 
 func (cs *clientConns) remove(cc *clientConn) {

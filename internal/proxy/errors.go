@@ -17,6 +17,7 @@ var (
 	errExpect       = errors.New("only Expect: 100-continue is supported") // 417
 	errMalformed    = errors.New("malformed request")                      // 400
 	errTooManyConns = errors.New("too many connections from this address") // 429
+	errServerFull   = errors.New("too many client connections")            // 503
 	errPlainHTTP    = errors.New("cleartext HTTP sent to a TLS listener")  // 400
 )
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/podpin/podpin/internal/config"
 )
@@ -291,5 +292,45 @@ func TestRefusedH2CPodRebindsItsKeys(t *testing.T) {
 				t.Errorf("key %s: %d %q, want g-live", k, resp.StatusCode, body)
 			}
 		}
+	}
+}
+
+// TestMaxConnectionsCountsBothProtocols: limits.maxConnections caps HTTP/1.1
+// and HTTP/2 connections together; one over it gets 503, and a slot freed
+// by a closed connection is taken again.
+func TestMaxConnectionsCountsBothProtocols(t *testing.T) {
+	pod := newTestPod(t, "web-0", nil)
+	cfg := oneRoute(pod)
+	cfg.Limits.MaxConnections = 2
+	h := startProxy(t, cfg)
+	h2 := *h
+	h2.useHTTP2()
+	if resp, _ := h2.get("/", "X-Session: a"); resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+		t.Fatalf("h2c: %s %d", resp.Proto, resp.StatusCode)
+	}
+	if resp, _ := h.get("/", "X-Session: a"); resp.StatusCode != 200 || resp.ProtoMajor != 1 {
+		t.Fatalf("HTTP/1.1: %s %d", resp.Proto, resp.StatusCode)
+	}
+	// Both clients keep their connection open: a third is over the cap.
+	c := h.dial(t)
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	c.Close()
+	if !strings.HasPrefix(line, "HTTP/1.1 503") {
+		t.Errorf("a third connection: got %q, want 503", line)
+	}
+	h2.client.CloseIdleConnections()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c := h.dial(t)
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if strings.HasPrefix(line, "HTTP/1.1 200") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the HTTP/2 connection closed: got %q, want 200", line)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
