@@ -90,8 +90,9 @@ type exchange struct {
 	body *h2Body // nil without a request body
 
 	start  time.Time
-	status int  // the pod's answer, or podpin's own
-	failed bool // the pod failed it
+	resp   *http.Response // the pod's answer; nil when it gave none
+	status int            // the pod's answer, or podpin's own
+	failed bool           // the pod failed it
 	// clientFault: the client's body or cancellation ended it.
 	clientFault bool
 }
@@ -145,6 +146,9 @@ func (p *Proxy) serveH2(w http.ResponseWriter, req *http.Request) {
 	x.pd.tally.Start()
 	p.h2.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), exchangeKey{}, x)))
 	x.pd.tally.Stop()
+	if code, ok := grpcOutcome(x.resp); ok {
+		x.status = code
+	}
 	r.Done(r.pods.Load(), x.pd, place.Outcome{
 		Status:      x.status,
 		Failed:      x.failed,
@@ -231,7 +235,7 @@ func (p *Proxy) roundTripH2(req *http.Request) (*http.Response, error) {
 // HTTP/1.1 answers: the pod header, the minted key.
 func (p *Proxy) answerH2(resp *http.Response) error {
 	x := resp.Request.Context().Value(exchangeKey{}).(*exchange)
-	x.status = resp.StatusCode
+	x.resp, x.status = resp, resp.StatusCode
 	if x.r.LearnKeys {
 		x.r.Learn(x.d, x.pd.name, []byte(resp.Header.Get(x.r.Key.Header)))
 	}
@@ -338,6 +342,50 @@ func grpcCode(code int) int {
 		return grpcDeadlineExceeded
 	}
 	return grpcUnavailable
+}
+
+// grpcOutcome is the HTTP status a pod's gRPC answer counts as, in the
+// pod's metrics and its passive health, from its grpc-status (in the
+// trailers, or the header of a trailers-only answer), as Envoy maps them:
+// a pod that fails every call with UNAVAILABLE fails like one answering
+// 503. ok is false for an answer that is not gRPC or carries no status.
+func grpcOutcome(resp *http.Response) (code int, ok bool) {
+	if resp == nil || !isGRPC(&http.Request{Header: resp.Header}) {
+		return 0, false
+	}
+	v := resp.Trailer.Get("Grpc-Status")
+	if v == "" {
+		v = resp.Header.Get("Grpc-Status")
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, false
+	}
+	switch n {
+	case 0: // OK
+		return http.StatusOK, true
+	case 3, 9, 11: // INVALID_ARGUMENT, FAILED_PRECONDITION, OUT_OF_RANGE
+		return http.StatusBadRequest, true
+	case 4: // DEADLINE_EXCEEDED
+		return http.StatusGatewayTimeout, true
+	case 5: // NOT_FOUND
+		return http.StatusNotFound, true
+	case 6, 10: // ALREADY_EXISTS, ABORTED
+		return http.StatusConflict, true
+	case 7: // PERMISSION_DENIED
+		return http.StatusForbidden, true
+	case 8: // RESOURCE_EXHAUSTED
+		return http.StatusTooManyRequests, true
+	case 12: // UNIMPLEMENTED
+		return http.StatusNotImplemented, true
+	case 14: // UNAVAILABLE
+		return http.StatusServiceUnavailable, true
+	case 16: // UNAUTHENTICATED
+		return http.StatusUnauthorized, true
+	case 1: // CANCELLED
+		return statusClientClosed, true
+	}
+	return http.StatusInternalServerError, true // UNKNOWN, INTERNAL, DATA_LOSS
 }
 
 // grpcMessage percent-encodes a grpc-message value: bytes outside printable

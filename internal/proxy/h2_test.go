@@ -334,3 +334,45 @@ func TestMaxConnectionsCountsBothProtocols(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestGRPCStatusesCountInPassiveHealth: a pod that fails every gRPC call
+// with UNAVAILABLE (HTTP 200 with grpc-status 14 in the trailers) is ejected
+// like one answering 503, and its keys move to a healthy pod.
+func TestGRPCStatusesCountInPassiveHealth(t *testing.T) {
+	grpcPod := func(name, status string) *testPod {
+		p := &testPod{name: name}
+		var protos http.Protocols
+		protos.SetUnencryptedHTTP2(true)
+		p.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/grpc")
+			w.Header().Set("Trailer", "Grpc-Status")
+			w.Header().Set("X-Pod", name)
+			w.WriteHeader(200)
+			w.Header().Set("Grpc-Status", status)
+		}))
+		p.srv.Config.Protocols = &protos
+		p.srv.Start()
+		t.Cleanup(p.srv.Close)
+		return p
+	}
+	bad, good := grpcPod("g-bad", "14"), grpcPod("g-good", "0")
+	cfg := h2cRoute(bad, good)
+	cfg.Routes[0].Health.Passive.Consecutive5xx = 3
+	h := startProxy(t, cfg)
+	h.useHTTP2()
+	call := func(key string) (pod, status string) {
+		resp, _ := h.get("/pkg.Svc/Call", "X-Session: "+key, "Content-Type: application/grpc", "TE: trailers")
+		return resp.Header.Get("X-Pod"), resp.Trailer.Get("Grpc-Status")
+	}
+	// Round robin: the first key goes to g-bad.
+	if pod, status := call("k"); pod != "g-bad" || status != "14" {
+		t.Fatalf("first call: pod %q status %q, want g-bad and 14", pod, status)
+	}
+	for range 2 {
+		call("k")
+	}
+	if pod, status := call("k"); pod != "g-good" || status != "0" {
+		t.Errorf("after three UNAVAILABLE answers: pod %q status %q, want the key moved to g-good", pod, status)
+	}
+}
