@@ -69,6 +69,7 @@ type Metrics struct {
 	tlsExpiry          *prometheus.GaugeVec
 	tlsReloadErrors    *prometheus.CounterVec
 	tlsHandshakeErrors *prometheus.CounterVec
+	clientConns        *prometheus.CounterVec
 }
 
 // New builds the metrics and registers them, with the route collector, on
@@ -154,12 +155,16 @@ func New(reg prometheus.Registerer, routes func() []RouteStats) *Metrics {
 			Name: "podpin_tls_handshake_errors_total",
 			Help: "Client TLS handshakes that failed, by listener and reason: timeout, eof (the client left), version (no common protocol version), or other.",
 		}, []string{"listener", "reason"}),
+		clientConns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podpin_client_connections_total",
+			Help: "Client connections served, by listener and protocol: http/1.1, h2 (HTTP/2 over TLS) or h2c (HTTP/2 in cleartext).",
+		}, []string{"listener", "protocol"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.latency, m.lookups, m.rebinds, m.reloads, m.saves, m.restartPending, m.proxyProtocol, m.budget,
 			m.storeErrors, m.storeDegraded, m.storeInvalidations, m.storeWriteBacks,
 			m.ingressApplyErrors, m.ingressLastApplied, m.ingressRejected,
-			m.tlsExpiry, m.tlsReloadErrors, m.tlsHandshakeErrors)
+			m.tlsExpiry, m.tlsReloadErrors, m.tlsHandshakeErrors, m.clientConns)
 		if routes != nil {
 			reg.MustRegister(routeCollector(routes))
 		}
@@ -193,6 +198,12 @@ func (m *Metrics) CertificateReloadError(listener string) {
 // TLSHandshakeError counts a client TLS handshake that failed, by reason.
 func (m *Metrics) TLSHandshakeError(listener, reason string) {
 	m.tlsHandshakeErrors.WithLabelValues(listener, reason).Inc()
+}
+
+// ClientConnections is the counter of the client connections a listener
+// serves in protocol (http/1.1, h2 or h2c).
+func (m *Metrics) ClientConnections(listener, protocol string) prometheus.Counter {
+	return m.clientConns.WithLabelValues(listener, protocol)
 }
 
 // Saved counts a state file write.

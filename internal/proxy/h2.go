@@ -33,8 +33,9 @@ import (
 // HTTP/1.1 (package place).
 
 // newH2Server returns the server of a listener's HTTP/2 connections, under
-// the limits the listener started with.
-func (p *Proxy) newH2Server(lim limitSettings) *http.Server {
+// the limits the listener started with; listener names it in metrics.
+func (p *Proxy) newH2Server(lim limitSettings, listener string) *http.Server {
+	h2, h2c := p.metrics.ClientConnections(listener, "h2"), p.metrics.ClientConnections(listener, "h2c")
 	var protos http.Protocols
 	protos.SetHTTP2(true)
 	protos.SetUnencryptedHTTP2(true)
@@ -59,6 +60,16 @@ func (p *Proxy) newH2Server(lim limitSettings) *http.Server {
 		IdleTimeout:       lim.idleTimeout,
 		ReadHeaderTimeout: lim.headerTimeout,
 		ErrorLog:          log.New(h2LogWriter{p.log}, "", 0),
+		ConnState: func(c net.Conn, s http.ConnState) {
+			if s != http.StateNew {
+				return
+			}
+			if _, ok := c.(*tls.Conn); ok {
+				h2.Inc()
+			} else {
+				h2c.Inc()
+			}
+		},
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			cc, _ := connOf(c)
 			return context.WithValue(ctx, clientConnKey{}, cc)

@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/podpin/podpin/internal/config"
+	"github.com/podpin/podpin/internal/metrics"
 )
 
 // useHTTP2 makes the harness's client speak HTTP/2: by ALPN on a TLS
@@ -374,5 +377,43 @@ func TestGRPCStatusesCountInPassiveHealth(t *testing.T) {
 	}
 	if pod, status := call("k"); pod != "g-good" || status != "0" {
 		t.Errorf("after three UNAVAILABLE answers: pod %q status %q, want the key moved to g-good", pod, status)
+	}
+}
+
+// TestClientConnectionsAreCountedByProtocol: podpin_client_connections_total
+// tells HTTP/1.1, h2 and h2c connections apart, per listener.
+func TestClientConnectionsAreCountedByProtocol(t *testing.T) {
+	pod := newTestPod(t, "web-0", nil)
+	for _, tlsOn := range []bool{false, true} {
+		m := metrics.New(nil, nil)
+		var h *harness
+		if tlsOn {
+			h = startTLSProxy(t, oneRoute(pod), config.Listener{}, Options{Metrics: m})
+		} else {
+			cfg := oneRoute(pod)
+			cfg.Listeners = []config.Listener{{Address: "127.0.0.1:0"}}
+			h = startProxyWith(t, cfg, Options{Metrics: m})
+		}
+		for range 2 {
+			h.get("/")
+		}
+		h.useHTTP2()
+		for range 3 {
+			h.get("/") // one connection carries them all
+		}
+		h.client.CloseIdleConnections()
+		h.useHTTP2()
+		h.get("/")
+		h2 := map[bool]string{false: "h2c", true: "h2"}[tlsOn]
+		want := map[string]float64{"http/1.1": 1, h2: 2}
+		for proto, n := range want {
+			var d dto.Metric
+			if err := m.ClientConnections("127.0.0.1:0", proto).Write(&d); err != nil {
+				t.Fatal(err)
+			}
+			if got := d.GetCounter().GetValue(); got != n {
+				t.Errorf("tls %v: %s connections %v, want %v", tlsOn, proto, got, n)
+			}
+		}
 	}
 }

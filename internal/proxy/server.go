@@ -35,6 +35,8 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, drain time.Duration)
 // where it listens.
 func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Listener, drain time.Duration) error {
 	lim := p.state.Load().limits
+	name := listenerName(ln, l)
+	http1 := p.metrics.ClientConnections(name, "http/1.1")
 	conns := newClientConns(lim, config.ParsePrefixes(l.TrustedProxies))
 	conns.tls = l.TLS != nil
 	if l.ProxyProtocol {
@@ -57,7 +59,7 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	case l.TLS != nil:
 		// TLS runs over the tracked connection, after any PROXY header: the
 		// per-address cap and the client address hold for TLS clients too.
-		tl, err := p.listenTLS(sweep, &sweeping, ln, l, lim.headerTimeout, h2)
+		tl, err := p.listenTLS(sweep, &sweeping, ln, name, l, lim.headerTimeout, h2)
 		if err != nil {
 			return err
 		}
@@ -85,7 +87,12 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 		ReadBufferSize: lim.maxHeaderBytes,
 		// The header and idle timeouts, and the cap per address, are
 		// conns's; onHeaders gives a body its own deadline.
-		ConnState:   conns.stateChanged,
+		ConnState: func(c net.Conn, s fasthttp.ConnState) {
+			if s == fasthttp.StateNew {
+				http1.Inc()
+			}
+			conns.stateChanged(c, s)
+		},
 		Concurrency: lim.maxConnections,
 		// Connections over a limit are refused at once rather than
 		// slowing the accept loop for everyone.
@@ -101,7 +108,7 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	var h2srv *http.Server
 	h2errc := make(chan error, 1)
 	if h2 != nil {
-		h2srv = p.newH2Server(lim)
+		h2srv = p.newH2Server(lim, name)
 		go func() { h2errc <- h2srv.Serve(h2) }()
 	} else {
 		h2errc <- http.ErrServerClosed
@@ -147,14 +154,19 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	return err
 }
 
-// listenTLS wraps ln in a TLS listener serving the certificates of l,
-// whose files are checked for changes until ctx ends (in a goroutine that
-// wg waits for). A handshake gets timeout to complete.
-func (p *Proxy) listenTLS(ctx context.Context, wg *sync.WaitGroup, ln net.Listener, l config.Listener, timeout time.Duration, h2 *connQueue) (*handshakeListener, error) {
-	name := l.Address
-	if name == "" {
-		name = ln.Addr().String()
+// listenerName names the listener l, listening on ln, in metrics: its
+// configured address, or where it listens when it has none.
+func listenerName(ln net.Listener, l config.Listener) string {
+	if l.Address != "" {
+		return l.Address
 	}
+	return ln.Addr().String()
+}
+
+// listenTLS wraps ln in a TLS listener serving the certificates of l (named
+// name), whose files are checked for changes until ctx ends (in a
+// goroutine that wg waits for). A handshake gets timeout to complete.
+func (p *Proxy) listenTLS(ctx context.Context, wg *sync.WaitGroup, ln net.Listener, name string, l config.Listener, timeout time.Duration, h2 *connQueue) (*handshakeListener, error) {
 	nextProtos := []string{"http/1.1"}
 	if h2 != nil {
 		nextProtos = []string{"h2", "http/1.1"}
