@@ -19,6 +19,7 @@ var (
 	errTooManyConns = errors.New("too many connections from this address") // 429
 	errServerFull   = errors.New("too many client connections")            // 503
 	errPlainHTTP    = errors.New("cleartext HTTP sent to a TLS listener")  // 400
+	errConnect      = errors.New("CONNECT is not served")                  // 405
 )
 
 // Edge errors: each is a 400 unless noted, and closes the connection.

@@ -114,6 +114,12 @@ type exchangeKey struct{}
 func (p *Proxy) serveH2(w http.ResponseWriter, req *http.Request) {
 	st := p.state.Load()
 	cc, _ := req.Context().Value(clientConnKey{}).(*clientConn)
+	if req.Method == http.MethodConnect {
+		// A tunnel (or an extended CONNECT: WebSocket over HTTP/2) would
+		// bypass placement's view of the requests inside it.
+		h2Reply(w, req, http.StatusMethodNotAllowed, errConnect.Error())
+		return
+	}
 	if n := headerFields(req.Header); n > st.limits.maxHeaders {
 		h2Reply(w, req, http.StatusRequestHeaderFieldsTooLarge, errTooMany.Error())
 		return

@@ -183,6 +183,23 @@ func TestHTTP2RefusalsSpeakTheClientsProtocol(t *testing.T) {
 	}
 }
 
+// TestHTTP2ConnectIsRefused: an HTTP/2 CONNECT gets 405 and never reaches
+// a pod.
+func TestHTTP2ConnectIsRefused(t *testing.T) {
+	pod := newTestPod(t, "web-0", nil)
+	h := startProxy(t, oneRoute(pod))
+	h.useHTTP2()
+	req, _ := http.NewRequest(http.MethodConnect, "http://"+h.addr, nil)
+	req.URL.Path = ""
+	resp, body := h.do(req)
+	if resp.StatusCode != 405 || body != "podpin: CONNECT is not served\n" {
+		t.Errorf("CONNECT over HTTP/2: %d %q, want 405 and the reason", resp.StatusCode, body)
+	}
+	if pod.last() != nil {
+		t.Error("the pod saw the CONNECT")
+	}
+}
+
 // TestHTTP2PassesTrailersAndForwardingHeaders: an HTTP/1.1 pod's chunked
 // trailers reach an HTTP/2 client, and the pod sees the X-Forwarded-*
 // fields podpin writes for HTTP/1.1 clients.
