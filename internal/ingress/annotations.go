@@ -33,6 +33,10 @@ const (
 	AnnotationStore            = AnnotationPrefix + "store"               // store
 	AnnotationNewSessionsPerIP = AnnotationPrefix + "new-sessions-per-ip" // sticky.newSessionsPerIP
 	AnnotationNewSessionsBurst = AnnotationPrefix + "new-sessions-burst"  // sticky.newSessionsBurst
+	// AnnotationBackendProtocol is what the pods speak, as ingress-nginx's
+	// backend-protocol: HTTP, H2C, GRPC (h2c), HTTPS or GRPCS (https),
+	// in any case.
+	AnnotationBackendProtocol = AnnotationPrefix + "backend-protocol" // pods.protocol
 	// AnnotationSSLRedirect: "false" serves the Ingress's TLS hosts on
 	// cleartext listeners too, instead of redirecting them to https.
 	AnnotationSSLRedirect = AnnotationPrefix + "ssl-redirect"
@@ -57,7 +61,18 @@ var annotationFields = map[string]string{
 	AnnotationStore:            "store",
 	AnnotationNewSessionsPerIP: "sticky.newSessionsPerIP",
 	AnnotationNewSessionsBurst: "sticky.newSessionsBurst",
+	AnnotationBackendProtocol:  "pods.protocol",
 	AnnotationSSLRedirect:      "(no route field: the redirect to https)",
+}
+
+// backendProtocols maps the values of AnnotationBackendProtocol, lower
+// case, to the protocol podpin speaks to the pods.
+var backendProtocols = map[string]string{
+	"http":  config.PodHTTP,
+	"h2c":   config.PodH2C,
+	"grpc":  config.PodH2C,
+	"https": config.PodHTTPS,
+	"grpcs": config.PodHTTPS,
 }
 
 // annotationFor returns the annotation that sets the route field path (as
@@ -93,6 +108,8 @@ type settings struct {
 	drain    *bool
 	strict   bool
 	store    string
+	// protocol is pods.protocol: "" for what each pod's port says.
+	protocol string
 	// noSSLRedirect turns off the redirect of the TLS hosts to https.
 	noSSLRedirect bool
 }
@@ -166,6 +183,12 @@ func parseAnnotations(ann map[string]string) (settings, []Problem) {
 			s.drain = &b
 		case AnnotationStrict:
 			boolean(a, v, &s.strict)
+		case AnnotationBackendProtocol:
+			p, ok := backendProtocols[strings.ToLower(v)]
+			if !ok {
+				bad(a, "%q must be one of HTTP, H2C, GRPC, HTTPS, GRPCS", v)
+			}
+			s.protocol = p
 		case AnnotationSSLRedirect:
 			redirect := true
 			boolean(a, v, &redirect)
@@ -229,4 +252,5 @@ func (s *settings) apply(r *config.Route) {
 		r.Drain = &d
 	}
 	r.Store = s.store
+	r.Pods.Protocol = s.protocol
 }

@@ -534,3 +534,47 @@ func TestNewSessionAnnotationsCapTheIngressRoutes(t *testing.T) {
 		t.Errorf("cap after the bad change: got %v per second, want the last good 5", s.NewSessionsPerIP)
 	}
 }
+
+func TestBackendProtocolAnnotationSetsThePodsProtocol(t *testing.T) {
+	cp := k8stest.Start(t)
+	ctx := t.Context()
+	create(t, cp.Client, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, ingressClass("podpin", ControllerName),
+		classed("app", new("podpin"), map[string]string{AnnotationBackendProtocol: "GRPC"}))
+	c, a := runController(t, cp.Client, Options{})
+	waitFor(t, "the first sync", closed(c.Synced()))
+	protocol := func() string {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		rs := a.cfgs[len(a.cfgs)-1].Routes
+		if len(rs) != 1 {
+			return "(no route)"
+		}
+		return rs[0].Pods.Protocol
+	}
+	waitFor(t, "app's pods spoken to in h2c", func() bool { return protocol() == config.PodH2C })
+
+	ing, err := cp.Client.NetworkingV1().Ingresses("shop").Get(ctx, "app", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ing.Annotations[AnnotationBackendProtocol] = "FCGI"
+	if _, err := cp.Client.NetworkingV1().Ingresses("shop").Update(ctx, ing, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var ev corev1.Event
+	waitFor(t, "the InvalidAnnotation event", func() bool {
+		list, err := cp.Client.CoreV1().Events("shop").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=app,reason=" + ReasonInvalidAnnotation})
+		if err != nil || len(list.Items) == 0 {
+			return false
+		}
+		ev = list.Items[0]
+		return true
+	})
+	want := `podpin.io/backend-protocol: "FCGI" must be one of HTTP, H2C, GRPC, HTTPS, GRPCS; the Ingress keeps its last good configuration`
+	if ev.Type != corev1.EventTypeWarning || ev.Message != want {
+		t.Errorf("event: got %s %q, want Warning %q", ev.Type, ev.Message, want)
+	}
+	if p := protocol(); p != config.PodH2C {
+		t.Errorf("after the bad change: got pods.protocol %q, want the last good h2c", p)
+	}
+}

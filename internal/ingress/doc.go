@@ -80,7 +80,15 @@
 //	podpin.io/drain             drain                false: sessions leave terminating pods at once
 //	podpin.io/strict            strict               true: never rebind; 503 when the pod cannot serve
 //	podpin.io/store             store                memory or redis (default: the store.type of the file)
+//	podpin.io/backend-protocol  pods.protocol        HTTP, H2C, GRPC (= H2C), HTTPS or GRPCS (= HTTPS), any case; unset: each Service port's appProtocol
 //	podpin.io/ssl-redirect      (none)               false: no 308 to https for the hosts of spec.tls (default true)
+//
+// podpin.io/backend-protocol is ingress-nginx's backend-protocol: H2C and
+// GRPC speak HTTP/2 in cleartext to the pods, HTTPS and GRPCS TLS, the
+// pods' certificates verified against the system's roots for the pod's
+// address. Unset, each pod speaks what its Service port's appProtocol says
+// (kubernetes.io/h2c, h2c and grpc: h2c; https, kubernetes.io/https,
+// kubernetes.io/wss and grpcs: https; else HTTP/1.1).
 //
 // Values are checked as the configuration file's are. An invalid value, or
 // an unknown podpin.io/ annotation (a typo would otherwise pass unnoticed),

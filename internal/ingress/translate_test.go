@@ -201,6 +201,7 @@ func TestIngressAnnotationsSetEveryRoute(t *testing.T) {
 		AnnotationStore:                        "memory",
 		AnnotationNewSessionsPerIP:             "2.5",
 		AnnotationNewSessionsBurst:             "20",
+		AnnotationBackendProtocol:              "GRPC",
 		"nginx.ingress.kubernetes.io/affinity": "cookie",
 	}
 	got := translate(specOf(ing("web", ann, rule("", path("/a", prefix, "a", 80), path("/b", prefix, "b", 80)))), base())
@@ -223,6 +224,9 @@ func TestIngressAnnotationsSetEveryRoute(t *testing.T) {
 		wantTable := config.Table{IdleTimeout: 10 * time.Minute, AbsoluteTimeout: 12 * time.Hour, MaxEntries: 5000}
 		if rc.Table != wantTable {
 			t.Errorf("table: got %+v, want %+v", rc.Table, wantTable)
+		}
+		if rc.Pods.Protocol != config.PodH2C {
+			t.Errorf("pods.protocol: got %q, want h2c", rc.Pods.Protocol)
 		}
 		if rc.DrainEnabled() || !rc.Strict || rc.Store != "memory" {
 			t.Errorf("drain, strict, store: got %t, %t, %q, want false, true, memory", rc.DrainEnabled(), rc.Strict, rc.Store)
@@ -255,6 +259,11 @@ func TestIngressAnnotationValidation(t *testing.T) {
 			name: "a missing-key policy outside the list is refused",
 			ann:  map[string]string{AnnotationMissingKey: "drop"},
 			want: Problem{AnnotationMissingKey, `"drop" must be one of balance, assign, reject`},
+		},
+		{
+			name: "a backend protocol outside the list is refused",
+			ann:  map[string]string{AnnotationBackendProtocol: "grpc-web"},
+			want: Problem{AnnotationBackendProtocol, `"grpc-web" must be one of HTTP, H2C, GRPC, HTTPS, GRPCS`},
 		},
 		{
 			name: "a duration without a unit is refused",
@@ -477,5 +486,27 @@ func TestIngressRouteNamesStayUnique(t *testing.T) {
 	}
 	if got[0] != "shop-web-0" {
 		t.Errorf("names %v: the static route should keep its name, first", got)
+	}
+}
+
+func TestBackendProtocolAnnotationNamesWhatThePodsSpeak(t *testing.T) {
+	for v, want := range map[string]string{
+		"HTTP":  config.PodHTTP,
+		"h2c":   config.PodH2C,
+		"GRPC":  config.PodH2C,
+		"Https": config.PodHTTPS,
+		"GRPCS": config.PodHTTPS,
+	} {
+		got := translate(specOf(ing("web", map[string]string{AnnotationBackendProtocol: v}, rule("", path("/", prefix, "web", 80)))), base())
+		if len(got.problems) > 0 || len(got.routes) != 1 {
+			t.Fatalf("%s: got problems %v and %d routes, want none and 1", v, got.problems, len(got.routes))
+		}
+		if p := got.routes[0].route.Pods.Protocol; p != want {
+			t.Errorf("%s: got pods.protocol %q, want %q", v, p, want)
+		}
+	}
+	got := translate(specOf(ing("web", nil, rule("", path("/", prefix, "web", 80)))), base())
+	if p := got.routes[0].route.Pods.Protocol; p != "" {
+		t.Errorf("without the annotation: got pods.protocol %q, want \"\" (each pod's appProtocol)", p)
 	}
 }
