@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -311,4 +312,76 @@ func TestWebSocketThroughAnHTTPSPod(t *testing.T) {
 		t.Errorf("got %q, want %q", got, "tls: hello")
 	}
 	c.Close(websocket.StatusNormalClosure, "")
+}
+
+func TestHTTPSPodThatDoesNotSpeakTLSIs502(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		serve func(net.Conn)
+		want  string
+	}{
+		{"a pod that answers in cleartext", func(c net.Conn) {
+			defer c.Close()
+			io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+			io.Copy(io.Discard, c)
+		}, "pod web-0 failed: TLS: first record does not look like a TLS handshake"},
+		{"a pod that never answers the handshake", func(c net.Conn) {
+			defer c.Close()
+			io.Copy(io.Discard, c)
+		}, "pod web-0 failed: TLS: handshake not done in time (upstream.connectTimeout)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pod := startTCPPod(t, c.serve)
+			cfg := &config.Config{
+				Upstream: config.Upstream{ConnectTimeout: 300 * time.Millisecond},
+				Routes: []config.Route{{
+					Name:     "default",
+					Backends: []config.Backend{{Name: "web-0", URL: "https://" + pod.ln.Addr().String()}},
+					Pods:     config.Pods{TLS: config.PodTLS{ServerName: "web.shop.svc"}},
+				}},
+			}
+			h := startProxy(t, cfg)
+			resp, body := h.get("/", "X-Session: a")
+			if resp.StatusCode != 502 || body != "podpin: "+c.want+"\n" {
+				t.Errorf("got %d %q, want 502 %q", resp.StatusCode, body, c.want)
+			}
+		})
+	}
+}
+
+func TestLongBodiesStreamFromHTTPSPodsOverOneConnection(t *testing.T) {
+	ca := certstest.NewCA(t)
+	caFile := ca.WriteCAFile(t, t.TempDir())
+	const size = 1 << 20
+	var handshakes atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// No Content-Length: chunked, streamed through podpin.
+		io.CopyN(w, &pattern{}, size)
+	}))
+	srv.TLS = ca.Server(t, "web.shop.svc")
+	srv.TLS.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		handshakes.Add(1)
+		return nil, nil
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	h := startProxy(t, &config.Config{Routes: []config.Route{{
+		Name:     "default",
+		Backends: []config.Backend{{Name: "web-0", URL: srv.URL}},
+		Pods:     config.Pods{TLS: config.PodTLS{CAFile: caFile, ServerName: "web.shop.svc"}},
+	}}})
+	for i := range 3 {
+		resp, body := h.get("/", "X-Session: a")
+		if resp.StatusCode != 200 || len(body) != size {
+			t.Fatalf("request %d: got %d with %d bytes, want 200 with %d", i, resp.StatusCode, len(body), size)
+		}
+		var want strings.Builder
+		io.CopyN(&want, &pattern{}, size)
+		if body != want.String() {
+			t.Fatalf("request %d: the body differs from what the pod sent", i)
+		}
+	}
+	if n := handshakes.Load(); n != 1 {
+		t.Errorf("%d TLS handshakes for 3 streamed answers in a row, want 1", n)
+	}
 }
