@@ -9,11 +9,13 @@
 // HTTP/1.1 is served by fasthttp: its server and its request and response
 // types cost a fraction of net/http's CPU per request, which is what lets
 // podpin stand beside HAProxy. The connections to each pod are a pool of
-// its own (podClient). HTTP/2 (h2 by ALPN, h2c by prior knowledge) is
-// served by net/http's server and forwarded with httputil.ReverseProxy
-// (h2.go), which passes trailers and streams as gRPC needs; so are
-// HTTP/1.1 requests to pods that speak only h2c (forwardh2c.go). Every
-// listener serves both protocols on one port (server.go).
+// its own (podClient), over TLS to a pod that speaks https: verified with
+// the route's pods.tls, built once per Apply (podtls.go). HTTP/2 (h2 by
+// ALPN, h2c by prior knowledge) is served by net/http's server and
+// forwarded with httputil.ReverseProxy (h2.go), which passes trailers and
+// streams as gRPC needs; so are HTTP/1.1 requests to pods that speak only
+// h2c (forwardh2c.go). Every listener serves both protocols on one port
+// (server.go).
 package proxy
 
 import (
