@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
@@ -180,6 +181,51 @@ func BenchmarkServeListener(b *testing.B) {
 					b.Fatalf("%v %d", err, resp.StatusCode())
 				}
 				i++
+			}
+		})
+	}
+}
+
+// BenchmarkServeHitPodProtocols is a table hit forwarded to a pod on a
+// loopback port, in cleartext and over TLS (the pod's certificate verified,
+// the connection kept alive): what TLS to pods costs per request.
+func BenchmarkServeHitPodProtocols(b *testing.B) {
+	ca := certstest.NewCA(b)
+	caFile := ca.WriteCAFile(b, b.TempDir())
+	for _, protocol := range []string{config.PodHTTP, config.PodHTTPS} {
+		b.Run(protocol, func(b *testing.B) {
+			podLn, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer podLn.Close()
+			r := config.Route{Name: "default", Backends: []config.Backend{{Name: "web-0", URL: protocol + "://" + podLn.Addr().String()}}}
+			if protocol == config.PodHTTPS {
+				podLn = tls.NewListener(podLn, ca.Server(b, "web.shop.svc"))
+				r.Pods.TLS = config.PodTLS{CAFile: caFile, ServerName: "web.shop.svc"}
+			}
+			go fasthttp.Serve(podLn, func(ctx *fasthttp.RequestCtx) { ctx.WriteString("web-0") })
+
+			p := New(Options{})
+			defer p.Close()
+			c := &config.Config{Routes: []config.Route{r}}
+			c.SetDefaults()
+			if err := p.Apply(c); err != nil {
+				b.Fatal(err)
+			}
+			proxyLn := fasthttputil.NewInmemoryListener()
+			defer proxyLn.Close()
+			go fasthttp.Serve(proxyLn, p.serve)
+			client := &fasthttp.HostClient{Addr: "proxy", Dial: func(string) (net.Conn, error) { return proxyLn.Dial() }}
+
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			req.SetRequestURI("http://proxy/")
+			req.Header.Set("X-Session", "alice")
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := client.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+					b.Fatalf("%v %d %s", err, resp.StatusCode(), resp.Body())
+				}
 			}
 		})
 	}
