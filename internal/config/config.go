@@ -31,6 +31,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -724,7 +725,9 @@ type Pods struct {
 type PodTLS struct {
 	// CAFile is a PEM bundle of the certificate authorities a pod's
 	// certificate must chain to. It is read when the configuration is
-	// applied (at start and on each reload). Empty: the system's roots.
+	// applied: at start, on each reload, and when its content changes (a
+	// Reloader watches it as it watches the file). Empty: the system's
+	// roots.
 	CAFile string `yaml:"caFile"`
 	// ServerName is the name a pod's certificate must be valid for, also
 	// sent as SNI. Empty: the host of the pod's address (an IP address is
@@ -881,6 +884,18 @@ func (c *Config) SetDefaults() {
 		c.Routes[i].setDefaults()
 		def(&c.Routes[i].Store, c.Store.Type)
 	}
+}
+
+// appliedFiles lists the files read each time the configuration is applied
+// (the routes' pods.tls.caFile), each once, in route order.
+func (c *Config) appliedFiles() []string {
+	var files []string
+	for _, r := range c.Routes {
+		if f := r.Pods.TLS.CAFile; f != "" && !slices.Contains(files, f) {
+			files = append(files, f)
+		}
+	}
+	return files
 }
 
 // UsesRedis reports whether routes keep their tables in Redis: the default

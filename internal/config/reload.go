@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -53,15 +55,19 @@ type ReloaderOptions struct {
 const DefaultReloadInterval = time.Second
 
 // Reloader applies a new configuration when a signal asks for it and when
-// the file's content changes. It polls the file rather than watching it,
+// the file's content changes, or that of a file it names which is read
+// when it is applied (a route's pods.tls.caFile). It polls the file rather than watching it,
 // which also follows the symlink swaps of a Kubernetes ConfigMap volume. A
 // configuration that does not load or apply is logged with every error and
 // the running one stays. Only Run uses it: it is not safe for concurrent
 // use.
 type Reloader struct {
-	o    ReloaderOptions
-	log  *slog.Logger
-	seen [32]byte // digest of the file content last tried
+	o   ReloaderOptions
+	log *slog.Logger
+	// files are the other files the configuration last loaded reads when
+	// it is applied (the pods' CA bundles): a change to one reloads too.
+	files []string
+	seen  [32]byte // digest of the content of the file and files last tried
 }
 
 // NewReloader returns a Reloader as o says. It reads the file once: that
@@ -76,6 +82,9 @@ func NewReloader(o ReloaderOptions) *Reloader {
 	r := &Reloader{o: o, log: o.Logger}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
+	}
+	if o.Running != nil {
+		r.files = o.Running.appliedFiles()
 	}
 	r.seen, _ = r.digest()
 	return r
@@ -101,12 +110,23 @@ func (r *Reloader) Run(ctx context.Context) error {
 	}
 }
 
-func (r *Reloader) digest() ([32]byte, bool) {
+// digest sums the content of the file and of r.files; a file of r.files
+// that cannot be read counts as empty, so its return is a change. ok is
+// false when the configuration file cannot be read.
+func (r *Reloader) digest() (sum [32]byte, ok bool) {
 	data, err := os.ReadFile(r.o.File)
 	if err != nil {
 		return [32]byte{}, false
 	}
-	return sha256.Sum256(data), true
+	h := sha256.New()
+	h.Write(data)
+	for _, f := range r.files {
+		content, _ := os.ReadFile(f)
+		fmt.Fprintf(h, "\x00%s\x00%d\x00", f, len(content))
+		h.Write(content)
+	}
+	h.Sum(sum[:0])
+	return sum, true
 }
 
 func (r *Reloader) reload(why string) {
@@ -114,6 +134,10 @@ func (r *Reloader) reload(why string) {
 	cfg, err := r.o.Load()
 	var pending []string
 	if err == nil {
+		if files := cfg.appliedFiles(); !slices.Equal(files, r.files) {
+			r.files = files
+			r.seen, _ = r.digest()
+		}
 		if r.o.Running != nil {
 			cfg, pending = Live(r.o.Running, cfg)
 		}

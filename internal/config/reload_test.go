@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/podpin/podpin/internal/certstest"
 	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/logtest"
 	"github.com/podpin/podpin/internal/proxy"
@@ -196,5 +197,31 @@ func TestSettingsOnlyARestartAppliesAreNamedAndTheRestApplies(t *testing.T) {
 	e.waitLog(`msg="configuration reloaded"`, "routes=1")
 	if got := e.counts.pending.Load(); got != 0 {
 		t.Errorf("settings waiting for a restart after the revert: got %d, want 0", got)
+	}
+}
+
+func TestAChangedPodCAFileIsApplied(t *testing.T) {
+	dir := t.TempDir()
+	caFile := certstest.NewCA(t).WriteCAFile(t, dir)
+	e := startReloader(t, "routes:\n- name: a\n  pods: {tls: {caFile: '"+caFile+"'}}\n"+
+		"  backends: [{name: web-0, url: 'https://127.0.0.1:9001'}]\n")
+
+	// A new bundle in the same file: the configuration is applied again,
+	// and the route's pods are verified with it.
+	if err := os.WriteFile(caFile, certstest.NewCA(t).PEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.waitLog(`msg="configuration reloaded"`, `trigger="file changed"`)
+	if n := e.counts.applied.Load(); n != 1 {
+		t.Errorf("reloads applied: got %d, want 1", n)
+	}
+
+	// A bundle that holds no certificate is refused, naming the field.
+	if err := os.WriteFile(caFile, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.waitLog(`msg="configuration rejected, the running one stays"`, `field=routes[0].pods.tls.caFile`, "holds no PEM certificate")
+	if n := e.counts.rejected.Load(); n != 1 {
+		t.Errorf("reloads rejected: got %d, want 1", n)
 	}
 }
