@@ -7,8 +7,9 @@
 // controller's file may have no routes). ParseBackend, ParseService and
 // ParseDNS read the short forms the serve flags take.
 //
-// A Reloader applies the file again on SIGHUP (given as a signal channel)
-// and when its content changes, checked every second; a configuration
+// A Reloader applies the file again on SIGHUP (given as a signal channel),
+// and when its content changes, or that of a pods' CA bundle it names,
+// checked every second; a configuration
 // that does not load or apply is logged field by field and the running one
 // stays. Settings read only at start (RestartOnly) keep their running
 // values; Live says which changed. It applies through the small Applier

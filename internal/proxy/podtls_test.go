@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 	"github.com/podpin/podpin/internal/certstest"
 	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/discovery"
+	"github.com/podpin/podpin/internal/logtest"
 )
 
 // tlsPod is a real HTTPS server standing in for a pod that speaks TLS,
@@ -142,6 +144,23 @@ func TestHTTPSPodThatFailsVerificationIs502AndCountsAsAFailure(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestFailedPodHandshakeIsLoggedAtDebugLevel(t *testing.T) {
+	var buf logtest.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	pod := newTLSPod(t, "web-0", certstest.NewCA(t), "web.shop.svc")
+	h := startProxyWith(t, httpsRoute(config.PodTLS{ServerName: "web.shop.svc"}, pod), Options{Logger: log})
+	if resp, _ := h.get("/", "X-Session: a"); resp.StatusCode != 502 {
+		t.Fatalf("got %d, want 502", resp.StatusCode)
+	}
+	for line := range strings.SplitSeq(buf.String(), "\n") {
+		if strings.Contains(line, "level=DEBUG") && strings.Contains(line, `msg="pod TLS handshake failed"`) &&
+			strings.Contains(line, "pod=web-0") && strings.Contains(line, "unknown authority") {
+			return
+		}
+	}
+	t.Errorf("no debug line for the failed handshake; log:\n%s", buf.String())
 }
 
 func TestHTTPSPodWithInsecureSkipVerifyAcceptsAnyCertificate(t *testing.T) {
