@@ -36,9 +36,20 @@ type tlsPod struct {
 
 func newTLSPod(t *testing.T, name string, ca *certstest.CA, certNames ...string) *tlsPod {
 	t.Helper()
+	return newTLSPodWith(t, name, nil, ca, certNames...)
+}
+
+// newTLSPodWith is newTLSPod with a handler of its own; nil answers with
+// the pod's name.
+func newTLSPodWith(t *testing.T, name string, h http.HandlerFunc, ca *certstest.CA, certNames ...string) *tlsPod {
+	t.Helper()
 	p := &tlsPod{name: name}
 	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.requests.Add(1)
+		if h != nil {
+			h(w, r)
+			return
+		}
 		io.Copy(io.Discard, r.Body)
 		fmt.Fprint(w, name)
 	}))
@@ -402,5 +413,34 @@ func TestLongBodiesStreamFromHTTPSPodsOverOneConnection(t *testing.T) {
 	}
 	if n := handshakes.Load(); n != 1 {
 		t.Errorf("%d TLS handshakes for 3 streamed answers in a row, want 1", n)
+	}
+}
+
+func TestKeysIssuedByHTTPSPodsAreLearned(t *testing.T) {
+	ca := certstest.NewCA(t)
+	caFile := ca.WriteCAFile(t, t.TempDir())
+	var issued atomic.Int32
+	issuing := func(name string) *tlsPod {
+		return newTLSPodWith(t, name, func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("X-Session") == "" {
+				w.Header().Set("X-Session", fmt.Sprintf("%s-key-%d", name, issued.Add(1)))
+			}
+			fmt.Fprint(w, name)
+		}, ca, "web.shop.svc")
+	}
+	cfg := httpsRoute(config.PodTLS{CAFile: caFile, ServerName: "web.shop.svc"}, issuing("web-0"), issuing("web-1"))
+	cfg.Routes[0].Sticky.Learn = true
+	h := startProxy(t, cfg)
+	for range 6 {
+		resp, pod := h.get("/")
+		key := resp.Header.Get("X-Session")
+		if !strings.HasPrefix(key, pod+"-key-") {
+			t.Fatalf("%s answered with key %q, want one it issued", pod, key)
+		}
+		for range 3 {
+			if got := h.podOf(key); got != pod {
+				t.Fatalf("key %q issued by %s went to %s", key, pod, got)
+			}
+		}
 	}
 }
