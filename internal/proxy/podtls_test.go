@@ -444,3 +444,23 @@ func TestKeysIssuedByHTTPSPodsAreLearned(t *testing.T) {
 		}
 	}
 }
+
+func TestActiveHealthChecksSpeakH2CToH2CPods(t *testing.T) {
+	var checks atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 {
+			checks.Add(1)
+		}
+	}))
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	cfg := &config.Config{Routes: []config.Route{{
+		Name:     "default",
+		Backends: []config.Backend{{Name: "g-0", URL: "h2c://" + srv.Listener.Addr().String()}},
+		Health:   config.Health{Active: config.Active{Path: "/healthz", Interval: 20 * time.Millisecond, HealthyThreshold: 1, UnhealthyThreshold: 1}},
+	}}}
+	startProxy(t, cfg)
+	waitUntil(t, "health checks reach the pod over HTTP/2", func() bool { return checks.Load() >= 2 })
+}
