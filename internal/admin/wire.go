@@ -25,18 +25,25 @@ type RouteList struct {
 // Route is the answer of GET /api/v1/routes/{route}: one route for
 // operators.
 type Route struct {
-	Name      string            `json:"name"`
-	Host      string            `json:"host,omitempty"`
-	Prefix    string            `json:"pathPrefix,omitempty"`
-	Path      string            `json:"path,omitempty"`
-	Headers   map[string]string `json:"headers,omitempty"`
-	KeyHeader string            `json:"keyHeader"`
-	Balancer  string            `json:"balancer"`
-	Missing   string            `json:"missing"`
-	Strict    bool              `json:"strict"`
-	Drain     bool              `json:"drain"`
-	Pods      int               `json:"pods"`
-	Table     Table             `json:"table"`
+	Name    string            `json:"name"`
+	Host    string            `json:"host,omitempty"`
+	Prefix  string            `json:"pathPrefix,omitempty"`
+	Path    string            `json:"path,omitempty"`
+	Headers map[string]string `json:"headers,omitempty"`
+	// PathRegex, Methods, HeaderRegex, Query and QueryRegex are the rest
+	// of the route's match (configuration reference: routes[].match).
+	PathRegex   string            `json:"pathRegex,omitempty"`
+	Methods     []string          `json:"methods,omitempty"`
+	HeaderRegex map[string]string `json:"headerRegex,omitempty"`
+	Query       map[string]string `json:"query,omitempty"`
+	QueryRegex  map[string]string `json:"queryRegex,omitempty"`
+	KeyHeader   string            `json:"keyHeader"`
+	Balancer    string            `json:"balancer"`
+	Missing     string            `json:"missing"`
+	Strict      bool              `json:"strict"`
+	Drain       bool              `json:"drain"`
+	Pods        int               `json:"pods"`
+	Table       Table             `json:"table"`
 	// Rebinds counts sessions moved off the route's pods, by reason.
 	Rebinds map[string]uint64 `json:"rebinds"`
 }
@@ -236,7 +243,7 @@ func sessionOf(e table.Entry) Session {
 }
 
 func routeOf(rs proxy.RouteStatus) Route {
-	st, tc := rs.TableStats, rs.Table
+	st, tc, m := rs.TableStats, rs.Table, rs.Match
 	t := Table{
 		Entries: st.Entries, MaxEntries: tc.MaxEntries, IdleTimeout: tc.IdleTimeout.String(),
 		RawKeys: tc.KeepRawKeys, Hits: st.Hits, Misses: st.Misses, Inserts: st.Inserts,
@@ -249,7 +256,8 @@ func routeOf(rs proxy.RouteStatus) Route {
 		t.HitRatio = float64(st.Hits) / float64(n)
 	}
 	return Route{
-		Name: rs.Name, Host: rs.Host, Prefix: rs.PathPrefix, Path: rs.Path, Headers: rs.Headers,
+		Name: rs.Name, Host: m.Host, Prefix: m.PathPrefix, Path: m.Path, Headers: m.Headers,
+		PathRegex: m.PathRegex, Methods: m.Methods, HeaderRegex: m.HeaderRegex, Query: m.Query, QueryRegex: m.QueryRegex,
 		KeyHeader: rs.KeyHeader, Balancer: rs.Balancer, Missing: rs.Missing,
 		Strict: rs.Strict, Drain: rs.Drain, Pods: len(rs.Pods), Table: t, Rebinds: rs.Rebinds,
 	}

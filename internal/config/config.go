@@ -669,9 +669,31 @@ type Match struct {
 	// Path must equal the request path (Ingress pathType Exact). Cannot be
 	// combined with PathPrefix.
 	Path string `yaml:"path"`
-	// Headers maps header names to the exact value each must carry.
+	// PathRegex is a regular expression (RE2 syntax) that must match the
+	// whole request path (Gateway API's RegularExpression path match).
+	// Cannot be combined with Path or PathPrefix.
+	PathRegex string `yaml:"pathRegex"`
+	// Methods, when set, are the request methods the route serves, as
+	// sent (methods are case-sensitive). Empty: any method.
+	Methods []string `yaml:"methods"`
+	// Headers maps header names to the exact value the first field of
+	// that name must carry.
 	Headers map[string]string `yaml:"headers"`
+	// HeaderRegex maps header names to a regular expression (RE2) the
+	// first field of that name must match whole. A name cannot be in both
+	// Headers and HeaderRegex.
+	HeaderRegex map[string]string `yaml:"headerRegex"`
+	// Query maps query parameter names (case-sensitive) to the exact value
+	// the first parameter of that name must carry.
+	Query map[string]string `yaml:"query"`
+	// QueryRegex maps query parameter names to a regular expression (RE2)
+	// the first parameter of that name must match whole.
+	QueryRegex map[string]string `yaml:"queryRegex"`
 }
+
+// WholeRegexp is re anchored to match a whole value: what podpin compiles
+// for pathRegex, headerRegex and queryRegex.
+func WholeRegexp(re string) string { return "^(?:" + re + ")$" }
 
 // Service names a Kubernetes Service whose ready endpoints are the pods.
 type Service struct {

@@ -185,6 +185,7 @@ func (r *Route) validate(v *validator, path string) {
 	for _, name := range slices.Sorted(maps.Keys(r.Match.Headers)) {
 		v.headerName(fmt.Sprintf("%s.match.headers[%q]", path, name), name)
 	}
+	v.match(path+".match", r.Match)
 
 	sources := 0
 	for _, set := range []bool{len(r.Backends) > 0, r.Service != nil, r.DNS != nil} {
@@ -518,5 +519,56 @@ func isTokenChar(c byte) bool {
 func (v *validator) oneOf(path, s string, allowed ...string) {
 	if !slices.Contains(allowed, s) {
 		v.add(path, fmt.Sprintf("%q must be one of %s", s, strings.Join(allowed, ", ")))
+	}
+}
+
+// match checks a route's regular expressions, methods and query names.
+func (v *validator) match(path string, m Match) {
+	if m.PathRegex != "" {
+		v.regexp(path+".pathRegex", m.PathRegex)
+		if m.Path != "" || m.PathPrefix != "" {
+			v.add(path+".pathRegex", "cannot be combined with path or pathPrefix")
+		}
+	}
+	for i, method := range m.Methods {
+		if method == "" || strings.ContainsFunc(method, func(c rune) bool { return c > 0x7f || !isTokenChar(byte(c)) }) {
+			v.add(fmt.Sprintf("%s.methods[%d]", path, i), fmt.Sprintf("%q is not an HTTP method", method))
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(m.HeaderRegex)) {
+		field := fmt.Sprintf("%s.headerRegex[%q]", path, name)
+		v.headerName(field, name)
+		v.regexp(field, m.HeaderRegex[name])
+		for exact := range m.Headers {
+			if strings.EqualFold(exact, name) {
+				v.add(field, fmt.Sprintf("header %q is also in headers", name))
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(m.Query)) {
+		if name == "" {
+			v.add(path+".query", "a parameter name is empty")
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(m.QueryRegex)) {
+		field := fmt.Sprintf("%s.queryRegex[%q]", path, name)
+		if name == "" {
+			v.add(field, "a parameter name is empty")
+		}
+		v.regexp(field, m.QueryRegex[name])
+		if _, ok := m.Query[name]; ok {
+			v.add(field, fmt.Sprintf("parameter %q is also in query", name))
+		}
+	}
+}
+
+// regexp checks that re compiles (RE2 syntax).
+func (v *validator) regexp(path, re string) {
+	_, err := regexp.Compile(re)
+	if err == nil {
+		_, err = regexp.Compile(WholeRegexp(re))
+	}
+	if err != nil {
+		v.add(path, fmt.Sprintf("%q is not a regular expression: %v", re, err))
 	}
 }

@@ -2,45 +2,76 @@ package place
 
 import (
 	"bytes"
+	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/podpin/podpin/internal/config"
 )
 
 // Match says which requests belong to a route. The zero Match matches
-// every request.
+// every request. Each condition set must hold; each unset one matches
+// anything.
 type Match struct {
-	host       []byte // lower case; empty: any
-	pathPrefix []byte // element-wise; empty: any
-	path       []byte // exact; empty: any
-	headers    []HeaderMatch
+	host       []byte // lower case
+	pathPrefix []byte // element-wise
+	path       []byte // exact
+	pathRegex  *regexp.Regexp
+	methods    [][]byte
+	headers    []valueMatch // field names, sorted
+	query      []valueMatch // parameter names, sorted
 }
 
-// HeaderMatch requires a field's first value to equal Value exactly.
-type HeaderMatch struct {
-	Name  string
-	Value string
+// valueMatch requires the first value of a header field or query
+// parameter to equal value, or to match re whole.
+type valueMatch struct {
+	name  string
 	value []byte
+	re    *regexp.Regexp // nil: exact
 }
 
-// NewMatch returns the match of host ("*.example.com" matches one label in
-// front of example.com), a path prefix (element-wise), an exact path and
-// exact header values; each empty one matches anything.
-func NewMatch(host, pathPrefix, path string, headers map[string]string) Match {
-	m := Match{host: []byte(strings.ToLower(host)), pathPrefix: []byte(pathPrefix), path: []byte(path)}
-	for name, v := range headers {
-		m.headers = append(m.headers, HeaderMatch{Name: name, Value: v, value: []byte(v)})
+func (v *valueMatch) matches(got []byte) bool {
+	if v.re != nil {
+		return got != nil && v.re.Match(got)
 	}
-	slices.SortFunc(m.headers, func(a, b HeaderMatch) int { return strings.Compare(a.Name, b.Name) })
+	return bytes.Equal(got, v.value)
+}
+
+// NewMatch returns the match c describes (see config.Match). c must be
+// valid (config.Validate): its regular expressions compile.
+func NewMatch(c config.Match) Match {
+	m := Match{host: []byte(strings.ToLower(c.Host)), pathPrefix: []byte(c.PathPrefix), path: []byte(c.Path)}
+	if c.PathRegex != "" {
+		m.pathRegex = wholeRegexp(c.PathRegex)
+	}
+	for _, method := range c.Methods {
+		m.methods = append(m.methods, []byte(method))
+	}
+	m.headers = valueMatches(c.Headers, c.HeaderRegex)
+	m.query = valueMatches(c.Query, c.QueryRegex)
 	return m
 }
 
-// Host, PathPrefix and Path are the match's settings, for display.
-func (m *Match) Host() string       { return string(m.host) }
-func (m *Match) PathPrefix() string { return string(m.pathPrefix) }
-func (m *Match) Path() string       { return string(m.path) }
+// valueMatches are the exact and the regular expression matches, sorted by
+// name.
+func valueMatches(exact, regex map[string]string) []valueMatch {
+	var out []valueMatch
+	for name, v := range exact {
+		out = append(out, valueMatch{name: name, value: []byte(v)})
+	}
+	for name, re := range regex {
+		out = append(out, valueMatch{name: name, re: wholeRegexp(re)})
+	}
+	slices.SortFunc(out, func(a, b valueMatch) int { return strings.Compare(a.name, b.name) })
+	return out
+}
 
-// Headers are the header values the match requires, sorted by name.
-func (m *Match) Headers() []HeaderMatch { return m.headers }
+// wholeRegexp compiles re (RE2 syntax, checked by config.Validate) to match
+// a whole value, as Envoy and Gateway API implementations match paths and
+// headers.
+func wholeRegexp(re string) *regexp.Regexp {
+	return regexp.MustCompile(config.WholeRegexp(re))
+}
 
 // Matches reports whether req belongs to the route.
 func (m *Match) Matches(req Request) bool {
@@ -53,12 +84,23 @@ func (m *Match) Matches(req Request) bool {
 	if len(m.path) > 0 && !bytes.Equal(req.Path(), m.path) {
 		return false
 	}
-	for _, h := range m.headers {
+	if m.pathRegex != nil && !m.pathRegex.Match(req.Path()) {
+		return false
+	}
+	if len(m.methods) > 0 && !slices.ContainsFunc(m.methods, func(v []byte) bool { return bytes.Equal(v, req.Method()) }) {
+		return false
+	}
+	for i := range m.headers {
 		var first []byte
-		if vals := req.Header(h.Name); len(vals) > 0 {
+		if vals := req.Header(m.headers[i].name); len(vals) > 0 {
 			first = vals[0]
 		}
-		if !bytes.Equal(first, h.value) {
+		if !m.headers[i].matches(first) {
+			return false
+		}
+	}
+	for i := range m.query {
+		if !m.query[i].matches(req.Query(m.query[i].name)) {
 			return false
 		}
 	}

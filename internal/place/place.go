@@ -35,6 +35,8 @@ type Request interface {
 	// Host is the request's host (Host field or :authority), possibly with
 	// a port.
 	Host() []byte
+	// Method is the request's method.
+	Method() []byte
 	// Path is the request target's path.
 	Path() []byte
 	// Header returns the values of the field name, in the order received.

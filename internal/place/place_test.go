@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/podpin/podpin/internal/balance"
+	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/discovery"
 	"github.com/podpin/podpin/internal/metrics"
 	"github.com/podpin/podpin/internal/table"
@@ -22,6 +23,7 @@ import (
 // request is a plain request view, as a front end would fill one.
 type request struct {
 	host, path string
+	method     string
 	header     map[string][]string
 	cookie     map[string]string
 	query      map[string]string
@@ -29,6 +31,12 @@ type request struct {
 }
 
 func (q *request) Host() []byte { return []byte(q.host) }
+func (q *request) Method() []byte {
+	if q.method == "" {
+		return []byte("GET")
+	}
+	return []byte(q.method)
+}
 func (q *request) Path() []byte { return []byte(q.path) }
 func (q *request) Header(name string) [][]byte {
 	var out [][]byte
@@ -410,7 +418,7 @@ func TestKeySourceOrder(t *testing.T) {
 }
 
 func TestMatch(t *testing.T) {
-	m := NewMatch("*.Example.com", "/api", "", map[string]string{"X-Env": "blue"})
+	m := NewMatch(config.Match{Host: "*.Example.com", PathPrefix: "/api", Headers: map[string]string{"X-Env": "blue"}})
 	for _, tc := range []struct {
 		name string
 		req  *request
@@ -428,6 +436,42 @@ func TestMatch(t *testing.T) {
 			}
 		})
 	}
+	// Gateway API's other matches: a path by regular expression, methods,
+	// headers and query parameters by value or regular expression.
+	m = NewMatch(config.Match{
+		PathRegex:   "/v[0-9]+/items",
+		Methods:     []string{"GET", "HEAD"},
+		HeaderRegex: map[string]string{"X-Version": "v[12]"},
+		Query:       map[string]string{"env": "blue"},
+		QueryRegex:  map[string]string{"shard": "[a-f]"},
+	})
+	ok := func() *request {
+		return &request{host: "x", path: "/v2/items", header: map[string][]string{"X-Version": {"v1"}}, query: map[string]string{"env": "blue", "shard": "c"}}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*request)
+		want   bool
+	}{
+		{"every condition holds", func(*request) {}, true},
+		{"the path regex matches whole paths", func(q *request) { q.path = "/v2/items/1" }, false},
+		{"another method", func(q *request) { q.method = "POST" }, false},
+		{"HEAD is listed", func(q *request) { q.method = "HEAD" }, true},
+		{"a header regex matches the whole value", func(q *request) { q.header["X-Version"] = []string{"v12"} }, false},
+		{"a header regex needs the header", func(q *request) { delete(q.header, "X-Version") }, false},
+		{"a query value is exact", func(q *request) { q.query["env"] = "Blue" }, false},
+		{"a query regex needs the parameter", func(q *request) { delete(q.query, "shard") }, false},
+		{"a query regex matches the whole value", func(q *request) { q.query["shard"] = "cc" }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := ok()
+			tc.change(q)
+			if got := m.Matches(q); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+
 	var zero Match
 	if !zero.Matches(&request{host: "x", path: "/"}) {
 		t.Error("the zero Match refused a request")
@@ -457,6 +501,7 @@ type fixedRequest struct{ key [][]byte }
 
 func (q *fixedRequest) Host() []byte           { return nil }
 func (q *fixedRequest) Path() []byte           { return nil }
+func (q *fixedRequest) Method() []byte         { return nil }
 func (q *fixedRequest) Header(string) [][]byte { return q.key }
 func (q *fixedRequest) Cookie(string) []byte   { return nil }
 func (q *fixedRequest) Query(string) []byte    { return nil }

@@ -501,8 +501,9 @@ type h2Request struct {
 
 var _ place.Request = (*h2Request)(nil)
 
-func (q *h2Request) Host() []byte { return []byte(q.req.Host) }
-func (q *h2Request) Path() []byte { return []byte(q.req.URL.Path) }
+func (q *h2Request) Host() []byte   { return []byte(q.req.Host) }
+func (q *h2Request) Path() []byte   { return []byte(q.req.URL.Path) }
+func (q *h2Request) Method() []byte { return []byte(q.req.Method) }
 
 func (q *h2Request) Header(name string) [][]byte {
 	vs := q.req.Header.Values(name)

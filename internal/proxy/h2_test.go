@@ -434,3 +434,44 @@ func TestClientConnectionsAreCountedByProtocol(t *testing.T) {
 		}
 	}
 }
+
+// TestRoutesMatchMethodsQueriesAndRegularExpressions: the matches Gateway
+// API routes use pick the route over HTTP/1.1 and HTTP/2 alike.
+func TestRoutesMatchMethodsQueriesAndRegularExpressions(t *testing.T) {
+	api, canary, rest := newTestPod(t, "api-0", nil), newTestPod(t, "canary-0", nil), newTestPod(t, "rest-0", nil)
+	cfg := &config.Config{Routes: []config.Route{
+		{Name: "api", Match: config.Match{PathRegex: "/v[0-9]+/items(/.*)?", Methods: []string{"POST"}, HeaderRegex: map[string]string{"X-Version": "v[12]"}},
+			Backends: []config.Backend{{Name: "api-0", URL: api.url()}}},
+		{Name: "canary", Match: config.Match{Query: map[string]string{"env": "canary"}, QueryRegex: map[string]string{"shard": "[a-c]"}},
+			Backends: []config.Backend{{Name: "canary-0", URL: canary.url()}}},
+		{Name: "rest", Backends: []config.Backend{{Name: "rest-0", URL: rest.url()}}},
+	}}
+	h := startProxy(t, cfg)
+	for _, h2 := range []bool{false, true} {
+		if h2 {
+			h.useHTTP2()
+		}
+		for _, c := range []struct {
+			method, target string
+			headers        []string
+			want           string
+		}{
+			{"POST", "/v2/items/7", []string{"X-Version: v1"}, "api-0"},
+			{"GET", "/v2/items/7", []string{"X-Version: v1"}, "rest-0"},
+			{"POST", "/v2/items/7", []string{"X-Version: v3"}, "rest-0"},
+			{"POST", "/v2/itemsx", []string{"X-Version: v1"}, "rest-0"},
+			{"GET", "/x?env=canary&shard=b", nil, "canary-0"},
+			{"GET", "/x?env=canary&shard=bb", nil, "rest-0"},
+			{"GET", "/x?env=canary", nil, "rest-0"},
+		} {
+			req, _ := http.NewRequest(c.method, "http://"+h.addr+c.target, nil)
+			for _, hv := range c.headers {
+				name, value, _ := strings.Cut(hv, ": ")
+				req.Header.Set(name, value)
+			}
+			if _, body := h.do(req); body != c.want {
+				t.Errorf("HTTP/2 %v: %s %s %v reached %q, want %s", h2, c.method, c.target, c.headers, body, c.want)
+			}
+		}
+	}
+}

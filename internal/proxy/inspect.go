@@ -17,10 +17,8 @@ import (
 // them.
 type RouteStatus struct {
 	Name string
-	// Host, PathPrefix and Path are the route's match; empty matches any.
-	Host, PathPrefix, Path string
-	// Headers are the request headers the route matches on; nil: none.
-	Headers   map[string]string
+	// Match is the route's match, as configured.
+	Match     config.Match
 	KeyHeader string
 	Balancer  string
 	Missing   string
@@ -104,16 +102,9 @@ func (p *Proxy) Route(name string) (RouteStatus, error) {
 
 func (r *route) status() RouteStatus {
 	st := RouteStatus{
-		Name: r.Name, Host: r.Match.Host(), PathPrefix: r.Match.PathPrefix(), Path: r.Match.Path(),
-		KeyHeader: r.Key.Header, Balancer: r.balName, Missing: r.missingName,
+		Name: r.Name, Match: r.matchConfig, KeyHeader: r.Key.Header, Balancer: r.balName, Missing: r.missingName,
 		Strict: r.Strict, Drain: r.Drain, Table: r.tableConfig, TableStats: r.Table.Stats(),
 		Rebinds: r.Rebinds.ByReason(""),
-	}
-	if hs := r.Match.Headers(); len(hs) > 0 {
-		st.Headers = map[string]string{}
-		for _, h := range hs {
-			st.Headers[h.Name] = h.Value
-		}
 	}
 	for _, pd := range r.pods.Load().all {
 		st.Pods = append(st.Pods, PodStatus{

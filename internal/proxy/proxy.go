@@ -320,7 +320,7 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 	r := &route{
 		Route: place.Route{
 			Name:  rc.Name,
-			Match: place.NewMatch(rc.Match.Host, rc.Match.PathPrefix, rc.Match.Path, rc.Match.Headers),
+			Match: place.NewMatch(rc.Match),
 			Key: place.KeySource{
 				Header:   rc.Sticky.Header,
 				Cookie:   rc.Sticky.Cookie,
@@ -339,6 +339,7 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 				Metrics:     p.metrics.Route(rc.Name),
 			},
 		},
+		matchConfig: rc.Match,
 		missingName: rc.Sticky.Missing,
 		active:      rc.Health.Active,
 		balName:     rc.Balancer,

@@ -18,6 +18,7 @@ var _ place.Request = (*fastRequest)(nil)
 func (q *fastRequest) ctx() *fasthttp.RequestCtx { return (*fasthttp.RequestCtx)(q) }
 
 func (q *fastRequest) Host() []byte                { return q.ctx().Request.Header.Host() }
+func (q *fastRequest) Method() []byte              { return q.ctx().Method() }
 func (q *fastRequest) Path() []byte                { return q.ctx().Path() }
 func (q *fastRequest) Header(name string) [][]byte { return q.ctx().Request.Header.PeekAll(name) }
 func (q *fastRequest) Cookie(name string) []byte   { return q.ctx().Request.Header.Cookie(name) }

@@ -18,6 +18,7 @@ import (
 type route struct {
 	place.Route
 
+	matchConfig config.Match // what Match was built from
 	missingName string
 	active      config.Active
 
