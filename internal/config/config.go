@@ -840,6 +840,31 @@ type Sticky struct {
 	// at once before NewSessionsPerIP applies. Default: NewSessionsPerIP
 	// rounded up, at least 1. Used only with NewSessionsPerIP.
 	NewSessionsBurst int `yaml:"newSessionsBurst"`
+	// SetCookie, with missing: assign, also hands each minted key to the
+	// client as the cookie named Cookie (which must be set), so that a
+	// browser sends it back by itself: ingress-nginx's cookie affinity,
+	// Gateway API's Cookie session persistence. Nil: a minted key goes
+	// out in the key header only.
+	SetCookie *SetCookie `yaml:"setCookie"`
+}
+
+// SetCookie is how the cookie carrying a minted key is written.
+type SetCookie struct {
+	// Path is the cookie's Path. Default "/".
+	Path string `yaml:"path"`
+	// MaxAge keeps the cookie this long (Max-Age, in whole seconds).
+	// Zero (default): a session cookie, without Expires or Max-Age, which
+	// the browser drops when it closes.
+	MaxAge time.Duration `yaml:"maxAge"`
+	// Secure marks the cookie Secure. Default: when the request came over
+	// TLS to podpin (or, from a trusted proxy, said X-Forwarded-Proto:
+	// https).
+	Secure *bool `yaml:"secure"`
+	// HTTPOnly hides the cookie from scripts. Default true.
+	HTTPOnly *bool `yaml:"httpOnly"`
+	// SameSite is Lax (default), Strict or None (which browsers accept
+	// only with Secure: it needs secure: true).
+	SameSite string `yaml:"sameSite"`
 }
 
 // Table configures a route's stick table.

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/podpin/podpin/internal/balance"
 	"github.com/podpin/podpin/internal/certs"
@@ -258,6 +259,30 @@ func (r *Route) validate(v *validator, path string) {
 	case MissingBalance, MissingAssign, MissingReject:
 	default:
 		v.add(path+".sticky.missing", fmt.Sprintf("%q must be one of balance, assign, reject", s.Missing))
+	}
+	if c := s.SetCookie; c != nil {
+		cp := path + ".sticky.setCookie"
+		switch {
+		case s.Missing != MissingAssign:
+			v.add(cp, "needs sticky.missing: assign (it hands out the keys podpin mints)")
+		case s.Cookie == "":
+			v.add(cp, "needs sticky.cookie: the name of the cookie")
+		}
+		if c.Path != "" && !strings.HasPrefix(c.Path, "/") || strings.ContainsAny(c.Path, ";\r\n") {
+			v.add(cp+".path", fmt.Sprintf("%q must start with '/' and hold no ';'", c.Path))
+		}
+		if c.MaxAge != 0 && c.MaxAge < time.Second {
+			v.add(cp+".maxAge", fmt.Sprintf("%v must be at least 1s (0: a session cookie)", c.MaxAge))
+		}
+		switch c.SameSite {
+		case "", "Lax", "Strict":
+		case "None":
+			if c.Secure == nil || !*c.Secure {
+				v.add(cp+".sameSite", "None needs secure: true (browsers refuse it otherwise)")
+			}
+		default:
+			v.add(cp+".sameSite", fmt.Sprintf("%q must be one of Lax, Strict, None", c.SameSite))
+		}
 	}
 	switch {
 	case math.IsNaN(s.NewSessionsPerIP) || s.NewSessionsPerIP < 0 || math.IsInf(s.NewSessionsPerIP, 0):

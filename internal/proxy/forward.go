@@ -62,6 +62,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		// client on the answer, set after forwarding.
 		ctx.Request.Header.SetBytesV(r.Key.Header, d.Raw)
 		defer ctx.Response.Header.SetBytesV(r.Key.Header, d.Raw)
+		if r.cookie != nil {
+			defer r.cookie.setFast(ctx, d.Raw)
+		}
 	}
 	p.forward(ctx, st, r, scan, &d)
 }

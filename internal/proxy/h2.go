@@ -261,6 +261,12 @@ func (p *Proxy) answerH2(resp *http.Response) error {
 	}
 	if x.d.Assigned {
 		resp.Header.Set(x.r.Key.Header, string(x.d.Raw))
+		if c := x.r.cookie; c != nil {
+			// The pod's request says https when the client reached podpin
+			// over TLS, or a trusted proxy said it did (rewriteH2).
+			https := resp.Request.Header.Get("X-Forwarded-Proto") == "https"
+			resp.Header.Add("Set-Cookie", c.header(x.d.Raw, https))
+		}
 	}
 	return nil
 }

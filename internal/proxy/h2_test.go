@@ -475,3 +475,59 @@ func TestRoutesMatchMethodsQueriesAndRegularExpressions(t *testing.T) {
 		}
 	}
 }
+
+// TestMintedKeysGoOutAsACookie: with sticky.setCookie, a minted key comes
+// back as a cookie (a session cookie unless maxAge is set, Secure over
+// TLS), and a client that sends it back keeps its pod, over HTTP/1.1 and
+// HTTP/2.
+func TestMintedKeysGoOutAsACookie(t *testing.T) {
+	pods := threePods(t)
+	for _, c := range []struct {
+		name   string
+		tls    bool
+		maxAge time.Duration
+		want   []string // in the Set-Cookie value
+		not    []string
+	}{
+		{"session cookie in cleartext", false, 0, []string{"Path=/", "HttpOnly", "SameSite=Lax"}, []string{"Max-Age", "Expires", "Secure"}},
+		{"permanent cookie over TLS", true, time.Hour, []string{"Max-Age=3600", "Secure", "HttpOnly"}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := oneRoute(pods...)
+			cfg.Routes[0].Sticky = config.Sticky{Cookie: "podpin", Missing: config.MissingAssign, SetCookie: &config.SetCookie{MaxAge: c.maxAge}}
+			var h *harness
+			if c.tls {
+				h = startTLSProxy(t, cfg, config.Listener{}, Options{})
+			} else {
+				h = startProxy(t, cfg)
+			}
+			for _, h2 := range []bool{false, true} {
+				if h2 {
+					h.useHTTP2()
+				}
+				resp, first := h.get("/")
+				set := resp.Header.Get("Set-Cookie")
+				key := resp.Header.Get("X-Session")
+				if key == "" || !strings.HasPrefix(set, "podpin="+key+";") {
+					t.Fatalf("HTTP/2 %v: Set-Cookie %q with key %q, want podpin=KEY", h2, set, key)
+				}
+				for _, w := range c.want {
+					if !strings.Contains(set, w) {
+						t.Errorf("HTTP/2 %v: Set-Cookie %q lacks %s", h2, set, w)
+					}
+				}
+				for _, w := range c.not {
+					if strings.Contains(set, w) {
+						t.Errorf("HTTP/2 %v: Set-Cookie %q has %s", h2, set, w)
+					}
+				}
+				for range 3 {
+					resp, body := h.get("/", "Cookie: podpin="+key)
+					if body != first || resp.Header.Get("Set-Cookie") != "" {
+						t.Errorf("HTTP/2 %v: with the cookie: %q (Set-Cookie %q), want %q and no new cookie", h2, body, resp.Header.Get("Set-Cookie"), first)
+					}
+				}
+			}
+		})
+	}
+}

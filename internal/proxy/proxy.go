@@ -340,6 +340,7 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 			},
 		},
 		matchConfig: rc.Match,
+		cookie:      newSessionCookie(rc.Sticky),
 		missingName: rc.Sticky.Missing,
 		active:      rc.Health.Active,
 		balName:     rc.Balancer,

@@ -19,6 +19,8 @@ type route struct {
 	place.Route
 
 	matchConfig config.Match // what Match was built from
+	// cookie hands minted keys out as a cookie; nil: in the key header only
+	cookie      *sessionCookie
 	missingName string
 	active      config.Active
 
