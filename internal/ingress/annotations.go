@@ -37,6 +37,13 @@ const (
 	// backend-protocol: HTTP, H2C, GRPC (h2c), HTTPS or GRPCS (https),
 	// in any case.
 	AnnotationBackendProtocol = AnnotationPrefix + "backend-protocol" // pods.protocol
+	// AnnotationSetCookie: "true" hands each key podpin mints (missing-key:
+	// assign) to the client as the cookie of sticky-cookie, as
+	// ingress-nginx's cookie affinity does.
+	AnnotationSetCookie = AnnotationPrefix + "set-cookie" // sticky.setCookie
+	// AnnotationCookieMaxAge keeps that cookie this long (a duration);
+	// unset: a session cookie.
+	AnnotationCookieMaxAge = AnnotationPrefix + "cookie-max-age" // sticky.setCookie.maxAge
 	// AnnotationSSLRedirect: "false" serves the Ingress's TLS hosts on
 	// cleartext listeners too, instead of redirecting them to https.
 	AnnotationSSLRedirect = AnnotationPrefix + "ssl-redirect"
@@ -62,6 +69,8 @@ var annotationFields = map[string]string{
 	AnnotationNewSessionsPerIP: "sticky.newSessionsPerIP",
 	AnnotationNewSessionsBurst: "sticky.newSessionsBurst",
 	AnnotationBackendProtocol:  "pods.protocol",
+	AnnotationSetCookie:        "sticky.setCookie",
+	AnnotationCookieMaxAge:     "sticky.setCookie.maxAge",
 	AnnotationSSLRedirect:      "(no route field: the redirect to https)",
 }
 
@@ -138,6 +147,7 @@ func parseAnnotations(ann map[string]string) (settings, []Problem) {
 			problems = append(problems, Problem{Annotation: a, Msg: err.Error()})
 		}
 	}
+	var cookieMaxAge time.Duration
 	for _, a := range slices.Sorted(maps.Keys(ann)) {
 		if !strings.HasPrefix(a, AnnotationPrefix) {
 			continue
@@ -189,6 +199,14 @@ func parseAnnotations(ann map[string]string) (settings, []Problem) {
 				bad(a, "%q must be one of HTTP, H2C, GRPC, HTTPS, GRPCS", v)
 			}
 			s.protocol = p
+		case AnnotationSetCookie:
+			var set bool
+			boolean(a, v, &set)
+			if set {
+				s.sticky.SetCookie = &config.SetCookie{}
+			}
+		case AnnotationCookieMaxAge:
+			check(a, positive(v, time.ParseDuration, notDuration, &cookieMaxAge))
 		case AnnotationSSLRedirect:
 			redirect := true
 			boolean(a, v, &redirect)
@@ -201,6 +219,12 @@ func parseAnnotations(ann map[string]string) (settings, []Problem) {
 		default:
 			bad(a, "unknown annotation; podpin reads %s", strings.Join(knownAnnotations(), ", "))
 		}
+	}
+	switch {
+	case cookieMaxAge != 0 && s.sticky.SetCookie == nil:
+		bad(AnnotationCookieMaxAge, "needs %s: \"true\"", AnnotationSetCookie)
+	case cookieMaxAge != 0:
+		s.sticky.SetCookie.MaxAge = cookieMaxAge
 	}
 	return s, problems
 }

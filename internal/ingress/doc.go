@@ -81,6 +81,8 @@
 //	podpin.io/strict            strict               true: never rebind; 503 when the pod cannot serve
 //	podpin.io/store             store                memory or redis (default: the store.type of the file)
 //	podpin.io/backend-protocol  pods.protocol        HTTP, H2C, GRPC (= H2C), HTTPS or GRPCS (= HTTPS), any case; unset: each Service port's appProtocol
+//	podpin.io/set-cookie        sticky.setCookie     true: hand each minted key out as the sticky-cookie cookie (needs missing-key: assign)
+//	podpin.io/cookie-max-age    sticky.setCookie.maxAge a duration; unset: a session cookie
 //	podpin.io/ssl-redirect      (none)               false: no 308 to https for the hosts of spec.tls (default true)
 //
 // podpin.io/backend-protocol is ingress-nginx's backend-protocol: H2C and

@@ -202,6 +202,8 @@ func TestIngressAnnotationsSetEveryRoute(t *testing.T) {
 		AnnotationNewSessionsPerIP:             "2.5",
 		AnnotationNewSessionsBurst:             "20",
 		AnnotationBackendProtocol:              "GRPC",
+		AnnotationSetCookie:                    "true",
+		AnnotationCookieMaxAge:                 "24h",
 		"nginx.ingress.kubernetes.io/affinity": "cookie",
 	}
 	got := translate(specOf(ing("web", ann, rule("", path("/a", prefix, "a", 80), path("/b", prefix, "b", 80)))), base())
@@ -215,6 +217,10 @@ func TestIngressAnnotationsSetEveryRoute(t *testing.T) {
 		rc := r.route
 		want := config.Sticky{Header: "X-Cart", Cookie: "cart", Query: "cart", ClientIP: true, Missing: "assign", Learn: true,
 			NewSessionsPerIP: 2.5, NewSessionsBurst: 20}
+		if c := rc.Sticky.SetCookie; c == nil || *c != (config.SetCookie{MaxAge: 24 * time.Hour}) {
+			t.Errorf("sticky.setCookie: got %+v, want maxAge 24h", c)
+		}
+		rc.Sticky.SetCookie = nil
 		if rc.Sticky != want {
 			t.Errorf("sticky: got %+v, want %+v", rc.Sticky, want)
 		}
@@ -334,6 +340,16 @@ func TestIngressAnnotationValidation(t *testing.T) {
 			name: "a cookie name with '=' is refused",
 			ann:  map[string]string{AnnotationStickyCookie: "a=b"},
 			want: Problem{AnnotationStickyCookie, `"a=b" is not a valid cookie name`},
+		},
+		{
+			name: "set-cookie needs missing-key: assign",
+			ann:  map[string]string{AnnotationStickyCookie: "cart", AnnotationSetCookie: "true"},
+			want: Problem{AnnotationSetCookie, "needs sticky.missing: assign"},
+		},
+		{
+			name: "cookie-max-age needs set-cookie",
+			ann:  map[string]string{AnnotationCookieMaxAge: "1h"},
+			want: Problem{AnnotationCookieMaxAge, `needs podpin.io/set-cookie: "true"`},
 		},
 		{
 			name: "the redis store needs redis in podpin's configuration",
