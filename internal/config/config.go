@@ -607,6 +607,66 @@ type Route struct {
 
 	// Store is memory or redis; default the top-level store.type.
 	Store string `yaml:"store"`
+
+	// RequestHeaders edits the request's header fields on the way to the
+	// pod (Gateway API's RequestHeaderModifier, HAProxy's http-request
+	// set-header and del-header).
+	RequestHeaders HeaderEdits `yaml:"requestHeaders"`
+	// ResponseHeaders edits the pod's answer's header fields on the way to
+	// the client (Gateway API's ResponseHeaderModifier).
+	ResponseHeaders HeaderEdits `yaml:"responseHeaders"`
+	// Rewrite changes the host and path a pod sees (Gateway API's
+	// URLRewrite). Not with Redirect.
+	Rewrite *Rewrite `yaml:"rewrite"`
+	// Redirect answers every request of the route with a redirect instead
+	// of forwarding it (Gateway API's RequestRedirect); such a route has
+	// no pods.
+	Redirect *Redirect `yaml:"redirect"`
+}
+
+// HeaderEdits change header fields: Remove first, then Set (replacing
+// every field of the name), then Add (appending one). Names are
+// case-insensitive; the framing fields and Host cannot be edited (see
+// Rewrite for the host).
+type HeaderEdits struct {
+	Set    map[string]string `yaml:"set"`
+	Add    map[string]string `yaml:"add"`
+	Remove []string          `yaml:"remove"`
+}
+
+// Empty reports whether e edits nothing.
+func (e *HeaderEdits) Empty() bool { return len(e.Set) == 0 && len(e.Add) == 0 && len(e.Remove) == 0 }
+
+// Rewrite changes what the pod sees of a request's target.
+type Rewrite struct {
+	// Host replaces the Host (the pod sees the client's in
+	// X-Forwarded-Host).
+	Host string `yaml:"host"`
+	// Path replaces the whole path; the query is kept.
+	Path string `yaml:"path"`
+	// PathPrefix replaces the part of the path that match.pathPrefix
+	// matched: with pathPrefix /shop and this /store, /shop/cart becomes
+	// /store/cart. Needs match.pathPrefix; not with Path.
+	PathPrefix string `yaml:"pathPrefix"`
+}
+
+// Redirect is the redirect a route answers with: the request's own URL
+// with the parts set here replaced.
+type Redirect struct {
+	// Scheme is http or https. Default: the request's.
+	Scheme string `yaml:"scheme"`
+	// Host replaces the request's host. Default: the request's.
+	Host string `yaml:"host"`
+	// Port is the port of the new URL. Default: with Scheme, the
+	// scheme's own (left out of the URL); without, the request's. A
+	// scheme's own port is always left out.
+	Port int `yaml:"port"`
+	// Path replaces the whole path; PathPrefix the part match.pathPrefix
+	// matched (see Rewrite.PathPrefix). At most one.
+	Path       string `yaml:"path"`
+	PathPrefix string `yaml:"pathPrefix"`
+	// Status is 301, 302 (default), 303, 307 or 308.
+	Status int `yaml:"status"`
 }
 
 // DrainEnabled reports the effective Drain setting.

@@ -194,7 +194,11 @@ func (r *Route) validate(v *validator, path string) {
 			sources++
 		}
 	}
+	v.filters(path, r)
 	switch {
+	case r.Redirect != nil && sources > 0:
+		v.add(path+".redirect", "a route that redirects has no pods: remove its backends, service or dns")
+	case r.Redirect != nil:
 	case sources == 0:
 		v.add(path+".backends", "a route needs pods: backends, service or dns")
 	case sources > 1:
@@ -595,5 +599,86 @@ func (v *validator) regexp(path, re string) {
 	}
 	if err != nil {
 		v.add(path, fmt.Sprintf("%q is not a regular expression: %v", re, err))
+	}
+}
+
+// filters checks a route's header edits, rewrite and redirect.
+func (v *validator) filters(path string, r *Route) {
+	v.headerEdits(path+".requestHeaders", r.RequestHeaders)
+	v.headerEdits(path+".responseHeaders", r.ResponseHeaders)
+	if rw := r.Rewrite; rw != nil {
+		if r.Redirect != nil {
+			v.add(path+".rewrite", "cannot be combined with redirect")
+		}
+		v.newPath(path+".rewrite", rw.Path, rw.PathPrefix, r.Match)
+		if strings.ContainsAny(rw.Host, ":/ ") {
+			v.add(path+".rewrite.host", fmt.Sprintf("%q must be a host name without port or scheme", rw.Host))
+		}
+	}
+	if rd := r.Redirect; rd != nil {
+		switch rd.Scheme {
+		case "", "http", "https":
+		default:
+			v.add(path+".redirect.scheme", fmt.Sprintf("%q must be http or https", rd.Scheme))
+		}
+		if strings.ContainsAny(rd.Host, ":/ ") {
+			v.add(path+".redirect.host", fmt.Sprintf("%q must be a host name without port or scheme", rd.Host))
+		}
+		if rd.Port < 0 || rd.Port > 65535 {
+			v.add(path+".redirect.port", fmt.Sprintf("%d must be between 1 and 65535", rd.Port))
+		}
+		switch rd.Status {
+		case 0, 301, 302, 303, 307, 308:
+		default:
+			v.add(path+".redirect.status", fmt.Sprintf("%d must be one of 301, 302, 303, 307, 308", rd.Status))
+		}
+		v.newPath(path+".redirect", rd.Path, rd.PathPrefix, r.Match)
+	}
+}
+
+// newPath checks the path and pathPrefix replacements of a rewrite or a
+// redirect (at path).
+func (v *validator) newPath(path, full, prefix string, m Match) {
+	switch {
+	case full != "" && prefix != "":
+		v.add(path+".path", "cannot be combined with pathPrefix")
+	case full != "" && !strings.HasPrefix(full, "/"):
+		v.add(path+".path", fmt.Sprintf("%q must start with '/'", full))
+	case prefix != "" && !strings.HasPrefix(prefix, "/"):
+		v.add(path+".pathPrefix", fmt.Sprintf("%q must start with '/'", prefix))
+	case prefix != "" && m.PathPrefix == "":
+		v.add(path+".pathPrefix", "needs match.pathPrefix: it replaces what that matched")
+	}
+	if strings.ContainsAny(full+prefix, "?# \t") {
+		v.add(path+".path", "must hold no '?', '#' or white space")
+	}
+}
+
+// headerEdits checks the names of one set of header edits.
+func (v *validator) headerEdits(path string, e HeaderEdits) {
+	check := func(field, name string) {
+		v.headerName(field, name)
+		switch strings.ToLower(name) {
+		case "host":
+			v.add(field, fmt.Sprintf("%q cannot be edited: rewrite.host sets it", name))
+		case "content-length", "transfer-encoding", "connection":
+			v.add(field, fmt.Sprintf("%q cannot be edited: podpin frames each message itself", name))
+		}
+	}
+	value := func(field, val string) {
+		if strings.ContainsAny(val, "\r\n\x00") {
+			v.add(field, "the value holds a line break or NUL")
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(e.Set)) {
+		check(fmt.Sprintf("%s.set[%q]", path, name), name)
+		value(fmt.Sprintf("%s.set[%q]", path, name), e.Set[name])
+	}
+	for _, name := range slices.Sorted(maps.Keys(e.Add)) {
+		check(fmt.Sprintf("%s.add[%q]", path, name), name)
+		value(fmt.Sprintf("%s.add[%q]", path, name), e.Add[name])
+	}
+	for i, name := range e.Remove {
+		check(fmt.Sprintf("%s.remove[%d]", path, i), name)
 	}
 }

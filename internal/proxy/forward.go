@@ -45,6 +45,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		reply(ctx, fasthttp.StatusNotFound, place.ErrNoRoute)
 		return
 	}
+	if r.filters != nil && r.filters.redirect != nil {
+		redirectFast(ctx, r)
+		return
+	}
 
 	buf := p.keyBufs.Get().(*[256]byte)
 	defer p.keyBufs.Put(buf)
@@ -84,8 +88,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan head
 		return
 	}
 	clientClose := req.Header.ConnectionClose()
-	prepareRequest(ctx, scan)
-	setPodHost(req, pd)
+	r.preparePodRequest(ctx, scan, pd)
 	body := wrapBody(ctx, st.limits)
 
 	resp := &ctx.Response
@@ -124,6 +127,9 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan head
 	r.Done(r.pods.Load(), pd, place.Outcome{Status: resp.StatusCode(), Seconds: time.Since(start).Seconds()})
 
 	stripHopByHop(&resp.Header)
+	if r.filters != nil {
+		r.filters.response.applyFast(&resp.Header)
+	}
 	resp.Header.ResetConnectionClose()
 	if clientClose {
 		ctx.SetConnectionClose()
@@ -142,6 +148,17 @@ func (p *Proxy) roundTrip(pd *pod, req *fasthttp.Request, resp *fasthttp.Respons
 	err := pd.client.Do(req, resp)
 	pd.tally.Stop()
 	return err
+}
+
+// preparePodRequest turns the client's request into the one pd gets:
+// prepareRequest, the pod's address as Host when the client sent none
+// (setPodHost), then the route's rewrite and header edits.
+func (r *route) preparePodRequest(ctx *fasthttp.RequestCtx, scan headerScan, pd *pod) {
+	prepareRequest(ctx, scan)
+	setPodHost(&ctx.Request, pd)
+	if r.filters != nil {
+		r.filters.editRequestFast(&ctx.Request)
+	}
 }
 
 // prepareRequest turns the client's request into the pod's: hop-by-hop
@@ -443,6 +460,20 @@ func upstreamReason(err error) string {
 		return "every connection to it busy (upstream.maxConnsPerPod)"
 	}
 	return "bad response"
+}
+
+// redirectFast answers a request of a route that redirects.
+func redirectFast(ctx *fasthttp.RequestCtx, r *route) {
+	scheme := "http"
+	if ctx.IsTLS() {
+		scheme = "https"
+	}
+	u := ctx.URI()
+	loc := r.filters.redirectURL(scheme, string(ctx.Host()), string(u.PathOriginal()), string(u.QueryString()))
+	code := r.filters.redirectStatus()
+	r.Metrics.Unrouted(code)
+	ctx.Response.Header.Set(fasthttp.HeaderLocation, loc)
+	ctx.SetStatusCode(code)
 }
 
 // fail answers a request podpin could not forward and counts it.

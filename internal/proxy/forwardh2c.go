@@ -28,6 +28,9 @@ func (p *Proxy) forwardH2C(ctx *fasthttp.RequestCtx, st *state, r *route, scan h
 	}
 	clientClose := req.Header.ConnectionClose()
 	prepareRequest(ctx, scan)
+	if r.filters != nil {
+		r.filters.editRequestFast(req)
+	}
 	out := h2cRequest(ctx, pd.addr, st.limits)
 	body, _ := out.Body.(*h1Body)
 
@@ -69,6 +72,9 @@ func (p *Proxy) forwardH2C(ctx *fasthttp.RequestCtx, st *state, r *route, scan h
 		}
 	}
 	stripHopByHop(h)
+	if r.filters != nil {
+		r.filters.response.applyFast(h)
+	}
 	ctx.Response.SetBodyStream(resp.Body, int(resp.ContentLength))
 	if clientClose {
 		ctx.SetConnectionClose()

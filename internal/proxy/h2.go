@@ -144,6 +144,17 @@ func (p *Proxy) serveH2(w http.ResponseWriter, req *http.Request) {
 		h2Reply(w, req, http.StatusNotFound, place.ErrNoRoute.Error())
 		return
 	}
+	if f := r.filters; f != nil && f.redirect != nil {
+		scheme := "http"
+		if req.TLS != nil {
+			scheme = "https"
+		}
+		code := f.redirectStatus()
+		r.Metrics.Unrouted(code)
+		w.Header().Set("Location", f.redirectURL(scheme, req.Host, req.URL.EscapedPath(), req.URL.RawQuery))
+		w.WriteHeader(code)
+		return
+	}
 	buf := p.keyBufs.Get().(*[256]byte)
 	defer p.keyBufs.Put(buf)
 	d := r.Decide(q, r.pods.Load(), buf[:0])
@@ -222,6 +233,9 @@ func rewriteH2(pr *httputil.ProxyRequest) {
 	if x.d.Assigned {
 		out.Header.Set(x.r.Key.Header, string(x.d.Raw))
 	}
+	if x.r.filters != nil {
+		x.r.filters.editRequest(out)
+	}
 }
 
 // roundTripH2 sends the pod's request. With a key, a pod that refuses the
@@ -255,6 +269,9 @@ func (p *Proxy) answerH2(resp *http.Response) error {
 	x.resp, x.status = resp, resp.StatusCode
 	if x.r.LearnKeys {
 		x.r.Learn(x.d, x.pd.name, []byte(resp.Header.Get(x.r.Key.Header)))
+	}
+	if x.r.filters != nil {
+		x.r.filters.response.apply(resp.Header)
 	}
 	if x.st.podHeader != nil {
 		resp.Header.Set(string(x.st.podHeader), x.pd.name)

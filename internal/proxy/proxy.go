@@ -341,6 +341,7 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 		},
 		matchConfig: rc.Match,
 		cookie:      newSessionCookie(rc.Sticky),
+		filters:     newFilters(rc),
 		missingName: rc.Sticky.Missing,
 		active:      rc.Health.Active,
 		balName:     rc.Balancer,
@@ -353,7 +354,10 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 	r.Passive = place.NewPassive(rc.Health.Passive)
 	r.Log = p.log.With("route", rc.Name)
 	r.Rebuild = r.rebuild
-	if r.source, err = p.discoverer.Source(rc.Name, sourceSpec(rc)); err != nil {
+	if rc.Redirect != nil {
+		// A route that redirects forwards nothing: it has no pods.
+		r.source = discovery.NewStatic(nil)
+	} else if r.source, err = p.discoverer.Source(rc.Name, sourceSpec(rc)); err != nil {
 		return nil, fmt.Errorf("route %q: %w", rc.Name, err)
 	}
 	r.Refresh = func() {

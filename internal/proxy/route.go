@@ -20,7 +20,9 @@ type route struct {
 
 	matchConfig config.Match // what Match was built from
 	// cookie hands minted keys out as a cookie; nil: in the key header only
-	cookie      *sessionCookie
+	cookie *sessionCookie
+	// filters edit requests and answers, or redirect; nil: none
+	filters     *filters
 	missingName string
 	active      config.Active
 

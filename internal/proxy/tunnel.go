@@ -24,8 +24,7 @@ func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, st *state, r *route, scan heade
 		return
 	}
 	upgrade := append([]byte(nil), req.Header.Peek(fasthttp.HeaderUpgrade)...)
-	prepareRequest(ctx, scan)
-	setPodHost(req, pd)
+	r.preparePodRequest(ctx, scan, pd)
 	req.Header.Set(fasthttp.HeaderConnection, "Upgrade")
 	req.Header.SetBytesV(fasthttp.HeaderUpgrade, upgrade)
 
@@ -46,6 +45,9 @@ func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, st *state, r *route, scan heade
 	if resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
 		conn.Close()
 		stripHopByHop(&resp.Header)
+		if r.filters != nil {
+			r.filters.response.applyFast(&resp.Header)
+		}
 		resp.CopyTo(&ctx.Response)
 		fasthttp.ReleaseResponse(resp)
 		return
