@@ -19,7 +19,7 @@ import (
 // that sends PROXY protocol v2, on a listener that also trusts the proxies
 // of 127.0.0.0/8: the client's address (127.0.0.2) reaches the pod and the
 // client-IP key, its X-Forwarded-Proto is kept, and a reload that changes
-// the listener is named as needing a restart while the rest applies.
+// the listener applies on the same port.
 func TestListenerEdgeSettingsBehindHAProxy(t *testing.T) {
 	seen := make(chan http.Header, 16)
 	pod := httptestServer(t, func(w http.ResponseWriter, r *http.Request) {
@@ -68,28 +68,33 @@ routes:
 		t.Errorf("session of 127.0.0.2: got %s, want it pinned to web-0", s)
 	}
 
-	// A changed listener waits for a restart; the pod header applies now.
+	// A changed listener applies on reload, on the same port: HAProxy is
+	// no longer a trusted proxy, so its X-Forwarded-Proto no longer
+	// passes, while its PROXY header still names the client.
 	changed := strings.Replace(file(), "trustedProxies: [127.0.0.0/8]", "trustedProxies: [10.0.0.0/8]", 1) + "podHeader: X-Served-By\n"
 	if err := os.WriteFile(cfg, []byte(changed), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p.signal(syscall.SIGHUP)
-	p.waitLog(t, `level=WARN msg="listeners changed: needs a restart`)
 	p.waitLog(t, `msg="configuration reloaded"`)
 	metrics := adminGet(t, p, "/metrics")
-	if !regexp.MustCompile(`(?m)^podpin_config_restart_pending_settings 1$`).MatchString(metrics) {
-		t.Errorf("metrics: no podpin_config_restart_pending_settings 1")
+	if !regexp.MustCompile(`(?m)^podpin_config_restart_pending_settings 0$`).MatchString(metrics) {
+		t.Errorf("metrics: no podpin_config_restart_pending_settings 0")
 	}
-	resp, err = client.Get("http://" + lb + "/")
+	resp, err = client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if got := resp.Header.Get("X-Served-By"); got != "web-0" {
-		t.Errorf("X-Served-By after the reload: got %q, want web-0 (the live part applies)", got)
+		t.Errorf("X-Served-By after the reload: got %q, want web-0", got)
 	}
-	if got := (<-seen).Get("X-Forwarded-For"); got != "127.0.0.2" {
-		t.Errorf("after the reload the pod received X-Forwarded-For %q, want 127.0.0.2 (the running listener stays)", got)
+	h = <-seen
+	if got := h.Get("X-Forwarded-For"); got != "127.0.0.2" {
+		t.Errorf("after the reload the pod received X-Forwarded-For %q, want 127.0.0.2 (the PROXY header still counts)", got)
+	}
+	if got := h.Get("X-Forwarded-Proto"); got != "http" {
+		t.Errorf("after the reload the pod received X-Forwarded-Proto %q, want podpin's own http (HAProxy is no longer trusted)", got)
 	}
 }
 

@@ -304,18 +304,13 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	})
 	keeper.Restore()
 
-	var lns []net.Listener
-	for _, l := range cfg.Listeners {
-		ln, err := net.Listen("tcp", l.Address)
-		if err != nil {
-			closeAll(lns)
-			return fmt.Errorf("listening for clients: %w", err)
-		}
-		lns = append(lns, ln)
+	listeners := p.NewListeners(cfg.Shutdown.DrainTimeout)
+	if err := listeners.Set(cfg.Listeners); err != nil {
+		return err
 	}
 	adminLn, err := net.Listen("tcp", cfg.Admin.Address)
 	if err != nil {
-		closeAll(lns)
+		listeners.Close()
 		return fmt.Errorf("listening for admin: %w", err)
 	}
 	adm := admin.New(admin.Options{
@@ -330,17 +325,16 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	adminSrv := &http.Server{Handler: adm, ReadHeaderTimeout: 10 * time.Second}
 
 	g, gctx := errgroup.WithContext(ctx)
-	serveCtx, stopServing := context.WithCancel(context.Background())
-	defer stopServing()
-	var listeners sync.WaitGroup
-	for i, ln := range lns {
-		lcfg := cfg.Listeners[i]
-		listeners.Add(1)
-		g.Go(func() error {
-			defer listeners.Done()
-			return p.ServeListener(serveCtx, ln, lcfg, cfg.Shutdown.DrainTimeout)
-		})
-	}
+	stopped := sync.OnceFunc(listeners.Close)
+	defer stopped()
+	g.Go(func() error {
+		select {
+		case err := <-listeners.Failed():
+			return err
+		case <-gctx.Done():
+			return nil
+		}
+	})
 	g.Go(func() error { return p.Run(gctx) })
 	g.Go(func() error { return keeper.Run(gctx) })
 	if disc.Kube != nil {
@@ -349,20 +343,27 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	if shared != nil {
 		g.Go(func() error { return shared.Run(gctx) })
 	}
-	// A reloaded file goes to the Ingress controller, which merges it with
-	// the Ingress routes, or else to the proxy; readiness waits for the
-	// controller's first sync, then for the proxy's routes.
-	var reloadTo config.Applier = p
+	// A reloaded file's listeners are set at once; the rest goes to the
+	// Ingress controller, which merges it with the Ingress routes, or else
+	// to the proxy. Readiness waits for the controller's first sync, then
+	// for the proxy's routes.
+	var routesTo config.Applier = p
 	synced := []func() <-chan struct{}{p.Synced}
 	if ctl != nil {
 		g.Go(func() error { return ctl.Run(gctx) })
-		reloadTo = ctl
+		routesTo = ctl
 		synced = []func() <-chan struct{}{ctl.Synced, p.Synced}
 	}
 	if o.configFile != "" {
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
+		reloadTo := config.ApplierFunc(func(c *config.Config) error {
+			if err := listeners.Set(c.Listeners); err != nil {
+				return err
+			}
+			return routesTo.Apply(c)
+		})
 		rl := config.NewReloader(config.ReloaderOptions{
 			File: o.configFile, Load: o.reload, Apply: reloadTo, Running: cfg, Signals: hup,
 			Metrics: m, Logger: log.With("component", "config"),
@@ -380,29 +381,23 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		adm.SetReady(false)
 		log.Info("shutting down", "delay", cfg.Shutdown.Delay, "drain", cfg.Shutdown.DrainTimeout)
 		time.Sleep(cfg.Shutdown.Delay)
-		stopServing()
-		listeners.Wait()
+		stopped()
 		keeper.Save()
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		return adminSrv.Shutdown(sctx)
 	})
 	startReadiness(gctx, g, adm.SetReady, synced...)
-	addrs := make([]string, len(lns))
-	for i, ln := range lns {
-		addrs[i] = ln.Addr().String()
+	bound := listeners.Addrs()
+	addrs := make([]string, len(cfg.Listeners))
+	for i, l := range cfg.Listeners {
+		addrs[i] = bound[l.Address]
 	}
 	log.Info("podpin serving", "version", versionString(), "listen", strings.Join(addrs, ","), "admin", adminLn.Addr().String(), "routes", len(cfg.Routes))
 	if o.started != nil {
 		o.started()
 	}
 	return g.Wait()
-}
-
-func closeAll(lns []net.Listener) {
-	for _, ln := range lns {
-		ln.Close()
-	}
 }
 
 // newLogger returns podpin's logger in format (config.LogText or

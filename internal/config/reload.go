@@ -18,6 +18,11 @@ type Applier interface {
 	Apply(*Config) error
 }
 
+// ApplierFunc is a function as an Applier.
+type ApplierFunc func(*Config) error
+
+func (f ApplierFunc) Apply(c *Config) error { return f(c) }
+
 // ReloadCounter counts reloads by outcome, and the settings that wait for
 // a restart.
 type ReloadCounter interface {

@@ -178,19 +178,19 @@ func TestARejectedConfigurationLeavesTheRunningOne(t *testing.T) {
 
 func TestSettingsOnlyARestartAppliesAreNamedAndTheRestApplies(t *testing.T) {
 	e := startReloader(t, "routes:\n- name: a\n"+podsYAML)
-	// A new listener and a Redis store wait for a restart; the new route
-	// and the pod header apply now.
-	e.write("listeners: [{address: 127.0.0.1:8181}]\npodHeader: ''\nstore: {type: redis, redis: {url: 'redis://127.0.0.1:1'}}\n" +
+	// A Redis store waits for a restart; the new route and the pod header
+	// apply now.
+	e.write("podHeader: ''\nstore: {type: redis, redis: {url: 'redis://127.0.0.1:1'}}\n" +
 		"routes:\n- name: a\n" + podsYAML + "- name: b\n" + podsYAML)
 	e.waitLog(`msg="configuration reloaded"`, "routes=2")
-	for _, s := range []string{"listeners", "store.type", "store.redis", "routes[a].store", "routes[b].store"} {
+	for _, s := range []string{"store.type", "store.redis", "routes[a].store", "routes[b].store"} {
 		e.waitLog("level=WARN", s+" changed: needs a restart", "setting="+s)
 	}
 	if got := strings.Join(e.routes(), ","); got != "a,b" {
 		t.Errorf("routes after the change: got %s, want a,b", got)
 	}
-	if got := e.counts.pending.Load(); got != 5 {
-		t.Errorf("settings waiting for a restart: got %d, want 5", got)
+	if got := e.counts.pending.Load(); got != 4 {
+		t.Errorf("settings waiting for a restart: got %d, want 4", got)
 	}
 	// Back to the file podpin started with: nothing waits any more.
 	e.write("routes:\n- name: a\n" + podsYAML)

@@ -7,8 +7,8 @@ import (
 )
 
 // RestartOnly names the settings a running podpin cannot change: it reads
-// them once, at start, to bind its listeners, connect to Redis, restore its
-// state or key its digests. A reload (SIGHUP, a changed file, an Ingress
+// them once, at start, to serve its admin API, connect to Redis, restore
+// its state or key its digests. A reload (SIGHUP, a changed file, an Ingress
 // change) applies everything else and reports each of these that differs
 // as needing a restart. It is the one list; docs/configuration.md shows it.
 var RestartOnly = func() []string {
@@ -24,7 +24,6 @@ var restartOnly = []struct {
 	name  string
 	field func(*Config) any // a pointer to the field
 }{
-	{"listeners", func(c *Config) any { return &c.Listeners }},
 	{"admin", func(c *Config) any { return &c.Admin }},
 	{"log", func(c *Config) any { return &c.Log }},
 	{"keySecret", func(c *Config) any { return &c.KeySecret }},
