@@ -574,6 +574,11 @@ type Route struct {
 	// EndpointSlices.
 	Service *Service `yaml:"service"`
 
+	// Services finds the route's pods from several Services, each taking
+	// its weight's share of new sessions (Gateway API's backendRefs with
+	// weights). Not with Service.
+	Services []WeightedService `yaml:"services"`
+
 	// DNS finds the route's pods by resolving a name (a headless Service, or
 	// any name) again and again.
 	DNS *DNS `yaml:"dns"`
@@ -754,6 +759,32 @@ type Match struct {
 // WholeRegexp is re anchored to match a whole value: what podpin compiles
 // for pathRegex, headerRegex and queryRegex.
 func WholeRegexp(re string) string { return "^(?:" + re + ")$" }
+
+// WeightedService is one of a route's Services, with its share of new
+// sessions.
+type WeightedService struct {
+	// Namespace, Name and Port are as in Service.
+	Namespace string `yaml:"namespace"`
+	Name      string `yaml:"name"`
+	Port      string `yaml:"port"`
+	// Weight is the Service's share of new sessions, relative to the
+	// others': its pods together take Weight/sum of the new sessions.
+	// 0: its pods keep their sessions and take no new ones. Default 1.
+	Weight *int `yaml:"weight"`
+}
+
+// Ref is the Service named.
+func (w *WeightedService) Ref() Service {
+	return Service{Namespace: w.Namespace, Name: w.Name, Port: w.Port}
+}
+
+// WeightOrDefault is Weight, 1 when unset.
+func (w *WeightedService) WeightOrDefault() int {
+	if w.Weight == nil {
+		return 1
+	}
+	return *w.Weight
+}
 
 // Service names a Kubernetes Service whose ready endpoints are the pods.
 type Service struct {
@@ -1028,6 +1059,9 @@ func (r *Route) setDefaults() {
 	}
 	if r.Service != nil && r.Service.Namespace == "" {
 		r.Service.Namespace = "default"
+	}
+	for i := range r.Services {
+		def(&r.Services[i].Namespace, "default")
 	}
 	if r.DNS != nil && r.DNS.Interval == 0 {
 		r.DNS.Interval = DefaultDNSInterval

@@ -189,7 +189,7 @@ func (r *Route) validate(v *validator, path string) {
 	v.match(path+".match", r.Match)
 
 	sources := 0
-	for _, set := range []bool{len(r.Backends) > 0, r.Service != nil, r.DNS != nil} {
+	for _, set := range []bool{len(r.Backends) > 0, r.Service != nil, len(r.Services) > 0, r.DNS != nil} {
 		if set {
 			sources++
 		}
@@ -197,20 +197,34 @@ func (r *Route) validate(v *validator, path string) {
 	v.filters(path, r)
 	switch {
 	case r.Redirect != nil && sources > 0:
-		v.add(path+".redirect", "a route that redirects has no pods: remove its backends, service or dns")
+		v.add(path+".redirect", "a route that redirects has no pods: remove its backends, service, services or dns")
 	case r.Redirect != nil:
 	case sources == 0:
-		v.add(path+".backends", "a route needs pods: backends, service or dns")
+		v.add(path+".backends", "a route needs pods: backends, service, services or dns")
 	case sources > 1:
-		v.add(path, "give only one of backends, service and dns")
+		v.add(path, "give only one of backends, service, services and dns")
 	}
 	if s := r.Service; s != nil {
-		if s.Name == "" {
-			v.add(path+".service.name", "is required")
+		v.service(path+".service", *s)
+	}
+	positive := false
+	seen := map[Service]bool{}
+	for i, ws := range r.Services {
+		sp := fmt.Sprintf("%s.services[%d]", path, i)
+		v.service(sp, ws.Ref())
+		if seen[ws.Ref()] {
+			v.add(sp, fmt.Sprintf("%s/%s port %s is listed twice", ws.Namespace, ws.Name, ws.Port))
 		}
-		if s.Port == "" {
-			v.add(path+".service.port", "is required (a port name or number)")
+		seen[ws.Ref()] = true
+		switch w := ws.WeightOrDefault(); {
+		case w < 0 || w > 1_000_000:
+			v.add(sp+".weight", fmt.Sprintf("%d must be between 0 and 1000000", w))
+		case w > 0:
+			positive = true
 		}
+	}
+	if len(r.Services) > 0 && !positive {
+		v.add(path+".services", "at least one Service needs a weight above 0, or no pod takes new sessions")
 	}
 	if d := r.DNS; d != nil {
 		if d.Name == "" {
@@ -680,5 +694,15 @@ func (v *validator) headerEdits(path string, e HeaderEdits) {
 	}
 	for i, name := range e.Remove {
 		check(fmt.Sprintf("%s.remove[%d]", path, i), name)
+	}
+}
+
+// service checks a Service reference.
+func (v *validator) service(path string, s Service) {
+	if s.Name == "" {
+		v.add(path+".name", "is required")
+	}
+	if s.Port == "" {
+		v.add(path+".port", "is required (a port name or number)")
 	}
 }

@@ -10,13 +10,16 @@ import (
 )
 
 // Spec says where a route's pods come from: exactly one of Backends,
-// Service and DNS.
+// Service, Services and DNS.
 type Spec struct {
 	// Backends are the pods themselves (static backends), reported as
 	// given.
 	Backends []Endpoint
 	// Service finds the pods from a Kubernetes Service's EndpointSlices.
 	Service *Service
+	// Services finds the pods of several Services, each taking its
+	// Weight's share of new sessions (see Merged).
+	Services []WeightedService
 	// DNS finds the pods by resolving a name again and again.
 	DNS *DNS
 }
@@ -30,6 +33,13 @@ type Service struct {
 	// Port is the Service port, by name or number; its target port resolves
 	// per endpoint. Required.
 	Port string
+}
+
+// WeightedService is one of several Services of a route, with its share
+// of new sessions.
+type WeightedService struct {
+	Service
+	Weight int
 }
 
 // DNS names a host whose records are the pods (see NewDNS).
@@ -59,13 +69,24 @@ type Factory struct {
 // of s.Backends, s.Service's EndpointSlices, or s.DNS's records.
 func (f *Factory) Source(route string, s Spec) (Source, error) {
 	given := 0
-	for _, set := range []bool{len(s.Backends) > 0, s.Service != nil, s.DNS != nil} {
+	for _, set := range []bool{len(s.Backends) > 0, s.Service != nil, len(s.Services) > 0, s.DNS != nil} {
 		if set {
 			given++
 		}
 	}
 	if given != 1 {
-		return nil, fmt.Errorf("want exactly one of backends, a service and a dns name; got %d", given)
+		return nil, fmt.Errorf("want exactly one of backends, a service, services and a dns name; got %d", given)
+	}
+	if len(s.Services) > 0 {
+		sources := make([]Weighted, len(s.Services))
+		for i, ws := range s.Services {
+			src, err := f.Source(route, Spec{Service: &ws.Service})
+			if err != nil {
+				return nil, err
+			}
+			sources[i] = Weighted{Source: src, Weight: ws.Weight}
+		}
+		return NewMerged(sources), nil
 	}
 	log := f.Log
 	if log == nil {

@@ -31,6 +31,7 @@ func TestKubernetes(t *testing.T) {
 		{"ReportsEveryChange", testReportsEveryChange},
 		{"SourcesOfOneServiceShareItsInformers", testSourcesShareInformers},
 		{"AppProtocolGivesThePodsProtocol", testAppProtocol},
+		{"ServicesShareNewSessionsByWeight", testWeightedServices},
 		{"WaitsForPermissionToSync", testWaitsForPermission},
 		// Last: it restarts the API server under the others' feet.
 		{"SurvivesAPIServerRestart", testSurvivesRestart},
@@ -338,4 +339,31 @@ func (k *Kubernetes) watching() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+func testWeightedServices(t *testing.T, cp *k8stest.ControlPlane, ns string) {
+	createService(t, cp.Client, ns, "stable")
+	createService(t, cp.Client, ns, "canary")
+	port := []discoveryv1.EndpointPort{slicePortOf("http", 8080)}
+	writeSlice(t, cp.Client, ns, "stable", sliceOf("stable-a", port, podAt("10.244.0.2", "stable-0"), podAt("10.244.0.3", "stable-1"), podAt("10.244.0.4", "stable-2")))
+	writeSlice(t, cp.Client, ns, "canary", sliceOf("canary-a", port, podAt("10.244.0.5", "canary-0")))
+	k := NewKubernetes(cp.Client, nil)
+	runKubernetes(t, k)
+	f := &Factory{Kube: k}
+	src, err := f.Source("web", Spec{Services: []WeightedService{
+		{Service: Service{Namespace: ns, Name: "stable", Port: "http"}, Weight: 9},
+		{Service: Service{Namespace: ns, Name: "canary", Port: "http"}, Weight: 1},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := nextUpdate(t, runSource(t, src))
+	weights := map[string]int{}
+	for _, ep := range got {
+		weights[ep.Name] = ep.Weight
+	}
+	stable := weights["stable-0"] + weights["stable-1"] + weights["stable-2"]
+	if len(got) != 4 || stable < 9*weights["canary-0"]-9 || stable > 9*weights["canary-0"]+9 {
+		t.Errorf("got %v, want stable's three pods together nine times canary's one", got)
+	}
 }

@@ -306,6 +306,12 @@ func sourceSpec(rc config.Route) discovery.Spec {
 	if svc := rc.Service; svc != nil {
 		s.Service = &discovery.Service{Namespace: svc.Namespace, Name: svc.Name, Port: svc.Port}
 	}
+	for _, ws := range rc.Services {
+		s.Services = append(s.Services, discovery.WeightedService{
+			Service: discovery.Service{Namespace: ws.Namespace, Name: ws.Name, Port: ws.Port},
+			Weight:  ws.WeightOrDefault(),
+		})
+	}
 	if d := rc.DNS; d != nil {
 		s.DNS = &discovery.DNS{Name: d.Name, Port: d.Port, Interval: d.Interval}
 	}
