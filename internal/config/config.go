@@ -754,6 +754,10 @@ type Match struct {
 	// QueryRegex maps query parameter names to a regular expression (RE2)
 	// the first parameter of that name must match whole.
 	QueryRegex map[string]string `yaml:"queryRegex"`
+	// Listeners, when set, are the listeners (by address, as in
+	// listeners[].address) whose requests the route serves. Empty: every
+	// listener's.
+	Listeners []string `yaml:"listeners"`
 }
 
 // WholeRegexp is re anchored to match a whole value: what podpin compiles

@@ -157,6 +157,11 @@ func (r Rules) Validate(c *Config) error {
 		}
 		seen[rt.Name] = i
 		rt.validate(&v, path)
+		for j, addr := range rt.Match.Listeners {
+			if !slices.ContainsFunc(c.Listeners, func(l Listener) bool { return l.Address == addr }) {
+				v.add(fmt.Sprintf("%s.match.listeners[%d]", path, j), fmt.Sprintf("%q is not the address of a listener", addr))
+			}
+		}
 	}
 	if len(v.errs) == 0 {
 		return nil

@@ -20,6 +20,7 @@ type Match struct {
 	methods    [][]byte
 	headers    []valueMatch // field names, sorted
 	query      []valueMatch // parameter names, sorted
+	listeners  []string
 }
 
 // valueMatch requires the first value of a header field or query
@@ -49,6 +50,7 @@ func NewMatch(c config.Match) Match {
 	}
 	m.headers = valueMatches(c.Headers, c.HeaderRegex)
 	m.query = valueMatches(c.Query, c.QueryRegex)
+	m.listeners = slices.Clone(c.Listeners)
 	return m
 }
 
@@ -75,6 +77,9 @@ func wholeRegexp(re string) *regexp.Regexp {
 
 // Matches reports whether req belongs to the route.
 func (m *Match) Matches(req Request) bool {
+	if len(m.listeners) > 0 && !slices.Contains(m.listeners, req.Listener()) {
+		return false
+	}
 	if len(m.host) > 0 && !HostEqual(req.Host(), m.host) {
 		return false
 	}

@@ -46,6 +46,9 @@ type Request interface {
 	// Query returns the value of the query parameter name; nil when
 	// absent.
 	Query(name string) []byte
+	// Listener names the listener the request came in on (its configured
+	// address).
+	Listener() string
 	// ClientAddr is the client's IP address (behind trusted proxies, the
 	// one they name); invalid when unknown.
 	ClientAddr() netip.Addr

@@ -24,13 +24,15 @@ import (
 type request struct {
 	host, path string
 	method     string
+	listener   string
 	header     map[string][]string
 	cookie     map[string]string
 	query      map[string]string
 	client     netip.Addr
 }
 
-func (q *request) Host() []byte { return []byte(q.host) }
+func (q *request) Host() []byte     { return []byte(q.host) }
+func (q *request) Listener() string { return q.listener }
 func (q *request) Method() []byte {
 	if q.method == "" {
 		return []byte("GET")
@@ -472,6 +474,11 @@ func TestMatch(t *testing.T) {
 		})
 	}
 
+	m = NewMatch(config.Match{Listeners: []string{"0.0.0.0:80", "0.0.0.0:8080"}})
+	if !m.Matches(&request{path: "/", listener: "0.0.0.0:8080"}) || m.Matches(&request{path: "/", listener: "0.0.0.0:443"}) {
+		t.Error("a route of two listeners: want requests of those, and only those")
+	}
+
 	var zero Match
 	if !zero.Matches(&request{host: "x", path: "/"}) {
 		t.Error("the zero Match refused a request")
@@ -502,6 +509,7 @@ type fixedRequest struct{ key [][]byte }
 func (q *fixedRequest) Host() []byte           { return nil }
 func (q *fixedRequest) Path() []byte           { return nil }
 func (q *fixedRequest) Method() []byte         { return nil }
+func (q *fixedRequest) Listener() string       { return "" }
 func (q *fixedRequest) Header(string) [][]byte { return q.key }
 func (q *fixedRequest) Cookie(string) []byte   { return nil }
 func (q *fixedRequest) Query(string) []byte    { return nil }

@@ -40,6 +40,9 @@ const sweepInterval = 100 * time.Millisecond
 //
 // Safe for concurrent use.
 type clientConns struct {
+	// listener names the listener (its configured address), for routes
+	// that serve some listeners only.
+	listener      string
 	headerTimeout int64 // in ms
 	idleTimeout   int64 // in ms
 	maxConns      int   // 0: no cap
@@ -60,8 +63,9 @@ type clientConns struct {
 	perAddr map[netip.Addr]int
 }
 
-func newClientConns(lim limitSettings, trusted []netip.Prefix) *clientConns {
+func newClientConns(listener string, lim limitSettings, trusted []netip.Prefix) *clientConns {
 	return &clientConns{
+		listener:      listener,
 		trusted:       trusted,
 		headerTimeout: lim.headerTimeout.Milliseconds(),
 		idleTimeout:   lim.idleTimeout.Milliseconds(),

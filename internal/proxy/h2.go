@@ -558,6 +558,13 @@ func (q *h2Request) Query(name string) []byte {
 	return []byte(q.query.Get(name))
 }
 
+func (q *h2Request) Listener() string {
+	if q.cc == nil {
+		return ""
+	}
+	return q.cc.conns.listener
+}
+
 func (q *h2Request) ClientAddr() netip.Addr {
 	if q.cc == nil || !q.cc.trusted {
 		return remoteOf(q.cc)

@@ -143,3 +143,40 @@ func waitInFlight(t *testing.T, p *Proxy, n int64) {
 		}
 	}
 }
+
+// TestRoutesServeTheirListeners: a route scoped to one listener serves
+// only the requests that came in on it, over HTTP/1.1 and HTTP/2.
+func TestRoutesServeTheirListeners(t *testing.T) {
+	internal, public := newTestPod(t, "internal-0", nil), newTestPod(t, "public-0", nil)
+	a, b := freeAddr(t), freeAddr(t)
+	cfg := &config.Config{
+		Listeners: []config.Listener{{Address: a}, {Address: b}},
+		Routes: []config.Route{
+			{Name: "internal", Match: config.Match{Listeners: []string{b}}, Backends: []config.Backend{{Name: "internal-0", URL: internal.url()}}},
+			{Name: "public", Backends: []config.Backend{{Name: "public-0", URL: public.url()}}},
+		},
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p := New(Options{})
+	t.Cleanup(p.Close)
+	if err := p.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	ls := p.NewListeners(time.Second)
+	t.Cleanup(ls.Close)
+	if err := ls.Set(cfg.Listeners); err != nil {
+		t.Fatal(err)
+	}
+	var h2c http.Protocols
+	h2c.SetUnencryptedHTTP2(true)
+	for _, client := range []*http.Client{{}, {Transport: &http.Transport{Protocols: &h2c}}} {
+		for addr, want := range map[string]string{a: "public-0", b: "internal-0"} {
+			if body, err := getVia(addr, client, "http"); err != nil || body != want {
+				t.Errorf("via %s: %q, %v; want %s", addr, body, err, want)
+			}
+		}
+	}
+}

@@ -25,6 +25,13 @@ func (q *fastRequest) Cookie(name string) []byte   { return q.ctx().Request.Head
 func (q *fastRequest) Query(name string) []byte    { return q.ctx().QueryArgs().Peek(name) }
 func (q *fastRequest) ClientAddr() netip.Addr      { return clientAddr(q.ctx()) }
 
+func (q *fastRequest) Listener() string {
+	if cc, ok := connOf(q.ctx().Conn()); ok {
+		return cc.conns.listener
+	}
+	return ""
+}
+
 // placeStatus is the HTTP status that answers a placement refusal.
 func placeStatus(err error) int {
 	switch place.Class(err) {

@@ -37,7 +37,7 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	lim := p.state.Load().limits
 	name := listenerName(ln, l)
 	http1 := p.metrics.ClientConnections(name, "http/1.1")
-	conns := newClientConns(lim, config.ParsePrefixes(l.TrustedProxies))
+	conns := newClientConns(name, lim, config.ParsePrefixes(l.TrustedProxies))
 	conns.tls = l.TLS != nil
 	if l.ProxyProtocol {
 		pl := newProxyListener(ln, config.ParsePrefixes(l.ProxyProtocolSources), lim.headerTimeout, p.metrics.ProxyProtocolError)
