@@ -90,10 +90,9 @@ func (p *Proxy) forwardH2C(ctx *fasthttp.RequestCtx, st *state, r *route, scan h
 // roundTripH2C sends out to pd, counting it in flight until the answer's
 // header is in.
 func (p *Proxy) roundTripH2C(r *route, pd *pod, out *http.Request) (*http.Response, error) {
-	t, _ := r.transport(pd)
 	pd.tally.Start()
 	defer pd.tally.Stop()
-	return t.RoundTrip(out)
+	return r.transports.h2c.RoundTrip(out)
 }
 
 // h2cRequest is the net/http form of a prepared HTTP/1.1 request to the

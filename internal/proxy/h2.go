@@ -204,7 +204,7 @@ func (p *Proxy) newH2Forwarder() *httputil.ReverseProxy {
 func rewriteH2(pr *httputil.ProxyRequest) {
 	x := pr.In.Context().Value(exchangeKey{}).(*exchange)
 	out, in := pr.Out, pr.In
-	_, out.URL.Scheme = x.r.transport(x.pd)
+	out.URL.Scheme = scheme(x.pd)
 	out.URL.Host = x.pd.addr
 	if x.body != nil {
 		out.Body = x.body
@@ -243,8 +243,7 @@ func rewriteH2(pr *httputil.ProxyRequest) {
 // candidate once, and the key rebound to it, as for HTTP/1.1.
 func (p *Proxy) roundTripH2(req *http.Request) (*http.Response, error) {
 	x := req.Context().Value(exchangeKey{}).(*exchange)
-	t, _ := x.r.transport(x.pd)
-	resp, err := t.RoundTrip(req)
+	resp, err := x.r.roundTrip(x.pd, req)
 	if err == nil || !isDialError(err) || x.d.Raw == nil || x.r.Strict || (x.body != nil && x.body.n > 0) {
 		return resp, err
 	}
@@ -257,9 +256,23 @@ func (p *Proxy) roundTripH2(req *http.Request) (*http.Response, error) {
 	x.pd.tally.Stop()
 	x.pd, x.start = next.(*pod), time.Now()
 	x.pd.tally.Start()
-	t, req.URL.Scheme = x.r.transport(x.pd)
+	req.URL.Scheme = scheme(x.pd)
 	req.URL.Host = x.pd.addr
-	return t.RoundTrip(req)
+	return x.r.roundTrip(x.pd, req)
+}
+
+// roundTrip sends a request to pd: to an h2c pod over the route's HTTP/2
+// client; a gRPC request to an https pod over its client that speaks
+// HTTP/2 by ALPN (gRPC needs HTTP/2); any other through the pod's own
+// HTTP/1.1 pool.
+func (r *route) roundTrip(pd *pod, req *http.Request) (*http.Response, error) {
+	switch {
+	case pd.protocol == config.PodH2C:
+		return r.transports.h2c.RoundTrip(req)
+	case pd.protocol == config.PodHTTPS && isGRPC(req):
+		return r.transports.https.RoundTrip(req)
+	}
+	return roundTripPod(pd, req)
 }
 
 // answerH2 learns from the pod's answer and marks it as podpin marks
@@ -605,20 +618,20 @@ func (b *bufferPool) Get() []byte {
 
 func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
 
-// podTransports are a route's net/http clients to its pods, which the
-// HTTP/2 front end forwards through, and the HTTP/1.1 one to pods that
-// speak h2c: HTTP/1.1, HTTP/2 with prior knowledge (h2c), and TLS with
-// HTTP/2 or HTTP/1.1 as ALPN settles (https). Each keeps its connections
-// per pod address. A reload that keeps a route's upstream and pod TLS
-// settings keeps them.
+// podTransports are a route's net/http clients to its pods that speak
+// HTTP/2, which both front ends forward through: HTTP/2 with prior
+// knowledge (h2c), and TLS with HTTP/2 by ALPN (https, for gRPC); every
+// other request goes through the pod's own HTTP/1.1 pool. Each keeps its
+// connections per pod address. A reload that keeps a route's upstream and
+// pod TLS settings keeps them.
 type podTransports struct {
-	http1, h2c, https *http.Transport
+	h2c, https *http.Transport
 }
 
 // newPodTransports returns the clients of pods under us; podTLS verifies
 // https pods (nil: the route has none).
 func newPodTransports(us upstreamSettings, podTLS *tls.Config) *podTransports {
-	t := &podTransports{http1: newPodTransport(us), h2c: newPodTransport(us)}
+	t := &podTransports{h2c: newPodTransport(us)}
 	var h2c http.Protocols
 	h2c.SetUnencryptedHTTP2(true)
 	t.h2c.Protocols = &h2c
@@ -626,10 +639,9 @@ func newPodTransports(us upstreamSettings, podTLS *tls.Config) *podTransports {
 		t.https = newPodTransport(us)
 		t.https.TLSClientConfig = podTLS.Clone()
 		t.https.TLSHandshakeTimeout = us.connectTimeout
-		var both http.Protocols
-		both.SetHTTP1(true)
-		both.SetHTTP2(true)
-		t.https.Protocols = &both
+		var h2 http.Protocols
+		h2.SetHTTP2(true)
+		t.https.Protocols = &h2
 	}
 	return t
 }
@@ -654,13 +666,10 @@ func newPodTransport(us upstreamSettings) *http.Transport {
 	}
 }
 
-// transport is the client for pd, and the scheme of its URLs.
-func (r *route) transport(pd *pod) (http.RoundTripper, string) {
-	switch pd.protocol {
-	case config.PodH2C:
-		return r.transports.h2c, "http"
-	case config.PodHTTPS:
-		return r.transports.https, "https"
+// scheme is the scheme of pd's URLs.
+func scheme(pd *pod) string {
+	if pd.protocol == config.PodHTTPS {
+		return "https"
 	}
-	return r.transports.http1, "http"
+	return "http"
 }

@@ -531,3 +531,42 @@ func TestMintedKeysGoOutAsACookie(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTP2BodiesToHTTP1Pods: over HTTP/2, request bodies of known and
+// unknown length reach an HTTP/1.1 pod whole, a long answer streams back
+// whole, and HEAD gets the header only.
+func TestHTTP2BodiesToHTTP1Pods(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
+	pod := newTestPod(t, "web-0", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Got", fmt.Sprintf("%d %d", len(b), r.ContentLength))
+		if r.URL.Path == "/big" {
+			io.WriteString(w, big)
+			return
+		}
+		w.Write(b)
+	})
+	h := startTLSProxy(t, oneRoute(pod), config.Listener{}, Options{})
+	h.useHTTP2()
+	for _, known := range []bool{true, false} {
+		var body io.Reader = strings.NewReader(big)
+		if !known {
+			body = io.MultiReader(strings.NewReader(big)) // no length: sent as it comes
+		}
+		req, _ := http.NewRequest("POST", "https://"+h.addr+"/echo", body)
+		req.Header.Set("X-Session", "k")
+		resp, got := h.do(req)
+		if resp.StatusCode != 200 || got != big || !strings.HasPrefix(resp.Header.Get("X-Got"), fmt.Sprint(len(big))) {
+			t.Errorf("known length %v: %d, %d bytes back, pod saw %q", known, resp.StatusCode, len(got), resp.Header.Get("X-Got"))
+		}
+	}
+	resp, got := h.get("/big", "X-Session: k")
+	if resp.StatusCode != 200 || got != big {
+		t.Errorf("a 1 MiB answer: %d, %d bytes", resp.StatusCode, len(got))
+	}
+	req, _ := http.NewRequest("HEAD", "https://"+h.addr+"/big", nil)
+	resp, got = h.do(req)
+	if resp.StatusCode != 200 || got != "" {
+		t.Errorf("HEAD: %d with %d bytes of body", resp.StatusCode, len(got))
+	}
+}
