@@ -260,6 +260,13 @@ type clientConn struct {
 	// before reading the socket again.
 	unread  []byte
 	sniffed [len(h2Preface)]byte
+
+	// guards h2Ended and h2Resets
+	h2Mu sync.Mutex
+	// h2Ended counts the forwarded HTTP/2 streams of the current window
+	// (resetWindow), h2Resets those among them that the client reset
+	// before their answer.
+	h2Ended, h2Resets int
 }
 
 // sniff reads the connection's first bytes until they either are prefix
