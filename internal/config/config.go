@@ -482,7 +482,9 @@ type Limits struct {
 	IdleTimeout time.Duration `yaml:"idleTimeout"`
 	// BodyTimeout is the longest silence while a request body is read: an
 	// inactivity timeout, so a long upload that keeps flowing is not cut.
-	// Default 60s.
+	// Over HTTP/2 it also bounds how long a response write may wait for
+	// the client (a client that reads nothing, or opens no flow-control
+	// window): the stream is reset, or the connection closed. Default 60s.
 	BodyTimeout time.Duration `yaml:"bodyTimeout"`
 	// MaxHeaderBytes bounds a request's line plus headers, in bytes; larger
 	// requests get 431. Default 16384.

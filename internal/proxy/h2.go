@@ -171,22 +171,103 @@ func (p *Proxy) serveH2(w http.ResponseWriter, req *http.Request) {
 	if req.Body != nil && req.Body != http.NoBody {
 		x.body = &h2Body{rc: req.Body, rw: http.NewResponseController(w), timeout: st.limits.bodyTimeout, limit: st.limits.maxBodyBytes}
 	}
+	sw := newStreamWriter(w, st.limits.bodyTimeout)
 	x.pd.tally.Start()
-	p.h2.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), exchangeKey{}, x)))
-	x.pd.tally.Stop()
-	if code, ok := grpcOutcome(x.resp); ok {
-		x.status = code
+	// Deferred: ReverseProxy ends a stream whose response could not be
+	// copied by panicking with http.ErrAbortHandler.
+	defer func() {
+		sw.finish()
+		x.pd.tally.Stop()
+		if code, ok := grpcOutcome(x.resp); ok {
+			x.status = code
+		}
+		r.Done(r.pods.Load(), x.pd, place.Outcome{
+			Status:      x.status,
+			Failed:      x.failed,
+			ClientFault: x.clientFault,
+			Seconds:     time.Since(x.start).Seconds(),
+		})
+		if cc != nil && cc.resetFlood(x.status == statusClientClosed) {
+			p.log.Info("closing an HTTP/2 connection that resets most of its streams", "client", addrText(cc.addr))
+			cc.Close()
+		}
+	}()
+	p.h2.ServeHTTP(sw, req.WithContext(context.WithValue(req.Context(), exchangeKey{}, x)))
+}
+
+// streamWriter is the response writer of a stream on its way to the
+// client: a write or flush that makes no progress for timeout resets the
+// stream, and the pod's response stops being read. net/http's
+// WriteByteTimeout watches only the connection's socket; a client that
+// keeps its socket read but opens no flow-control window for the stream
+// (SETTINGS_INITIAL_WINDOW_SIZE 0, no WINDOW_UPDATE) would otherwise hold
+// the stream, its handler and a pod connection for as long as it likes.
+// The timer runs only while a write waits, so a stream that is silent
+// between messages (a gRPC stream) is never cut.
+type streamWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	timer   *time.Timer // nil when timeout is 0
+
+	// guards done, so the timer cannot touch the stream once its handler
+	// has returned
+	mu   sync.Mutex
+	done bool
+}
+
+func newStreamWriter(w http.ResponseWriter, timeout time.Duration) *streamWriter {
+	sw := &streamWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: timeout}
+	if timeout > 0 {
+		sw.timer = time.AfterFunc(timeout, sw.expire)
+		sw.timer.Stop()
 	}
-	r.Done(r.pods.Load(), x.pd, place.Outcome{
-		Status:      x.status,
-		Failed:      x.failed,
-		ClientFault: x.clientFault,
-		Seconds:     time.Since(x.start).Seconds(),
-	})
-	if cc != nil && cc.resetFlood(x.status == statusClientClosed) {
-		p.log.Info("closing an HTTP/2 connection that resets most of its streams", "client", addrText(cc.addr))
-		cc.Close()
+	return sw
+}
+
+// expire resets the stream: a deadline in the past does so at once.
+func (sw *streamWriter) expire() {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if !sw.done {
+		sw.rc.SetWriteDeadline(time.Unix(1, 0))
 	}
+}
+
+func (sw *streamWriter) Write(b []byte) (int, error) {
+	if sw.timer == nil {
+		return sw.ResponseWriter.Write(b)
+	}
+	sw.timer.Reset(sw.timeout)
+	n, err := sw.ResponseWriter.Write(b)
+	sw.timer.Stop()
+	return n, err
+}
+
+func (sw *streamWriter) FlushError() error {
+	if sw.timer == nil {
+		return sw.rc.Flush()
+	}
+	sw.timer.Reset(sw.timeout)
+	err := sw.rc.Flush()
+	sw.timer.Stop()
+	return err
+}
+
+func (sw *streamWriter) Unwrap() http.ResponseWriter { return sw.ResponseWriter }
+
+// finish stops the timer before the handler returns. What the response
+// still holds is written by net/http after the handler returns, under the
+// stream's own write deadline.
+func (sw *streamWriter) finish() {
+	if sw.timer == nil {
+		return
+	}
+	sw.mu.Lock()
+	sw.done = true
+	sw.mu.Unlock()
+	sw.timer.Stop()
+	sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout))
 }
 
 // resetWindow and resetsTooMany bound the streams an HTTP/2 client may

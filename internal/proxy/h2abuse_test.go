@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -98,7 +99,7 @@ type rawH2 struct {
 	enc    *hpack.Encoder
 	encBuf bytes.Buffer
 
-	frames chan http2.Frame
+	frames chan frame
 	// readErr is why the reading ended, once frames is closed.
 	readErr error
 }
@@ -124,7 +125,7 @@ func dialRawH2(t *testing.T, h *harness, settings ...http2.Setting) *rawH2 {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	r := &rawH2{t: t, conn: c, frames: make(chan http2.Frame, 1<<16)}
+	r := &rawH2{t: t, conn: c, frames: make(chan frame, 1<<16)}
 	r.fr = http2.NewFramer(c, c)
 	r.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	r.fr.MaxHeaderListSize = 1 << 20
@@ -139,6 +140,24 @@ func dialRawH2(t *testing.T, h *harness, settings ...http2.Setting) *rawH2 {
 	return r
 }
 
+// frame is what the tests read of a frame from podpin: the Framer reuses
+// its frames, so the reading goroutine copies this much out.
+type frame struct {
+	typ      http2.FrameType
+	streamID uint32
+	ack      bool
+	errCode  http2.ErrCode // of RST_STREAM and GOAWAY
+	status   string        // :status of a response's HEADERS
+	settings map[http2.SettingID]uint32
+}
+
+func (f *frame) String() string {
+	if f == nil {
+		return "no frame"
+	}
+	return fmt.Sprintf("%v stream %d (status %q, code %v)", f.typ, f.streamID, f.status, f.errCode)
+}
+
 func (r *rawH2) read() {
 	defer close(r.frames)
 	for {
@@ -147,20 +166,30 @@ func (r *rawH2) read() {
 			r.readErr = err
 			return
 		}
+		out := frame{typ: f.Header().Type, streamID: f.Header().StreamID}
 		switch f := f.(type) {
 		case *http2.SettingsFrame:
+			out.ack = f.IsAck()
 			if !f.IsAck() {
+				out.settings = map[http2.SettingID]uint32{}
+				f.ForeachSetting(func(s http2.Setting) error {
+					out.settings[s.ID] = s.Val
+					return nil
+				})
 				r.write(func() error { return r.fr.WriteSettingsAck() })
 			}
 		case *http2.PingFrame:
 			if !f.IsAck() {
 				r.write(func() error { return r.fr.WritePing(true, f.Data) })
 			}
-		case *http2.DataFrame:
-			// Frames are reused by the next read: keep a copy of the data.
-			f = &http2.DataFrame{FrameHeader: f.FrameHeader}
+		case *http2.MetaHeadersFrame:
+			out.status = f.PseudoValue("status")
+		case *http2.RSTStreamFrame:
+			out.errCode = f.ErrCode
+		case *http2.GoAwayFrame:
+			out.errCode = f.ErrCode
 		}
-		r.frames <- f
+		r.frames <- out
 	}
 }
 
@@ -194,7 +223,7 @@ func (r *rawH2) headers(id uint32, block []byte) error {
 
 // until reads frames until ok says so, and returns the frame it chose, or
 // nil if the connection ended or the time ran out first.
-func (r *rawH2) until(d time.Duration, ok func(http2.Frame) bool) http2.Frame {
+func (r *rawH2) until(d time.Duration, ok func(frame) bool) *frame {
 	timeout := time.After(d)
 	for {
 		select {
@@ -203,7 +232,7 @@ func (r *rawH2) until(d time.Duration, ok func(http2.Frame) bool) http2.Frame {
 				return nil
 			}
 			if ok(f) {
-				return f
+				return &f
 			}
 		case <-timeout:
 			return nil
@@ -214,7 +243,7 @@ func (r *rawH2) until(d time.Duration, ok func(http2.Frame) bool) http2.Frame {
 // ended reports whether podpin closed the connection within d (after a
 // GOAWAY or not), reading and dropping frames until then.
 func (r *rawH2) ended(d time.Duration) bool {
-	r.until(d, func(http2.Frame) bool { return false })
+	r.until(d, func(frame) bool { return false })
 	select {
 	case _, open := <-r.frames:
 		return !open
@@ -287,6 +316,283 @@ func TestHTTP2RapidReset(t *testing.T) {
 			if n, most := pod.attacks.Load(), int64(resetWindow+config.DefaultMaxStreams); n > most {
 				t.Errorf("the pod saw %d of %d reset requests, want at most %d", n, sent, most)
 			}
+		})
+	}
+}
+
+// TestHTTP2ContinuationFlood sends a HEADERS frame without END_HEADERS and
+// then CONTINUATION frames without end (CVE-2024-27316's kind): podpin
+// must close the connection instead of reading and decoding forever.
+func TestHTTP2ContinuationFlood(t *testing.T) {
+	pod := newAbusePod(t, nil)
+	h := startAbuseProxy(t, pod, config.Limits{}, false)
+	before := runtime.NumGoroutine()
+	r := dialRawH2(t, h)
+	if err := r.write(func() error {
+		return r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: r.request("/attack"), EndStream: true})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Each frame is a whole, valid header field of 16 KiB less a little.
+	frag := r.block("x-flood", strings.Repeat("a", 16<<10-64))
+	const most = 64 << 20
+	sent := 0
+	var closed atomic.Bool
+	go func() {
+		r.ended(30 * time.Second)
+		closed.Store(true)
+	}()
+	for sent < most && !closed.Load() {
+		if err := r.write(func() error { return r.fr.WriteContinuation(1, false, frag) }); err != nil {
+			break
+		}
+		sent += len(frag)
+	}
+	if !r.ended(10 * time.Second) {
+		t.Fatalf("podpin still reads after %d MiB of CONTINUATION frames, want the connection closed", sent>>20)
+	}
+	t.Logf("podpin closed the connection after %d KiB of CONTINUATION frames (the socket buffers hold part of them)", sent>>10)
+	checkServed(t, h, "after the attack")
+	if n := pod.attacks.Load(); n != 0 {
+		t.Errorf("the pod saw %d requests of the attack, want none", n)
+	}
+	goroutinesBack(t, h, before+5)
+}
+
+// TestHTTP2HPACKBomb adds one large field to the connection's header table
+// and then names it thousands of times, one byte each: a small header
+// block that decodes to megabytes. The decoded size counts against
+// limits.maxHeaderBytes, so the request gets 431 and reaches no pod.
+func TestHTTP2HPACKBomb(t *testing.T) {
+	pod := newAbusePod(t, nil)
+	h := startAbuseProxy(t, pod, config.Limits{}, false)
+	r := dialRawH2(t, h)
+	// A literal field with incremental indexing takes index 62, the first
+	// of the dynamic table (RFC 7541, section 2.3.3); 0xbe names it.
+	field := r.block("x-bomb", strings.Repeat("b", 4000))
+	block := append(r.request("/attack"), field...)
+	for range 3000 {
+		block = append(block, 0xbe)
+	}
+	if len(block) > 16<<10 {
+		t.Fatalf("the block is %d bytes: it must fit one frame", len(block))
+	}
+	if err := r.headers(1, block); err != nil {
+		t.Fatal(err)
+	}
+	f := r.until(10*time.Second, func(f frame) bool {
+		return f.streamID == 1 && (f.typ == http2.FrameHeaders || f.typ == http2.FrameRSTStream) || f.typ == http2.FrameGoAway
+	})
+	if f == nil || f.typ != http2.FrameHeaders || f.status != "431" {
+		t.Fatalf("got %v (%v), want 431 for a header block of 12 MB decoded", f, r.readErr)
+	}
+	checkServed(t, h, "after the attack")
+	if n := pod.attacks.Load(); n != 0 {
+		t.Errorf("the pod saw %d requests of the attack, want none", n)
+	}
+}
+
+// TestHTTP2OversizeHeaderList sends header lists over the limits: larger
+// than limits.maxHeaderBytes, and with more fields than limits.maxHeaders.
+// None reaches the pod. A list over the limits gets 431 on its stream and
+// the connection stays usable; a single field longer than the whole limit
+// cannot even be decoded (net/http's HPACK decoder refuses a string longer
+// than the limit), which ends the connection with COMPRESSION_ERROR.
+func TestHTTP2OversizeHeaderList(t *testing.T) {
+	pod := newAbusePod(t, nil)
+	h := startAbuseProxy(t, pod, config.Limits{MaxHeaderBytes: 8 << 10, MaxHeaders: 20}, false)
+	var many []string
+	for i := range 30 {
+		many = append(many, fmt.Sprintf("x-field-%d", i), "v")
+	}
+	for _, c := range []struct {
+		name   string
+		fields []string
+		goaway bool // the connection ends with COMPRESSION_ERROR
+	}{
+		{"fields adding up over maxHeaderBytes", []string{"x-a", strings.Repeat("a", 3<<10), "x-b", strings.Repeat("b", 3<<10), "x-c", strings.Repeat("c", 3<<10)}, false},
+		{"more fields than maxHeaders", many, false},
+		{"one field longer than maxHeaderBytes", []string{"x-big", strings.Repeat("c", 9<<10)}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := dialRawH2(t, h)
+			if err := r.headers(1, r.request("/attack", c.fields...)); err != nil {
+				t.Fatal(err)
+			}
+			f := r.until(10*time.Second, func(f frame) bool {
+				return f.streamID == 1 && (f.typ == http2.FrameHeaders || f.typ == http2.FrameRSTStream) || f.typ == http2.FrameGoAway
+			})
+			if c.goaway {
+				if f == nil || f.typ != http2.FrameGoAway || f.errCode != http2.ErrCodeCompression {
+					t.Fatalf("got %v, want GOAWAY with COMPRESSION_ERROR", f)
+				}
+				if !r.ended(10 * time.Second) {
+					t.Error("the connection is still open after the GOAWAY")
+				}
+				return
+			}
+			if f == nil || f.typ != http2.FrameHeaders || f.status != "431" {
+				t.Fatalf("got %v (%v), want a 431 answer", f, r.readErr)
+			}
+			// The same connection still serves a request within the
+			// limits.
+			if err := r.headers(3, r.request("/ok")); err != nil {
+				t.Fatal(err)
+			}
+			f = r.until(10*time.Second, func(f frame) bool { return f.typ == http2.FrameHeaders && f.streamID == 3 })
+			if f == nil || f.status != "200" {
+				t.Errorf("a request within the limits on the same connection: got %v, want 200", f)
+			}
+		})
+	}
+	checkServed(t, h, "after the attack")
+	if n := pod.attacks.Load(); n != 0 {
+		t.Errorf("the pod saw %d requests of the attack, want none", n)
+	}
+}
+
+// TestHTTP2StreamsOverTheLimit opens limits.maxConcurrentStreams streams
+// that the pod holds, then more: the extra streams are refused with
+// RST_STREAM and never reach the pod.
+func TestHTTP2StreamsOverTheLimit(t *testing.T) {
+	const limit = 4
+	release := make(chan struct{})
+	pod := newAbusePod(t, func(w http.ResponseWriter, r *http.Request) { <-release })
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	defer free()
+	h := startAbuseProxy(t, pod, config.Limits{MaxConcurrentStreams: limit}, false)
+	r := dialRawH2(t, h)
+	// Wait for podpin's SETTINGS (acknowledged by the reading goroutine),
+	// which announces the limit.
+	s := r.until(10*time.Second, func(f frame) bool { return f.typ == http2.FrameSettings && !f.ack })
+	if s == nil {
+		t.Fatal("no SETTINGS from podpin")
+	}
+	if v, ok := s.settings[http2.SettingMaxConcurrentStreams]; !ok || v != limit {
+		t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS %d, want %d", v, limit)
+	}
+	block := r.request("/attack")
+	for i := range limit {
+		if err := r.headers(uint32(2*i+1), block); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, "the pod holds the streams within the limit", func() bool { return pod.attacks.Load() == limit })
+	refused := map[uint32]http2.ErrCode{}
+	for i := limit; i < limit+20; i++ {
+		id := uint32(2*i + 1)
+		if err := r.headers(id, block); err != nil {
+			t.Fatal(err)
+		}
+		f := r.until(10*time.Second, func(f frame) bool { return f.typ == http2.FrameRSTStream && f.streamID == id })
+		if f == nil {
+			t.Fatalf("stream %d over the limit: no RST_STREAM: %v", id, r.readErr)
+		}
+		refused[id] = f.errCode
+	}
+	for id, code := range refused {
+		if code != http2.ErrCodeProtocol && code != http2.ErrCodeRefusedStream {
+			t.Errorf("stream %d refused with %v, want PROTOCOL_ERROR or REFUSED_STREAM", id, code)
+		}
+	}
+	checkServed(t, h, "during the attack")
+	free()
+	if n := pod.attacks.Load(); n != limit {
+		t.Errorf("the pod saw %d streams, want the %d within the limit", n, limit)
+	}
+	checkServed(t, h, "after the attack")
+}
+
+// slowReaderLimits make the write timeout of a test short.
+var slowReaderLimits = config.Limits{BodyTimeout: time.Second}
+
+// TestHTTP2SlowReaders asks for a large response and never reads it: in
+// one case the client opens no flow-control window (SETTINGS_INITIAL_WINDOW_SIZE
+// 0), so podpin cannot send; in the other it stops reading the socket. In
+// both podpin gives up on the stream within limits.bodyTimeout and lets go
+// of the pod's connection, holding no goroutine for it.
+func TestHTTP2SlowReaders(t *testing.T) {
+	chunk := []byte(strings.Repeat("z", 32<<10))
+	noWindow := []http2.Setting{{ID: http2.SettingInitialWindowSize, Val: 0}}
+	for _, c := range []struct {
+		name     string
+		settings []http2.Setting
+		short    bool // the answer is 1 KiB, not 1 GiB
+	}{
+		{"a client that opens no window", noWindow, false},
+		{"a client that opens no window for a short answer", noWindow, true},
+		{"a client that stops reading the socket", nil, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			podDone := make(chan error, 1)
+			pod := newAbusePod(t, func(w http.ResponseWriter, r *http.Request) {
+				if c.short {
+					w.Write(chunk[:1<<10])
+					return
+				}
+				// Far more than the socket buffers between the pod and
+				// the client hold: 1 GiB.
+				var err error
+				for i := 0; i < 1<<15 && err == nil; i++ {
+					_, err = w.Write(chunk)
+				}
+				podDone <- err
+			})
+			h := startAbuseProxy(t, pod, slowReaderLimits, false)
+			before := runtime.NumGoroutine()
+			var r *rawH2
+			if c.settings != nil {
+				r = dialRawH2(t, h, c.settings...)
+				// The connection stays open: count its goroutines (two
+				// of podpin's, the reader's here) in the baseline.
+				if r.until(10*time.Second, func(f frame) bool { return f.typ == http2.FrameSettings }) == nil {
+					t.Fatal("no SETTINGS from podpin")
+				}
+				before = runtime.NumGoroutine()
+			} else {
+				// A client that never reads: its frames are not read at
+				// all, so the socket's buffers fill.
+				conn, err := net.Dial("tcp", h.addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { conn.Close() })
+				conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+				r = &rawH2{t: t, conn: conn, fr: http2.NewFramer(conn, nil)}
+				r.enc = hpack.NewEncoder(&r.encBuf)
+				io.WriteString(conn, http2.ClientPreface)
+				r.fr.WriteSettings()
+				r.fr.WriteSettingsAck()
+				// The whole connection's window and the stream's: 1 GiB.
+				r.fr.WriteWindowUpdate(0, 1<<30)
+			}
+			if err := r.headers(1, r.request("/attack")); err != nil {
+				t.Fatal(err)
+			}
+			if c.settings == nil {
+				r.fr.WriteWindowUpdate(1, 1<<30)
+			}
+			start := time.Now()
+			if !c.short {
+				select {
+				case err := <-podDone:
+					if err == nil {
+						t.Fatal("the pod wrote 1 GiB to a client that reads nothing")
+					}
+					t.Logf("the pod's connection was dropped after %v: %v", time.Since(start).Round(100*time.Millisecond), err)
+				case <-time.After(15 * time.Second):
+					t.Fatalf("the pod still writes after 15s, want podpin to give up within limits.bodyTimeout (%v)", slowReaderLimits.BodyTimeout)
+				}
+			}
+			if c.settings != nil {
+				rst := r.until(10*time.Second, func(f frame) bool { return f.typ == http2.FrameRSTStream && f.streamID == 1 })
+				if rst == nil {
+					t.Errorf("no RST_STREAM for the stream: %v", r.readErr)
+				}
+			}
+			checkServed(t, h, "after the attack")
+			goroutinesBack(t, h, before+5)
 		})
 	}
 }
