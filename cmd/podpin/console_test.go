@@ -65,9 +65,9 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-// browser starts a headless Chromium with a fresh profile and returns a tab's
-// context, ended when the test ends.
-func browser(t *testing.T) context.Context {
+// browser starts a headless Chromium with a fresh profile and the extra
+// options, and returns a tab's context, ended when the test ends.
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path := needChromium(t)
 	profile := t.TempDir()
@@ -86,6 +86,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 860),
 	}
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
 	ctx, cancelTime := context.WithTimeout(ctx, 90*time.Second)

@@ -17,11 +17,13 @@ import (
 )
 
 // curlResult is what one curl run showed: the status, the body, the
-// certificate's subject and the protocol ALPN settled on.
+// certificate's subject, the protocol ALPN settled on and the HTTP version
+// of the answer ("1.1", "2").
 type curlResult struct {
 	code          string
 	body          string
 	subject, alpn string
+	version       string
 }
 
 var (
@@ -39,7 +41,7 @@ func curlTLS(t *testing.T, addr, host string, args ...string) curlResult {
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	url := "https://" + net.JoinHostPort(host, port) + "/"
-	all := append([]string{"-sS", "-v", "--max-time", "10", "-w", "\n%{http_code}"}, args...)
+	all := append([]string{"-sS", "-v", "--max-time", "10", "-w", "\n%{http_code} %{http_version}"}, args...)
 	if net.ParseIP(host) == nil {
 		all = append(all, "--resolve", host+":"+port+":127.0.0.1")
 	}
@@ -49,8 +51,7 @@ func curlTLS(t *testing.T, addr, host string, args ...string) curlResult {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("curl %v: %v\n%s", cmd.Args, err, errOut.String())
 	}
-	body, code, _ := strings.Cut(out.String(), "\n")
-	r := curlResult{code: code, body: body}
+	r := parseCurl(out.String())
 	if m := curlSubject.FindStringSubmatch(errOut.String()); m != nil {
 		r.subject = m[1]
 	}
@@ -58,6 +59,17 @@ func curlTLS(t *testing.T, addr, host string, args ...string) curlResult {
 		r.alpn = m[1]
 	}
 	return r
+}
+
+// parseCurl reads the body, status and HTTP version that curl printed
+// with -w "\n%{http_code} %{http_version}".
+func parseCurl(out string) curlResult {
+	i := strings.LastIndexByte(out, '\n')
+	if i < 0 {
+		return curlResult{}
+	}
+	code, version, _ := strings.Cut(out[i+1:], " ")
+	return curlResult{body: out[:i], code: code, version: version}
 }
 
 func TestCurlOverTLSWithSNI(t *testing.T) {
@@ -93,8 +105,11 @@ func TestCurlOverTLSWithSNI(t *testing.T) {
 		{"an unknown name gets the default", "unknown.test", []string{"-k"}, "default.test"},
 		{"no SNI gets the default", "127.0.0.1", []string{"-k"}, "default.test"},
 	} {
-		for _, proto := range []struct{ flag, alpn string }{{"--http1.1", "http/1.1"}, {"--http2", "h2"}} {
-			t.Run(c.name+" "+proto.flag, func(t *testing.T) {
+		for _, proto := range []struct{ flag, alpn, version string }{
+			{"--http1.1", "http/1.1", "1.1"},
+			{"--http2", "h2", "2"},
+		} {
+			t.Run(c.name+" over "+proto.alpn, func(t *testing.T) {
 				r := curlTLS(t, p.addr, c.host, append(c.args, proto.flag, "-H", "X-Session: curl-1")...)
 				if r.code != "200" || !strings.HasPrefix(r.body, "web-") {
 					t.Errorf("got %s %q, want 200 from a pod", r.code, r.body)
@@ -102,19 +117,18 @@ func TestCurlOverTLSWithSNI(t *testing.T) {
 				if r.subject != c.want {
 					t.Errorf("got certificate %q, want %q", r.subject, c.want)
 				}
-				if r.alpn != proto.alpn {
-					t.Errorf("got ALPN %q, want %s", r.alpn, proto.alpn)
+				if r.alpn != proto.alpn || r.version != proto.version {
+					t.Errorf("got ALPN %q and HTTP/%s, want %s and HTTP/%s", r.alpn, r.version, proto.alpn, proto.version)
 				}
 			})
 		}
 	}
 
-	t.Run("a key keeps its pod over HTTP/1.1 and HTTP/2", func(t *testing.T) {
-		first := curlTLS(t, p.addr, "api.example.com", "--cacert", caFile, "--http1.1", "-H", "X-Session: both").body
-		for range 3 {
-			if r := curlTLS(t, p.addr, "api.example.com", "--cacert", caFile, "--http2", "-H", "X-Session: both"); r.alpn != "h2" || r.body != first {
-				t.Errorf("over %s: %q, want h2 and %q as over HTTP/1.1", r.alpn, r.body, first)
-			}
+	t.Run("a session keeps its pod over HTTP/1.1 and HTTP/2", func(t *testing.T) {
+		first := curlTLS(t, p.addr, "api.example.com", "--cacert", caFile, "--http1.1", "-H", "X-Session: both-1")
+		second := curlTLS(t, p.addr, "api.example.com", "--cacert", caFile, "--http2", "-H", "X-Session: both-1")
+		if first.body != second.body || second.version != "2" {
+			t.Errorf("HTTP/1.1 went to %q, HTTP/%s to %q: want HTTP/2 and the same pod", first.body, second.version, second.body)
 		}
 	})
 
