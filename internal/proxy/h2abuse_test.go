@@ -321,7 +321,7 @@ func TestHTTP2RapidReset(t *testing.T) {
 }
 
 // TestHTTP2ContinuationFlood sends a HEADERS frame without END_HEADERS and
-// then CONTINUATION frames without end (CVE-2024-27316's kind): podpin
+// then CONTINUATION frames without end (CVE-2023-45288 in Go): podpin
 // must close the connection instead of reading and decoding forever.
 func TestHTTP2ContinuationFlood(t *testing.T) {
 	pod := newAbusePod(t, nil)
@@ -593,6 +593,42 @@ func TestHTTP2SlowReaders(t *testing.T) {
 			}
 			checkServed(t, h, "after the attack")
 			goroutinesBack(t, h, before+5)
+			// The stream ended, however it ended: its pod has no request
+			// in flight (least-conn counts them).
+			pd, _ := h.p.state.Load().routes[0].pods.Load().Pod("web-0")
+			if n := pd.Tally().InFlight(); n != 0 {
+				t.Errorf("web-0 has %d requests in flight after the stream ended, want 0", n)
+			}
+		})
+	}
+}
+
+func TestResetFloodWindow(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		everyReset int // one stream in every n is reset; 0: none
+		streams    int
+		want       bool // the connection is closed
+	}{
+		{"no resets", 0, 1000, false},
+		{"a browser or gRPC client cancelling one stream in two", 2, 1000, false},
+		{"every stream reset, but fewer than a window", 1, resetWindow - 1, false},
+		{"every stream reset for a window", 1, resetWindow, true},
+		{"three in four reset, exactly the bound", 4, 1000, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cc := &clientConn{}
+			closed := false
+			for i := range c.streams {
+				reset := c.everyReset == 1 || c.everyReset == 4 && i%4 != 0 || c.everyReset == 2 && i%2 == 0
+				if cc.resetFlood(reset) {
+					closed = true
+					break
+				}
+			}
+			if closed != c.want {
+				t.Errorf("closed %v, want %v", closed, c.want)
+			}
 		})
 	}
 }
