@@ -104,27 +104,39 @@ type rawH2 struct {
 	readErr error
 }
 
-// dialRawH2 opens an HTTP/2 connection to h (h2 by ALPN over TLS, h2c
-// with prior knowledge in cleartext) and sends the preface with settings.
-func dialRawH2(t *testing.T, h *harness, settings ...http2.Setting) *rawH2 {
+// dialH2 opens a connection to h for HTTP/2: h2 by ALPN over TLS, a
+// plain one in cleartext. readBuffer, when not 0, sizes the socket's
+// receive buffer. It is closed when the test ends.
+func dialH2(t *testing.T, h *harness, readBuffer int) net.Conn {
 	t.Helper()
-	var c net.Conn
-	var err error
-	if h.tls != nil {
-		cfg := h.tls.Clone()
-		cfg.NextProtos = []string{"h2"}
-		tc, terr := tls.Dial("tcp", h.addr, cfg)
-		if terr == nil && tc.ConnectionState().NegotiatedProtocol != "h2" {
-			t.Fatalf("ALPN chose %q, want h2", tc.ConnectionState().NegotiatedProtocol)
-		}
-		c, err = tc, terr
-	} else {
-		c, err = net.Dial("tcp", h.addr)
-	}
+	tcp, err := net.Dial("tcp", h.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { tcp.Close() })
+	if readBuffer > 0 {
+		tcp.(*net.TCPConn).SetReadBuffer(readBuffer)
+	}
+	if h.tls == nil {
+		return tcp
+	}
+	cfg := h.tls.Clone()
+	cfg.NextProtos = []string{"h2"}
+	tc := tls.Client(tcp, cfg)
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Fatalf("ALPN chose %q, want h2", p)
+	}
+	return tc
+}
+
+// dialRawH2 opens an HTTP/2 connection to h (dialH2) and sends the
+// preface with settings.
+func dialRawH2(t *testing.T, h *harness, settings ...http2.Setting) *rawH2 {
+	t.Helper()
+	c := dialH2(t, h, 0)
 	r := &rawH2{t: t, conn: c, frames: make(chan frame, 1<<16)}
 	r.fr = http2.NewFramer(c, c)
 	r.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
@@ -324,8 +336,16 @@ func TestHTTP2RapidReset(t *testing.T) {
 // then CONTINUATION frames without end (CVE-2023-45288 in Go): podpin
 // must close the connection instead of reading and decoding forever.
 func TestHTTP2ContinuationFlood(t *testing.T) {
+	for _, tlsOn := range []bool{false, true} {
+		t.Run(map[bool]string{true: "tls", false: "h2c"}[tlsOn], func(t *testing.T) {
+			continuationFlood(t, tlsOn)
+		})
+	}
+}
+
+func continuationFlood(t *testing.T, tlsOn bool) {
 	pod := newAbusePod(t, nil)
-	h := startAbuseProxy(t, pod, config.Limits{}, false)
+	h := startAbuseProxy(t, pod, config.Limits{}, tlsOn)
 	before := runtime.NumGoroutine()
 	r := dialRawH2(t, h)
 	if err := r.write(func() error {
@@ -524,82 +544,88 @@ func TestHTTP2SlowReaders(t *testing.T) {
 		{"a client that opens no window for a short answer", noWindow, true},
 		{"a client that stops reading the socket", nil, false},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			podDone := make(chan error, 1)
-			pod := newAbusePod(t, func(w http.ResponseWriter, r *http.Request) {
-				if c.short {
-					w.Write(chunk[:1<<10])
-					return
-				}
-				// Far more than the socket buffers between the pod and
-				// the client hold: 1 GiB.
-				var err error
-				for i := 0; i < 1<<15 && err == nil; i++ {
-					_, err = w.Write(chunk)
-				}
-				podDone <- err
+		for _, tlsOn := range []bool{false, true} {
+			t.Run(c.name+map[bool]string{true: " over tls", false: " over h2c"}[tlsOn], func(t *testing.T) {
+				slowReader(t, tlsOn, c.settings, c.short, chunk)
 			})
-			h := startAbuseProxy(t, pod, slowReaderLimits, false)
-			before := runtime.NumGoroutine()
-			var r *rawH2
-			if c.settings != nil {
-				r = dialRawH2(t, h, c.settings...)
-				// The connection stays open: count its goroutines (two
-				// of podpin's, the reader's here) in the baseline.
-				if r.until(10*time.Second, func(f frame) bool { return f.typ == http2.FrameSettings }) == nil {
-					t.Fatal("no SETTINGS from podpin")
-				}
-				before = runtime.NumGoroutine()
-			} else {
-				// A client that never reads: its frames are not read at
-				// all, so the socket's buffers fill.
-				conn, err := net.Dial("tcp", h.addr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { conn.Close() })
-				conn.(*net.TCPConn).SetReadBuffer(4 << 10)
-				r = &rawH2{t: t, conn: conn, fr: http2.NewFramer(conn, nil)}
-				r.enc = hpack.NewEncoder(&r.encBuf)
-				io.WriteString(conn, http2.ClientPreface)
-				r.fr.WriteSettings()
-				r.fr.WriteSettingsAck()
-				// The whole connection's window and the stream's: 1 GiB.
-				r.fr.WriteWindowUpdate(0, 1<<30)
+		}
+	}
+}
+
+// slowReader is one case of TestHTTP2SlowReaders: a client with settings
+// (nil: one that stops reading the socket) asks for a long answer, or a
+// short one.
+func slowReader(t *testing.T, tlsOn bool, settings []http2.Setting, short bool, chunk []byte) {
+	podDone := make(chan error, 1)
+	pod := newAbusePod(t, func(w http.ResponseWriter, r *http.Request) {
+		if short {
+			w.Write(chunk[:1<<10])
+			return
+		}
+		// Far more than the socket buffers between the pod and the client
+		// hold: 1 GiB.
+		var err error
+		for i := 0; i < 1<<15 && err == nil; i++ {
+			_, err = w.Write(chunk)
+		}
+		podDone <- err
+	})
+	h := startAbuseProxy(t, pod, slowReaderLimits, tlsOn)
+	before := runtime.NumGoroutine()
+	var r *rawH2
+	if settings != nil {
+		r = dialRawH2(t, h, settings...)
+		// The connection stays open: count its goroutines (two of
+		// podpin's, the reader's here) in the baseline.
+		if r.until(10*time.Second, func(f frame) bool { return f.typ == http2.FrameSettings }) == nil {
+			t.Fatal("no SETTINGS from podpin")
+		}
+		before = runtime.NumGoroutine()
+	} else {
+		// A client that never reads: its frames are not read at all, so
+		// the socket's buffers fill.
+		conn := dialH2(t, h, 4<<10)
+		r = &rawH2{t: t, conn: conn, fr: http2.NewFramer(conn, nil)}
+		r.enc = hpack.NewEncoder(&r.encBuf)
+		io.WriteString(conn, http2.ClientPreface)
+		r.fr.WriteSettings()
+		r.fr.WriteSettingsAck()
+		// The whole connection's window: 1 GiB.
+		r.fr.WriteWindowUpdate(0, 1<<30)
+	}
+	if err := r.headers(1, r.request("/attack")); err != nil {
+		t.Fatal(err)
+	}
+	if settings == nil {
+		r.fr.WriteWindowUpdate(1, 1<<30)
+	}
+	start := time.Now()
+	if !short {
+		select {
+		case err := <-podDone:
+			if err == nil {
+				t.Fatal("the pod wrote 1 GiB to a client that reads nothing")
 			}
-			if err := r.headers(1, r.request("/attack")); err != nil {
-				t.Fatal(err)
-			}
-			if c.settings == nil {
-				r.fr.WriteWindowUpdate(1, 1<<30)
-			}
-			start := time.Now()
-			if !c.short {
-				select {
-				case err := <-podDone:
-					if err == nil {
-						t.Fatal("the pod wrote 1 GiB to a client that reads nothing")
-					}
-					t.Logf("the pod's connection was dropped after %v: %v", time.Since(start).Round(100*time.Millisecond), err)
-				case <-time.After(15 * time.Second):
-					t.Fatalf("the pod still writes after 15s, want podpin to give up within limits.bodyTimeout (%v)", slowReaderLimits.BodyTimeout)
-				}
-			}
-			if c.settings != nil {
-				rst := r.until(10*time.Second, func(f frame) bool { return f.typ == http2.FrameRSTStream && f.streamID == 1 })
-				if rst == nil {
-					t.Errorf("no RST_STREAM for the stream: %v", r.readErr)
-				}
-			}
-			checkServed(t, h, "after the attack")
-			goroutinesBack(t, h, before+5)
-			// The stream ended, however it ended: its pod has no request
-			// in flight (least-conn counts them).
-			pd, _ := h.p.state.Load().routes[0].pods.Load().Pod("web-0")
-			if n := pd.Tally().InFlight(); n != 0 {
-				t.Errorf("web-0 has %d requests in flight after the stream ended, want 0", n)
-			}
-		})
+			t.Logf("the pod's connection was dropped after %v: %v", time.Since(start).Round(100*time.Millisecond), err)
+		case <-time.After(30 * time.Second):
+			// Generous: the buffers between the pod and the client fill
+			// first, slowly under the race detector over TLS.
+			t.Fatalf("the pod still writes after 30s, want podpin to give up after limits.bodyTimeout (%v) without progress", slowReaderLimits.BodyTimeout)
+		}
+	}
+	if settings != nil {
+		rst := r.until(10*time.Second, func(f frame) bool { return f.typ == http2.FrameRSTStream && f.streamID == 1 })
+		if rst == nil {
+			t.Errorf("no RST_STREAM for the stream: %v", r.readErr)
+		}
+	}
+	checkServed(t, h, "after the attack")
+	goroutinesBack(t, h, before+5)
+	// The stream ended, however it ended: its pod has no request in
+	// flight (least-conn counts them).
+	pd, _ := h.p.state.Load().routes[0].pods.Load().Pod("web-0")
+	if n := pd.Tally().InFlight(); n != 0 {
+		t.Errorf("web-0 has %d requests in flight after the stream ended, want 0", n)
 	}
 }
 
