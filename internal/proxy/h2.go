@@ -171,7 +171,7 @@ func (p *Proxy) serveH2(w http.ResponseWriter, req *http.Request) {
 	if req.Body != nil && req.Body != http.NoBody {
 		x.body = &h2Body{rc: req.Body, rw: http.NewResponseController(w), timeout: st.limits.bodyTimeout, limit: st.limits.maxBodyBytes}
 	}
-	sw := newStreamWriter(w, st.limits.bodyTimeout)
+	sw := newStreamWriter(w, req.Context(), st.limits.bodyTimeout)
 	x.pd.tally.Start()
 	// Deferred: ReverseProxy ends a stream whose response could not be
 	// copied by panicking with http.ErrAbortHandler.
@@ -207,6 +207,7 @@ func (p *Proxy) serveH2(w http.ResponseWriter, req *http.Request) {
 type streamWriter struct {
 	http.ResponseWriter
 	rc      *http.ResponseController
+	stream  context.Context // ends with the stream
 	timeout time.Duration
 	timer   *time.Timer // nil when timeout is 0
 
@@ -216,8 +217,8 @@ type streamWriter struct {
 	done bool
 }
 
-func newStreamWriter(w http.ResponseWriter, timeout time.Duration) *streamWriter {
-	sw := &streamWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: timeout}
+func newStreamWriter(w http.ResponseWriter, stream context.Context, timeout time.Duration) *streamWriter {
+	sw := &streamWriter{ResponseWriter: w, rc: http.NewResponseController(w), stream: stream, timeout: timeout}
 	if timeout > 0 {
 		sw.timer = time.AfterFunc(timeout, sw.expire)
 		sw.timer.Stop()
@@ -258,7 +259,8 @@ func (sw *streamWriter) Unwrap() http.ResponseWriter { return sw.ResponseWriter 
 
 // finish stops the timer before the handler returns. What the response
 // still holds is written by net/http after the handler returns, under the
-// stream's own write deadline.
+// stream's own write deadline, which net/http stops when the stream
+// closes; a stream already closed (reset) gets none.
 func (sw *streamWriter) finish() {
 	if sw.timer == nil {
 		return
@@ -267,7 +269,9 @@ func (sw *streamWriter) finish() {
 	sw.done = true
 	sw.mu.Unlock()
 	sw.timer.Stop()
-	sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout))
+	if sw.stream.Err() == nil {
+		sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout))
+	}
 }
 
 // resetWindow and resetsTooMany bound the streams an HTTP/2 client may
