@@ -187,7 +187,8 @@ func (p *Proxy) serveH2(w http.ResponseWriter, req *http.Request) {
 			ClientFault: x.clientFault,
 			Seconds:     time.Since(x.start).Seconds(),
 		})
-		if cc != nil && cc.resetFlood(x.status == statusClientClosed) {
+		early := x.status == statusClientClosed && time.Since(x.start) < earlyReset
+		if cc != nil && cc.resetFlood(early) {
 			p.log.Info("closing an HTTP/2 connection that resets most of its streams", "client", addrText(cc.addr))
 			cc.Close()
 		}
@@ -274,23 +275,27 @@ func (sw *streamWriter) finish() {
 	}
 }
 
-// resetWindow and resetsTooMany bound the streams an HTTP/2 client may
-// reset before their answer (rapid reset, CVE-2023-44487): a connection
-// on which more than resetsTooMany of resetWindow forwarded streams in a
-// row were reset so is closed. net/http's server already runs at most
+// resetWindow, resetsTooMany and earlyReset bound the streams an HTTP/2
+// client may reset early (rapid reset, CVE-2023-44487): a connection on
+// which more than resetsTooMany of resetWindow forwarded streams in a row
+// were reset by the client before their answer, within earlyReset of
+// their start, is closed. net/http's server already runs at most
 // limits.maxConcurrentStreams handlers of a connection at once; without
 // this bound, a client that opens and resets streams as fast as it can
 // would still send a steady share of them to the pods. Clients cancel
-// streams in normal use (a browser leaving a page, a gRPC deadline or
-// hedged call), but not three in four for a hundred streams.
+// streams in normal use (a browser leaving a page, a hedged gRPC call),
+// but seldom three in four for a hundred streams, and a gRPC deadline
+// that expires while a pod is slow comes later than earlyReset (Envoy
+// calls these resets premature, with the same one second).
 const (
 	resetWindow   = 128
 	resetsTooMany = resetWindow * 3 / 4
+	earlyReset    = time.Second
 )
 
 // resetFlood counts one forwarded HTTP/2 stream of the connection, reset
-// by the client before its answer or not, and reports whether the
-// connection is to be closed for resetting too many.
+// early by the client or not, and reports whether the connection is to be
+// closed for resetting too many.
 func (c *clientConn) resetFlood(reset bool) bool {
 	c.h2Mu.Lock()
 	defer c.h2Mu.Unlock()

@@ -2,11 +2,13 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"runtime"
 	"strings"
 	"sync"
@@ -656,5 +658,50 @@ func TestResetFloodWindow(t *testing.T) {
 				t.Errorf("closed %v, want %v", closed, c.want)
 			}
 		})
+	}
+}
+
+// TestHTTP2LateCancellationsKeepTheConnection: a client whose calls time
+// out while a pod is slow resets every stream, but after more than a
+// second, so it is no rapid reset: its connection stays open.
+func TestHTTP2LateCancellationsKeepTheConnection(t *testing.T) {
+	pod := newAbusePod(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	})
+	h := startAbuseProxy(t, pod, config.Limits{}, false)
+	h.useHTTP2()
+	// Two rounds of 70 calls: within maxConcurrentStreams (100), so the
+	// client keeps them on one connection, and more than a window.
+	const rounds, calls = 2, 70
+	for range rounds {
+		var wg sync.WaitGroup
+		for range calls {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+				defer cancel()
+				req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+h.addr+"/attack", nil)
+				if resp, err := h.client.Do(req); err == nil {
+					resp.Body.Close()
+					t.Errorf("a call to a pod that answers in 10s ended before its deadline: %s", resp.Status)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if n := pod.attacks.Load(); n != rounds*calls {
+		t.Errorf("the pod saw %d calls, want %d", n, rounds*calls)
+	}
+	reused := false
+	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", "http://"+h.addr+"/ok", nil)
+	resp, body := h.do(req)
+	if resp.StatusCode != 200 || body != "web-0" {
+		t.Fatalf("got %d %q, want 200 from web-0", resp.StatusCode, body)
+	}
+	if !reused {
+		t.Errorf("the connection was closed after %d late cancellations, want it kept", rounds*calls)
 	}
 }
