@@ -68,6 +68,43 @@ func startAbuseProxy(t *testing.T, pod *abusePod, lim config.Limits, tlsOn bool)
 // in HTTP/2, and fails the test unless the pod answers it.
 func checkServed(t *testing.T, h *harness, when string) {
 	t.Helper()
+	if err := served(h); err != nil {
+		t.Fatalf("%s: %v", when, err)
+	}
+}
+
+// servedDuring sends well-behaved requests, one after another, until the
+// returned function is called (at least one); that function fails the
+// test if any was not served.
+func servedDuring(t *testing.T, h *harness) (stop func()) {
+	done := make(chan struct{})
+	result := make(chan error, 1)
+	go func() {
+		for {
+			if err := served(h); err != nil {
+				result <- err
+				return
+			}
+			select {
+			case <-done:
+				result <- nil
+				return
+			default:
+			}
+		}
+	}()
+	return func() {
+		t.Helper()
+		close(done)
+		if err := <-result; err != nil {
+			t.Errorf("during the attack: %v", err)
+		}
+	}
+}
+
+// served sends a well-behaved request over a connection of its own, in
+// HTTP/2, and returns an error unless the pod answers it.
+func served(h *harness) error {
 	var protos http.Protocols
 	if h.tls != nil {
 		protos.SetHTTP2(true)
@@ -80,13 +117,14 @@ func checkServed(t *testing.T, h *harness, when string) {
 	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	resp, err := c.Get(scheme + "://" + h.addr + "/ok")
 	if err != nil {
-		t.Fatalf("%s: a well-behaved client: %v", when, err)
+		return fmt.Errorf("a well-behaved client: %w", err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || string(b) != "web-0" || resp.ProtoMajor != 2 {
-		t.Fatalf("%s: a well-behaved client got %s %d %q, want HTTP/2 200 from web-0", when, resp.Proto, resp.StatusCode, b)
+		return fmt.Errorf("a well-behaved client got %s %d %q, want HTTP/2 200 from web-0", resp.Proto, resp.StatusCode, b)
 	}
+	return nil
 }
 
 // rawH2 is a client connection that writes HTTP/2 frames by hand. A
@@ -299,6 +337,7 @@ func TestHTTP2RapidReset(t *testing.T) {
 			checkServed(t, h, "before the attack")
 			before := runtime.NumGoroutine()
 			r := dialRawH2(t, h)
+			stop := servedDuring(t, h)
 			const streams = 5000
 			block := r.request("/attack")
 			sent := 0
@@ -315,7 +354,7 @@ func TestHTTP2RapidReset(t *testing.T) {
 				}
 				sent++
 			}
-			checkServed(t, h, "during the attack")
+			stop()
 			ended := r.ended(5 * time.Second)
 			r.conn.Close()
 			checkServed(t, h, "after the attack")
@@ -364,12 +403,14 @@ func continuationFlood(t *testing.T, tlsOn bool) {
 		r.ended(30 * time.Second)
 		closed.Store(true)
 	}()
+	stop := servedDuring(t, h)
 	for sent < most && !closed.Load() {
 		if err := r.write(func() error { return r.fr.WriteContinuation(1, false, frag) }); err != nil {
 			break
 		}
 		sent += len(frag)
 	}
+	stop()
 	if !r.ended(10 * time.Second) {
 		t.Fatalf("podpin still reads after %d MiB of CONTINUATION frames, want the connection closed", sent>>20)
 	}
