@@ -314,7 +314,9 @@ func goroutinesBack(t *testing.T, h *harness, want int) {
 	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > want {
 		for _, r := range h.p.state.Load().routes {
-			r.transports.http1.CloseIdleConnections()
+			for _, pd := range r.pods.Load().all {
+				pd.client.CloseIdleConnections()
+			}
 			r.transports.h2c.CloseIdleConnections()
 		}
 		if time.Now().After(deadline) {

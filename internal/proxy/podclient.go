@@ -99,12 +99,23 @@ func newPodClient(addr string, s upstreamSettings, tc *tls.Config) *podClient {
 // body) goes up to three times. A pod that took the request and stayed
 // silent is not asked again: the timeout already cost the client its wait.
 func (c *podClient) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
+	return c.DoContext(context.Background(), req, resp)
+}
+
+// DoContext is Do for a request that ctx may cancel (an HTTP/2 stream the
+// client reset): until the answer's header is in, the end of ctx closes
+// the pod's connection, so that the pod sees its client go, and the
+// request is not sent again.
+func (c *podClient) DoContext(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response) error {
 	// The path goes as the client sent it, not cleaned up.
 	req.URI().DisablePathNormalizing = true
 	for attempt := 1; ; attempt++ {
-		retry, err := c.roundTrip(req, resp)
+		retry, err := c.roundTrip(ctx, req, resp)
 		if err == nil {
 			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
 		if !retry || attempt == 3 || !resendable(req, err) {
 			if err == io.EOF {

@@ -38,7 +38,7 @@ func roundTripPod(pd *pod, out *http.Request) (*http.Response, error) {
 	if out.Method == http.MethodHead {
 		resp.SkipBody = true
 	}
-	if err := pd.client.Do(req, resp); err != nil {
+	if err := pd.client.DoContext(out.Context(), req, resp); err != nil {
 		fasthttp.ReleaseResponse(resp)
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -21,10 +22,16 @@ const bufferedBody = 16 << 10
 // connection goes back when the stream is closed. retry tells Do that the
 // request may go again on another connection: true when the exchange failed
 // before the response header was complete.
-func (c *podClient) roundTrip(req *fasthttp.Request, resp *fasthttp.Response) (retry bool, err error) {
+func (c *podClient) roundTrip(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response) (retry bool, err error) {
 	pc, err := c.acquire()
 	if err != nil {
 		return false, err
+	}
+	// Until the header is in, the end of ctx closes the connection. The
+	// watch stops before the connection can go back to the pool.
+	stopWatch := func() bool { return true }
+	if ctx.Done() != nil {
+		stopWatch = context.AfterFunc(ctx, func() { pc.Conn.Close() })
 	}
 	bw := c.writer(pc)
 	err = req.Write(bw)
@@ -33,6 +40,7 @@ func (c *podClient) roundTrip(req *fasthttp.Request, resp *fasthttp.Response) (r
 	}
 	c.putWriter(bw)
 	if err != nil {
+		stopWatch()
 		c.discard(pc)
 		return true, asTimeout(err)
 	}
@@ -44,6 +52,9 @@ func (c *podClient) roundTrip(req *fasthttp.Request, resp *fasthttp.Response) (r
 	br := c.reader(pc)
 	err = resp.ReadLimitBody(br, 0)
 	resp.SkipBody = head
+	if !stopWatch() && err == nil {
+		err = ctx.Err() // the watch closed the connection
+	}
 	if err != nil {
 		c.putReader(br)
 		c.discard(pc)
