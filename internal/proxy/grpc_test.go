@@ -1,0 +1,399 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/podpin/podpin/internal/config"
+)
+
+// grpcPod is a grpc-go server standing in for a gRPC pod: it speaks h2c
+// and serves grpc.testing.TestService (unary, server-streaming,
+// client-streaming and full-duplex calls). Every call tells the pod's
+// name in its x-pod header and, where the call has payloads, in them; it
+// ends with the trailers x-pod-trailer and x-pod-bin (binary).
+//
+// A call whose payload is "wait" blocks until its context ends, and a
+// full-duplex call ends as its client leaves; the error that ended such a
+// call is sent on ended. A unary call whose payload is "deadline" answers
+// with the time its deadline left it in the x-deadline-left header ("none"
+// without a deadline).
+type grpcPod struct {
+	testgrpc.UnimplementedTestServiceServer
+	name  string
+	addr  string
+	srv   *grpc.Server
+	ended chan error
+}
+
+// startGRPCPod serves a grpcPod on a loopback port until the test ends.
+func startGRPCPod(t *testing.T, name string) *grpcPod {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &grpcPod{name: name, addr: ln.Addr().String(), srv: grpc.NewServer(), ended: make(chan error, 16)}
+	testgrpc.RegisterTestServiceServer(p.srv, p)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		p.srv.Stop()
+		<-done
+	})
+	return p
+}
+
+// podTrailerBin is the binary trailer every call of a grpcPod ends with.
+var podTrailerBin = string([]byte{0, 1, 0xfe, 0xff})
+
+func (p *grpcPod) marks() (header, trailer metadata.MD) {
+	return metadata.Pairs("x-pod", p.name), metadata.Pairs("x-pod-trailer", "end-"+p.name, "x-pod-bin", podTrailerBin)
+}
+
+// callEnded reports the error that ended a call from outside.
+func (p *grpcPod) callEnded(err error) {
+	select {
+	case p.ended <- err:
+	default:
+	}
+}
+
+func (p *grpcPod) payload() *testgrpc.Payload { return &testgrpc.Payload{Body: []byte(p.name)} }
+
+func (p *grpcPod) UnaryCall(ctx context.Context, req *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
+	h, tr := p.marks()
+	switch string(req.GetPayload().GetBody()) {
+	case "deadline":
+		left := "none"
+		if d, ok := ctx.Deadline(); ok {
+			left = time.Until(d).String()
+		}
+		h.Set("x-deadline-left", left)
+	case "wait":
+		grpc.SendHeader(ctx, h)
+		<-ctx.Done()
+		p.callEnded(ctx.Err())
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	grpc.SetHeader(ctx, h)
+	grpc.SetTrailer(ctx, tr)
+	if st := req.GetResponseStatus(); st != nil {
+		return nil, status.Error(codes.Code(st.Code), st.Message)
+	}
+	return &testgrpc.SimpleResponse{ServerId: p.name, Payload: p.payload()}, nil
+}
+
+func (p *grpcPod) StreamingOutputCall(req *testgrpc.StreamingOutputCallRequest, s grpc.ServerStreamingServer[testgrpc.StreamingOutputCallResponse]) error {
+	h, tr := p.marks()
+	s.SetHeader(h)
+	s.SetTrailer(tr)
+	for _, rp := range req.GetResponseParameters() {
+		time.Sleep(time.Duration(rp.GetIntervalUs()) * time.Microsecond)
+		if err := s.Send(&testgrpc.StreamingOutputCallResponse{Payload: p.payload()}); err != nil {
+			return err
+		}
+	}
+	if st := req.GetResponseStatus(); st != nil {
+		return status.Error(codes.Code(st.Code), st.Message)
+	}
+	return nil
+}
+
+func (p *grpcPod) StreamingInputCall(s grpc.ClientStreamingServer[testgrpc.StreamingInputCallRequest, testgrpc.StreamingInputCallResponse]) error {
+	h, tr := p.marks()
+	s.SetHeader(h)
+	s.SetTrailer(tr)
+	n := 0
+	for {
+		req, err := s.Recv()
+		if err == io.EOF {
+			return s.SendAndClose(&testgrpc.StreamingInputCallResponse{AggregatedPayloadSize: int32(n)})
+		}
+		if err != nil {
+			p.callEnded(s.Context().Err())
+			return err
+		}
+		n += len(req.GetPayload().GetBody())
+	}
+}
+
+// FullDuplexCall answers each message with one carrying the pod's name, or
+// ends the call with the status a message asks for.
+func (p *grpcPod) FullDuplexCall(s grpc.BidiStreamingServer[testgrpc.StreamingOutputCallRequest, testgrpc.StreamingOutputCallResponse]) error {
+	h, tr := p.marks()
+	s.SendHeader(h)
+	s.SetTrailer(tr)
+	for {
+		req, err := s.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			p.callEnded(s.Context().Err())
+			return err
+		}
+		if st := req.GetResponseStatus(); st != nil {
+			return status.Error(codes.Code(st.Code), st.Message)
+		}
+		if err := s.Send(&testgrpc.StreamingOutputCallResponse{Payload: p.payload()}); err != nil {
+			return err
+		}
+	}
+}
+
+// grpcRoute is a route over gRPC pods written h2c://.
+func grpcRoute(pods ...*grpcPod) *config.Config {
+	r := config.Route{Name: "default"}
+	for _, p := range pods {
+		r.Backends = append(r.Backends, config.Backend{Name: p.name, URL: "h2c://" + p.addr})
+	}
+	return &config.Config{Routes: []config.Route{r}}
+}
+
+// grpcClient is a grpc-go client of the harness's proxy: over TLS (ALPN
+// h2) on a TLS listener, h2c with prior knowledge on a cleartext one. All
+// its calls share one connection.
+func (h *harness) grpcClient() testgrpc.TestServiceClient {
+	h.t.Helper()
+	creds := insecure.NewCredentials()
+	if h.tls != nil {
+		creds = credentials.NewTLS(h.tls.Clone())
+	}
+	conn, err := grpc.NewClient("passthrough:///"+h.addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { conn.Close() })
+	return testgrpc.NewTestServiceClient(conn)
+}
+
+// withKey is ctx carrying the session key in the x-session metadata.
+func withKey(ctx context.Context, key string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "x-session", key)
+}
+
+// The four kinds of gRPC call.
+const (
+	unary = iota
+	serverStream
+	clientStream
+	bidiStream
+	callKinds
+)
+
+var callNames = [callKinds]string{"unary", "server-streaming", "client-streaming", "full-duplex"}
+
+// grpcCall makes a call of kind with key and returns the pod that served
+// it: the pod's x-pod header, which podpin's X-Podpin-Pod, every payload
+// and the pod's trailers must agree with.
+func grpcCall(ctx context.Context, c testgrpc.TestServiceClient, kind int, key string) (string, error) {
+	ctx = withKey(ctx, key)
+	var header, trailer metadata.MD
+	var bodies []string
+	switch kind {
+	case unary:
+		resp, err := c.UnaryCall(ctx, &testgrpc.SimpleRequest{Payload: &testgrpc.Payload{Body: []byte(key)}}, grpc.Header(&header), grpc.Trailer(&trailer))
+		if err != nil {
+			return "", err
+		}
+		bodies = append(bodies, string(resp.GetPayload().GetBody()), resp.GetServerId())
+	case serverStream:
+		rp := &testgrpc.ResponseParameters{Size: 1}
+		s, err := c.StreamingOutputCall(ctx, &testgrpc.StreamingOutputCallRequest{ResponseParameters: []*testgrpc.ResponseParameters{rp, rp, rp}})
+		if err != nil {
+			return "", err
+		}
+		for {
+			resp, err := s.Recv()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return "", err
+			}
+			bodies = append(bodies, string(resp.GetPayload().GetBody()))
+		}
+		if len(bodies) != 3 {
+			return "", fmt.Errorf("got %d messages, want 3", len(bodies))
+		}
+		header, _ = s.Header()
+		trailer = s.Trailer()
+	case clientStream:
+		s, err := c.StreamingInputCall(ctx)
+		if err != nil {
+			return "", err
+		}
+		for range 3 {
+			if err := s.Send(&testgrpc.StreamingInputCallRequest{Payload: &testgrpc.Payload{Body: []byte("0123456789")}}); err != nil {
+				return "", err
+			}
+		}
+		resp, err := s.CloseAndRecv()
+		if err != nil {
+			return "", err
+		}
+		if n := resp.GetAggregatedPayloadSize(); n != 30 {
+			return "", fmt.Errorf("the pod counted %d bytes, want 30", n)
+		}
+		header, _ = s.Header()
+		trailer = s.Trailer()
+	case bidiStream:
+		s, err := c.FullDuplexCall(ctx)
+		if err != nil {
+			return "", err
+		}
+		for range 3 {
+			if err := s.Send(&testgrpc.StreamingOutputCallRequest{}); err != nil {
+				return "", err
+			}
+			resp, err := s.Recv()
+			if err != nil {
+				return "", err
+			}
+			bodies = append(bodies, string(resp.GetPayload().GetBody()))
+		}
+		s.CloseSend()
+		if _, err := s.Recv(); err != io.EOF {
+			return "", fmt.Errorf("after the client's last message: %v, want the end of the stream", err)
+		}
+		header, _ = s.Header()
+		trailer = s.Trailer()
+	}
+	pod := first(header, "x-pod")
+	if pod == "" {
+		return "", fmt.Errorf("no x-pod header in %v", header)
+	}
+	if got := first(header, "x-podpin-pod"); got != pod {
+		return "", fmt.Errorf("x-podpin-pod %q, but %s answered", got, pod)
+	}
+	for _, b := range bodies {
+		if b != pod {
+			return "", fmt.Errorf("payload from %q, header from %s", b, pod)
+		}
+	}
+	if got, bin := first(trailer, "x-pod-trailer"), first(trailer, "x-pod-bin"); got != "end-"+pod || bin != podTrailerBin {
+		return "", fmt.Errorf("trailers %v, want x-pod-trailer end-%s and the binary x-pod-bin", trailer, pod)
+	}
+	return pod, nil
+}
+
+// first is the first value of key in md, or "".
+func first(md metadata.MD, key string) string {
+	if v := md.Get(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// callAll makes one call for each key, of the kind kindOf gives, eight at a
+// time over c, and returns the pod each key reached.
+func callAll(t *testing.T, c testgrpc.TestServiceClient, keys []string, kindOf func(i int) int) map[string]string {
+	t.Helper()
+	out := make(map[string]string, len(keys))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 8 {
+		wg.Go(func() {
+			for i := range next {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				pod, err := grpcCall(ctx, c, kindOf(i), keys[i])
+				cancel()
+				if err != nil {
+					t.Errorf("key %s, %s call: %v", keys[i], callNames[kindOf(i)], err)
+				}
+				mu.Lock()
+				out[keys[i]] = pod
+				mu.Unlock()
+			}
+		})
+	}
+	for i := range keys {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out
+}
+
+// TestGRPCSessionsKeepTheirPodAndAKilledPodMovesOnlyItsOwn sends 1,000
+// gRPC sessions, keyed in metadata, over one client connection, over TLS
+// (ALPN h2) and h2c: every session keeps its pod across all four kinds of
+// call. When one pod is killed, only its sessions move, and the others stay
+// exactly where they were.
+func TestGRPCSessionsKeepTheirPodAndAKilledPodMovesOnlyItsOwn(t *testing.T) {
+	for _, tlsOn := range []bool{true, false} {
+		t.Run(map[bool]string{true: "tls", false: "h2c"}[tlsOn], func(t *testing.T) {
+			pods := []*grpcPod{startGRPCPod(t, "g-0"), startGRPCPod(t, "g-1"), startGRPCPod(t, "g-2")}
+			var h *harness
+			if tlsOn {
+				h = startTLSProxy(t, grpcRoute(pods...), config.Listener{}, Options{})
+			} else {
+				h = startProxy(t, grpcRoute(pods...))
+			}
+			c := h.grpcClient()
+			keys := make([]string, 1000)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("grpc-%d", i)
+			}
+			pinned := callAll(t, c, keys, func(i int) int { return i % callKinds })
+			spread := map[string]int{}
+			for _, pod := range pinned {
+				spread[pod]++
+			}
+			if len(spread) != 3 {
+				t.Fatalf("1,000 sessions reached %v, want all three pods", spread)
+			}
+			// Each session again, with each of the other kinds of call.
+			for shift := 1; shift < callKinds; shift++ {
+				got := callAll(t, c, keys, func(i int) int { return (i + shift) % callKinds })
+				for _, k := range keys {
+					if got[k] != pinned[k] {
+						t.Fatalf("session %s: %s, then %s", k, pinned[k], got[k])
+					}
+				}
+			}
+
+			pods[1].srv.Stop()
+			after := callAll(t, c, keys, func(i int) int { return i % callKinds })
+			moved := 0
+			for _, k := range keys {
+				was, now := pinned[k], after[k]
+				switch {
+				case was == "g-1" && (now == "g-1" || now == ""):
+					t.Errorf("session %s of the killed pod: got %q, want another pod", k, now)
+				case was == "g-1":
+					moved++
+				case now != was:
+					t.Errorf("session %s moved from %s to %q although its pod lives", k, was, now)
+				}
+			}
+			if moved != spread["g-1"] {
+				t.Errorf("%d sessions moved, want the killed pod's %d", moved, spread["g-1"])
+			}
+			again := callAll(t, c, keys, func(i int) int { return (i + 1) % callKinds })
+			for _, k := range keys {
+				if again[k] != after[k] {
+					t.Errorf("session %s: %s after the kill, then %s", k, after[k], again[k])
+				}
+			}
+		})
+	}
+}
