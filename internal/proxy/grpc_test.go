@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -118,7 +119,7 @@ func (p *grpcPod) StreamingOutputCall(req *testgrpc.StreamingOutputCallRequest, 
 
 func (p *grpcPod) StreamingInputCall(s grpc.ClientStreamingServer[testgrpc.StreamingInputCallRequest, testgrpc.StreamingInputCallResponse]) error {
 	h, tr := p.marks()
-	s.SetHeader(h)
+	s.SendHeader(h)
 	s.SetTrailer(tr)
 	n := 0
 	for {
@@ -396,4 +397,184 @@ func TestGRPCSessionsKeepTheirPodAndAKilledPodMovesOnlyItsOwn(t *testing.T) {
 			}
 		})
 	}
+}
+
+// grpcHarnesses starts the proxy serving cfg twice, on a TLS listener and
+// on a cleartext one, and runs check against each.
+func grpcHarnesses(t *testing.T, cfg func() *config.Config, check func(t *testing.T, h *harness)) {
+	for _, tlsOn := range []bool{true, false} {
+		t.Run(map[bool]string{true: "tls", false: "h2c"}[tlsOn], func(t *testing.T) {
+			if tlsOn {
+				check(t, startTLSProxy(t, cfg(), config.Listener{}, Options{}))
+			} else {
+				check(t, startProxy(t, cfg()))
+			}
+		})
+	}
+}
+
+// TestGRPCStatusesHeadersAndTrailersPassIntact: the status code and
+// message a pod ends a call with (percent-encoded text included), its
+// headers and its trailers (binary ones included) reach the client as the
+// pod sent them, for a unary call, a server stream that fails after its
+// messages, and a full-duplex stream the pod ends while the client is
+// still sending.
+func TestGRPCStatusesHeadersAndTrailersPassIntact(t *testing.T) {
+	pod := startGRPCPod(t, "g-0")
+	grpcHarnesses(t, func() *config.Config { return grpcRoute(pod) }, func(t *testing.T, h *harness) {
+		c := h.grpcClient()
+		ctx, cancel := context.WithTimeout(withKey(context.Background(), "k"), 10*time.Second)
+		defer cancel()
+		const msg = "no such thing: 100% ünïcode\tand a tab"
+		want := status.New(codes.NotFound, msg)
+		checkEnd := func(call string, err error, header, trailer metadata.MD) {
+			t.Helper()
+			if st, _ := status.FromError(err); st.Code() != want.Code() || st.Message() != msg {
+				t.Errorf("%s: status %v %q, want %v %q", call, st.Code(), st.Message(), want.Code(), msg)
+			}
+			if got := first(header, "x-pod"); got != "g-0" {
+				t.Errorf("%s: x-pod header %q, want g-0", call, got)
+			}
+			if got, bin := first(trailer, "x-pod-trailer"), first(trailer, "x-pod-bin"); got != "end-g-0" || bin != podTrailerBin {
+				t.Errorf("%s: trailers %v, want x-pod-trailer end-g-0 and x-pod-bin %q", call, trailer, podTrailerBin)
+			}
+		}
+		echo := &testgrpc.EchoStatus{Code: int32(codes.NotFound), Message: msg}
+
+		var header, trailer metadata.MD
+		_, err := c.UnaryCall(ctx, &testgrpc.SimpleRequest{ResponseStatus: echo}, grpc.Header(&header), grpc.Trailer(&trailer))
+		checkEnd("unary", err, header, trailer)
+
+		rp := &testgrpc.ResponseParameters{Size: 1}
+		out, err := c.StreamingOutputCall(ctx, &testgrpc.StreamingOutputCallRequest{ResponseParameters: []*testgrpc.ResponseParameters{rp, rp}, ResponseStatus: echo})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for {
+			if _, err = out.Recv(); err != nil {
+				break
+			}
+			n++
+		}
+		if n != 2 {
+			t.Errorf("server stream: %d messages before the status, want 2", n)
+		}
+		header, _ = out.Header()
+		checkEnd("server stream", err, header, out.Trailer())
+
+		duplex, err := c.FullDuplexCall(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := duplex.Send(&testgrpc.StreamingOutputCallRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := duplex.Recv(); err != nil {
+			t.Fatalf("full duplex, first answer: %v", err)
+		}
+		// The pod ends the call; the client has not closed its side.
+		if err := duplex.Send(&testgrpc.StreamingOutputCallRequest{ResponseStatus: echo}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = duplex.Recv()
+		header, _ = duplex.Header()
+		checkEnd("full duplex", err, header, duplex.Trailer())
+	})
+}
+
+// TestGRPCDeadlinesReachThePod: a client's deadline reaches the pod as its
+// call's own deadline (grpc-timeout), a call without one has none, and a
+// deadline that expires ends the call with DEADLINE_EXCEEDED at the client
+// and ends the pod's call too.
+func TestGRPCDeadlinesReachThePod(t *testing.T) {
+	pod := startGRPCPod(t, "g-0")
+	grpcHarnesses(t, func() *config.Config { return grpcRoute(pod) }, func(t *testing.T, h *harness) {
+		c := h.grpcClient()
+		deadlineLeft := func(ctx context.Context) string {
+			t.Helper()
+			var header metadata.MD
+			if _, err := c.UnaryCall(withKey(ctx, "k"), &testgrpc.SimpleRequest{Payload: &testgrpc.Payload{Body: []byte("deadline")}}, grpc.Header(&header)); err != nil {
+				t.Fatal(err)
+			}
+			return first(header, "x-deadline-left")
+		}
+		if got := deadlineLeft(context.Background()); got != "none" {
+			t.Errorf("a call without a deadline reached the pod with %s left, want none", got)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		left, err := time.ParseDuration(deadlineLeft(ctx))
+		if err != nil || left <= 59*time.Minute || left > time.Hour {
+			t.Errorf("a call with an hour's deadline reached the pod with %v left (%v), want just under an hour", left, err)
+		}
+
+		short, cancel := context.WithTimeout(withKey(context.Background(), "k"), 300*time.Millisecond)
+		defer cancel()
+		_, err = c.UnaryCall(short, &testgrpc.SimpleRequest{Payload: &testgrpc.Payload{Body: []byte("wait")}})
+		if code := status.Code(err); code != codes.DeadlineExceeded {
+			t.Errorf("an expired deadline: %v (%v), want DEADLINE_EXCEEDED", code, err)
+		}
+		// The pod's call ends by its own deadline or by the client's
+		// reset, whichever comes first.
+		select {
+		case err := <-pod.ended:
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				t.Errorf("the pod's call ended with %v, want its deadline or a cancellation", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the pod's call still runs 10s after its deadline")
+		}
+	})
+}
+
+// TestGRPCCancellationReachesThePod: a client that cancels a stream ends
+// the pod's stream, whether the client was sending (full duplex) or
+// uploading (client streaming).
+func TestGRPCCancellationReachesThePod(t *testing.T) {
+	pod := startGRPCPod(t, "g-0")
+	grpcHarnesses(t, func() *config.Config { return grpcRoute(pod) }, func(t *testing.T, h *harness) {
+		c := h.grpcClient()
+		for _, kind := range []int{bidiStream, clientStream} {
+			ctx, cancel := context.WithCancel(withKey(context.Background(), "k"))
+			var s grpc.ClientStream
+			var err error
+			if kind == bidiStream {
+				var d grpc.BidiStreamingClient[testgrpc.StreamingOutputCallRequest, testgrpc.StreamingOutputCallResponse]
+				if d, err = c.FullDuplexCall(ctx); err == nil {
+					s = d
+					err = d.Send(&testgrpc.StreamingOutputCallRequest{})
+					if err == nil {
+						// An answer: the stream reached the pod.
+						_, err = d.Recv()
+					}
+				}
+			} else {
+				var u grpc.ClientStreamingClient[testgrpc.StreamingInputCallRequest, testgrpc.StreamingInputCallResponse]
+				if u, err = c.StreamingInputCall(ctx); err == nil {
+					s = u
+					err = u.Send(&testgrpc.StreamingInputCallRequest{Payload: &testgrpc.Payload{Body: []byte("x")}})
+					if err == nil {
+						// Its header: the stream reached the pod.
+						_, err = u.Header()
+					}
+				}
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", callNames[kind], err)
+			}
+			cancel()
+			if err := s.RecvMsg(new(testgrpc.StreamingOutputCallResponse)); status.Code(err) != codes.Canceled {
+				t.Errorf("%s: the client's stream ended with %v, want CANCELED", callNames[kind], err)
+			}
+			select {
+			case err := <-pod.ended:
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("%s: the pod's stream ended with %v, want its cancellation", callNames[kind], err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s: the pod's stream still runs 10s after its client cancelled it", callNames[kind])
+			}
+		}
+	})
 }

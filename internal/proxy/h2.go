@@ -177,6 +177,9 @@ func (p *Proxy) serveH2(w http.ResponseWriter, req *http.Request) {
 	// copied by panicking with http.ErrAbortHandler.
 	defer func() {
 		sw.finish()
+		if x.body != nil {
+			x.body.detach()
+		}
 		x.pd.tally.Stop()
 		if code, ok := grpcOutcome(x.resp); ok {
 			x.status = code
@@ -382,8 +385,14 @@ func (p *Proxy) roundTripH2(req *http.Request) (*http.Response, error) {
 	x.pd.tally.Stop()
 	x.pd, x.start = next.(*pod), time.Now()
 	x.pd.tally.Start()
+	req = req.WithContext(req.Context())
 	req.URL.Scheme = scheme(x.pd)
 	req.URL.Host = x.pd.addr
+	if x.body != nil {
+		// The first transport closed the body it was given.
+		x.body = x.body.again()
+		req.Body = x.body
+	}
 	return x.r.roundTrip(x.pd, req)
 }
 
@@ -604,9 +613,14 @@ func httpsURL(host, target string) string {
 
 // h2Body is a stream's request body on its way to a pod: each read gets a
 // fresh deadline of timeout, at most limit bytes pass when limit > 0, and
-// it remembers why it stopped, as clientBody does for HTTP/1.1. Close does
-// nothing: a body the first pod never read may go to another, and the
-// server closes it when the stream ends.
+// it remembers why it stopped, as clientBody does for HTTP/1.1.
+//
+// Close ends a read under way, and every later one, but leaves the
+// client's stream open: the pod may have ended its answer while the client
+// still sends (a gRPC call the pod finished early), and the transport's
+// Close must not wait for the client's next message. A body the first pod
+// never read goes to another through a fresh h2Body (again); the server
+// closes the stream's body when the stream ends.
 type h2Body struct {
 	rc      io.ReadCloser
 	rw      *http.ResponseController
@@ -614,16 +628,34 @@ type h2Body struct {
 	limit   int64
 	n       int64
 	err     error
+
+	// guards closed, reading, and the read deadline that Close sets
+	mu      sync.Mutex
+	closed  bool
+	reading bool // a Read waits for the client
 }
 
 func (b *h2Body) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
-	if b.timeout > 0 {
-		b.rw.SetReadDeadline(time.Now().Add(b.timeout))
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return 0, http.ErrBodyReadAfterClose
 	}
+	var deadline time.Time // zero: none
+	if b.timeout > 0 {
+		deadline = time.Now().Add(b.timeout)
+	}
+	b.rw.SetReadDeadline(deadline)
+	b.reading = true
+	b.mu.Unlock()
 	n, err := b.rc.Read(p)
+	b.mu.Lock()
+	b.reading = false
+	closed := b.closed
+	b.mu.Unlock()
 	b.n += int64(n)
 	if b.limit > 0 && b.n > b.limit {
 		b.err = errBodyTooLarge
@@ -632,6 +664,9 @@ func (b *h2Body) Read(p []byte) (int, error) {
 	if err != nil && err != io.EOF {
 		var ne net.Error
 		switch {
+		case closed:
+			// Close ended the read: nothing the client did.
+			return n, http.ErrBodyReadAfterClose
 		case errors.As(err, &ne) && ne.Timeout():
 			b.err = errBodyTimeout
 		default:
@@ -642,7 +677,36 @@ func (b *h2Body) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *h2Body) Close() error { return nil }
+func (b *h2Body) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	if b.reading {
+		// An expired deadline ends the stream's body for good, so only
+		// a read under way is ended this way: a body closed before it
+		// was read may still go to another pod (again).
+		b.rw.SetReadDeadline(aLongTimeAgo)
+		b.reading = false
+	}
+	return nil
+}
+
+// detach closes b once the stream's handler has returned, when the
+// transport may still close it but the stream's ResponseController is no
+// longer usable.
+func (b *h2Body) detach() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+}
+
+// again is a fresh h2Body over the same stream, for another pod. b is
+// closed without touching the stream: the transport that had it may close
+// it late, when the fresh one is reading.
+func (b *h2Body) again() *h2Body {
+	b.detach()
+	return &h2Body{rc: b.rc, rw: b.rw, timeout: b.timeout, limit: b.limit, n: b.n, err: b.err}
+}
 
 func (b *h2Body) status() int {
 	switch b.err {
