@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -19,6 +20,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/podpin/podpin/internal/config"
+	"github.com/podpin/podpin/internal/metrics"
+	"github.com/podpin/podpin/internal/place"
+	"github.com/podpin/podpin/internal/redistest"
+	"github.com/podpin/podpin/internal/store"
 )
 
 // grpcPod is a grpc-go server standing in for a gRPC pod: it speaks h2c
@@ -389,6 +394,12 @@ func TestGRPCSessionsKeepTheirPodAndAKilledPodMovesOnlyItsOwn(t *testing.T) {
 			if moved != spread["g-1"] {
 				t.Errorf("%d sessions moved, want the killed pod's %d", moved, spread["g-1"])
 			}
+			// Each moved as its pod refused the connection, or once passive
+			// health had ejected the pod.
+			rebinds := h.rebinds("default")
+			if n := rebinds[place.ReasonConnectFailed] + rebinds[place.ReasonEjected]; n != uint64(moved) || len(rebinds) > 2 {
+				t.Errorf("rebinds %v, want %d for connect-failed or ejected", rebinds, moved)
+			}
 			again := callAll(t, c, keys, func(i int) int { return (i + 1) % callKinds })
 			for _, k := range keys {
 				if again[k] != after[k] {
@@ -577,4 +588,323 @@ func TestGRPCCancellationReachesThePod(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestGRPCRefusalsAreStatusesTheClientReads: podpin's own refusals reach a
+// grpc-go client as gRPC statuses with podpin's reason.
+func TestGRPCRefusalsAreStatusesTheClientReads(t *testing.T) {
+	live := startGRPCPod(t, "g-live")
+	dead := startGRPCPod(t, "g-dead")
+	dead.srv.Stop()
+	route := func(name string, pods ...*grpcPod) config.Route {
+		r := grpcRoute(pods...).Routes[0]
+		r.Name = name
+		r.Match = config.Match{PathPrefix: "/grpc.testing.TestService", Headers: map[string]string{"x-route": name}}
+		return r
+	}
+	reject := route("reject", live)
+	reject.Sticky.Missing = config.MissingReject
+	capped := route("capped", live)
+	capped.Sticky.NewSessionsPerIP = 0.001 // one new session, then none for a long while
+	none := route("none", live)
+	none.Backends[0].State = "not-ready"
+	down := route("down", dead)
+	h := startProxy(t, &config.Config{Routes: []config.Route{reject, capped, none, down}})
+	c := h.grpcClient()
+
+	call := func(route string, keys ...string) error {
+		t.Helper()
+		md := metadata.Pairs("x-route", route)
+		for _, k := range keys {
+			md.Append("x-session", k)
+		}
+		ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), md), 10*time.Second)
+		defer cancel()
+		_, err := c.UnaryCall(ctx, &testgrpc.SimpleRequest{})
+		return err
+	}
+	if err := call("capped", "first"); err != nil {
+		t.Fatalf("the first new session under the cap: %v", err)
+	}
+	for _, c := range []struct {
+		name    string
+		route   string
+		keys    []string
+		code    codes.Code
+		message string
+	}{
+		{"a missing key where keys are required", "reject", nil, codes.InvalidArgument, "podpin: request carries no session key"},
+		{"a key sent twice", "reject", []string{"a", "b"}, codes.InvalidArgument, "podpin: session key header sent more than once"},
+		{"a new session over the cap", "capped", []string{"second"}, codes.ResourceExhausted, "podpin: too many new sessions from this address"},
+		{"a route with no ready pod", "none", []string{"k"}, codes.Unavailable, "podpin: no pod can take this request"},
+		{"a pod that refuses connections", "down", []string{"k"}, codes.Unavailable, "podpin: pod g-dead failed: connection refused"},
+		{"no route", "nowhere", []string{"k"}, codes.Unimplemented, "podpin: no route matches this request"},
+	} {
+		err := call(c.route, c.keys...)
+		st, _ := status.FromError(err)
+		if st.Code() != c.code || st.Message() != c.message {
+			t.Errorf("%s: %v %q, want %v %q", c.name, st.Code(), st.Message(), c.code, c.message)
+		}
+	}
+	if err := call("capped", "first"); err != nil {
+		t.Errorf("the capped route's pinned session after the refusals: %v", err)
+	}
+}
+
+// TestGRPCStreamOpenAtShutdownEndsWithAStatus: a full-duplex stream still
+// open when podpin shuts down ends at the client with UNAVAILABLE once the
+// drain runs out, and the pod's stream ends too: nothing hangs.
+func TestGRPCStreamOpenAtShutdownEndsWithAStatus(t *testing.T) {
+	pod := startGRPCPod(t, "g-0")
+	cfg := grpcRoute(pod)
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p := New(Options{})
+	t.Cleanup(p.Close)
+	if err := p.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, shutdown := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- p.ServeListener(ctx, ln, cfg.Listeners[0], 300*time.Millisecond) }()
+	h := &harness{t: t, p: p, addr: ln.Addr().String()}
+	c := h.grpcClient()
+
+	callCtx, cancel := context.WithTimeout(withKey(context.Background(), "k"), time.Minute)
+	defer cancel()
+	s, err := c.FullDuplexCall(callCtx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(&testgrpc.StreamingOutputCallRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Recv(); err != nil {
+		t.Fatalf("the stream's first answer: %v", err)
+	}
+	shutdown()
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := s.Recv(); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-ended:
+		if code := status.Code(err); code != codes.Unavailable {
+			t.Errorf("the stream ended with %v (%v), want UNAVAILABLE", code, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream still runs 10s after shutdown with a drain of 300ms")
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ServeListener still runs 10s after its context ended")
+	}
+	select {
+	case err := <-pod.ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("the pod's stream ended with %v, want a cancellation", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the pod's stream still runs 10s after podpin shut down")
+	}
+}
+
+// TestGRPCStreamsOutliveTheBodyTimeout: limits.bodyTimeout bounds the
+// silence of a client that is sending, not the life of a stream whose
+// client has finished sending: a server stream runs past it.
+func TestGRPCStreamsOutliveTheBodyTimeout(t *testing.T) {
+	pod := startGRPCPod(t, "g-0")
+	grpcHarnesses(t, func() *config.Config {
+		c := grpcRoute(pod)
+		c.Limits.BodyTimeout = 200 * time.Millisecond
+		return c
+	}, func(t *testing.T, h *harness) {
+		c := h.grpcClient()
+		ctx, cancel := context.WithTimeout(withKey(context.Background(), "k"), 10*time.Second)
+		defer cancel()
+		rp := &testgrpc.ResponseParameters{Size: 1, IntervalUs: 150_000}
+		s, err := c.StreamingOutputCall(ctx, &testgrpc.StreamingOutputCallRequest{ResponseParameters: []*testgrpc.ResponseParameters{rp, rp, rp, rp, rp}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for {
+			_, err := s.Recv()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("after %d messages: %v", n, err)
+			}
+			n++
+		}
+		if n != 5 {
+			t.Errorf("got %d messages, want 5", n)
+		}
+	})
+}
+
+// TestGRPCSessionsInTheTableDrainAndMetrics: gRPC sessions are pinned in
+// the table with their pod as the admin API lists them, counted in
+// podpin_table_lookups_total; a draining pod keeps its gRPC sessions and
+// takes no new ones; a pod that leaves moves its sessions with the reason
+// "gone" in podpin_table_rebinds_total.
+func TestGRPCSessionsInTheTableDrainAndMetrics(t *testing.T) {
+	pods := []*grpcPod{startGRPCPod(t, "g-0"), startGRPCPod(t, "g-1"), startGRPCPod(t, "g-2")}
+	reg := prometheus.NewRegistry()
+	var p *Proxy
+	m := metrics.New(reg, func() []metrics.RouteStats { return p.RouteStats() })
+	cfg := func(drained int, keep ...*grpcPod) *config.Config {
+		c := grpcRoute(keep...)
+		c.Routes[0].Table.KeepRawKeys = true
+		for i := range c.Routes[0].Backends {
+			if c.Routes[0].Backends[i].Name == fmt.Sprintf("g-%d", drained) {
+				c.Routes[0].Backends[i].State = "draining"
+			}
+		}
+		return c
+	}
+	h := startProxyWith(t, cfg(-1, pods...), Options{Metrics: m})
+	p = h.p
+	c := h.grpcClient()
+	keys := make([]string, 60)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("grpc-%d", i)
+	}
+	pinned := callAll(t, c, keys, func(i int) int { return i % callKinds })
+	again := callAll(t, c, keys, func(i int) int { return (i + 2) % callKinds })
+	onG1 := 0
+	for _, k := range keys {
+		if again[k] != pinned[k] {
+			t.Fatalf("session %s: %s, then %s", k, pinned[k], again[k])
+		}
+		e, err := p.Session("default", k)
+		if err != nil || e.Pod != pinned[k] {
+			t.Errorf("the table has session %s on %q (%v), want %s", k, e.Pod, err, pinned[k])
+		}
+		if pinned[k] == "g-1" {
+			onG1++
+		}
+	}
+	page, err := p.Sessions("default", SessionQuery{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Sessions) != len(keys) {
+		t.Errorf("the listing has %d sessions, want %d", len(page.Sessions), len(keys))
+	}
+	for _, e := range page.Sessions {
+		if pinned[e.Raw] != e.Pod {
+			t.Errorf("the listing has %q on %s, want %q", e.Raw, e.Pod, pinned[e.Raw])
+		}
+	}
+	lookups := metricValues(t, reg, "podpin_table_lookups_total", "result")
+	if lookups["miss"] != 60 || lookups["hit"] != 60 {
+		t.Errorf("podpin_table_lookups_total %v, want 60 misses and 60 hits", lookups)
+	}
+
+	h.apply(cfg(1, pods...))
+	during := callAll(t, c, keys, func(i int) int { return (i + 1) % callKinds })
+	for _, k := range keys {
+		if during[k] != pinned[k] {
+			t.Errorf("session %s moved from %s to %s while g-1 drains", k, pinned[k], during[k])
+		}
+	}
+	fresh := make([]string, 30)
+	for i := range fresh {
+		fresh[i] = fmt.Sprintf("fresh-%d", i)
+	}
+	for k, pod := range callAll(t, c, fresh, func(i int) int { return i % callKinds }) {
+		if pod == "g-1" {
+			t.Errorf("new session %s went to the draining pod g-1", k)
+		}
+	}
+
+	h.apply(cfg(-1, pods[0], pods[2]))
+	after := callAll(t, c, keys, func(i int) int { return (i + 3) % callKinds })
+	for _, k := range keys {
+		if was, now := pinned[k], after[k]; (was == "g-1") == (now == was) {
+			t.Errorf("session %s: %s before g-1 left, %s after", k, was, now)
+		}
+	}
+	rebinds := metricValues(t, reg, "podpin_table_rebinds_total", "reason")
+	if rebinds["gone"] != float64(onG1) || len(rebinds) != 1 {
+		t.Errorf("podpin_table_rebinds_total %v, want gone: %d", rebinds, onG1)
+	}
+}
+
+// metricValues sums the samples of counter name by the value of label by.
+func metricValues(t *testing.T, reg *prometheus.Registry, name, by string) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			out[label(s, by)] += s.GetCounter().GetValue()
+		}
+	}
+	return out
+}
+
+// TestGRPCProxiesSharingRedisPlaceAKeyOnOnePod: two proxies sharing one
+// real Redis send each gRPC session to the same pod, whichever proxy the
+// session reaches first.
+func TestGRPCProxiesSharingRedisPlaceAKeyOnOnePod(t *testing.T) {
+	pods := []*grpcPod{startGRPCPod(t, "g-0"), startGRPCPod(t, "g-1"), startGRPCPod(t, "g-2")}
+	srv := redistest.Start(t)
+	replica := func() *harness {
+		s, err := store.New(store.Options{URL: "redis://" + srv.Addr, Timeout: 2 * time.Second, DialTimeout: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		cfg := grpcRoute(pods...)
+		cfg.Store.Type = config.StoreRedis
+		cfg.Store.Redis.URL = "redis://" + srv.Addr
+		return startProxyWith(t, cfg, Options{Shared: s})
+	}
+	a, b := replica(), replica()
+	ca, cb := a.grpcClient(), b.grpcClient()
+	keys := make([]string, 90)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("shared-%d", i)
+	}
+	// Some sessions start on each replica, then each reaches the other. The
+	// split leaves the replicas' round-robin turns apart, so without the
+	// shared table most sessions would land on another pod.
+	firstA := callAll(t, ca, keys[:40], func(i int) int { return i % callKinds })
+	firstB := callAll(t, cb, keys[40:], func(i int) int { return i % callKinds })
+	thenB := callAll(t, cb, keys[:40], func(i int) int { return (i + 1) % callKinds })
+	thenA := callAll(t, ca, keys[40:], func(i int) int { return (i + 1) % callKinds })
+	for _, c := range []struct{ first, then map[string]string }{{firstA, thenB}, {firstB, thenA}} {
+		for k, pod := range c.first {
+			if c.then[k] != pod {
+				t.Errorf("session %s: %s on the replica it reached first, %s on the other", k, pod, c.then[k])
+			}
+		}
+	}
+	if n := srv.Do("DBSIZE"); n != ":90" {
+		t.Errorf("redis holds %s keys, want 90", n)
+	}
 }
