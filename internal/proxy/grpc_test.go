@@ -32,7 +32,8 @@ import (
 // name in its x-pod header and, where the call has payloads, in them; it
 // ends with the trailers x-pod-trailer and x-pod-bin (binary).
 //
-// A call whose payload is "wait" blocks until its context ends, and a
+// A server-streaming call whose payload is "header-first" sends its header
+// at once, before its first message. A call whose payload is "wait" blocks until its context ends, and a
 // full-duplex call ends as its client leaves; the error that ended such a
 // call is sent on ended. A unary call whose payload is "deadline" answers
 // with the time its deadline left it in the x-deadline-left header ("none"
@@ -110,6 +111,9 @@ func (p *grpcPod) StreamingOutputCall(req *testgrpc.StreamingOutputCallRequest, 
 	h, tr := p.marks()
 	s.SetHeader(h)
 	s.SetTrailer(tr)
+	if string(req.GetPayload().GetBody()) == "header-first" {
+		s.SendHeader(nil)
+	}
 	for _, rp := range req.GetResponseParameters() {
 		time.Sleep(time.Duration(rp.GetIntervalUs()) * time.Microsecond)
 		if err := s.Send(&testgrpc.StreamingOutputCallResponse{Payload: p.payload()}); err != nil {
@@ -906,5 +910,46 @@ func TestGRPCProxiesSharingRedisPlaceAKeyOnOnePod(t *testing.T) {
 	}
 	if n := srv.Do("DBSIZE"); n != ":90" {
 		t.Errorf("redis holds %s keys, want 90", n)
+	}
+}
+
+// TestGRPCPodSilentPastTheResponseTimeout: upstream.responseTimeout bounds
+// the wait for a pod's response headers, for gRPC as for HTTP: a pod that
+// sends nothing for that long ends the call with DEADLINE_EXCEEDED and
+// podpin's reason. Once its headers are sent, a stream may be silent
+// between messages for longer.
+func TestGRPCPodSilentPastTheResponseTimeout(t *testing.T) {
+	pod := startGRPCPod(t, "g-0")
+	cfg := grpcRoute(pod)
+	cfg.Upstream.ResponseTimeout = 200 * time.Millisecond
+	h := startProxy(t, cfg)
+	c := h.grpcClient()
+	slow := &testgrpc.ResponseParameters{Size: 1, IntervalUs: 500_000}
+	stream := func(body string) (int, error) {
+		ctx, cancel := context.WithTimeout(withKey(context.Background(), "k"), 10*time.Second)
+		defer cancel()
+		s, err := c.StreamingOutputCall(ctx, &testgrpc.StreamingOutputCallRequest{
+			Payload:            &testgrpc.Payload{Body: []byte(body)},
+			ResponseParameters: []*testgrpc.ResponseParameters{slow, slow},
+		})
+		if err != nil {
+			return 0, err
+		}
+		for n := 0; ; n++ {
+			if _, err := s.Recv(); err != nil {
+				if err == io.EOF {
+					err = nil
+				}
+				return n, err
+			}
+		}
+	}
+	n, err := stream("")
+	st, _ := status.FromError(err)
+	if n != 0 || st.Code() != codes.DeadlineExceeded || st.Message() != "podpin: pod g-0 failed: no response in time" {
+		t.Errorf("a pod silent for 500ms past a 200ms response timeout: %d messages, then %v %q; want none, then DEADLINE_EXCEEDED and podpin's reason", n, st.Code(), st.Message())
+	}
+	if n, err := stream("header-first"); n != 2 || err != nil {
+		t.Errorf("a stream that sent its header first, then messages 500ms apart: %d messages, then %v; want 2 and its end", n, err)
 	}
 }
