@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding/gzip"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -735,13 +736,13 @@ func TestGRPCStreamsOutliveTheBodyTimeout(t *testing.T) {
 	pod := startGRPCPod(t, "g-0")
 	grpcHarnesses(t, func() *config.Config {
 		c := grpcRoute(pod)
-		c.Limits.BodyTimeout = 200 * time.Millisecond
+		c.Limits.BodyTimeout = 500 * time.Millisecond
 		return c
 	}, func(t *testing.T, h *harness) {
 		c := h.grpcClient()
 		ctx, cancel := context.WithTimeout(withKey(context.Background(), "k"), 10*time.Second)
 		defer cancel()
-		rp := &testgrpc.ResponseParameters{Size: 1, IntervalUs: 150_000}
+		rp := &testgrpc.ResponseParameters{Size: 1, IntervalUs: 300_000}
 		s, err := c.StreamingOutputCall(ctx, &testgrpc.StreamingOutputCallRequest{ResponseParameters: []*testgrpc.ResponseParameters{rp, rp, rp, rp, rp}})
 		if err != nil {
 			t.Fatal(err)
@@ -921,10 +922,10 @@ func TestGRPCProxiesSharingRedisPlaceAKeyOnOnePod(t *testing.T) {
 func TestGRPCPodSilentPastTheResponseTimeout(t *testing.T) {
 	pod := startGRPCPod(t, "g-0")
 	cfg := grpcRoute(pod)
-	cfg.Upstream.ResponseTimeout = 200 * time.Millisecond
+	cfg.Upstream.ResponseTimeout = 500 * time.Millisecond
 	h := startProxy(t, cfg)
 	c := h.grpcClient()
-	slow := &testgrpc.ResponseParameters{Size: 1, IntervalUs: 500_000}
+	slow := &testgrpc.ResponseParameters{Size: 1, IntervalUs: 1_500_000}
 	stream := func(body string) (int, error) {
 		ctx, cancel := context.WithTimeout(withKey(context.Background(), "k"), 10*time.Second)
 		defer cancel()
@@ -947,9 +948,86 @@ func TestGRPCPodSilentPastTheResponseTimeout(t *testing.T) {
 	n, err := stream("")
 	st, _ := status.FromError(err)
 	if n != 0 || st.Code() != codes.DeadlineExceeded || st.Message() != "podpin: pod g-0 failed: no response in time" {
-		t.Errorf("a pod silent for 500ms past a 200ms response timeout: %d messages, then %v %q; want none, then DEADLINE_EXCEEDED and podpin's reason", n, st.Code(), st.Message())
+		t.Errorf("a pod silent for 1.5s past a 500ms response timeout: %d messages, then %v %q; want none, then DEADLINE_EXCEEDED and podpin's reason", n, st.Code(), st.Message())
 	}
 	if n, err := stream("header-first"); n != 2 || err != nil {
-		t.Errorf("a stream that sent its header first, then messages 500ms apart: %d messages, then %v; want 2 and its end", n, err)
+		t.Errorf("a stream that sent its header first, then messages 1.5s apart: %d messages, then %v; want 2 and its end", n, err)
+	}
+}
+
+// TestGRPCLargeAndCompressedMessagesPass: messages of a megabyte each way,
+// compressed or not, pass intact through a full-duplex stream and a unary
+// call (HTTP/2 flow control on both sides of podpin).
+func TestGRPCLargeAndCompressedMessagesPass(t *testing.T) {
+	pod := startGRPCPod(t, "g-0")
+	grpcHarnesses(t, func() *config.Config { return grpcRoute(pod) }, func(t *testing.T, h *harness) {
+		c := h.grpcClient()
+		big := make([]byte, 1<<20)
+		for i := range big {
+			big[i] = byte(i * 7)
+		}
+		for _, opts := range [][]grpc.CallOption{nil, {grpc.UseCompressor(gzip.Name)}} {
+			ctx, cancel := context.WithTimeout(withKey(context.Background(), "k"), 20*time.Second)
+			s, err := c.StreamingInputCall(ctx, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				if err := s.Send(&testgrpc.StreamingInputCallRequest{Payload: &testgrpc.Payload{Body: big}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			resp, err := s.CloseAndRecv()
+			if err != nil || resp.GetAggregatedPayloadSize() != 2<<20 {
+				t.Errorf("compressed %v: 2 MiB uploaded, the pod counted %d (%v)", opts != nil, resp.GetAggregatedPayloadSize(), err)
+			}
+			d, err := c.FullDuplexCall(ctx, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The pod echoes its name, not the payload: what crosses back is
+			// checked by the upload's count above.
+			for range 2 {
+				if err := d.Send(&testgrpc.StreamingOutputCallRequest{Payload: &testgrpc.Payload{Body: big}}); err != nil {
+					t.Fatal(err)
+				}
+				if resp, err := d.Recv(); err != nil || string(resp.GetPayload().GetBody()) != "g-0" {
+					t.Fatalf("compressed %v: full duplex answer %v (%v)", opts != nil, resp, err)
+				}
+			}
+			d.CloseSend()
+			if _, err := d.Recv(); err != io.EOF {
+				t.Errorf("compressed %v: full duplex ended with %v, want its end", opts != nil, err)
+			}
+			cancel()
+		}
+	})
+}
+
+// TestGRPCAssignedKeyComesBackInTheHeader: on a route that assigns keys, a
+// call without one gets the minted key in its x-session header metadata,
+// and calls that send it back reach the same pod.
+func TestGRPCAssignedKeyComesBackInTheHeader(t *testing.T) {
+	pods := []*grpcPod{startGRPCPod(t, "g-0"), startGRPCPod(t, "g-1"), startGRPCPod(t, "g-2")}
+	cfg := grpcRoute(pods...)
+	cfg.Routes[0].Sticky.Missing = config.MissingAssign
+	h := startProxy(t, cfg)
+	c := h.grpcClient()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 3 {
+		var header metadata.MD
+		if _, err := c.UnaryCall(ctx, &testgrpc.SimpleRequest{}, grpc.Header(&header)); err != nil {
+			t.Fatal(err)
+		}
+		key, pod := first(header, "x-session"), first(header, "x-pod")
+		if key == "" {
+			t.Fatalf("no key assigned in the header %v", header)
+		}
+		for kind := range callKinds {
+			if got, err := grpcCall(ctx, c, kind, key); got != pod || err != nil {
+				t.Errorf("the assigned key on a %s call: %q (%v), want %s", callNames[kind], got, err, pod)
+			}
+		}
 	}
 }
