@@ -30,8 +30,9 @@ import (
 // grpcPod is a grpc-go server standing in for a gRPC pod: it speaks h2c
 // and serves grpc.testing.TestService (unary, server-streaming,
 // client-streaming and full-duplex calls). Every call tells the pod's
-// name in its x-pod header and, where the call has payloads, in them; it
-// ends with the trailers x-pod-trailer and x-pod-bin (binary).
+// name in its x-pod header and, where the call has payloads, in them
+// (padded to the response size asked for); it ends with the trailers
+// x-pod-trailer and x-pod-bin (binary).
 //
 // A server-streaming call whose payload is "header-first" sends its header
 // at once, before its first message. A call whose payload is "wait" blocks until its context ends, and a
@@ -83,7 +84,14 @@ func (p *grpcPod) callEnded(err error) {
 	}
 }
 
-func (p *grpcPod) payload() *testgrpc.Payload { return &testgrpc.Payload{Body: []byte(p.name)} }
+// payload is the pod's name, padded with dots to size bytes.
+func (p *grpcPod) payload(size int32) *testgrpc.Payload {
+	b := []byte(p.name)
+	for len(b) < int(size) {
+		b = append(b, '.')
+	}
+	return &testgrpc.Payload{Body: b}
+}
 
 func (p *grpcPod) UnaryCall(ctx context.Context, req *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
 	h, tr := p.marks()
@@ -105,7 +113,7 @@ func (p *grpcPod) UnaryCall(ctx context.Context, req *testgrpc.SimpleRequest) (*
 	if st := req.GetResponseStatus(); st != nil {
 		return nil, status.Error(codes.Code(st.Code), st.Message)
 	}
-	return &testgrpc.SimpleResponse{ServerId: p.name, Payload: p.payload()}, nil
+	return &testgrpc.SimpleResponse{ServerId: p.name, Payload: p.payload(req.GetResponseSize())}, nil
 }
 
 func (p *grpcPod) StreamingOutputCall(req *testgrpc.StreamingOutputCallRequest, s grpc.ServerStreamingServer[testgrpc.StreamingOutputCallResponse]) error {
@@ -117,7 +125,7 @@ func (p *grpcPod) StreamingOutputCall(req *testgrpc.StreamingOutputCallRequest, 
 	}
 	for _, rp := range req.GetResponseParameters() {
 		time.Sleep(time.Duration(rp.GetIntervalUs()) * time.Microsecond)
-		if err := s.Send(&testgrpc.StreamingOutputCallResponse{Payload: p.payload()}); err != nil {
+		if err := s.Send(&testgrpc.StreamingOutputCallResponse{Payload: p.payload(rp.GetSize())}); err != nil {
 			return err
 		}
 	}
@@ -163,7 +171,11 @@ func (p *grpcPod) FullDuplexCall(s grpc.BidiStreamingServer[testgrpc.StreamingOu
 		if st := req.GetResponseStatus(); st != nil {
 			return status.Error(codes.Code(st.Code), st.Message)
 		}
-		if err := s.Send(&testgrpc.StreamingOutputCallResponse{Payload: p.payload()}); err != nil {
+		var size int32
+		if rp := req.GetResponseParameters(); len(rp) > 0 {
+			size = rp[0].GetSize()
+		}
+		if err := s.Send(&testgrpc.StreamingOutputCallResponse{Payload: p.payload(size)}); err != nil {
 			return err
 		}
 	}
@@ -985,14 +997,23 @@ func TestGRPCLargeAndCompressedMessagesPass(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// The pod echoes its name, not the payload: what crosses back is
-			// checked by the upload's count above.
+			// A megabyte each way: the pod answers with its name padded
+			// to the size asked for.
+			want := string(pod.payload(1 << 20).Body)
 			for range 2 {
-				if err := d.Send(&testgrpc.StreamingOutputCallRequest{Payload: &testgrpc.Payload{Body: big}}); err != nil {
+				req := &testgrpc.StreamingOutputCallRequest{
+					Payload:            &testgrpc.Payload{Body: big},
+					ResponseParameters: []*testgrpc.ResponseParameters{{Size: 1 << 20}},
+				}
+				if err := d.Send(req); err != nil {
 					t.Fatal(err)
 				}
-				if resp, err := d.Recv(); err != nil || string(resp.GetPayload().GetBody()) != "g-0" {
-					t.Fatalf("compressed %v: full duplex answer %v (%v)", opts != nil, resp, err)
+				resp, err := d.Recv()
+				if err != nil {
+					t.Fatalf("compressed %v: full duplex: %v", opts != nil, err)
+				}
+				if got := string(resp.GetPayload().GetBody()); got != want {
+					t.Fatalf("compressed %v: full duplex answer of %d bytes, want the pod's %d", opts != nil, len(got), len(want))
 				}
 			}
 			d.CloseSend()
