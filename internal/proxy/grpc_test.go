@@ -49,7 +49,7 @@ type grpcPod struct {
 }
 
 // startGRPCPod serves a grpcPod on a loopback port until the test ends.
-func startGRPCPod(t *testing.T, name string) *grpcPod {
+func startGRPCPod(t testing.TB, name string) *grpcPod {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -1051,4 +1051,49 @@ func TestGRPCAssignedKeyComesBackInTheHeader(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BenchmarkGRPCUnary measures a unary gRPC call with a session key from a
+// grpc-go client to a grpc-go pod, straight and through podpin over h2c,
+// one call at a time over one connection.
+func BenchmarkGRPCUnary(b *testing.B) {
+	pod := startGRPCPod(b, "g-0")
+	run := func(b *testing.B, addr string) {
+		conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer conn.Close()
+		c := testgrpc.NewTestServiceClient(conn)
+		ctx := withKey(context.Background(), "bench")
+		req := &testgrpc.SimpleRequest{ResponseSize: 64}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.UnaryCall(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("direct", func(b *testing.B) { run(b, pod.addr) })
+	b.Run("podpin", func(b *testing.B) {
+		cfg := grpcRoute(pod)
+		cfg.SetDefaults()
+		p := New(Options{})
+		defer p.Close()
+		if err := p.Apply(cfg); err != nil {
+			b.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- p.ServeListener(ctx, ln, cfg.Listeners[0], time.Second) }()
+		defer func() {
+			cancel()
+			<-done
+		}()
+		run(b, ln.Addr().String())
+	})
 }
