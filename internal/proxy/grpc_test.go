@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/podpin/podpin/internal/certs"
 	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/metrics"
 	"github.com/podpin/podpin/internal/place"
@@ -1096,4 +1098,29 @@ func BenchmarkGRPCUnary(b *testing.B) {
 		}()
 		run(b, ln.Addr().String())
 	})
+}
+
+// TestGRPCCleartextCallForATLSHostIsRedirected: a host whose Ingress lists
+// it in spec.tls is redirected to https on a cleartext listener, gRPC
+// calls included; grpc-go does not follow the 308 and fails the call with
+// UNKNOWN, naming the status, and the pod sees nothing.
+func TestGRPCCleartextCallForATLSHostIsRedirected(t *testing.T) {
+	pod := startGRPCPod(t, "g-0")
+	src := certs.NewSource()
+	src.SetRedirects(map[string]bool{"chat.example.com": true})
+	h := startProxyWith(t, grpcRoute(pod), Options{Certificates: src})
+	conn, err := grpc.NewClient("passthrough:///"+h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("chat.example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(withKey(context.Background(), "k"), 10*time.Second)
+	defer cancel()
+	_, err = testgrpc.NewTestServiceClient(conn).UnaryCall(ctx, &testgrpc.SimpleRequest{})
+	if st, _ := status.FromError(err); st.Code() != codes.Unknown || !strings.Contains(st.Message(), "308") {
+		t.Errorf("a cleartext call for a TLS host: %v %q, want UNKNOWN naming the 308", st.Code(), st.Message())
+	}
+	if n := h.p.Routes()[0].Pods[0].Requests; n != 0 {
+		t.Errorf("the pod served %d requests, want none", n)
+	}
 }
