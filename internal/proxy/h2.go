@@ -691,9 +691,9 @@ func (b *h2Body) Close() error {
 	return nil
 }
 
-// detach closes b once the stream's handler has returned, when the
-// transport may still close it but the stream's ResponseController is no
-// longer usable.
+// detach closes b without touching the stream. serveH2 calls it before it
+// returns, after which the stream's ResponseController must not be used,
+// though the transport may still close b.
 func (b *h2Body) detach() {
 	b.mu.Lock()
 	b.closed = true
