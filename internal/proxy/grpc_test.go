@@ -1124,3 +1124,52 @@ func TestGRPCCleartextCallForATLSHostIsRedirected(t *testing.T) {
 		t.Errorf("the pod served %d requests, want none", n)
 	}
 }
+
+// TestGRPCStreamOfAPodThatDiesEndsUnavailable: a full-duplex stream whose
+// pod goes away mid-stream ends at the client with UNAVAILABLE, which
+// gRPC clients retry, and podpin's reason; the session then moves to
+// another pod.
+func TestGRPCStreamOfAPodThatDiesEndsUnavailable(t *testing.T) {
+	var pods []*grpcPod
+	grpcHarnesses(t, func() *config.Config {
+		pods = []*grpcPod{startGRPCPod(t, "g-0"), startGRPCPod(t, "g-1")}
+		return grpcRoute(pods...)
+	}, func(t *testing.T, h *harness) {
+		c := h.grpcClient()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		// A key of each pod.
+		keys := map[string]string{}
+		for i := 0; len(keys) < 2; i++ {
+			k := fmt.Sprintf("k%d", i)
+			pod, err := grpcCall(ctx, c, unary, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys[pod] = k
+		}
+		victim, other := pods[0], pods[1]
+		s, err := c.FullDuplexCall(withKey(ctx, keys[victim.name]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Send(&testgrpc.StreamingOutputCallRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Recv(); err != nil {
+			t.Fatal(err)
+		}
+		victim.srv.Stop()
+		_, err = s.Recv()
+		st, _ := status.FromError(err)
+		if want := "podpin: pod " + victim.name + " failed mid-stream"; st.Code() != codes.Unavailable || st.Message() != want {
+			t.Errorf("the stream of a pod that died: %v %q, want UNAVAILABLE %q", st.Code(), st.Message(), want)
+		}
+		if pod, err := grpcCall(ctx, c, bidiStream, keys[victim.name]); pod != other.name || err != nil {
+			t.Errorf("the session of the pod that died, called again: %q (%v), want %s", pod, err, other.name)
+		}
+		if pod, err := grpcCall(ctx, c, bidiStream, keys[other.name]); pod != other.name || err != nil {
+			t.Errorf("the session of the pod that lives: %q (%v), want %s", pod, err, other.name)
+		}
+	})
+}

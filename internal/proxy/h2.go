@@ -433,7 +433,35 @@ func (p *Proxy) answerH2(resp *http.Response) error {
 			resp.Header.Add("Set-Cookie", c.header(x.d.Raw, https))
 		}
 	}
+	if isGRPC(resp.Request) {
+		resp.Body = &grpcBody{ReadCloser: resp.Body, resp: resp, x: x}
+	}
 	return nil
+}
+
+// grpcBody is the body of a pod's answer to a gRPC call. A pod that fails
+// mid-stream (its connection lost, its stream reset) would leave the
+// client a reset stream, which gRPC reads as INTERNAL; instead the answer
+// ends with trailers saying UNAVAILABLE, which gRPC clients may retry.
+type grpcBody struct {
+	io.ReadCloser
+	resp *http.Response
+	x    *exchange
+}
+
+func (b *grpcBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == nil || err == io.EOF || b.resp.Request.Context().Err() != nil {
+		return n, err
+	}
+	b.x.failed = true
+	b.x.r.Log.Debug("pod failed mid-stream", "pod", b.x.pd.name, "err", err)
+	// ReverseProxy sends the answer's trailers once its body ends.
+	b.resp.Trailer = http.Header{
+		"Grpc-Status":  {strconv.Itoa(grpcUnavailable)},
+		"Grpc-Message": {grpcMessage("podpin: pod " + b.x.pd.name + " failed mid-stream")},
+	}
+	return n, io.EOF
 }
 
 // failH2 answers a stream that got no answer from its pod: the client's
