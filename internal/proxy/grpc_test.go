@@ -37,11 +37,12 @@ import (
 // x-pod-trailer and x-pod-bin (binary).
 //
 // A server-streaming call whose payload is "header-first" sends its header
-// at once, before its first message. A call whose payload is "wait" blocks until its context ends, and a
-// full-duplex call ends as its client leaves; the error that ended such a
-// call is sent on ended. A unary call whose payload is "deadline" answers
-// with the time its deadline left it in the x-deadline-left header ("none"
-// without a deadline).
+// at once, before its first message. A unary call whose payload is "wait"
+// blocks until its context ends, and streams from the client end as their
+// client leaves; the error that ended such a call is sent on ended. A
+// unary call whose payload is "deadline" answers with the time its
+// deadline left it in the x-deadline-left header ("none" without a
+// deadline).
 type grpcPod struct {
 	testgrpc.UnimplementedTestServiceServer
 	name  string
