@@ -657,10 +657,13 @@ type h2Body struct {
 	n       int64
 	err     error
 
-	// guards closed, reading, and the read deadline that Close sets
-	mu      sync.Mutex
-	closed  bool
-	reading bool // a Read waits for the client
+	// guards closed, reading, detached, deadline and the stream's read
+	// deadline
+	mu       sync.Mutex
+	closed   bool
+	reading  bool      // a Read waits for the client
+	detached bool      // the handler returned: rw must not be used
+	deadline time.Time // the stream's read deadline, as last set
 }
 
 func (b *h2Body) Read(p []byte) (int, error) {
@@ -672,11 +675,15 @@ func (b *h2Body) Read(p []byte) (int, error) {
 		b.mu.Unlock()
 		return 0, http.ErrBodyReadAfterClose
 	}
-	var deadline time.Time // zero: none
+	// The deadline moves when half of it is spent, not on every read: a
+	// gRPC stream reads once per message, and each move is a message to
+	// the connection's serving goroutine.
 	if b.timeout > 0 {
-		deadline = time.Now().Add(b.timeout)
+		if now := time.Now(); b.deadline.Sub(now) < b.timeout/2 {
+			b.deadline = now.Add(b.timeout)
+			b.rw.SetReadDeadline(b.deadline)
+		}
 	}
-	b.rw.SetReadDeadline(deadline)
 	b.reading = true
 	b.mu.Unlock()
 	n, err := b.rc.Read(p)
@@ -709,7 +716,7 @@ func (b *h2Body) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
-	if b.reading {
+	if b.reading && !b.detached {
 		// An expired deadline ends the stream's body for good, so only
 		// a read under way is ended this way: a body closed before it
 		// was read may still go to another pod (again).
@@ -724,7 +731,7 @@ func (b *h2Body) Close() error {
 // though the transport may still close b.
 func (b *h2Body) detach() {
 	b.mu.Lock()
-	b.closed = true
+	b.closed, b.detached = true, true
 	b.mu.Unlock()
 }
 
@@ -853,6 +860,7 @@ func newPodTransports(us upstreamSettings, podTLS *tls.Config) *podTransports {
 	var h2c http.Protocols
 	h2c.SetUnencryptedHTTP2(true)
 	t.h2c.Protocols = &h2c
+	t.h2c.HTTP2 = podHTTP2
 	if podTLS != nil {
 		t.https = newPodTransport(us)
 		t.https.TLSClientConfig = podTLS.Clone()
@@ -860,9 +868,16 @@ func newPodTransports(us upstreamSettings, podTLS *tls.Config) *podTransports {
 		var h2 http.Protocols
 		h2.SetHTTP2(true)
 		t.https.Protocols = &h2
+		t.https.HTTP2 = podHTTP2
 	}
 	return t
 }
+
+// podHTTP2 is how podpin speaks HTTP/2 to pods: it indexes no header in
+// its HPACK table (a table of one byte holds no field), as HAProxy does not:
+// the fields that change from call to call (the session key,
+// X-Forwarded-For) would only be inserted and evicted again.
+var podHTTP2 = &http.HTTP2Config{MaxEncoderHeaderTableSize: 1}
 
 // newPodTransport returns a client to pods under us: no proxy from the
 // environment, no compression of its own, bodies passed as they are.
