@@ -198,7 +198,7 @@ func TestGoalCell(t *testing.T) {
 		{"a metric without a goal is plain", "p50", 3, "3.00×"},
 	}
 	for _, tt := range tests {
-		got := r.goalCell("hot", tt.metric, row{ratio: map[string]float64{tt.metric: tt.ratio}})
+		got := r.goalCell(workloads[0], tt.metric, row{ratio: map[string]float64{tt.metric: tt.ratio}})
 		if got != tt.want {
 			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
 		}
@@ -259,18 +259,31 @@ func TestCountsTableGivesRatios(t *testing.T) {
 }
 
 func TestPodpinConfigsLoad(t *testing.T) {
-	b := &bench{cfg: config{work: t.TempDir(), tableSize: 1000}}
+	dir := t.TempDir()
+	cert, err := writeCert(dir, keyECDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bench{cfg: config{work: dir, tableSize: 1000}, cert: cert}
+	hot, tls, h2c, grpcUnary := workloads[0], workloadNamed(t, "tls"), workloadNamed(t, "h2c"), workloadNamed(t, "grpc-unary")
 	for _, tc := range []struct {
-		name  string
-		store map[string]any
-		want  string        // store type
-		wait  time.Duration // Redis timeout
+		name     string
+		workload workload
+		store    map[string]any
+		want     string        // store type
+		wait     time.Duration // Redis timeout
+		tls      bool          // the listener terminates TLS
+		scheme   string        // of the backends' URLs
 	}{
-		{"memory", nil, "memory", 0},
-		{"redis", map[string]any{"Redis": "redis://127.0.0.1:18479", "RedisTimeout": ""}, "redis", 50 * time.Millisecond},
-		{"redis under a tool", map[string]any{"Redis": "redis://127.0.0.1:18479", "RedisTimeout": "5s"}, "redis", 5 * time.Second},
+		{"memory", hot, nil, "memory", 0, false, "http"},
+		{"redis", hot, map[string]any{"Redis": "redis://127.0.0.1:18479", "RedisTimeout": ""}, "redis", 50 * time.Millisecond, false, "http"},
+		{"redis under a tool", hot, map[string]any{"Redis": "redis://127.0.0.1:18479", "RedisTimeout": "5s"}, "redis", 5 * time.Second, false, "http"},
+		{"tls", tls, nil, "memory", 0, true, "http"},
+		{"h2c", h2c, nil, "memory", 0, false, "http"},
+		{"grpc over tls", grpcUnary, nil, "memory", 0, true, "h2c"},
+		{"grpc with redis", grpcUnary, map[string]any{"Redis": "redis://127.0.0.1:18479", "RedisTimeout": ""}, "redis", 50 * time.Millisecond, true, "h2c"},
 	} {
-		file, err := b.writePodpinConfig(tc.name+".yaml", podpinPort, podpinAdmin, tc.store)
+		file, err := b.writePodpinConfig(strings.ReplaceAll(tc.name, " ", "-")+".yaml", podpinPort, podpinAdmin, tc.workload, tc.store)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -287,5 +300,24 @@ func TestPodpinConfigsLoad(t *testing.T) {
 		if tc.wait > 0 && c.Store.Redis.Timeout != tc.wait {
 			t.Errorf("%s: Redis timeout %v, want %v", tc.name, c.Store.Redis.Timeout, tc.wait)
 		}
+		if got := c.Listeners[0].TLS != nil; got != tc.tls {
+			t.Errorf("%s: listener terminates TLS: got %v, want %v", tc.name, got, tc.tls)
+		} else if got && c.Listeners[0].TLS.Certificates[0].CertFile != cert.cert {
+			t.Errorf("%s: certificate %q, want %q", tc.name, c.Listeners[0].TLS.Certificates[0].CertFile, cert.cert)
+		}
+		if u := c.Routes[0].Backends[0].URL; !strings.HasPrefix(u, tc.scheme+"://") {
+			t.Errorf("%s: backend URL %q, want scheme %s", tc.name, u, tc.scheme)
+		}
 	}
+}
+
+func workloadNamed(t *testing.T, name string) workload {
+	t.Helper()
+	for _, w := range workloads {
+		if w.name == name {
+			return w
+		}
+	}
+	t.Fatalf("no workload %q", name)
+	return workload{}
 }

@@ -64,7 +64,7 @@ func (b *bench) countLayout(ctx context.Context, l layout) ([]count, error) {
 	defer nginx.stop()
 	hot := workloads[0]
 	var out []count
-	for _, t := range targets(b.cfg.redis) {
+	for _, t := range targets(b.cfg.redis, suiteHTTP) {
 		if !t.proxy {
 			continue
 		}
@@ -178,7 +178,7 @@ func (b *bench) startCounted(ctx context.Context, t target, tag string) (*proc, 
 	if err := portsFree(t.binds); err != nil {
 		return nil, nil, err
 	}
-	ps, err := t.start(b, tag)
+	ps, err := t.start(b, tag, workloads[0])
 	if err != nil {
 		return nil, nil, err
 	}

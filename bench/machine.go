@@ -20,6 +20,9 @@ type machine struct {
 	Wrk     string
 	Go      string
 	Podpin  string
+	// OpenSSL and H2load are measured by the TLS suite only.
+	OpenSSL string `json:",omitempty"`
+	H2load  string `json:",omitempty"`
 	// LoadStart and LoadEnd are the 1-minute load averages when the
 	// benchmark started and ended: other work on the machine skews figures.
 	LoadStart string
@@ -27,7 +30,7 @@ type machine struct {
 }
 
 func describeMachine(c config) machine {
-	return machine{
+	m := machine{
 		CPUs:      firstLine(command("nproc")),
 		CPU:       cpuModel(),
 		Kernel:    firstLine(command("uname", "-r")),
@@ -38,6 +41,11 @@ func describeMachine(c config) machine {
 		Podpin:    podpinRevision(c.repo),
 		LoadStart: loadAverage(),
 	}
+	if c.suite == suiteTLS {
+		m.OpenSSL = match(`OpenSSL (\S+)`, command("openssl", "version"))
+		m.H2load = match(`nghttp2/(\S+)`, command("h2load", "--version"))
+	}
+	return m
 }
 
 // busy reports whether the load average when the benchmark started

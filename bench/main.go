@@ -4,12 +4,19 @@
 // report, writes it to bench/results/latest.md (raw figures beside it in
 // latest.json) and draws docs/bench.svg.
 //
+// The TLS suite (PODPIN_BENCH_SUITE=tls) compares them terminating TLS and
+// HTTP/2: HTTP/1.1 over TLS and new handshakes (wrk), HTTP/2 over TLS and
+// h2c (h2load), and gRPC unary calls and streams (bench/grpc) to gRPC pods.
+// Its report goes to bench/results/tls.md and tls.json, its chart to
+// docs/bench-tls.svg.
+//
 // bench/run installs the tools, builds podpin and this program, and runs it;
 // see bench/README.md for the settings (PODPIN_BENCH_* variables).
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -19,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,6 +36,7 @@ import (
 // config is what one invocation measures.
 type config struct {
 	podpin    string        // podpin binary
+	grpc      string        // bench/grpc binary: gRPC pods and load (TLS suite)
 	repo      string        // repository root: scripts in, results out
 	work      string        // scratch directory: configs, logs, pid files
 	from      string        // results file to render instead of measuring
@@ -40,6 +49,9 @@ type config struct {
 	layouts   []layout      // PODPIN_BENCH_PROCESSORS, default 1,2
 	redis     bool          // PODPIN_BENCH_REDIS=1 adds podpin with the Redis store
 	count     bool          // PODPIN_BENCH_COUNT=1 counts instructions and system calls instead
+	suite     string        // PODPIN_BENCH_SUITE: suiteHTTP (default) or suiteTLS
+	h2Streams int           // streams per HTTP/2 connection; PODPIN_BENCH_H2_STREAMS, default 8
+	tlsKey    string        // the certificate's key type; PODPIN_BENCH_TLS_KEY, default ecdsa
 }
 
 func main() {
@@ -66,6 +78,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("reading %s: %w", cfg.from, err)
 		}
 		return write(cfg.repo, res, stdout)
+	}
+	if cfg.count && cfg.suite != suiteHTTP {
+		return errors.New("PODPIN_BENCH_COUNT=1 counts the cleartext hot workload only; unset PODPIN_BENCH_SUITE")
 	}
 	if cfg.count {
 		cs, err := countAll(ctx, cfg, stderr)
@@ -94,6 +109,10 @@ func measureAll(ctx context.Context, cfg config, stderr io.Writer) (results, err
 		Connections: cfg.conns,
 		TableSize:   cfg.tableSize,
 		Machine:     describeMachine(cfg),
+		Suite:       cfg.suite,
+	}
+	if cfg.suite == suiteTLS {
+		res.H2Streams, res.TLSKey = cfg.h2Streams, cfg.tlsKey
 	}
 	for _, l := range cfg.layouts {
 		res.Processors = append(res.Processors, l.processors)
@@ -101,7 +120,7 @@ func measureAll(ctx context.Context, cfg config, stderr io.Writer) (results, err
 	for _, w := range cfg.workloads {
 		res.Workloads = append(res.Workloads, w.name)
 	}
-	for _, t := range targets(cfg.redis) {
+	for _, t := range targets(cfg.redis, cfg.suite) {
 		res.Targets = append(res.Targets, t.name)
 	}
 	if res.Machine.busy() {
@@ -114,6 +133,11 @@ func measureAll(ctx context.Context, cfg config, stderr io.Writer) (results, err
 	}
 	defer ps.stopAll()
 	b := &bench{cfg: cfg, procs: ps, log: stderr, ticks: clockTicks()}
+	if cfg.suite == suiteTLS {
+		if b.cert, err = writeCert(cfg.work, cfg.tlsKey); err != nil {
+			return res, fmt.Errorf("writing the certificate: %w", err)
+		}
+	}
 	res.Started = time.Now()
 	for run := 1; run <= cfg.runs; run++ {
 		for _, l := range cfg.layouts {
@@ -137,9 +161,16 @@ func (b *bench) measureLayout(ctx context.Context, run int, l layout) ([]measure
 		return nil, fmt.Errorf("starting the pods: %w", err)
 	}
 	defer nginx.stop()
+	if slices.ContainsFunc(b.cfg.workloads, func(w workload) bool { return w.grpc }) {
+		grpcPods, err := startGRPCPods(ctx, b)
+		if err != nil {
+			return nil, fmt.Errorf("starting the gRPC pods: %w", err)
+		}
+		defer grpcPods.stop()
+	}
 	var ms []measurement
 	for _, w := range b.cfg.workloads {
-		for _, t := range targets(b.cfg.redis) {
+		for _, t := range targets(b.cfg.redis, b.cfg.suite) {
 			m := b.measure(ctx, run, w, t)
 			if ctx.Err() != nil {
 				return ms, ctx.Err()
@@ -152,9 +183,14 @@ func (b *bench) measureLayout(ctx context.Context, run int, l layout) ([]measure
 }
 
 // write prints the report and writes it to bench/results/latest.md, the
-// results to latest.json and the chart to docs/bench.svg. It fails when a
+// results to latest.json and the chart to docs/bench.svg (for the TLS
+// suite: tls.md, tls.json and docs/bench-tls.svg). It fails when a
 // measurement did.
 func write(repo string, res results, stdout io.Writer) error {
+	base, chart := "latest", "bench.svg"
+	if res.Suite == suiteTLS {
+		base, chart = "tls", "bench-tls.svg"
+	}
 	rep, err := newReport(res)
 	if err != nil {
 		return err
@@ -165,20 +201,20 @@ func write(repo string, res results, stdout io.Writer) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "latest.md"), []byte(md), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, base+".md"), []byte(md), 0o644); err != nil {
 		return err
 	}
 	raw, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "latest.json"), append(raw, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, base+".json"), append(raw, '\n'), 0o644); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Join(repo, "docs"), 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(repo, "docs", "bench.svg"), []byte(rep.svg()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(repo, "docs", chart), []byte(rep.svg()), 0o644); err != nil {
 		return err
 	}
 	if failed := rep.failures(); failed > 0 {
@@ -192,6 +228,7 @@ func loadConfig(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.podpin, "podpin", "", "podpin `binary` to run")
+	fs.StringVar(&c.grpc, "grpc", "", "bench/grpc `binary`: gRPC pods and load, for the TLS suite")
 	fs.StringVar(&c.repo, "repo", ".", "repository `root`")
 	fs.StringVar(&c.work, "work", "", "scratch `directory` for configs, logs and pid files")
 	fs.StringVar(&c.from, "from", "", "render the report again from a results `file` (latest.json) instead of measuring")
@@ -230,8 +267,24 @@ func loadConfig(args []string, stderr io.Writer) (config, error) {
 		}
 	}
 	c.duration, c.warmup, c.runs, c.conns, c.tableSize = 10*time.Second, 2*time.Second, 3, 64, 100_000
-	c.workloads = workloads
+	c.suite, c.h2Streams, c.tlsKey = suiteHTTP, 8, keyECDSA
 	c.layouts = []layout{layouts[1], layouts[2]}
+	get("PODPIN_BENCH_SUITE", func(v string) error {
+		if v != suiteHTTP && v != suiteTLS {
+			return fmt.Errorf("want %s or %s", suiteHTTP, suiteTLS)
+		}
+		c.suite = v
+		return nil
+	})
+	c.workloads = suiteWorkloads(c.suite)
+	get("PODPIN_BENCH_H2_STREAMS", positive(&c.h2Streams))
+	get("PODPIN_BENCH_TLS_KEY", func(v string) error {
+		if v != keyECDSA && v != keyRSA {
+			return fmt.Errorf("want %s or %s", keyECDSA, keyRSA)
+		}
+		c.tlsKey = v
+		return nil
+	})
 	get("PODPIN_BENCH_DURATION", seconds(&c.duration))
 	get("PODPIN_BENCH_WARMUP", seconds(&c.warmup))
 	get("PODPIN_BENCH_RUNS", positive(&c.runs))
@@ -241,13 +294,13 @@ func loadConfig(args []string, stderr io.Writer) (config, error) {
 		c.workloads = nil
 		for _, name := range strings.Split(v, ",") {
 			found := false
-			for _, w := range workloads {
+			for _, w := range suiteWorkloads(c.suite) {
 				if w.name == strings.TrimSpace(name) {
 					c.workloads, found = append(c.workloads, w), true
 				}
 			}
 			if !found {
-				return fmt.Errorf("unknown workload %q", name)
+				return fmt.Errorf("no workload %q in the %s suite (PODPIN_BENCH_SUITE)", name, c.suite)
 			}
 		}
 		return nil
@@ -266,6 +319,13 @@ func loadConfig(args []string, stderr io.Writer) (config, error) {
 	})
 	c.redis = os.Getenv("PODPIN_BENCH_REDIS") == "1"
 	c.count = os.Getenv("PODPIN_BENCH_COUNT") == "1"
+	if err == nil && c.suite == suiteTLS && c.from == "" && c.grpc == "" &&
+		slices.ContainsFunc(c.workloads, func(w workload) bool { return w.grpc }) {
+		err = errors.New("--grpc is required for the gRPC workloads (bench/run sets it)")
+	}
+	if err != nil {
+		return c, err
+	}
 	if c.repo, err = filepath.Abs(c.repo); err != nil {
 		return c, err
 	}
@@ -284,6 +344,8 @@ type bench struct {
 	// environment (counting mode runs proxies under valgrind).
 	wrap []string
 	env  []string
+	// cert is the certificate both proxies serve in the TLS suite.
+	cert certFiles
 }
 
 // measurement is one target under one workload in one run.
@@ -350,7 +412,7 @@ func (b *bench) measure(ctx context.Context, run int, w workload, t target) meas
 			m.Error = err.Error()
 			return m
 		}
-		ps, err := t.start(b, tag)
+		ps, err := t.start(b, tag, w)
 		if err != nil {
 			m.Error = err.Error()
 			return m
@@ -366,13 +428,12 @@ func (b *bench) measure(ctx context.Context, run int, w workload, t target) meas
 			return m
 		}
 	}
-	url := fmt.Sprintf("http://127.0.0.1:%d/", t.port)
-	if err := preflight(url, w, t.proxy); err != nil {
+	host := fmt.Sprintf("127.0.0.1:%d", t.port)
+	if err := b.preflight(ctx, host, w, t.proxy); err != nil {
 		m.Warning = err.Error()
 	}
-	name := fmt.Sprintf("wrk-%s-%s", tag, t.name)
-	if _, err := b.runWrk(ctx, wrkRun{name: name + "-warmup", script: b.script(w), url: url,
-		duration: b.cfg.warmup, conns: b.cfg.conns, tag: "warmup"}); err != nil {
+	name := fmt.Sprintf("%s-%s-%s", w.driver, tag, t.name)
+	if _, err := b.runLoad(ctx, w, loadRun{name: name + "-warmup", host: host, duration: b.cfg.warmup, warmup: true}); err != nil {
 		m.Error = "warm-up: " + err.Error()
 		return m
 	}
@@ -386,8 +447,7 @@ func (b *bench) measure(ctx context.Context, run int, w workload, t target) meas
 		}
 	}
 	cores0, _ := readCoreTimes()
-	r, err := b.runWrk(ctx, wrkRun{name: name, script: b.script(w), url: url,
-		duration: b.cfg.duration, conns: b.cfg.conns, tag: "measure"})
+	r, err := b.runLoad(ctx, w, loadRun{name: name, host: host, duration: b.cfg.duration})
 	if err != nil {
 		m.Error = err.Error()
 		return m
@@ -423,10 +483,29 @@ func (b *bench) measure(ctx context.Context, run int, w workload, t target) meas
 }
 
 // preflight checks that the target answers and, behind a proxy, that a key
-// sticks to one pod while requests without a key are spread.
-func preflight(url string, w workload, proxied bool) error {
-	client := &http.Client{Timeout: 5 * time.Second}
+// sticks to one pod while requests without a key are spread. It speaks what
+// w's clients speak: HTTP/1.1 or HTTP/2 over TLS (the protocol the driver
+// uses), h2c, or gRPC (through bench/grpc's check); where each request closes
+// its connection, the proxy must say so.
+func (b *bench) preflight(ctx context.Context, host string, w workload, proxied bool) error {
+	if w.grpc {
+		args := []string{b.cfg.grpc, "check", "--target", host}
+		if w.front == frontTLS {
+			args = append(args, "--tls")
+		}
+		p, err := b.procs.run(ctx, "grpc-check-"+w.name, b.layout.loadCPUs, args...)
+		if err != nil {
+			out := ""
+			if p != nil {
+				out, _ = p.output()
+			}
+			return fmt.Errorf("%w: %s", err, lastLines(out, 1))
+		}
+		return nil
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: preflightTransport(w)}
 	defer client.CloseIdleConnections()
+	url := targetURLFor(w, host)
 	get := func(path, key string) (string, error) {
 		req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(url, "/")+path, nil)
 		if err != nil {
@@ -435,11 +514,18 @@ func preflight(url string, w workload, proxied bool) error {
 		if key != "" {
 			req.Header.Set("X-Session", key)
 		}
+		req.Close = w.closes
 		resp, err := client.Do(req)
 		if err != nil {
 			return "", err
 		}
 		defer resp.Body.Close()
+		if w.closes && !resp.Close {
+			return "", errors.New("a request with Connection: close was answered without it: its connection stays open")
+		}
+		if want := wantProto(w); resp.Proto != want {
+			return "", fmt.Errorf("answered in %s, want %s", resp.Proto, want)
+		}
 		body, err := io.ReadAll(resp.Body)
 		if err != nil {
 			return "", err
@@ -486,4 +572,30 @@ func preflight(url string, w workload, proxied bool) error {
 		return fmt.Errorf("%d requests without a key all went to one pod", 2*podCount)
 	}
 	return nil
+}
+
+// preflightTransport speaks to the proxy as w's load does: HTTP/2 for
+// h2load (by ALPN over TLS, with prior knowledge on h2c), HTTP/1.1 for wrk.
+// The benchmark's certificate is self-signed; trust is not what is checked.
+func preflightTransport(w workload) *http.Transport {
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	var ps http.Protocols
+	switch {
+	case w.driver == driverH2load && w.front == frontH2C:
+		ps.SetUnencryptedHTTP2(true)
+	case w.driver == driverH2load:
+		ps.SetHTTP2(true)
+	default:
+		ps.SetHTTP1(true)
+	}
+	tr.Protocols = &ps
+	return tr
+}
+
+// wantProto is the protocol w's responses come in.
+func wantProto(w workload) string {
+	if w.driver == driverH2load {
+		return "HTTP/2.0"
+	}
+	return "HTTP/1.1"
 }

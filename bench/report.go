@@ -27,6 +27,13 @@ type results struct {
 	Targets      []string      `json:"targets"` // in the order they ran
 	Machine      machine       `json:"machine"`
 	Measurements []measurement `json:"measurements"`
+	// Suite is the set of workloads measured: "http" (also when empty, in
+	// results from before suites) or "tls".
+	Suite string `json:"suite,omitempty"`
+	// H2Streams and TLSKey are the TLS suite's streams per HTTP/2
+	// connection and certificate key type.
+	H2Streams int    `json:"h2_streams,omitempty"`
+	TLSKey    string `json:"tls_key,omitempty"`
 }
 
 // report turns results into markdown and a chart.
@@ -64,6 +71,14 @@ var metrics = []metric{
 	{"p99", func(m measurement) float64 { return m.P99US }},
 	{"cpu", func(m measurement) float64 { return m.CPUPerReqUS }},
 	{"rss", func(m measurement) float64 { return float64(m.PeakRSSKiB) }},
+	// Requests per CPU-second of the proxy: with a new connection per
+	// request, handshakes per CPU-second.
+	{"percpu", func(m measurement) float64 {
+		if m.CPUPerReqUS <= 0 {
+			return 0
+		}
+		return 1e6 / m.CPUPerReqUS
+	}},
 }
 
 func newReport(res results) (*report, error) {
@@ -203,44 +218,96 @@ func targetLabel(name string) string {
 	return name
 }
 
-// goals are the figures podpin aims for on hot keys, as ratios to HAProxy.
-var goals = []struct {
+// goal is a figure podpin aims for, as a ratio to HAProxy's.
+type goal struct {
 	metric string
 	label  string
 	max    bool // the ratio must stay at or below limit; else at or above
 	limit  float64
-}{
+}
+
+// hotGoals are the goals on the cleartext hot workload.
+var hotGoals = []goal{
 	{"cpu", "CPU/request", true, 1.0},
 	{"rps", "req/s", false, 0.95},
 	{"p99", "p99", true, 1.2},
+}
+
+// tlsGoals are the goals on every TLS, HTTP/2 and gRPC workload but
+// handshake, whose goal is handshakeGoals.
+var (
+	tlsGoals = []goal{
+		{"cpu", "CPU/request", true, 1.2},
+		{"p99", "p99", true, 1.2},
+	}
+	handshakeGoals = []goal{
+		{"percpu", "handshakes per CPU-second", false, 0.8},
+	}
+)
+
+// goalsOf returns the goals on workload w; none for most cleartext ones.
+func goalsOf(w workload) []goal {
+	switch {
+	case w.name == "hot":
+		return hotGoals
+	case w.closes:
+		return handshakeGoals
+	case w.suite == suiteTLS:
+		return tlsGoals
+	}
+	return nil
 }
 
 func (r *report) markdown() string {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	mc := r.res.Machine
-	p("# podpin vs HAProxy\n\n")
-	p("Measured %s: %d run(s) of %s for each layout, workload and target, each after a %s warm-up; `wrk -t1 -c%d --latency`. ",
-		r.res.Started.UTC().Format("2006-01-02 15:04 MST"), r.res.Runs, r.res.Duration, r.res.Warmup, r.res.Connections)
+	tlsSuite := r.res.Suite == suiteTLS
+	if tlsSuite {
+		p("# podpin vs HAProxy: TLS, HTTP/2 and gRPC\n\n")
+		p("Measured %s: %d run(s) of %s for each layout, workload and target, each after a %s warm-up; %d requests in flight: `wrk -t1 -c%d --latency`, `h2load -t1 -c%d -m%d`, the gRPC load with %d calls or streams over %d connections. ",
+			r.res.Started.UTC().Format("2006-01-02 15:04 MST"), r.res.Runs, r.res.Duration, r.res.Warmup, r.res.Connections,
+			r.res.Connections, max(1, r.res.Connections/r.res.H2Streams), r.res.H2Streams, r.res.Connections, max(1, r.res.Connections/r.res.H2Streams))
+	} else {
+		p("# podpin vs HAProxy\n\n")
+		p("Measured %s: %d run(s) of %s for each layout, workload and target, each after a %s warm-up; `wrk -t1 -c%d --latency`. ",
+			r.res.Started.UTC().Format("2006-01-02 15:04 MST"), r.res.Runs, r.res.Duration, r.res.Warmup, r.res.Connections)
+	}
 	p("Figures are medians over the runs; a ratio is the median of the per-run ratios to HAProxy in the same run.\n\n")
 	p("Command: `%s`\n\n", r.res.Command)
 	p("## Machine\n\n| | |\n|---|---|\n")
 	p("| CPUs (nproc) | %s |\n| CPU | %s |\n| kernel | %s |\n", mc.CPUs, mc.CPU, mc.Kernel)
 	p("| HAProxy | %s |\n| nginx | %s |\n| wrk | %s |\n| Go | %s |\n| podpin | %s |\n", mc.HAProxy, mc.Nginx, mc.Wrk, mc.Go, mc.Podpin)
+	if mc.OpenSSL != "" {
+		p("| OpenSSL (HAProxy's, wrk's, h2load's) | %s |\n", mc.OpenSSL)
+	}
+	if mc.H2load != "" {
+		p("| h2load | %s |\n", mc.H2load)
+	}
 	p("| load average (1 min), start / end | %s / %s |\n\n", mc.LoadStart, mc.LoadEnd)
 	if mc.busy() {
 		p("> **The machine was busy with other work** (load average above its %s CPUs when the run began): absolute figures are low and noisy; ratios within a run are more telling.\n\n", mc.CPUs)
 	}
 	p("Both stick tables hold %s entries and expire idle ones after 30 minutes; both balance new sessions round robin; podpin uses the memory store. ", thousands(float64(r.res.TableSize)))
-	p("wrk (one thread) and the pods (one nginx worker, four server blocks) are the load.\n\n")
+	if tlsSuite {
+		p("wrk, h2load (one thread each) or the gRPC client, and the pods (one nginx worker with four server blocks; for gRPC, four grpc-go servers in one process) are the load. ")
+		p("Both proxies serve the same self-signed certificate (%s key) with TLS 1.3, as the clients negotiate it, and no session resumption; both offer h2 and http/1.1 by ALPN on one port; HAProxy speaks HTTP/2 only on the h2c port (`proto h2`), podpin takes h2c with prior knowledge on its cleartext listener. ", tlsKeyLabel(r.res.TLSKey))
+		p("To the pods both speak HTTP/1.1 with keep-alive, and h2c to the gRPC pods (HAProxy `proto h2`, podpin `h2c://` backends).\n\n")
+	} else {
+		p("wrk (one thread) and the pods (one nginx worker, four server blocks) are the load.\n\n")
+	}
 	for _, n := range r.layouts {
 		r.layoutMarkdown(&b, n)
 	}
-	p("Ratios in parentheses are to HAProxy in the same run. CPU µs/request is the proxy's utime+stime over the measured run divided by the requests wrk completed; ")
+	p("Ratios in parentheses are to HAProxy in the same run. CPU µs/request is the proxy's utime+stime over the measured run divided by the requests the load completed; ")
 	p("proxy CPU busy is that CPU time per second of the run (100%% is one whole core). Peak RSS is VmHWM, including the warm-up. ")
 	p("CPU 0 / CPU 1 busy is how busy each core was with anything, from /proc/stat. With one processor, CPU 0 well above the proxy's own share means other work shared the proxy's core, ")
 	p("and the proxy below 100%% means it was not the bottleneck: req/s and latency then also measure wrk and the pods on CPU 1.\n\n")
-	p("![chart](../../docs/bench.svg)\n")
+	if tlsSuite {
+		p("![chart](../../docs/bench-tls.svg)\n")
+	} else {
+		p("![chart](../../docs/bench.svg)\n")
+	}
 	return b.String()
 }
 
@@ -270,27 +337,40 @@ func (r *report) layoutMarkdown(b *strings.Builder, n int) {
 	rows := r.rows[n]
 	if slices.Contains(r.targets, "podpin") {
 		p("### podpin / HAProxy, %s\n\n", strings.ToLower(layoutTitle(n)))
-		p("| workload | req/s | p50 | p99 | CPU/request | peak RSS |\n|---|---|---|---|---|---|\n")
+		cols := []string{"rps", "p50", "p99", "cpu", "rss"}
+		if r.res.Suite == suiteTLS {
+			cols = append(cols, "percpu")
+			p("| workload | req/s | p50 | p99 | CPU/request | peak RSS | requests per CPU-second |\n|---|---|---|---|---|---|---|\n")
+		} else {
+			p("| workload | req/s | p50 | p99 | CPU/request | peak RSS |\n|---|---|---|---|---|---|\n")
+		}
 		for _, w := range r.workloads {
 			rw := rows[w.name]["podpin"]
 			p("| %s |", w.name)
-			for _, k := range []string{"rps", "p50", "p99", "cpu", "rss"} {
-				p(" %s |", r.goalCell(w.name, k, rw))
+			for _, k := range cols {
+				p(" %s |", r.goalCell(w, k, rw))
 			}
 			p("\n")
 		}
-		p("\nGoals on `hot`: ")
-		for i, g := range goals {
-			if i > 0 {
-				p(", ")
+		p("\n")
+		// One sentence per set of goals, naming the workloads it is on.
+		var texts []string
+		on := map[string][]string{}
+		for _, w := range r.workloads {
+			gs := goalsOf(w)
+			if len(gs) == 0 {
+				continue
 			}
-			op := "≥"
-			if g.max {
-				op = "≤"
+			t := goalsText(gs)
+			if _, ok := on[t]; !ok {
+				texts = append(texts, t)
 			}
-			p("%s %s %.2g×", g.label, op, g.limit)
+			on[t] = append(on[t], "`"+w.name+"`")
 		}
-		p(" HAProxy's (✅ met, ❌ missed).\n\n")
+		for _, t := range texts {
+			p("Goals on %s: %s HAProxy's. ", strings.Join(on[t], ", "), t)
+		}
+		p("(✅ met, ❌ missed)\n\n")
 	}
 
 	for _, w := range r.workloads {
@@ -335,9 +415,23 @@ func (r *report) layoutMarkdown(b *strings.Builder, n int) {
 	}
 }
 
-// goalCell is a ratio in the summary, marked on the hot workload when it
-// has a goal.
-func (r *report) goalCell(workload, metric string, rw row) string {
+// goalsText writes goals as the summary states them: "CPU/request ≤ 1.2×,
+// p99 ≤ 1.2×".
+func goalsText(gs []goal) string {
+	var parts []string
+	for _, g := range gs {
+		op := "≥"
+		if g.max {
+			op = "≤"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s %.2g×", g.label, op, g.limit))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// goalCell is a ratio in the summary, marked when the workload has a goal
+// on it.
+func (r *report) goalCell(w workload, metric string, rw row) string {
 	v, ok := rw.ratio[metric]
 	if !ok {
 		return "—"
@@ -345,10 +439,7 @@ func (r *report) goalCell(workload, metric string, rw row) string {
 	s := fmt.Sprintf("%.2f×", v)
 	// Judged on the figure as shown, so 1.2004 reads 1.20× and meets ≤ 1.2×.
 	v = math.Round(v*100) / 100
-	if workload != "hot" {
-		return s
-	}
-	for _, g := range goals {
+	for _, g := range goalsOf(w) {
 		if g.metric != metric {
 			continue
 		}
@@ -440,4 +531,15 @@ func upperFirst(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// tlsKeyLabel names a certificate key type for the report.
+func tlsKeyLabel(keyType string) string {
+	switch keyType {
+	case keyRSA:
+		return "RSA 2048-bit"
+	case keyECDSA, "":
+		return "ECDSA P-256"
+	}
+	return keyType
 }

@@ -26,6 +26,7 @@ const (
 	podpinAdmin      = 19481
 	podpinRedisAdmin = 19482
 	redisPort        = 18479
+	firstGRPCPodPort = 19411 // the gRPC pods web-0..web-3 listen on 19411-19414
 
 	largePath = "/large/1m.bin"
 )
@@ -58,12 +59,25 @@ type pod struct {
 
 func (p pod) Addr() string { return fmt.Sprintf("127.0.0.1:%d", p.Port) }
 
-func pods() []pod {
+func pods() []pod { return podsFrom(firstPodPort) }
+
+// grpcPods are the gRPC servers, with the same names as the nginx pods.
+func grpcPods() []pod { return podsFrom(firstGRPCPodPort) }
+
+func podsFrom(port int) []pod {
 	ps := make([]pod, podCount)
 	for i := range ps {
-		ps[i] = pod{Name: fmt.Sprintf("web-%d", i), Port: firstPodPort + i}
+		ps[i] = pod{Name: fmt.Sprintf("web-%d", i), Port: port + i}
 	}
 	return ps
+}
+
+// workloadPods are the pods the proxies forward w to.
+func workloadPods(w workload) []pod {
+	if w.grpc {
+		return grpcPods()
+	}
+	return pods()
 }
 
 // target is one thing wrk is pointed at: a pod directly, or a proxy in front
@@ -73,18 +87,24 @@ type target struct {
 	port  int   // where wrk sends requests
 	binds []int // every port the target's processes listen on
 	proxy bool  // false: no proxy, nothing to sample
-	// start starts the proxy and whatever it needs; the first process
-	// returned is the proxy, which is sampled. Nil for the direct target.
-	start func(b *bench, tag string) ([]*proc, error)
+	// start starts the proxy, configured for workload w, and whatever it
+	// needs; the first process returned is the proxy, which is sampled.
+	// Nil for the direct target.
+	start func(b *bench, tag string, w workload) ([]*proc, error)
 }
 
-// targets returns the targets to run, in report order.
-func targets(withRedis bool) []target {
-	ts := []target{
-		{name: "direct", port: firstPodPort},
+// targets returns the targets to run, in report order. The TLS suite has
+// no direct target: the pods speak neither TLS nor HTTP/2, and what is
+// compared is the two proxies.
+func targets(withRedis bool, suite string) []target {
+	var ts []target
+	if suite != suiteTLS {
+		ts = append(ts, target{name: "direct", port: firstPodPort})
+	}
+	ts = append(ts, []target{
 		{name: "haproxy", port: haproxyPort, binds: []int{haproxyPort}, proxy: true, start: startHAProxy},
 		{name: "podpin", port: podpinPort, binds: []int{podpinPort, podpinAdmin}, proxy: true, start: startPodpin},
-	}
+	}...)
 	// (4) podpin with its stick table in Redis. Skipped unless
 	// PODPIN_BENCH_REDIS=1; see startPodpinRedis.
 	if withRedis {
@@ -170,7 +190,9 @@ func startPods(ctx context.Context, b *bench) (*proc, error) {
 }
 
 // haproxyConfig is the stick table HAProxy documents for header affinity,
-// on one thread per processor, with keep-alive on both sides.
+// on one thread per processor, with keep-alive on both sides. Over TLS it
+// offers h2 and http/1.1 by ALPN on one port; on a cleartext port for h2c
+// it speaks HTTP/2 only (proto h2); to the gRPC pods it speaks h2c.
 const haproxyConfig = `global
     nbthread {{.Threads}}
     maxconn 8192
@@ -184,10 +206,10 @@ defaults
     timeout http-keep-alive 60s
 
 frontend clients
-    bind 127.0.0.1:{{.Port}}
+    bind 127.0.0.1:{{.Port}}{{if .Cert}} ssl crt {{.Cert}} alpn h2,http/1.1{{else if .H2C}} proto h2{{end}}
     # The headers podpin adds by default, so both proxies do the same work.
     option forwardfor
-    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Proto {{if .Cert}}https{{else}}http{{end}}
     http-request set-header X-Forwarded-Host %[req.hdr(host)]
     default_backend pods
 
@@ -197,13 +219,18 @@ backend pods
     stick on req.hdr(X-Session)
     http-response set-header X-Podpin-Pod %s
 {{- range .Pods}}
-    server {{.Name}} {{.Addr}}
+    server {{.Name}} {{.Addr}}{{if $.GRPC}} proto h2{{end}}
 {{- end}}
 `
 
-func startHAProxy(b *bench, tag string) ([]*proc, error) {
+func startHAProxy(b *bench, tag string, w workload) ([]*proc, error) {
 	file := filepath.Join(b.cfg.work, "haproxy.cfg")
-	err := writeTemplate(file, haproxyConfig, map[string]any{"Port": haproxyPort, "TableSize": b.cfg.tableSize, "Pods": pods(), "Threads": b.layout.processors})
+	data := map[string]any{"Port": haproxyPort, "TableSize": b.cfg.tableSize, "Pods": workloadPods(w), "Threads": b.layout.processors,
+		"Cert": "", "H2C": w.front == frontH2C, "GRPC": w.grpc}
+	if w.front == frontTLS {
+		data["Cert"] = b.cert.combined
+	}
+	err := writeTemplate(file, haproxyConfig, data)
 	if err != nil {
 		return nil, err
 	}
@@ -216,9 +243,17 @@ func startHAProxy(b *bench, tag string) ([]*proc, error) {
 
 // podpinConfig is the route HAProxy's configuration describes: the same
 // pods, header and table size; round robin and a 30 minute idle timeout are
-// podpin's defaults.
+// podpin's defaults. Its listener terminates TLS when HAProxy's does (h2 and
+// http/1.1 by ALPN); a cleartext listener takes h2c with prior knowledge as
+// well as HTTP/1.1, by default. The gRPC pods are h2c:// backends.
 const podpinConfig = `listeners:
   - address: 127.0.0.1:{{.Port}}
+{{- with .Cert}}
+    tls:
+      certificates:
+        - certFile: {{.cert}}
+          keyFile: {{.key}}
+{{- end}}
 admin:
   address: 127.0.0.1:{{.Admin}}
 routes:
@@ -226,7 +261,7 @@ routes:
     backends:
 {{- range .Pods}}
       - name: {{.Name}}
-        url: http://{{.Addr}}
+        url: {{$.Scheme}}://{{.Addr}}
 {{- end}}
     sticky:
       header: X-Session
@@ -244,8 +279,8 @@ store:
 {{- end}}
 `
 
-func startPodpin(b *bench, tag string) ([]*proc, error) {
-	file, err := b.writePodpinConfig("podpin.yaml", podpinPort, podpinAdmin, nil)
+func startPodpin(b *bench, tag string, w workload) ([]*proc, error) {
+	file, err := b.writePodpinConfig("podpin.yaml", podpinPort, podpinAdmin, w, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +296,7 @@ func startPodpin(b *bench, tag string) ([]*proc, error) {
 // the route and table size of startPodpin, the table kept by a Redis server
 // on the load's CPUs (127.0.0.1:18479, no persistence) and named in podpin's
 // configuration. bench/run installs redis-server when PODPIN_BENCH_REDIS=1.
-func startPodpinRedis(b *bench, tag string) ([]*proc, error) {
+func startPodpinRedis(b *bench, tag string, w workload) ([]*proc, error) {
 	redis, err := b.procs.start("redis-"+tag, b.layout.loadCPUs, nil,
 		"redis-server", "--bind", "127.0.0.1", "--port", fmt.Sprint(redisPort),
 		"--save", "", "--appendonly", "no", "--dir", b.cfg.work)
@@ -279,7 +314,7 @@ func startPodpinRedis(b *bench, tag string) ([]*proc, error) {
 	if len(b.wrap) > 0 {
 		timeout = "5s"
 	}
-	file, err := b.writePodpinConfig("podpin-redis.yaml", podpinRedisPort, podpinRedisAdmin,
+	file, err := b.writePodpinConfig("podpin-redis.yaml", podpinRedisPort, podpinRedisAdmin, w,
 		map[string]any{"Redis": fmt.Sprintf("redis://127.0.0.1:%d", redisPort), "RedisTimeout": timeout})
 	if err != nil {
 		redis.stop()
@@ -306,10 +341,17 @@ func (b *bench) command(argv ...string) []string {
 }
 
 // writePodpinConfig writes podpinConfig with the given port and admin port,
-// and the store settings in store (Redis, RedisTimeout), if any.
-func (b *bench) writePodpinConfig(name string, port, admin int, store map[string]any) (string, error) {
+// the listener and pods workload w needs, and the store settings in store
+// (Redis, RedisTimeout), if any.
+func (b *bench) writePodpinConfig(name string, port, admin int, w workload, store map[string]any) (string, error) {
 	file := filepath.Join(b.cfg.work, name)
-	data := map[string]any{"Port": port, "Admin": admin, "TableSize": b.cfg.tableSize, "Pods": pods()}
+	data := map[string]any{"Port": port, "Admin": admin, "TableSize": b.cfg.tableSize, "Pods": workloadPods(w), "Scheme": "http", "Cert": nil}
+	if w.grpc {
+		data["Scheme"] = "h2c"
+	}
+	if w.front == frontTLS {
+		data["Cert"] = map[string]string{"cert": b.cert.cert, "key": b.cert.key}
+	}
 	maps.Copy(data, store)
 	return file, writeTemplate(file, podpinConfig, data)
 }

@@ -10,19 +10,78 @@ import (
 	"time"
 )
 
-// workload is one wrk script and what it exercises.
+// workload is one kind of load and what it exercises.
 type workload struct {
 	name  string
 	about string // one line for the report
 	path  string // request path, for the pre-flight check
+	// suite is the set the workload is measured in: suiteHTTP (cleartext
+	// HTTP/1.1, what bench/run measures by default) or suiteTLS (TLS,
+	// HTTP/2 and gRPC; PODPIN_BENCH_SUITE=tls).
+	suite string
+	// driver sends the load: driverWrk (the script bench/wrk/SCRIPT.lua),
+	// driverH2load, driverGRPCUnary or driverGRPCStream.
+	driver string
+	script string // wrk's script, without ".lua"
+	// front is what clients speak to the proxy: frontHTTP, frontTLS (HTTP/1.1
+	// or HTTP/2 by ALPN) or frontH2C.
+	front string
+	// grpc: the pods are the gRPC servers (h2c), not nginx.
+	grpc bool
+	// closes: every request closes its connection, so each is a new
+	// connection and, over TLS, a full handshake.
+	closes bool
 }
 
-// workloads are run in this order. Their scripts are bench/wrk/NAME.lua.
+// Suites, drivers and front ends of workloads.
+const (
+	suiteHTTP = "http"
+	suiteTLS  = "tls"
+
+	driverWrk        = "wrk"
+	driverH2load     = "h2load"
+	driverGRPCUnary  = "grpc-unary"
+	driverGRPCStream = "grpc-stream"
+
+	frontHTTP = "http"
+	frontTLS  = "tls"
+	frontH2C  = "h2c"
+)
+
+// workloads are run in this order, those of the suite being measured.
 var workloads = []workload{
-	{"hot", "10,000 session keys, one chosen at random per request: stick-table hits.", "/"},
-	{"distinct", "a new key on every request (1,000,000 keys, cycling): a miss, an insert and, once the table is full, an eviction each.", "/"},
-	{"nokey", "no session header: round-robin balancing only, the table is not used.", "/"},
-	{"large", "the hot keys, each response a 1 MiB file: body copying dominates.", largePath},
+	{name: "hot", about: "10,000 session keys, one chosen at random per request: stick-table hits.", path: "/",
+		suite: suiteHTTP, driver: driverWrk, script: "hot", front: frontHTTP},
+	{name: "distinct", about: "a new key on every request (1,000,000 keys, cycling): a miss, an insert and, once the table is full, an eviction each.", path: "/",
+		suite: suiteHTTP, driver: driverWrk, script: "distinct", front: frontHTTP},
+	{name: "nokey", about: "no session header: round-robin balancing only, the table is not used.", path: "/",
+		suite: suiteHTTP, driver: driverWrk, script: "nokey", front: frontHTTP},
+	{name: "large", about: "the hot keys, each response a 1 MiB file: body copying dominates.", path: largePath,
+		suite: suiteHTTP, driver: driverWrk, script: "large", front: frontHTTP},
+
+	{name: "tls", about: "`hot` over TLS: HTTP/1.1 with keep-alive (wrk), 10,000 keys at random, stick-table hits.", path: "/",
+		suite: suiteTLS, driver: driverWrk, script: "hot", front: frontTLS},
+	{name: "handshake", about: "the hot keys over TLS, each request on a new connection (`Connection: close`): a full TLS handshake per request, no session resumption. Requests per CPU-second are handshakes per CPU-second.", path: "/",
+		suite: suiteTLS, driver: driverWrk, script: "handshake", front: frontTLS, closes: true},
+	{name: "h2", about: "HTTP/2 over TLS (h2load, ALPN h2), many streams on each connection, one session key on every request (h2load -H): stick-table hits; HTTP/1.1 to the pods.", path: "/",
+		suite: suiteTLS, driver: driverH2load, front: frontTLS},
+	{name: "h2c", about: "`h2` in cleartext: HTTP/2 with prior knowledge (h2c).", path: "/",
+		suite: suiteTLS, driver: driverH2load, front: frontH2C},
+	{name: "grpc-unary", about: "gRPC unary calls over TLS (a grpc-go client), 10,000 keys at random in the x-session metadata; the pods are grpc-go servers, reached over h2c.", path: "/",
+		suite: suiteTLS, driver: driverGRPCUnary, front: frontTLS, grpc: true},
+	{name: "grpc-stream", about: "gRPC over TLS: one bidirectional stream per caller for the whole run, each with its own key, one message and its answer after the other; a request is one message and its answer.", path: "/",
+		suite: suiteTLS, driver: driverGRPCStream, front: frontTLS, grpc: true},
+}
+
+// suiteWorkloads returns the workloads of suite, in order.
+func suiteWorkloads(suite string) []workload {
+	var ws []workload
+	for _, w := range workloads {
+		if w.suite == suite {
+			ws = append(ws, w)
+		}
+	}
+	return ws
 }
 
 // wrkResult is the summary that bench/wrk/report.lua prints.
@@ -103,5 +162,5 @@ func wrkDuration(d time.Duration) string {
 }
 
 func (b *bench) script(w workload) string {
-	return filepath.Join(b.cfg.repo, "bench", "wrk", w.name+".lua")
+	return filepath.Join(b.cfg.repo, "bench", "wrk", w.script+".lua")
 }

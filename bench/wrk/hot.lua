@@ -1,17 +1,23 @@
 -- hot: 10,000 session keys; each request carries one chosen at random. The
 -- warm-up visits every key, so every measured lookup is a stick-table hit.
 -- A script that sets the global path before loading this one asks for that
--- path instead of "/" (large.lua).
+-- path instead of "/" (large.lua); one that sets the global headers adds
+-- those to every request (handshake.lua).
 local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 dofile(dir .. "report.lua")
 
 local keys = 10000
 local requests = {}
 local path = path or "/"
+local extra = headers or {}
 
 function init(args)
    for i = 1, keys do
-      requests[i] = wrk.format("GET", path, { ["X-Session"] = string.format("hot-%05d", i) })
+      local h = { ["X-Session"] = string.format("hot-%05d", i) }
+      for k, v in pairs(extra) do
+         h[k] = v
+      end
+      requests[i] = wrk.format("GET", path, h)
    end
    math.randomseed(os.time())
    -- The warm-up visits the keys in order, from the one after args[2],
