@@ -36,6 +36,9 @@ func (b *bench) runLoad(ctx context.Context, w workload, r loadRun) (wrkResult, 
 		return b.runH2load(ctx, w, r)
 	case driverGRPCUnary, driverGRPCStream:
 		return b.runGRPC(ctx, w, r)
+	case driverHandshake:
+		return b.runGoload(ctx, r, "handshake", "--target", r.host, "--concurrency", strconv.Itoa(b.cfg.conns),
+			"--duration", r.duration.String(), "--keys", strconv.Itoa(hotKeys))
 	}
 	return wrkResult{}, fmt.Errorf("workload %s: unknown driver %q", w.name, w.driver)
 }
@@ -167,16 +170,14 @@ func h2loadLatencies(f *os.File, r *wrkResult) error {
 	return nil
 }
 
-// runGRPC runs the gRPC load of bench/grpc: cfg.conns calls or streams in
+// runGRPC runs the gRPC load of bench/goload: cfg.conns calls or streams in
 // flight over h2Clients connections.
 func (b *bench) runGRPC(ctx context.Context, w workload, r loadRun) (wrkResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.duration+60*time.Second)
-	defer cancel()
 	mode := "unary"
 	if w.driver == driverGRPCStream {
 		mode = "stream"
 	}
-	args := []string{b.cfg.grpc, "load", "--target", r.host, "--mode", mode,
+	args := []string{"grpc", "--target", r.host, "--mode", mode,
 		"--conns", strconv.Itoa(b.h2Clients()), "--concurrency", strconv.Itoa(b.cfg.conns),
 		"--duration", r.duration.String(), "--keys", strconv.Itoa(hotKeys)}
 	if w.front == frontTLS {
@@ -185,7 +186,15 @@ func (b *bench) runGRPC(ctx context.Context, w workload, r loadRun) (wrkResult, 
 	if r.warmup {
 		args = append(args, "--sequential")
 	}
-	p, err := b.procs.run(ctx, r.name, b.layout.loadCPUs, args...)
+	return b.runGoload(ctx, r, args...)
+}
+
+// runGoload runs bench/goload with args on the load's CPUs and reads its
+// summary.
+func (b *bench) runGoload(ctx context.Context, r loadRun, args ...string) (wrkResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.duration+60*time.Second)
+	defer cancel()
+	p, err := b.procs.run(ctx, r.name, b.layout.loadCPUs, append([]string{b.cfg.goload}, args...)...)
 	if err != nil {
 		return wrkResult{}, err
 	}
@@ -200,7 +209,7 @@ func (b *bench) runGRPC(ctx context.Context, w workload, r loadRun) (wrkResult, 
 	return res, nil
 }
 
-// startGRPCPods starts the gRPC pods (bench/grpc) on the load's CPUs.
+// startGRPCPods starts the gRPC pods (bench/goload) on the load's CPUs.
 func startGRPCPods(ctx context.Context, b *bench) (*proc, error) {
 	var ports []int
 	for _, pd := range grpcPods() {
@@ -210,7 +219,7 @@ func startGRPCPods(ctx context.Context, b *bench) (*proc, error) {
 		return nil, err
 	}
 	p, err := b.procs.start("grpc-pods", b.layout.loadCPUs, nil,
-		b.cfg.grpc, "pods", "--port", strconv.Itoa(firstGRPCPodPort), "--count", strconv.Itoa(podCount))
+		b.cfg.goload, "pods", "--port", strconv.Itoa(firstGRPCPodPort), "--count", strconv.Itoa(podCount))
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,7 @@
 //
 // The TLS suite (PODPIN_BENCH_SUITE=tls) compares them terminating TLS and
 // HTTP/2: HTTP/1.1 over TLS and new handshakes (wrk), HTTP/2 over TLS and
-// h2c (h2load), and gRPC unary calls and streams (bench/grpc) to gRPC pods.
+// h2c (h2load), and gRPC unary calls and streams to gRPC pods, and full TLS handshakes (bench/goload).
 // Its report goes to bench/results/tls.md and tls.json, its chart to
 // docs/bench-tls.svg.
 //
@@ -36,7 +36,7 @@ import (
 // config is what one invocation measures.
 type config struct {
 	podpin    string        // podpin binary
-	grpc      string        // bench/grpc binary: gRPC pods and load (TLS suite)
+	goload    string        // bench/goload binary: gRPC pods and load, full handshakes (TLS suite)
 	repo      string        // repository root: scripts in, results out
 	work      string        // scratch directory: configs, logs, pid files
 	from      string        // results file to render instead of measuring
@@ -228,7 +228,7 @@ func loadConfig(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.podpin, "podpin", "", "podpin `binary` to run")
-	fs.StringVar(&c.grpc, "grpc", "", "bench/grpc `binary`: gRPC pods and load, for the TLS suite")
+	fs.StringVar(&c.goload, "goload", "", "bench/goload `binary`: gRPC pods and load, full TLS handshakes, for the TLS suite")
 	fs.StringVar(&c.repo, "repo", ".", "repository `root`")
 	fs.StringVar(&c.work, "work", "", "scratch `directory` for configs, logs and pid files")
 	fs.StringVar(&c.from, "from", "", "render the report again from a results `file` (latest.json) instead of measuring")
@@ -319,9 +319,9 @@ func loadConfig(args []string, stderr io.Writer) (config, error) {
 	})
 	c.redis = os.Getenv("PODPIN_BENCH_REDIS") == "1"
 	c.count = os.Getenv("PODPIN_BENCH_COUNT") == "1"
-	if err == nil && c.suite == suiteTLS && c.from == "" && c.grpc == "" &&
-		slices.ContainsFunc(c.workloads, func(w workload) bool { return w.grpc }) {
-		err = errors.New("--grpc is required for the gRPC workloads (bench/run sets it)")
+	if err == nil && c.from == "" && c.goload == "" &&
+		slices.ContainsFunc(c.workloads, func(w workload) bool { return w.grpc || w.driver == driverHandshake }) {
+		err = errors.New("--goload is required for the gRPC and handshake workloads (bench/run sets it)")
 	}
 	if err != nil {
 		return c, err
@@ -485,11 +485,11 @@ func (b *bench) measure(ctx context.Context, run int, w workload, t target) meas
 // preflight checks that the target answers and, behind a proxy, that a key
 // sticks to one pod while requests without a key are spread. It speaks what
 // w's clients speak: HTTP/1.1 or HTTP/2 over TLS (the protocol the driver
-// uses), h2c, or gRPC (through bench/grpc's check); where each request closes
+// uses), h2c, or gRPC (through bench/goload's check); where each request closes
 // its connection, the proxy must say so.
 func (b *bench) preflight(ctx context.Context, host string, w workload, proxied bool) error {
 	if w.grpc {
-		args := []string{b.cfg.grpc, "check", "--target", host}
+		args := []string{b.cfg.goload, "check", "--target", host}
 		if w.front == frontTLS {
 			args = append(args, "--tls")
 		}

@@ -20,7 +20,7 @@ type workload struct {
 	// HTTP/2 and gRPC; PODPIN_BENCH_SUITE=tls).
 	suite string
 	// driver sends the load: driverWrk (the script bench/wrk/SCRIPT.lua),
-	// driverH2load, driverGRPCUnary or driverGRPCStream.
+	// driverH2load, driverGRPCUnary, driverGRPCStream or driverHandshake.
 	driver string
 	script string // wrk's script, without ".lua"
 	// front is what clients speak to the proxy: frontHTTP, frontTLS (HTTP/1.1
@@ -42,6 +42,7 @@ const (
 	driverH2load     = "h2load"
 	driverGRPCUnary  = "grpc-unary"
 	driverGRPCStream = "grpc-stream"
+	driverHandshake  = "handshake" // bench/goload's full-handshake client
 
 	frontHTTP = "http"
 	frontTLS  = "tls"
@@ -61,8 +62,10 @@ var workloads = []workload{
 
 	{name: "tls", about: "`hot` over TLS: HTTP/1.1 with keep-alive (wrk), 10,000 keys at random, stick-table hits.", path: "/",
 		suite: suiteTLS, driver: driverWrk, script: "hot", front: frontTLS},
-	{name: "handshake", about: "the hot keys over TLS, each request on a new connection (`Connection: close`): a full TLS handshake per request, no session resumption. Requests per CPU-second are handshakes per CPU-second.", path: "/",
-		suite: suiteTLS, driver: driverWrk, script: "handshake", front: frontTLS, closes: true},
+	{name: "handshake", about: "the hot keys over TLS, each request on a new connection with a full handshake (no session to resume: a Go client, X25519, `Connection: close`). Requests per CPU-second are handshakes per CPU-second.", path: "/",
+		suite: suiteTLS, driver: driverHandshake, front: frontTLS, closes: true},
+	{name: "resume", about: "the hot keys over TLS, each request on a new connection (wrk, `Connection: close`) that resumes the last one's session: a TLS 1.3 handshake with a pre-shared key and a new X25519 exchange, no certificate.", path: "/",
+		suite: suiteTLS, driver: driverWrk, script: "resume", front: frontTLS, closes: true},
 	{name: "h2", about: "HTTP/2 over TLS (h2load, ALPN h2), many streams on each connection, one session key on every request (h2load -H): stick-table hits; HTTP/1.1 to the pods.", path: "/",
 		suite: suiteTLS, driver: driverH2load, front: frontTLS},
 	{name: "h2c", about: "`h2` in cleartext: HTTP/2 with prior knowledge (h2c).", path: "/",

@@ -2,7 +2,7 @@
 -- warm-up visits every key, so every measured lookup is a stick-table hit.
 -- A script that sets the global path before loading this one asks for that
 -- path instead of "/" (large.lua); one that sets the global headers adds
--- those to every request (handshake.lua).
+-- those to every request (resume.lua).
 local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 dofile(dir .. "report.lua")
 

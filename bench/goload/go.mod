@@ -1,4 +1,4 @@
-module github.com/podpin/podpin/bench/grpc
+module github.com/podpin/podpin/bench/goload
 
 go 1.26.8
 
