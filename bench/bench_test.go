@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/xml"
+	"fmt"
+	"io"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -320,4 +323,147 @@ func workloadNamed(t *testing.T, name string) workload {
 	}
 	t.Fatalf("no workload %q", name)
 	return workload{}
+}
+
+func TestParseH2load(t *testing.T) {
+	out := `finished in 10.00s, 4039.50 req/s, 119.22KB/s
+requests: 40395 total, 40459 started, 40395 done, 40390 succeeded, 5 failed, 3 errored, 1 timeout
+status codes: 40390 2xx, 0 3xx, 2 4xx, 3 5xx
+`
+	r, err := parseH2load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests != 40395 || r.DurationUS != 10_000_000 || r.Status != 5 || r.Read != 3 || r.Timeout != 1 {
+		t.Errorf("got %+v, want 40395 requests in 10s, 5 statuses, 3 errored, 1 timeout", r)
+	}
+	r, err = parseH2load("finished in 850.5ms, 10 req/s\nrequests: 9 total, 9 started, 9 done, 9 succeeded, 0 failed, 0 errored, 0 timeout\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.DurationUS != 850_500 {
+		t.Errorf("a run in milliseconds: got %d µs, want 850500", r.DurationUS)
+	}
+	for _, bad := range []string{"", "finished in 10.00s, 1 req/s\n", "requests: 1 total, 1 started, 1 done, 1 succeeded, 0 failed, 0 errored, 0 timeout\n"} {
+		if _, err := parseH2load(bad); err == nil {
+			t.Errorf("%q parsed without error", bad)
+		}
+	}
+}
+
+func TestH2loadLatencies(t *testing.T) {
+	// h2load's --log-file: start (µs since the epoch), status, µs to the
+	// end of the response. 100 requests of 1..100 µs, in no order.
+	var sb strings.Builder
+	for i := 100; i >= 1; i-- {
+		fmt.Fprintf(&sb, "1764750000%06d\t200\t%d\n", i, i)
+	}
+	file := t.TempDir() + "/requests"
+	if err := os.WriteFile(file, []byte(sb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var r wrkResult
+	if err := h2loadLatencies(f, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.P50US != 51 || r.P90US != 91 || r.P99US != 100 || r.MeanUS != 50.5 {
+		t.Errorf("got p50 %v, p90 %v, p99 %v, mean %v; want 51, 91, 100, 50.5", r.P50US, r.P90US, r.P99US, r.MeanUS)
+	}
+	empty := t.TempDir() + "/empty"
+	os.WriteFile(empty, nil, 0o644)
+	g, _ := os.Open(empty)
+	defer g.Close()
+	if err := h2loadLatencies(g, &r); err == nil {
+		t.Error("an empty log gave latencies")
+	}
+}
+
+// TestTLSReportGoals checks that the TLS suite marks its own goals: CPU
+// per request and p99 on the HTTP/2 and gRPC workloads, handshakes per
+// CPU-second on the handshake ones, and writes its own files.
+func TestTLSReportGoals(t *testing.T) {
+	res := results{Suite: suiteTLS, Runs: 1, Duration: 10 * time.Second, Connections: 64, H2Streams: 8, TLSKey: keyECDSA,
+		Processors: []int{1}, Workloads: []string{"h2", "handshake"}, Targets: []string{"haproxy", "podpin"}, Machine: machine{CPUs: "2"}}
+	res.Measurements = []measurement{
+		{Run: 1, Processors: 1, Workload: "h2", Target: "haproxy", RPS: 20000, P99US: 2000, CPUPerReqUS: 20},
+		{Run: 1, Processors: 1, Workload: "h2", Target: "podpin", RPS: 10000, P99US: 2200, CPUPerReqUS: 30},
+		{Run: 1, Processors: 1, Workload: "handshake", Target: "haproxy", RPS: 1000, P99US: 9000, CPUPerReqUS: 800},
+		{Run: 1, Processors: 1, Workload: "handshake", Target: "podpin", RPS: 1500, P99US: 9000, CPUPerReqUS: 500},
+	}
+	rep, err := newReport(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := rep.markdown()
+	for _, want := range []string{
+		"# podpin vs HAProxy: TLS, HTTP/2 and gRPC",
+		"`h2load -t1 -c8 -m8`",
+		"| h2 | 0.50× | — | **1.10×** ✅ | **1.50×** ❌ | — | 0.67× |",
+		"| handshake | 1.50× | — | 1.00× | 0.62× | — | **1.60×** ✅ |",
+		"Goals on `h2`: CPU/request ≤ 1.2×, p99 ≤ 1.2× HAProxy's.",
+		"Goals on `handshake`: handshakes per CPU-second ≥ 0.8× HAProxy's.",
+		"ECDSA P-256",
+		"bench-tls.svg",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if err := xml.Unmarshal([]byte(rep.svg()), new(struct{})); err != nil {
+		t.Errorf("chart is not well-formed: %v", err)
+	}
+
+	repo := t.TempDir()
+	if err := write(repo, res, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"bench/results/tls.md", "bench/results/tls.json", "docs/bench-tls.svg"} {
+		if _, err := os.Stat(repo + "/" + f); err != nil {
+			t.Errorf("the TLS suite wrote no %s: %v", f, err)
+		}
+	}
+	if _, err := os.Stat(repo + "/bench/results/latest.md"); err == nil {
+		t.Error("the TLS suite overwrote the cleartext report")
+	}
+}
+
+func TestSuiteSelectsWorkloads(t *testing.T) {
+	for _, tc := range []struct {
+		name, suite, workloads string
+		want                   []string
+		err                    bool
+	}{
+		{"the cleartext suite by default", "", "", []string{"hot", "distinct", "nokey", "large"}, false},
+		{"the TLS suite", "tls", "", []string{"tls", "handshake", "resume", "h2", "h2c", "grpc-unary", "grpc-stream"}, false},
+		{"a subset of the TLS suite", "tls", "h2,grpc-stream", []string{"h2", "grpc-stream"}, false},
+		{"a workload of the other suite", "tls", "hot", nil, true},
+		{"an unknown suite", "quic", "", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("PODPIN_BENCH_SUITE", tc.suite)
+			t.Setenv("PODPIN_BENCH_WORKLOADS", tc.workloads)
+			c, err := loadConfig([]string{"--podpin", "x", "--work", t.TempDir(), "--goload", "y"}, io.Discard)
+			if tc.err {
+				if err == nil {
+					t.Errorf("got workloads %v, want an error", c.workloads)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, w := range c.workloads {
+				got = append(got, w.name)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
 }
