@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -465,5 +466,22 @@ func TestSuiteSelectsWorkloads(t *testing.T) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestExitReasonNamesThePanic(t *testing.T) {
+	ps, err := newProcs(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.stopAll()
+	p, err := ps.start("crasher", "", nil, "sh", "-c", "echo starting; echo 'panic: runtime error: nil pointer'; echo; echo 'goroutine 7 [running]:'; exit 2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-p.exited
+	got := exitReason(p, errors.New("open /proc/1/stat: no such file or directory"))
+	if !strings.Contains(got, "crasher exited early during the run: panic: runtime error: nil pointer") {
+		t.Errorf("got %q, want the panic named", got)
 	}
 }

@@ -461,13 +461,9 @@ func (b *bench) measure(ctx context.Context, run int, w workload, t target) meas
 	m.Connect, m.Read, m.Write, m.Timeouts = r.Connect, r.Read, r.Write, r.Timeout
 	m.Core0Busy, m.Core1Busy = busy(cores0, cores1, "cpu0"), busy(cores0, cores1, "cpu1")
 	if proxy != nil {
-		if !proxy.running() {
-			m.Error = proxy.name + " " + errExited.Error() + " during the run"
-			return m
-		}
 		cpu1, err := cpuTicks(proxy.pid())
-		if err != nil {
-			m.Error = err.Error()
+		if err != nil || !proxy.running() {
+			m.Error = exitReason(proxy, err)
 			return m
 		}
 		cpuSeconds := float64(cpu1-cpu0) / b.ticks
@@ -480,6 +476,29 @@ func (b *bench) measure(ctx context.Context, run int, w workload, t target) meas
 		}
 	}
 	return m
+}
+
+// exitReason says why p could not be sampled after a run: it exited
+// during it, with the first line of a Go panic or fatal error, or the last
+// line it wrote; else err. /proc/PID is gone as soon as the process has
+// been waited for, which may be before running() knows it exited.
+func exitReason(p *proc, err error) string {
+	select {
+	case <-p.exited:
+	case <-time.After(time.Second):
+		if err != nil {
+			return err.Error()
+		}
+	}
+	out, _ := p.output()
+	why := lastLines(out, 1)
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "panic:") || strings.HasPrefix(line, "fatal error:") {
+			why = line
+			break
+		}
+	}
+	return fmt.Sprintf("%s %s during the run: %s (see %s)", p.name, errExited, why, p.logFile)
 }
 
 // preflight checks that the target answers and, behind a proxy, that a key

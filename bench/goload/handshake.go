@@ -53,6 +53,7 @@ func runHandshakes(ctx context.Context, args []string, out io.Writer) error {
 	type result struct {
 		lat              []int64
 		status, connErrs int64
+		firstErr         error
 	}
 	results := make([]result, *concurrency)
 	var wg sync.WaitGroup
@@ -70,6 +71,9 @@ func runHandshakes(ctx context.Context, args []string, out io.Writer) error {
 				switch {
 				case err != nil:
 					r.connErrs++
+					if r.firstErr == nil {
+						r.firstErr = err
+					}
 				case code < 200 || code > 399:
 					r.status++
 				default:
@@ -82,10 +86,15 @@ func runHandshakes(ctx context.Context, args []string, out io.Writer) error {
 	elapsed := time.Since(start)
 	var s summary
 	var lat []int64
+	seen := map[string]bool{}
 	for _, r := range results {
 		lat = append(lat, r.lat...)
 		s.Status += r.status
 		s.Read += r.connErrs
+		if r.firstErr != nil && !seen[r.firstErr.Error()] && len(seen) < 5 {
+			seen[r.firstErr.Error()] = true
+			fmt.Fprintf(out, "a request failed: %v\n", r.firstErr)
+		}
 	}
 	slices.Sort(lat)
 	s.Requests = int64(len(lat)) + s.Status

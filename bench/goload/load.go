@@ -127,9 +127,14 @@ func runLoad(ctx context.Context, args []string, out io.Writer) error {
 
 	var s summary
 	var lat []int64
+	seen := map[string]bool{}
 	for _, w := range workers {
 		lat = append(lat, w.latencies...)
 		s.Status += w.failed
+		if w.firstErr != nil && !seen[w.firstErr.Error()] && len(seen) < 5 {
+			seen[w.firstErr.Error()] = true
+			fmt.Fprintf(out, "a call failed: %v\n", w.firstErr)
+		}
 	}
 	slices.Sort(lat)
 	s.Requests = int64(len(lat))
@@ -183,6 +188,7 @@ type worker struct {
 	rand      *rand.Rand
 	latencies []int64 // µs
 	failed    int64
+	firstErr  error
 }
 
 // withKey returns ctx carrying the session key in x-session, if any.
@@ -202,10 +208,19 @@ func (w *worker) unary(ctx context.Context, key func(*rand.Rand) string) {
 			return
 		}
 		if err != nil {
-			w.failed++
+			w.fail(err)
 			continue
 		}
 		w.latencies = append(w.latencies, time.Since(t).Microseconds())
+	}
+}
+
+// fail counts a failed call and keeps the first error, which the summary
+// prints.
+func (w *worker) fail(err error) {
+	w.failed++
+	if w.firstErr == nil {
+		w.firstErr = err
 	}
 }
 
@@ -218,7 +233,7 @@ func (w *worker) stream(ctx context.Context, key func(*rand.Rand) string) {
 		st, err := w.conn.NewStream(withKey(ctx, key(w.rand)), &streamDesc, streamMethod, grpc.WaitForReady(true))
 		if err != nil {
 			if ctx.Err() == nil {
-				w.failed++
+				w.fail(err)
 			}
 			continue
 		}
@@ -231,7 +246,7 @@ func (w *worker) stream(ctx context.Context, key func(*rand.Rand) string) {
 				return
 			}
 			if err != nil {
-				w.failed++
+				w.fail(err)
 				break
 			}
 			w.latencies = append(w.latencies, time.Since(t).Microseconds())
