@@ -51,8 +51,12 @@ func (r *report) svg() string {
 	p(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="Helvetica, Arial, sans-serif">`+"\n",
 		width, height, width, height)
 	p(`<rect width="100%%" height="100%%" fill="#ffffff"/>` + "\n")
-	p(`<text x="%d" y="28" font-size="18" font-weight="bold" fill="#222">podpin vs HAProxy (medians of %d run(s) of %s)</text>`+"\n",
-		marginX, r.res.Runs, r.res.Duration)
+	title := "podpin vs HAProxy"
+	if r.res.Suite == suiteTLS {
+		title += ": TLS, HTTP/2 and gRPC"
+	}
+	p(`<text x="%d" y="28" font-size="18" font-weight="bold" fill="#222">%s (medians of %d run(s) of %s)</text>`+"\n",
+		marginX, title, r.res.Runs, r.res.Duration)
 
 	// Legend.
 	x := marginX

@@ -459,7 +459,8 @@ func (r *report) goalCell(w workload, metric string, rw row) string {
 func benchCommand() string {
 	var parts []string
 	for _, name := range []string{"PODPIN_BENCH_DURATION", "PODPIN_BENCH_WARMUP", "PODPIN_BENCH_RUNS",
-		"PODPIN_BENCH_CONNECTIONS", "PODPIN_BENCH_TABLE_SIZE", "PODPIN_BENCH_WORKLOADS", "PODPIN_BENCH_PROCESSORS", "PODPIN_BENCH_REDIS"} {
+		"PODPIN_BENCH_CONNECTIONS", "PODPIN_BENCH_TABLE_SIZE", "PODPIN_BENCH_WORKLOADS", "PODPIN_BENCH_PROCESSORS", "PODPIN_BENCH_REDIS",
+		"PODPIN_BENCH_SUITE", "PODPIN_BENCH_H2_STREAMS", "PODPIN_BENCH_TLS_KEY"} {
 		if v := os.Getenv(name); v != "" {
 			parts = append(parts, name+"="+v)
 		}
