@@ -48,7 +48,7 @@ func runHandshakes(ctx context.Context, args []string, out io.Writer) error {
 		CurvePreferences: []tls.CurveID{tls.X25519},
 		// No ClientSessionCache: every handshake is a full one.
 	}
-	ctx, cancel := context.WithTimeout(ctx, *duration)
+	ctx, cancel := runFor(ctx, *duration)
 	defer cancel()
 	type result struct {
 		lat              []int64

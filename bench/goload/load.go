@@ -60,6 +60,20 @@ func parseLoad(args []string) (loadConfig, error) {
 	return c, nil
 }
 
+// runFor returns a context that is canceled after d. The run ends by
+// cancellation, not by a deadline: grpc-go and the dialer time a deadline
+// with timers of their own and may report it before ctx.Err() does, and a
+// loop would then count calls refused at once as failures until it did.
+// Cancel sets ctx.Err() before any call sees ctx end.
+func runFor(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	t := time.AfterFunc(d, cancel)
+	return ctx, func() {
+		t.Stop()
+		cancel()
+	}
+}
+
 // summary is what bench/wrk/report.lua prints for wrk, so the bench program
 // reads both alike.
 type summary struct {
@@ -93,7 +107,7 @@ func runLoad(ctx context.Context, args []string, out io.Writer) error {
 			cc.Close()
 		}
 	}()
-	ctx, cancel := context.WithTimeout(ctx, c.duration)
+	ctx, cancel := runFor(ctx, c.duration)
 	defer cancel()
 
 	var next atomic.Int64 // the sequential key cursor
