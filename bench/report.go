@@ -299,7 +299,11 @@ func (r *report) markdown() string {
 	for _, n := range r.layouts {
 		r.layoutMarkdown(&b, n)
 	}
-	p("Ratios in parentheses are to HAProxy in the same run. CPU µs/request is the proxy's utime+stime over the measured run divided by the requests the load completed; ")
+	loadName := "wrk"
+	if tlsSuite {
+		loadName = "the load"
+	}
+	p("Ratios in parentheses are to HAProxy in the same run. CPU µs/request is the proxy's utime+stime over the measured run divided by the requests %s completed; ", loadName)
 	p("proxy CPU busy is that CPU time per second of the run (100%% is one whole core). Peak RSS is VmHWM, including the warm-up. ")
 	p("CPU 0 / CPU 1 busy is how busy each core was with anything, from /proc/stat. With one processor, CPU 0 well above the proxy's own share means other work shared the proxy's core, ")
 	p("and the proxy below 100%% means it was not the bottleneck: req/s and latency then also measure wrk and the pods on CPU 1.\n\n")
@@ -367,10 +371,15 @@ func (r *report) layoutMarkdown(b *strings.Builder, n int) {
 			}
 			on[t] = append(on[t], "`"+w.name+"`")
 		}
-		for _, t := range texts {
-			p("Goals on %s: %s HAProxy's. ", strings.Join(on[t], ", "), t)
+		var sentences []string
+		for i, t := range texts {
+			head := "Goals"
+			if i > 0 {
+				head = "goals"
+			}
+			sentences = append(sentences, fmt.Sprintf("%s on %s: %s HAProxy's", head, strings.Join(on[t], ", "), t))
 		}
-		p("(✅ met, ❌ missed)\n\n")
+		p("%s (✅ met, ❌ missed).\n\n", strings.Join(sentences, "; "))
 	}
 
 	for _, w := range r.workloads {
