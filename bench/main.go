@@ -472,7 +472,7 @@ func (b *bench) measure(ctx context.Context, run int, w workload, t target) meas
 		}
 		m.ProxyBusy = cpuSeconds / m.Seconds
 		if m.PeakRSSKiB, err = peakRSS(proxy.pid()); err != nil {
-			m.Error = err.Error()
+			m.Error = exitReason(proxy, err)
 		}
 	}
 	return m
