@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -101,15 +102,9 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan head
 		refuse(ctx, body.status(), body.err)
 		return
 	}
-	if err != nil && isDialError(err) && d.Raw != nil && !r.Strict {
-		// The request moves on: this exchange counts against the pod's
-		// health, not in its answers.
-		r.Done(r.pods.Load(), pd, place.Outcome{Failed: true})
-		r.Log.Debug("pod refused connection", "pod", pd.name, "err", err)
-		if next := r.Rebind(r.pods.Load(), d, pd); next != nil {
-			pd, start = next.(*pod), time.Now()
-			err = p.roundTrip(pd, req, resp)
-		}
+	if next := r.moveOn(d, pd, err, nil); next != nil {
+		pd, start = next, time.Now()
+		err = p.roundTrip(pd, req, resp)
 	}
 	if err != nil {
 		code := fasthttp.StatusBadGateway
@@ -140,6 +135,24 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan head
 	if st.podHeader != nil {
 		resp.Header.SetCanonical(st.podHeader, pd.nameV)
 	}
+}
+
+// moveOn is the pod a request goes to after pd refused its connection
+// (err), with its key rebound there, or nil when it stays failed: it has
+// no key, the route never rebinds, some of its body was read (bodyRead,
+// nil for a request whose body is not streamed; asked only after a
+// refused connection, when nothing else reads the body), or no other pod
+// can take it. The refusal counts against pd's health, not in its answers.
+func (r *route) moveOn(d *place.Decision, pd *pod, err error, bodyRead func() bool) *pod {
+	if err == nil || !isDialError(err) || d.Raw == nil || r.Strict || bodyRead != nil && bodyRead() {
+		return nil
+	}
+	r.Done(r.pods.Load(), pd, place.Outcome{Failed: true})
+	r.Log.Debug("pod refused connection", "pod", pd.name, "err", err)
+	if next := r.Rebind(r.pods.Load(), d, pd); next != nil {
+		return next.(*pod)
+	}
+	return nil
 }
 
 // roundTrip forwards one request to pd, counting it in flight meanwhile.
@@ -452,7 +465,7 @@ func upstreamReason(err error) string {
 	switch {
 	case isDialError(err):
 		return "connection refused"
-	case errors.Is(err, fasthttp.ErrTimeout):
+	case isTimeout(err):
 		return "no response in time"
 	case errors.Is(err, fasthttp.ErrConnectionClosed):
 		return "connection closed before a response"
@@ -460,6 +473,14 @@ func upstreamReason(err error) string {
 		return "every connection to it busy (upstream.maxConnsPerPod)"
 	}
 	return "bad response"
+}
+
+// isTimeout reports a pod that did not answer in time: fasthttp's
+// ErrTimeout, a deadline, or net/http's wait for a response header.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() ||
+		strings.Contains(err.Error(), "timeout awaiting response headers")
 }
 
 // redirectFast answers a request of a route that redirects.
@@ -485,17 +506,21 @@ func (r *route) fail(ctx *fasthttp.RequestCtx, code int, err error) {
 // redirectHTTPS answers 308 with the same URL over https: the host without
 // its port (https's own, 443), the path and the query.
 func redirectHTTPS(ctx *fasthttp.RequestCtx) {
-	host := string(ctx.Host())
+	ctx.Response.Reset()
+	ctx.Response.Header.Set(fasthttp.HeaderLocation, httpsURL(string(ctx.Host()), string(ctx.URI().RequestURI())))
+	ctx.SetStatusCode(fasthttp.StatusPermanentRedirect)
+}
+
+// httpsURL is the https URL of a request for host and target: the host
+// without its port (https's own, 443).
+func httpsURL(host, target string) string {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 		if strings.Contains(h, ":") {
 			host = "[" + h + "]"
 		}
 	}
-	loc := "https://" + host + string(ctx.URI().RequestURI())
-	ctx.Response.Reset()
-	ctx.Response.Header.Set(fasthttp.HeaderLocation, loc)
-	ctx.SetStatusCode(fasthttp.StatusPermanentRedirect)
+	return "https://" + host + target
 }
 
 // refuse answers a request podpin will not read further and closes the

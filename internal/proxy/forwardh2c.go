@@ -36,14 +36,10 @@ func (p *Proxy) forwardH2C(ctx *fasthttp.RequestCtx, st *state, r *route, scan h
 
 	start := time.Now()
 	resp, err := p.roundTripH2C(r, pd, out)
-	if err != nil && isDialError(err) && d.Raw != nil && !r.Strict && (body == nil || body.n == 0) {
-		r.Done(r.pods.Load(), pd, place.Outcome{Failed: true})
-		r.Log.Debug("pod refused connection", "pod", pd.name, "err", err)
-		if next := r.Rebind(r.pods.Load(), d, pd); next != nil {
-			pd, start = next.(*pod), time.Now()
-			out.URL.Host = pd.addr
-			resp, err = p.roundTripH2C(r, pd, out)
-		}
+	if next := r.moveOn(d, pd, err, func() bool { return body != nil && body.n > 0 }); next != nil {
+		pd, start = next, time.Now()
+		out.URL.Host = pd.addr
+		resp, err = p.roundTripH2C(r, pd, out)
 	}
 	if err != nil && body != nil && body.err != nil {
 		r.Done(r.pods.Load(), pd, place.Outcome{ClientFault: true, Status: body.status(), Seconds: time.Since(start).Seconds()})
@@ -56,7 +52,7 @@ func (p *Proxy) forwardH2C(ctx *fasthttp.RequestCtx, st *state, r *route, scan h
 			code = fasthttp.StatusGatewayTimeout
 		}
 		r.Done(r.pods.Load(), pd, place.Outcome{Failed: true, Status: code, Seconds: time.Since(start).Seconds()})
-		replyText(ctx, code, "pod "+pd.name+" failed: "+upstreamReasonH2(err))
+		replyText(ctx, code, "pod "+pd.name+" failed: "+upstreamReason(err))
 		return
 	}
 	r.Done(r.pods.Load(), pd, place.Outcome{Status: resp.StatusCode, Seconds: time.Since(start).Seconds()})

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	"log"
 	"log/slog"
@@ -373,17 +372,12 @@ func rewriteH2(pr *httputil.ProxyRequest) {
 func (p *Proxy) roundTripH2(req *http.Request) (*http.Response, error) {
 	x := req.Context().Value(exchangeKey{}).(*exchange)
 	resp, err := x.r.roundTrip(x.pd, req)
-	if err == nil || !isDialError(err) || x.d.Raw == nil || x.r.Strict || (x.body != nil && x.body.n > 0) {
+	next := x.r.moveOn(x.d, x.pd, err, func() bool { return x.body != nil && x.body.n > 0 })
+	if next == nil {
 		return resp, err
 	}
-	x.r.Done(x.r.pods.Load(), x.pd, place.Outcome{Failed: true})
-	x.r.Log.Debug("pod refused connection", "pod", x.pd.name, "err", err)
-	next := x.r.Rebind(x.r.pods.Load(), x.d, x.pd)
-	if next == nil {
-		return nil, err
-	}
 	x.pd.tally.Stop()
-	x.pd, x.start = next.(*pod), time.Now()
+	x.pd, x.start = next, time.Now()
 	x.pd.tally.Start()
 	req = req.WithContext(req.Context())
 	req.URL.Scheme = scheme(x.pd)
@@ -481,7 +475,7 @@ func (p *Proxy) failH2(w http.ResponseWriter, req *http.Request, err error) {
 		return
 	}
 	x.status, x.failed = http.StatusBadGateway, true
-	reason := upstreamReasonH2(err)
+	reason := upstreamReason(err)
 	if isTimeout(err) {
 		x.status = http.StatusGatewayTimeout
 	}
@@ -491,22 +485,6 @@ func (p *Proxy) failH2(w http.ResponseWriter, req *http.Request, err error) {
 
 // statusClientClosed counts a request its client abandoned (nginx's 499).
 const statusClientClosed = 499
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() ||
-		strings.Contains(err.Error(), "timeout awaiting response headers")
-}
-
-func upstreamReasonH2(err error) string {
-	switch {
-	case isDialError(err):
-		return "connection refused"
-	case isTimeout(err):
-		return "no response in time"
-	}
-	return "bad response"
-}
 
 // h2Reply writes podpin's own answer to an HTTP/2 request: for gRPC, a
 // response with only trailers carrying the status a gRPC client reads
@@ -627,18 +605,6 @@ func headerFields(h http.Header) int {
 	return n
 }
 
-// httpsURL is the https URL of a request for host and target: the host
-// without its port (https's own, 443).
-func httpsURL(host, target string) string {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-		if strings.Contains(h, ":") {
-			host = "[" + h + "]"
-		}
-	}
-	return "https://" + host + target
-}
-
 // h2Body is a stream's request body on its way to a pod: each read gets a
 // fresh deadline of timeout, at most limit bytes pass when limit > 0, and
 // it remembers why it stopped, as clientBody does for HTTP/1.1.
@@ -697,16 +663,11 @@ func (b *h2Body) Read(p []byte) (int, error) {
 		return 0, b.err
 	}
 	if err != nil && err != io.EOF {
-		var ne net.Error
-		switch {
-		case closed:
+		if closed {
 			// Close ended the read: nothing the client did.
 			return n, http.ErrBodyReadAfterClose
-		case errors.As(err, &ne) && ne.Timeout():
-			b.err = errBodyTimeout
-		default:
-			b.err = errBodyFraming
 		}
+		b.err = bodyFault(err)
 		return n, b.err
 	}
 	return n, err
@@ -743,15 +704,7 @@ func (b *h2Body) again() *h2Body {
 	return &h2Body{rc: b.rc, rw: b.rw, timeout: b.timeout, limit: b.limit, n: b.n, err: b.err}
 }
 
-func (b *h2Body) status() int {
-	switch b.err {
-	case errBodyTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case errBodyTimeout:
-		return http.StatusRequestTimeout
-	}
-	return http.StatusBadRequest
-}
+func (b *h2Body) status() int { return bodyStatus(b.err) }
 
 // h2Request is placement's view of an HTTP/2 request (place.Request).
 type h2Request struct {

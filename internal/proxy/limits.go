@@ -126,20 +126,29 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		return 0, b.err
 	}
 	if err != nil && err != io.EOF {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			b.err = errBodyTimeout
-		} else {
-			b.err = errBodyFraming
-		}
+		b.err = bodyFault(err)
 		return n, b.err
 	}
 	return n, err
 }
 
 // status is the answer for a body that stopped for the client's fault.
-func (b *clientBody) status() int {
-	switch b.err {
+func (b *clientBody) status() int { return bodyStatus(b.err) }
+
+// bodyFault is what a client's request body failed with, as podpin
+// answers it: it stalled (a read timed out), or it was badly framed.
+func bodyFault(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return errBodyTimeout
+	}
+	return errBodyFraming
+}
+
+// bodyStatus is the answer for a request body that stopped for the
+// client's fault (err from bodyFault, or errBodyTooLarge).
+func bodyStatus(err error) int {
+	switch err {
 	case errBodyTooLarge:
 		return fasthttp.StatusRequestEntityTooLarge
 	case errBodyTimeout:
