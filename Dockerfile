@@ -8,6 +8,8 @@ FROM golang:1.27 AS build
 WORKDIR /src
 # Modules first, so a change of the code does not download them again.
 COPY go.mod go.sum ./
+# go.mod replaces one test-only module with this folder.
+COPY third_party third_party
 RUN go mod download
 COPY . .
 ARG VERSION=""
