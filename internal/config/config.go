@@ -288,11 +288,18 @@ const (
 type ListenerTLS struct {
 	// Certificates are chosen by the name the client asks for (SNI),
 	// wildcards included; the first is the default, for clients that ask
-	// for no name or an unknown one. At least one.
+	// for no name or an unknown one. At least one, unless Managed.
 	Certificates []Certificate `yaml:"certificates"`
 	// MinVersion is the oldest TLS version accepted: "1.2" or "1.3".
 	// Default "1.2".
 	MinVersion string `yaml:"minVersion"`
+	// Managed listeners take their certificates from a controller (a
+	// Gateway's listener, from its certificateRefs), through the
+	// certs.Source given for the listener's address, and from nothing
+	// else: neither files nor the Ingress controller's Secrets. They have
+	// no Certificates; until the controller sets some, every handshake
+	// fails. Set only by a controller, not in the file.
+	Managed bool `yaml:"-"`
 }
 
 // Certificate is a PEM certificate chain (leaf first) and its private key.
@@ -629,6 +636,42 @@ type Route struct {
 	// of forwarding it (Gateway API's RequestRedirect); such a route has
 	// no pods.
 	Redirect *Redirect `yaml:"redirect"`
+	// Respond answers every request of the route with a status of its
+	// own instead of forwarding it (Gateway API's 500 for a rule without
+	// a valid backend); such a route has no pods. Not with Redirect or
+	// Rewrite; its requestHeaders change nothing, its responseHeaders
+	// edit the answer.
+	Respond *Respond `yaml:"respond"`
+
+	// Timeouts bound how long a request of the route may take (Gateway
+	// API's HTTPRoute timeouts). Unset: no bound on the whole request,
+	// and upstream.responseTimeout for each pod.
+	Timeouts Timeouts `yaml:"timeouts"`
+}
+
+// Respond is the answer of a route that answers by itself: the status
+// and a one-line text body (a gRPC call gets the gRPC status that maps to
+// it).
+type Respond struct {
+	// Status is the answer's status, 200 to 599. Required.
+	Status int `yaml:"status"`
+}
+
+// Timeouts bound a request of a route, as Gateway API's HTTPRoute
+// timeouts do. A request that is over one before the pod's response
+// header came gets 504 (a gRPC call DEADLINE_EXCEEDED); a response whose
+// body is still streaming when one runs out is cut off. Upgraded
+// connections (WebSocket) are bound only until the upgrade.
+type Timeouts struct {
+	// Request bounds the whole exchange, from podpin having the request's
+	// header to the end of the response, retries and a second pod
+	// included. Nil or 0: no bound.
+	Request *time.Duration `yaml:"request"`
+	// BackendRequest bounds each attempt with a pod, from sending the
+	// request to the end of the response; it replaces
+	// upstream.responseTimeout for the route. At most Request. Nil:
+	// upstream.responseTimeout, as an inactivity timeout; 0: no bound.
+	BackendRequest *time.Duration `yaml:"backendRequest"`
 }
 
 // HeaderEdits change header fields: Remove first, then Set (replacing
@@ -729,6 +772,13 @@ type Match struct {
 	// "*.example.com" matches exactly one label in front of example.com
 	// (as in Ingress). Empty: any host.
 	Host string `yaml:"host"`
+	// HostSuffix, which starts with '.', must end the request's host
+	// (without port, compared case-insensitively), and the host must be
+	// longer: ".example.com" matches a.example.com and a.b.example.com,
+	// not example.com (Gateway API's wildcard hostname "*.example.com",
+	// which matches one or more labels). Cannot be combined with Host.
+	// Empty: any host.
+	HostSuffix string `yaml:"hostSuffix"`
 	// PathPrefix must start the request path, element by element as in
 	// Gateway API and Ingress pathType Prefix: "/api" matches "/api" and
 	// "/api/v1" but not "/apis". Empty: any path.

@@ -36,6 +36,13 @@ func TestListenerTLSErrorsNameTheField(t *testing.T) {
 		{"a file that is not PEM is refused",
 			ListenerTLS{Certificates: []Certificate{{junk, key}}},
 			"listeners[0].tls.certificates[0]: certificate " + `"` + junk + `"`},
+		{"a managed listener needs no certificate", ListenerTLS{Managed: true}, ""},
+		{"a managed listener takes no files",
+			ListenerTLS{Managed: true, Certificates: []Certificate{{cert, key}}},
+			"listeners[0].tls.certificates: a listener whose certificates a controller sets takes no certificate files"},
+		{"a listener of files needs one",
+			ListenerTLS{},
+			"listeners[0].tls.certificates: at least one certificate is required"},
 		{"a bad minVersion is named",
 			ListenerTLS{Certificates: []Certificate{{cert, key}}, MinVersion: "1.0"},
 			`listeners[0].tls.minVersion: "1.0" must be one of 1.2, 1.3`},
@@ -54,6 +61,13 @@ func TestListenerTLSErrorsNameTheField(t *testing.T) {
 				t.Fatalf("got error %v, want one containing %q", err, c.want)
 			}
 		})
+	}
+}
+
+func TestManagedIsNotSetFromTheFile(t *testing.T) {
+	_, err := Parse([]byte("listeners: [{address: ':8443', tls: {managed: true}}]\nroutes: [{name: a, backends: [{name: p, url: 'http://127.0.0.1:1'}]}]\n"))
+	if err == nil || !strings.Contains(err.Error(), "listeners[0].tls.managed: unknown field") {
+		t.Errorf("got %v, want managed refused as an unknown field", err)
 	}
 }
 

@@ -188,6 +188,13 @@ func (r *Route) validate(v *validator, path string) {
 	if h := r.Match.Host; strings.ContainsAny(h, ":/ ") || strings.Contains(strings.TrimPrefix(h, "*."), "*") {
 		v.add(path+".match.host", fmt.Sprintf("%q must be a host name without port or scheme, or *.domain", h))
 	}
+	switch h := r.Match.HostSuffix; {
+	case h == "":
+	case r.Match.Host != "":
+		v.add(path+".match.hostSuffix", "cannot be combined with host")
+	case len(h) < 2 || h[0] != '.' || strings.ContainsAny(h, ":/ *") || strings.Contains(h, ".."):
+		v.add(path+".match.hostSuffix", fmt.Sprintf("%q must be '.' and a domain, such as .example.com", h))
+	}
 	for _, name := range slices.Sorted(maps.Keys(r.Match.Headers)) {
 		v.headerName(fmt.Sprintf("%s.match.headers[%q]", path, name), name)
 	}
@@ -203,7 +210,9 @@ func (r *Route) validate(v *validator, path string) {
 	switch {
 	case r.Redirect != nil && sources > 0:
 		v.add(path+".redirect", "a route that redirects has no pods: remove its backends, service, services or dns")
-	case r.Redirect != nil:
+	case r.Respond != nil && sources > 0:
+		v.add(path+".respond", "a route that responds by itself has no pods: remove its backends, service, services or dns")
+	case r.Redirect != nil || r.Respond != nil:
 	case sources == 0:
 		v.add(path+".backends", "a route needs pods: backends, service, services or dns")
 	case sources > 1:
@@ -496,7 +505,10 @@ func (v *validator) positive(path string, n int64) {
 // files load and match.
 func (v *validator) listenerTLS(path string, t *ListenerTLS) {
 	v.oneOf(path+".minVersion", t.MinVersion, TLS12, TLS13)
-	if len(t.Certificates) == 0 {
+	switch {
+	case t.Managed && len(t.Certificates) > 0:
+		v.add(path+".certificates", "a listener whose certificates a controller sets takes no certificate files")
+	case !t.Managed && len(t.Certificates) == 0:
 		v.add(path+".certificates", "at least one certificate is required")
 	}
 	for j, c := range t.Certificates {
@@ -633,6 +645,27 @@ func (v *validator) filters(path string, r *Route) {
 		if strings.ContainsAny(rw.Host, ":/ ") {
 			v.add(path+".rewrite.host", fmt.Sprintf("%q must be a host name without port or scheme", rw.Host))
 		}
+	}
+	if rs := r.Respond; rs != nil {
+		switch {
+		case r.Redirect != nil:
+			v.add(path+".respond", "cannot be combined with redirect")
+		case r.Rewrite != nil:
+			v.add(path+".respond", "cannot be combined with rewrite: nothing is forwarded")
+		}
+		if rs.Status < 200 || rs.Status > 599 {
+			v.add(path+".respond.status", fmt.Sprintf("%d must be between 200 and 599", rs.Status))
+		}
+	}
+	t := r.Timeouts
+	if t.Request != nil && *t.Request < 0 {
+		v.add(path+".timeouts.request", "must not be negative (0 means no bound)")
+	}
+	if t.BackendRequest != nil && *t.BackendRequest < 0 {
+		v.add(path+".timeouts.backendRequest", "must not be negative (0 means no bound)")
+	}
+	if t.Request != nil && t.BackendRequest != nil && *t.Request > 0 && *t.BackendRequest > *t.Request {
+		v.add(path+".timeouts.backendRequest", fmt.Sprintf("%v must not be longer than timeouts.request (%v)", *t.BackendRequest, *t.Request))
 	}
 	if rd := r.Redirect; rd != nil {
 		switch rd.Scheme {

@@ -14,6 +14,7 @@ import (
 // anything.
 type Match struct {
 	host       []byte // lower case
+	hostSuffix []byte // lower case, starting with '.'
 	pathPrefix []byte // element-wise
 	path       []byte // exact
 	pathRegex  *regexp.Regexp
@@ -41,7 +42,7 @@ func (v *valueMatch) matches(got []byte) bool {
 // NewMatch returns the match c describes (see config.Match). c must be
 // valid (config.Validate): its regular expressions compile.
 func NewMatch(c config.Match) Match {
-	m := Match{host: []byte(strings.ToLower(c.Host)), pathPrefix: []byte(c.PathPrefix), path: []byte(c.Path)}
+	m := Match{host: []byte(strings.ToLower(c.Host)), hostSuffix: []byte(strings.ToLower(c.HostSuffix)), pathPrefix: []byte(c.PathPrefix), path: []byte(c.Path)}
 	if c.PathRegex != "" {
 		m.pathRegex = wholeRegexp(c.PathRegex)
 	}
@@ -81,6 +82,9 @@ func (m *Match) Matches(req Request) bool {
 		return false
 	}
 	if len(m.host) > 0 && !HostEqual(req.Host(), m.host) {
+		return false
+	}
+	if len(m.hostSuffix) > 0 && !HostHasSuffix(req.Host(), m.hostSuffix) {
 		return false
 	}
 	if len(m.pathPrefix) > 0 && !PathHasPrefix(req.Path(), m.pathPrefix) {
@@ -123,13 +127,28 @@ func PathHasPrefix(path, prefix []byte) bool {
 	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'
 }
 
+// HostHasSuffix reports whether a Host, ignoring any port and case, ends
+// with suffix (lower case, starting with '.') and is longer: ".example.com"
+// matches a.example.com and a.b.example.com, not example.com (Gateway
+// API's wildcard hostnames).
+func HostHasSuffix(host, suffix []byte) bool {
+	host = hostName(host)
+	return len(host) > len(suffix) && bytes.EqualFold(host[len(host)-len(suffix):], suffix)
+}
+
+// hostName is a Host without its port.
+func hostName(host []byte) []byte {
+	if i := bytes.LastIndexByte(host, ':'); i >= 0 && !bytes.HasSuffix(host, []byte("]")) {
+		return host[:i]
+	}
+	return host
+}
+
 // HostEqual compares a Host, ignoring any port and case, with want (lower
 // case). A want of "*.example.com" matches one label in front of
 // "example.com".
 func HostEqual(host, want []byte) bool {
-	if i := bytes.LastIndexByte(host, ':'); i >= 0 && !bytes.HasSuffix(host, []byte("]")) {
-		host = host[:i]
-	}
+	host = hostName(host)
 	if suffix, ok := bytes.CutPrefix(want, []byte("*")); ok {
 		i := bytes.IndexByte(host, '.')
 		return i > 0 && bytes.EqualFold(host[i:], suffix)

@@ -474,6 +474,29 @@ func TestMatch(t *testing.T) {
 		})
 	}
 
+	// Gateway API's wildcard hostname: one or more labels before the
+	// suffix, any case, any port.
+	m = NewMatch(config.Match{HostSuffix: ".Example.com"})
+	for host, want := range map[string]bool{
+		"a.example.com":        true,
+		"a.b.example.com":      true,
+		"A.EXAMPLE.COM:8443":   true,
+		"example.com":          false,
+		".example.com":         false,
+		"aexample.com":         false,
+		"a.example.com.evil":   false,
+		"a.example.org":        false,
+		"[::1]:80":             false,
+		"x.example.com:":       true,
+		"":                     false,
+		"foo.bar.example.com":  true,
+		"foo.bar.example.comm": false,
+	} {
+		if got := m.Matches(&request{host: host, path: "/"}); got != want {
+			t.Errorf("hostSuffix .example.com, host %q: got %v, want %v", host, got, want)
+		}
+	}
+
 	m = NewMatch(config.Match{Listeners: []string{"0.0.0.0:80", "0.0.0.0:8080"}})
 	if !m.Matches(&request{path: "/", listener: "0.0.0.0:8080"}) || m.Matches(&request{path: "/", listener: "0.0.0.0:443"}) {
 		t.Error("a route of two listeners: want requests of those, and only those")
