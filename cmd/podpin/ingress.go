@@ -35,11 +35,14 @@ func (f *ingressFlags) register(fs *flag.FlagSet) {
 // ingressFlags is not.
 func (f *ingressFlags) enabled() bool { return f != nil && f.class != "" }
 
-// check reports flags that need --ingress-class or exclude each other.
-func (f *ingressFlags) check() error {
+// check reports flags that need --ingress-class (or, for
+// --publish-address, --gateway) or exclude each other.
+func (f *ingressFlags) check(gateway bool) error {
 	switch {
-	case !f.enabled() && (f.publishAddress != "" || f.publishService != ""):
-		return errors.New("--publish-address and --publish-service need --ingress-class")
+	case !f.enabled() && f.publishService != "":
+		return errors.New("--publish-service needs --ingress-class")
+	case !f.enabled() && !gateway && f.publishAddress != "":
+		return errors.New("--publish-address needs --ingress-class or --gateway")
 	case !f.enabled() && f.defaultSecret != "":
 		return errors.New("--default-tls-secret needs --ingress-class")
 	case f.publishAddress != "" && f.publishService != "":
@@ -75,4 +78,13 @@ func (f *ingressFlags) controller(client kubernetes.Interface, cfg *config.Confi
 		DefaultTLSSecret: f.defaultSecret,
 		Logger:           log.With("component", "ingress"),
 	})
+}
+
+// publishAddresses are the addresses --publish-address gives, for the
+// status of Gateways without an address of their own.
+func (f *ingressFlags) publishAddresses() []string {
+	if f == nil || f.publishAddress == "" {
+		return nil
+	}
+	return []string{f.publishAddress}
 }

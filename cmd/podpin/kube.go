@@ -64,7 +64,7 @@ func (d *discoveryFlags) apply(r *config.Route) error {
 // routes that name a Service are then refused on a later reload. It sends
 // client-go's logs, which go through klog, to log.
 func newKubeClient(cfg *config.Config, o serveOptions, log *slog.Logger) (kubernetes.Interface, error) {
-	needed := o.ingress.enabled()
+	needed := o.ingress.enabled() || o.gateway.on()
 	for _, r := range cfg.Routes {
 		needed = needed || r.Service != nil
 	}

@@ -44,6 +44,7 @@ type serveFlags struct {
 	backends      []config.Backend
 	discovery     discoveryFlags
 	ingress       ingressFlags
+	gateway       gatewayFlags
 	balancer      string
 	missing       string
 	stateFile     string
@@ -76,6 +77,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	})
 	f.discovery.register(fs)
 	f.ingress.register(fs)
+	f.gateway.register(fs)
 	fs.StringVar(&f.balancer, "balancer", "round-robin", "`balancer` for new sessions: round-robin, least-conn, least-sessions, random-two, hash")
 	fs.StringVar(&f.missing, "missing", config.MissingBalance, "`policy` for requests without a key: balance, assign, reject")
 	fs.StringVar(&f.stateFile, "state-file", "", "save the stick tables to this `file` and restore them at start")
@@ -98,7 +100,8 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 // flags given on the command line applied over it, or one route from the
 // quick flags. An Ingress controller's may have no routes.
 func (f *serveFlags) load() (*config.Config, error) {
-	rules := config.Rules{RoutesOptional: f.ingress.enabled()}
+	controller := f.ingress.enabled() || f.gateway.on()
+	rules := config.Rules{RoutesOptional: controller}
 	var c *config.Config
 	if f.configFile != "" {
 		for _, name := range []string{"header", "backend", "service", "dns", "balancer", "missing"} {
@@ -119,8 +122,8 @@ func (f *serveFlags) load() (*config.Config, error) {
 				Balancer: f.balancer,
 			}},
 		}
-		if f.ingress.enabled() && len(f.backends) == 0 && f.discovery.service == "" && f.discovery.dns == "" {
-			c.Routes = nil // the Ingresses bring the routes
+		if controller && len(f.backends) == 0 && f.discovery.service == "" && f.discovery.dns == "" {
+			c.Routes = nil // the Ingresses and Gateways bring the routes
 		} else if err := f.discovery.apply(&c.Routes[0]); err != nil {
 			return nil, err
 		}
@@ -165,7 +168,10 @@ func (f *serveFlags) load() (*config.Config, error) {
 		c.Shutdown.Delay = f.shutdownDelay
 	}
 	c.SetDefaults()
-	if err := f.ingress.check(); err != nil {
+	if err := f.ingress.check(f.gateway.on()); err != nil {
+		return nil, err
+	}
+	if err := f.gateway.check(); err != nil {
 		return nil, err
 	}
 	return c, rules.Validate(c)
@@ -206,7 +212,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := newLogger(stderr, cfg.Log.Format, f.logLevel)
 	setMemoryLimit(log)
-	o := serveOptions{log: log, kubeconfig: f.discovery.kubeconfig, ingress: &f.ingress}
+	o := serveOptions{log: log, kubeconfig: f.discovery.kubeconfig, ingress: &f.ingress, gateway: &f.gateway}
 	if f.configFile != "" {
 		o.configFile = f.configFile
 		o.reload = f.load
@@ -245,6 +251,8 @@ type serveOptions struct {
 	kubeconfig string
 	// ingress, when enabled, makes podpin an Ingress controller.
 	ingress *ingressFlags
+	// gateway, when on, makes podpin a Gateway API controller.
+	gateway *gatewayFlags
 }
 
 // serve builds podpin's components from cfg, then runs them until ctx ends
@@ -290,21 +298,51 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	if o.ingress.enabled() {
 		certSource = certs.NewSource()
 	}
+	// A Gateway's HTTPS listeners serve the certificates its controller
+	// sets for their address.
+	sources := certs.NewSources()
 	p = proxy.New(proxy.Options{Logger: log.With("component", "proxy"), Metrics: m, Shared: shared, KeySecret: secret, Discoverer: disc, Certificates: certSource})
 	if err := p.Apply(cfg); err != nil {
 		return err
 	}
 	defer p.Close()
-	ctl, err := o.ingress.controller(kube, cfg, p.Apply, shared == nil, m, certSource, log)
+	listeners := p.NewListeners(cfg.Shutdown.DrainTimeout)
+	// Every configuration, from the file or a controller, ends here: its
+	// listeners are set, then its routes applied.
+	applyAll := config.ApplierFunc(func(c *config.Config) error {
+		if err := listeners.Set(c.Listeners); err != nil {
+			return err
+		}
+		return p.Apply(c)
+	})
+	// The file's configuration goes to the Gateway controller, which adds
+	// its listeners and routes and passes the result to the Ingress
+	// controller, which adds its routes; each stage is there only when
+	// enabled.
+	var routesTo config.Applier = applyAll
+	synced := []func() <-chan struct{}{p.Synced}
+	ctl, err := o.ingress.controller(kube, cfg, routesTo.Apply, shared == nil, m, certSource, log)
 	if err != nil {
 		return err
+	}
+	if ctl != nil {
+		routesTo = ctl
+		synced = append([]func() <-chan struct{}{ctl.Synced}, synced...)
+	}
+	isBound := func(addr string) bool { _, ok := listeners.Addrs()[addr]; return ok }
+	gw, err := o.gateway.controller(o.kubeconfig, kube, cfg, routesTo.Apply, sources, isBound, o.ingress.publishAddresses(), log)
+	if err != nil {
+		return err
+	}
+	if gw != nil {
+		routesTo = gw
+		synced = append([]func() <-chan struct{}{gw.Synced}, synced...)
 	}
 	keeper := snapshot.NewKeeper(snapshot.KeeperOptions{
 		File: cfg.State.File, Interval: cfg.State.Interval, Tables: p, Metrics: m, Logger: log.With("component", "state"),
 	})
 	keeper.Restore()
 
-	listeners := p.NewListeners(cfg.Shutdown.DrainTimeout)
 	if err := listeners.Set(cfg.Listeners); err != nil {
 		return err
 	}
@@ -343,29 +381,20 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	if shared != nil {
 		g.Go(func() error { return shared.Run(gctx) })
 	}
-	// A reloaded file's listeners are set at once; the rest goes to the
-	// Ingress controller, which merges it with the Ingress routes, or else
-	// to the proxy. Readiness waits for the controller's first sync, then
-	// for the proxy's routes.
-	var routesTo config.Applier = p
-	synced := []func() <-chan struct{}{p.Synced}
+	// Readiness waits for the controllers' first syncs, then for the
+	// proxy's routes.
 	if ctl != nil {
 		g.Go(func() error { return ctl.Run(gctx) })
-		routesTo = ctl
-		synced = []func() <-chan struct{}{ctl.Synced, p.Synced}
+	}
+	if gw != nil {
+		g.Go(func() error { return gw.Run(gctx) })
 	}
 	if o.configFile != "" {
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
-		reloadTo := config.ApplierFunc(func(c *config.Config) error {
-			if err := listeners.Set(c.Listeners); err != nil {
-				return err
-			}
-			return routesTo.Apply(c)
-		})
 		rl := config.NewReloader(config.ReloaderOptions{
-			File: o.configFile, Load: o.reload, Apply: reloadTo, Running: cfg, Signals: hup,
+			File: o.configFile, Load: o.reload, Apply: routesTo, Running: cfg, Signals: hup,
 			Metrics: m, Logger: log.With("component", "config"),
 		})
 		g.Go(func() error { return rl.Run(gctx) })

@@ -2,8 +2,6 @@ package ingress
 
 import (
 	"cmp"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
@@ -289,43 +287,6 @@ func problemOf(e config.FieldError, routes []ingressRoute) Problem {
 	return Problem{Msg: fmt.Sprintf("%s: %s: %s", where, m[2], e.Msg)}
 }
 
-// maxNameLen is the longest route name config.Validate accepts.
-const maxNameLen = 63
-
-// routeName names route suffix of Ingress namespace/name:
-// "<namespace>-<name>-<suffix>". The name is stable while the path keeps its
-// position in the Ingress, so a change of annotations, host, path or backend
-// keeps the route's stick table. Characters a route name cannot hold ('.')
-// become '-'; a name that had to change that way, or is too long, ends in
-// a digest of the Ingress's namespace/name instead, as does every name when
-// unique is set (two Ingresses whose names would collide).
-func routeName(namespace, name, suffix string, unique bool) string {
-	base := namespace + "-" + name
-	clean := strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-':
-			return r
-		case r >= 'A' && r <= 'Z':
-			return r + ('a' - 'A')
-		}
-		return '-'
-	}, base)
-	if clean == base && !unique && len(base)+1+len(suffix) <= maxNameLen {
-		return base + "-" + suffix
-	}
-	sum := sha256.Sum256([]byte(namespace + "/" + name))
-	digest := hex.EncodeToString(sum[:4])
-	keep := maxNameLen - len(suffix) - len(digest) - 2
-	if len(clean) > keep {
-		clean = clean[:keep]
-	}
-	clean = strings.Trim(clean, "-")
-	if clean == "" {
-		return digest + "-" + suffix
-	}
-	return clean + "-" + digest + "-" + suffix
-}
-
 // hostRank orders hosts: an exact host before a wildcard host, and both
 // before no host.
 func hostRank(host string) int {
@@ -391,7 +352,7 @@ func compareRoutes(a, b placed) int {
 
 // merge returns the configuration to apply: static (its settings and its
 // routes, first and in their order) followed by the routes of the
-// Ingresses, ordered by compareRoutes and named by routeName. static is not
+// Ingresses, ordered by compareRoutes and named by config.RouteName. static is not
 // modified.
 func merge(static *config.Config, specs []*spec, routes map[string][]ingressRoute) *config.Config {
 	c := *static
@@ -414,15 +375,15 @@ func merge(static *config.Config, specs []*spec, routes map[string][]ingressRout
 		rs := routes[s.key()]
 		unique := false
 		for _, r := range rs {
-			if taken[routeName(s.namespace, s.name, r.suffix, false)] {
+			if taken[config.RouteName(s.namespace, s.name, r.suffix, false)] {
 				unique = true
 			}
 		}
 		for i, r := range rs {
 			p := placed{ingressRoute: r, spec: s, index: i}
-			p.route.Name = routeName(s.namespace, s.name, r.suffix, unique)
+			p.route.Name = config.RouteName(s.namespace, s.name, r.suffix, unique)
 			for n := 2; taken[p.route.Name]; n++ {
-				p.route.Name = routeName(s.namespace, s.name, r.suffix+"-"+strconv.Itoa(n), true)
+				p.route.Name = config.RouteName(s.namespace, s.name, r.suffix+"-"+strconv.Itoa(n), true)
 			}
 			taken[p.route.Name] = true
 			all = append(all, p)

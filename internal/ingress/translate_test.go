@@ -402,7 +402,7 @@ func TestIngressRouteNames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := routeName(tt.namespace, tt.ing, tt.suffix, tt.unique)
+			got := config.RouteName(tt.namespace, tt.ing, tt.suffix, tt.unique)
 			if !valid.MatchString(got) {
 				t.Fatalf("name %q is not a valid route name", got)
 			}
@@ -412,7 +412,7 @@ func TestIngressRouteNames(t *testing.T) {
 			if tt.wantStart != "" && (!strings.HasPrefix(got, tt.wantStart) || !strings.HasSuffix(got, "-"+tt.suffix) || got == tt.wantStart+tt.suffix) {
 				t.Errorf("name: got %q, want %q...-<digest>-%s", got, tt.wantStart, tt.suffix)
 			}
-			if again := routeName(tt.namespace, tt.ing, tt.suffix, tt.unique); again != got {
+			if again := config.RouteName(tt.namespace, tt.ing, tt.suffix, tt.unique); again != got {
 				t.Errorf("name is not stable: got %q then %q", got, again)
 			}
 		})

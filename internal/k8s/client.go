@@ -33,6 +33,20 @@ type Options struct {
 
 // NewClient returns a client as o says. It does not contact the API server.
 func NewClient(o Options) (kubernetes.Interface, error) {
+	rc, err := RestConfig(o)
+	if err != nil {
+		return nil, err
+	}
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("creating the Kubernetes client: %w", err)
+	}
+	return client, nil
+}
+
+// RestConfig is the configuration of the clients o describes, for the
+// clients of other API groups (the Gateway API's).
+func RestConfig(o Options) (*rest.Config, error) {
 	rc, err := restConfig(o.Kubeconfig)
 	if err != nil {
 		return nil, err
@@ -40,11 +54,7 @@ func NewClient(o Options) (kubernetes.Interface, error) {
 	if o.UserAgent != "" {
 		rc.UserAgent = o.UserAgent
 	}
-	client, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return nil, fmt.Errorf("creating the Kubernetes client: %w", err)
-	}
-	return client, nil
+	return rc, nil
 }
 
 // restConfig loads the client configuration from path, or else from the

@@ -1,0 +1,681 @@
+package gateway
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/podpin/podpin/internal/config"
+)
+
+// placed is one config route with what orders it among the routes of its
+// listener socket (the Gateway API's precedence).
+type placed struct {
+	route    config.Route
+	socket   string
+	host     string
+	route0   *gwv1.HTTPRoute
+	rule     int
+	match    int
+	pathKind int // 0 Exact, 1 PathPrefix, 2 RegularExpression
+	pathLen  int
+	method   bool
+	headers  int
+	queries  int
+}
+
+// attachRoutes attaches the HTTPRoutes to the served Gateways' listeners,
+// records their parent statuses in p, and returns their config routes in
+// the order they are tried.
+func attachRoutes(w *world, served []*gw, p *plan) []config.Route {
+	byName := map[types.NamespacedName]*gw{}
+	for _, g := range served {
+		byName[key(g.obj)] = g
+	}
+	var all []placed
+	for _, r := range byAge(slices.Clone(w.routes)) {
+		t := translateRules(w, r)
+		attachedTo := map[*listener]bool{}
+		var parents []gwv1.RouteParentStatus
+		targets := map[[2]string]bool{} // socket, host
+		for _, ref := range r.Spec.ParentRefs {
+			if (ref.Group != nil && *ref.Group != gwv1.GroupName) || (ref.Kind != nil && *ref.Kind != "Gateway") {
+				continue
+			}
+			ns := r.Namespace
+			if ref.Namespace != nil {
+				ns = string(*ref.Namespace)
+			}
+			g := byName[types.NamespacedName{Namespace: ns, Name: string(ref.Name)}]
+			if g == nil {
+				continue // not a Gateway of podpin's
+			}
+			accepted, ls := attach(w, r, ref, g)
+			if accepted.Status == metav1.ConditionTrue && t.problem != "" {
+				accepted = cond(gwv1.RouteConditionAccepted, false, gwv1.RouteReasonUnsupportedValue, t.problem)
+			}
+			var old []metav1.Condition
+			for _, o := range r.Status.Parents {
+				if string(o.ControllerName) == w.controller && sameParent(o.ParentRef, ref) {
+					old = o.Conditions
+				}
+			}
+			st := gwv1.RouteParentStatus{
+				ParentRef:      ref,
+				ControllerName: gwv1.GatewayController(w.controller),
+				Conditions:     slices.Clone(old),
+			}
+			setCondition(&st.Conditions, accepted, r.Generation)
+			setCondition(&st.Conditions, t.resolved, r.Generation)
+			parents = append(parents, st)
+			if accepted.Status != metav1.ConditionTrue {
+				continue
+			}
+			for _, l := range ls {
+				attachedTo[l] = true
+				if !l.ok {
+					continue
+				}
+				for _, h := range intersect(l.hostname(), r.Spec.Hostnames) {
+					targets[[2]string{l.socket, h}] = true
+				}
+			}
+		}
+		for l := range attachedTo {
+			l.attached++
+		}
+		if parents != nil {
+			p.parents[key(r)] = parents
+		}
+		for target := range targets {
+			for _, c := range t.routes {
+				c.socket, c.host = target[0], target[1]
+				c.route0 = r
+				c.route.Match.Listeners = []string{c.socket}
+				setHost(&c.route.Match, c.host)
+				all = append(all, c)
+			}
+		}
+	}
+	slices.SortFunc(all, comparePlaced)
+	out := make([]config.Route, 0, len(all))
+	taken := map[string]bool{}
+	for _, c := range all {
+		suffix := fmt.Sprintf("%d-%d-%s", c.rule, c.match, digest(c.socket+"|"+c.host))
+		name := config.RouteName(c.route0.Namespace, c.route0.Name, suffix, false)
+		if taken[name] {
+			name = config.RouteName(c.route0.Namespace, c.route0.Name, suffix, true)
+		}
+		taken[name] = true
+		c.route.Name = name
+		out = append(out, c.route)
+	}
+	return out
+}
+
+// attach decides whether route r attaches to Gateway g through ref, and to
+// which of its listeners.
+func attach(w *world, r *gwv1.HTTPRoute, ref gwv1.ParentReference, g *gw) (metav1.Condition, []*listener) {
+	var named []*listener
+	for _, l := range g.listeners {
+		if ref.SectionName != nil && l.spec.Name != *ref.SectionName {
+			continue
+		}
+		if ref.Port != nil && l.spec.Port != *ref.Port {
+			continue
+		}
+		named = append(named, l)
+	}
+	if len(named) == 0 {
+		return cond(gwv1.RouteConditionAccepted, false, gwv1.RouteReasonNoMatchingParent,
+			"no listener of the Gateway matches the parentRef's sectionName and port"), nil
+	}
+	var allowed []*listener
+	for _, l := range named {
+		if l.accepted.Status == metav1.ConditionTrue && l.conflict.Status != metav1.ConditionTrue && allows(w, l, r) {
+			allowed = append(allowed, l)
+		}
+	}
+	if len(allowed) == 0 {
+		return cond(gwv1.RouteConditionAccepted, false, gwv1.RouteReasonNotAllowedByListeners,
+			"no listener of the Gateway allows this route (allowedRoutes)"), nil
+	}
+	var matching []*listener
+	for _, l := range allowed {
+		if len(intersect(l.hostname(), r.Spec.Hostnames)) > 0 {
+			matching = append(matching, l)
+		}
+	}
+	if len(matching) == 0 {
+		return cond(gwv1.RouteConditionAccepted, false, gwv1.RouteReasonNoMatchingListenerHostname,
+			"no hostname of the route matches a listener's hostname"), nil
+	}
+	return cond(gwv1.RouteConditionAccepted, true, gwv1.RouteReasonAccepted, "route accepted"), matching
+}
+
+// allows reports whether listener l takes HTTPRoutes from r's namespace.
+func allows(w *world, l *listener, r *gwv1.HTTPRoute) bool {
+	if !slices.ContainsFunc(l.kinds, func(k gwv1.RouteGroupKind) bool { return k.Kind == "HTTPRoute" }) {
+		return false
+	}
+	from := gwv1.NamespacesFromSame
+	var sel *metav1.LabelSelector
+	if a := l.spec.AllowedRoutes; a != nil && a.Namespaces != nil {
+		if a.Namespaces.From != nil {
+			from = *a.Namespaces.From
+		}
+		sel = a.Namespaces.Selector
+	}
+	switch from {
+	case gwv1.NamespacesFromAll:
+		return true
+	case gwv1.NamespacesFromSelector:
+		if sel == nil {
+			return false
+		}
+		s, err := metav1.LabelSelectorAsSelector(sel)
+		if err != nil {
+			return false
+		}
+		return s.Matches(labels.Set(w.namespaces[r.Namespace]))
+	}
+	return r.Namespace == l.gw.obj.Namespace
+}
+
+// sameParent reports whether two parent references name the same parent.
+func sameParent(a, b gwv1.ParentReference) bool {
+	eq := func(x, y *string) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	str := func(p any) *string {
+		switch v := p.(type) {
+		case *gwv1.Group:
+			if v != nil {
+				s := string(*v)
+				return &s
+			}
+		case *gwv1.Kind:
+			if v != nil {
+				s := string(*v)
+				return &s
+			}
+		case *gwv1.Namespace:
+			if v != nil {
+				s := string(*v)
+				return &s
+			}
+		case *gwv1.SectionName:
+			if v != nil {
+				s := string(*v)
+				return &s
+			}
+		}
+		return nil
+	}
+	samePort := (a.Port == nil) == (b.Port == nil) && (a.Port == nil || *a.Port == *b.Port)
+	return a.Name == b.Name && eq(str(a.Group), str(b.Group)) && eq(str(a.Kind), str(b.Kind)) &&
+		eq(str(a.Namespace), str(b.Namespace)) && eq(str(a.SectionName), str(b.SectionName)) && samePort
+}
+
+// intersect returns the hosts a route with hostnames serves on a listener
+// with hostname listenerHost ("" for any): "" for any host, an exact name,
+// or a wildcard "*.example.com". Empty: none.
+func intersect(listenerHost string, hostnames []gwv1.Hostname) []string {
+	if len(hostnames) == 0 {
+		return []string{listenerHost}
+	}
+	var out []string
+	add := func(h string) {
+		if !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	for _, hn := range hostnames {
+		h := strings.ToLower(string(hn))
+		switch {
+		case listenerHost == "" || h == listenerHost:
+			add(h)
+		case strings.HasPrefix(listenerHost, "*."):
+			suffix := listenerHost[1:]
+			if rest, ok := strings.CutPrefix(h, "*."); ok {
+				switch {
+				case strings.HasSuffix("."+rest, suffix):
+					add(h)
+				case strings.HasSuffix(suffix, "."+rest):
+					add(listenerHost)
+				}
+			} else if strings.HasSuffix(h, suffix) {
+				add(h)
+			}
+		case strings.HasPrefix(h, "*."):
+			if strings.HasSuffix(listenerHost, h[1:]) {
+				add(listenerHost)
+			}
+		}
+	}
+	return out
+}
+
+// setHost makes m match host: "" any, "*.example.com" any name under
+// example.com, else that name.
+func setHost(m *config.Match, host string) {
+	if rest, ok := strings.CutPrefix(host, "*"); ok {
+		m.HostSuffix = rest
+		return
+	}
+	m.Host = host
+}
+
+// comparePlaced orders routes as the Gateway API asks: by socket (they
+// never compete across sockets), then the most specific host, then exact
+// paths, the longest prefix, a method, the most header and query
+// matches, then the oldest route, its namespace/name, and the rule and
+// match order.
+func comparePlaced(a, b placed) int {
+	return cmp.Or(
+		cmp.Compare(a.socket, b.socket),
+		cmp.Compare(hostRank(a.host), hostRank(b.host)),
+		cmp.Compare(len(b.host), len(a.host)),
+		cmp.Compare(a.pathKind, b.pathKind),
+		cmp.Compare(b.pathLen, a.pathLen),
+		cmp.Compare(boolRank(a.method), boolRank(b.method)),
+		cmp.Compare(b.headers, a.headers),
+		cmp.Compare(b.queries, a.queries),
+		a.route0.CreationTimestamp.Compare(b.route0.CreationTimestamp.Time),
+		cmp.Compare(a.route0.Namespace+"/"+a.route0.Name, b.route0.Namespace+"/"+b.route0.Name),
+		cmp.Compare(a.rule, b.rule),
+		cmp.Compare(a.match, b.match),
+	)
+}
+
+func hostRank(h string) int {
+	switch {
+	case h == "":
+		return 2
+	case strings.HasPrefix(h, "*."):
+		return 1
+	}
+	return 0
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 0
+	}
+	return 1
+}
+
+func digest(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:3])
+}
+
+// rules is an HTTPRoute's rules as config routes, before they are placed
+// on listeners, with its ResolvedRefs condition and, when the route cannot
+// be served, the reason.
+type rules struct {
+	routes   []placed
+	resolved metav1.Condition
+	problem  string
+}
+
+// translateRules turns the rules of r into config routes (without host and
+// listener).
+func translateRules(w *world, r *gwv1.HTTPRoute) rules {
+	t := rules{resolved: cond(gwv1.RouteConditionResolvedRefs, true, gwv1.RouteReasonResolvedRefs, "all references resolved")}
+	for ri, rule := range r.Spec.Rules {
+		base, problem := ruleRoute(w, r, ri, rule, &t)
+		if problem != "" {
+			t.problem = fmt.Sprintf("rules[%d]: %s", ri, problem)
+			t.routes = nil
+			return t
+		}
+		matches := rule.Matches
+		if len(matches) == 0 {
+			matches = []gwv1.HTTPRouteMatch{{}}
+		}
+		for mi, m := range matches {
+			c := placed{route: base, rule: ri, match: mi}
+			c.route.Match, problem = matchOf(m, &c)
+			if problem == "" {
+				problem = checkRewrite(c.route)
+			}
+			if problem != "" {
+				t.problem = fmt.Sprintf("rules[%d].matches[%d]: %s", ri, mi, problem)
+				t.routes = nil
+				return t
+			}
+			t.routes = append(t.routes, c)
+		}
+	}
+	return t
+}
+
+// ruleRoute is the config route of one rule, without its match.
+func ruleRoute(w *world, r *gwv1.HTTPRoute, ri int, rule gwv1.HTTPRouteRule, t *rules) (config.Route, string) {
+	var c config.Route
+	for fi, f := range rule.Filters {
+		if p := applyFilter(&c, f); p != "" {
+			return c, fmt.Sprintf("filters[%d]: %s", fi, p)
+		}
+	}
+	if to := rule.Timeouts; to != nil {
+		if to.Request != nil {
+			d, err := time.ParseDuration(string(*to.Request))
+			if err != nil {
+				return c, fmt.Sprintf("timeouts.request %q: %v", *to.Request, err)
+			}
+			c.Timeouts.Request = &d
+		}
+		if to.BackendRequest != nil {
+			d, err := time.ParseDuration(string(*to.BackendRequest))
+			if err != nil {
+				return c, fmt.Sprintf("timeouts.backendRequest %q: %v", *to.BackendRequest, err)
+			}
+			c.Timeouts.BackendRequest = &d
+		}
+	}
+	if sp := rule.SessionPersistence; sp != nil {
+		if p := persist(&c, r, ri, sp); p != "" {
+			return c, "sessionPersistence: " + p
+		}
+	}
+	if c.Redirect != nil {
+		return c, ""
+	}
+	for bi, b := range rule.BackendRefs {
+		if len(b.Filters) > 0 {
+			return c, fmt.Sprintf("backendRefs[%d].filters: filters on a backend are not supported; put them on the rule", bi)
+		}
+		svc, reason, msg := backend(w, r, b.BackendRef)
+		if reason != "" {
+			if t.resolved.Status == metav1.ConditionTrue {
+				t.resolved = cond(gwv1.RouteConditionResolvedRefs, false, reason, fmt.Sprintf("rules[%d].backendRefs[%d]: %s", ri, bi, msg))
+			}
+			continue
+		}
+		c.Services = append(c.Services, svc)
+	}
+	if len(c.Services) == 0 {
+		// No backend to send to: the Gateway API's answer is a 500.
+		c.Respond = &config.Respond{Status: 500}
+	}
+	return c, ""
+}
+
+// backend checks one backendRef and returns its Service, or the
+// ResolvedRefs reason and message that refuse it.
+func backend(w *world, r *gwv1.HTTPRoute, b gwv1.BackendRef) (config.WeightedService, gwv1.RouteConditionReason, string) {
+	var s config.WeightedService
+	group, kind := "", "Service"
+	if b.Group != nil {
+		group = string(*b.Group)
+	}
+	if b.Kind != nil {
+		kind = string(*b.Kind)
+	}
+	if group != "" || kind != "Service" {
+		return s, gwv1.RouteReasonInvalidKind, fmt.Sprintf("%s/%s is not a Service", group, kind)
+	}
+	ns := r.Namespace
+	if b.Namespace != nil {
+		ns = string(*b.Namespace)
+	}
+	name := string(b.Name)
+	if ns != r.Namespace && !granted(w, gwv1.GroupName, "HTTPRoute", r.Namespace, "", "Service", ns, name) {
+		return s, gwv1.RouteReasonRefNotPermitted, fmt.Sprintf("Service %s/%s is in another namespace and no ReferenceGrant there allows it", ns, name)
+	}
+	svc := w.services[types.NamespacedName{Namespace: ns, Name: name}]
+	if svc == nil {
+		return s, gwv1.RouteReasonBackendNotFound, fmt.Sprintf("Service %s/%s not found", ns, name)
+	}
+	if b.Port == nil {
+		return s, gwv1.RouteReasonBackendNotFound, fmt.Sprintf("Service %s/%s: a port is required", ns, name)
+	}
+	found := false
+	for _, p := range svc.Spec.Ports {
+		found = found || p.Port == int32(*b.Port)
+	}
+	if !found {
+		return s, gwv1.RouteReasonBackendNotFound, fmt.Sprintf("Service %s/%s has no port %d", ns, name, *b.Port)
+	}
+	s = config.WeightedService{Namespace: ns, Name: name, Port: strconv.Itoa(int(*b.Port))}
+	if b.Weight != nil {
+		s.Weight = ptrTo(int(*b.Weight))
+	}
+	return s, "", ""
+}
+
+// applyFilter sets what filter f does on c, or says why it cannot.
+func applyFilter(c *config.Route, f gwv1.HTTPRouteFilter) string {
+	switch f.Type {
+	case gwv1.HTTPRouteFilterRequestHeaderModifier:
+		if f.RequestHeaderModifier != nil {
+			c.RequestHeaders = headerEdits(*f.RequestHeaderModifier)
+		}
+	case gwv1.HTTPRouteFilterResponseHeaderModifier:
+		if f.ResponseHeaderModifier != nil {
+			c.ResponseHeaders = headerEdits(*f.ResponseHeaderModifier)
+		}
+	case gwv1.HTTPRouteFilterRequestRedirect:
+		rr := f.RequestRedirect
+		if rr == nil {
+			return "requestRedirect is missing"
+		}
+		if c.Rewrite != nil {
+			return "RequestRedirect cannot be combined with URLRewrite"
+		}
+		d := &config.Redirect{}
+		if rr.Scheme != nil {
+			d.Scheme = *rr.Scheme
+		}
+		if rr.Hostname != nil {
+			d.Host = string(*rr.Hostname)
+		}
+		if rr.Port != nil {
+			d.Port = int(*rr.Port)
+		}
+		if rr.StatusCode != nil {
+			d.Status = *rr.StatusCode
+		}
+		if pm := rr.Path; pm != nil {
+			switch pm.Type {
+			case gwv1.FullPathHTTPPathModifier:
+				d.Path = deref(pm.ReplaceFullPath)
+			case gwv1.PrefixMatchHTTPPathModifier:
+				d.PathPrefix = deref(pm.ReplacePrefixMatch)
+			}
+		}
+		c.Redirect = d
+	case gwv1.HTTPRouteFilterURLRewrite:
+		u := f.URLRewrite
+		if u == nil {
+			return "urlRewrite is missing"
+		}
+		if c.Redirect != nil {
+			return "URLRewrite cannot be combined with RequestRedirect"
+		}
+		rw := &config.Rewrite{}
+		if u.Hostname != nil {
+			rw.Host = string(*u.Hostname)
+		}
+		if pm := u.Path; pm != nil {
+			switch pm.Type {
+			case gwv1.FullPathHTTPPathModifier:
+				rw.Path = deref(pm.ReplaceFullPath)
+			case gwv1.PrefixMatchHTTPPathModifier:
+				rw.PathPrefix = deref(pm.ReplacePrefixMatch)
+			}
+		}
+		c.Rewrite = rw
+	default:
+		return fmt.Sprintf("filter type %s is not supported", f.Type)
+	}
+	return ""
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// checkRewrite refuses a prefix replacement on a match that is not a
+// path prefix, as the Gateway API does.
+func checkRewrite(c config.Route) string {
+	prefix := (c.Rewrite != nil && c.Rewrite.PathPrefix != "") || (c.Redirect != nil && c.Redirect.PathPrefix != "")
+	if prefix && c.Match.PathPrefix == "" {
+		return "ReplacePrefixMatch needs a PathPrefix match"
+	}
+	return ""
+}
+
+func headerEdits(f gwv1.HTTPHeaderFilter) config.HeaderEdits {
+	var e config.HeaderEdits
+	for _, h := range f.Set {
+		if e.Set == nil {
+			e.Set = map[string]string{}
+		}
+		e.Set[string(h.Name)] = h.Value
+	}
+	for _, h := range f.Add {
+		if e.Add == nil {
+			e.Add = map[string]string{}
+		}
+		e.Add[string(h.Name)] = h.Value
+	}
+	e.Remove = slices.Clone(f.Remove)
+	return e
+}
+
+// matchOf is the config match of m (without host and listener), and
+// records what orders it in c.
+func matchOf(m gwv1.HTTPRouteMatch, c *placed) (config.Match, string) {
+	var cm config.Match
+	pathType, value := gwv1.PathMatchPathPrefix, "/"
+	if m.Path != nil {
+		if m.Path.Type != nil {
+			pathType = *m.Path.Type
+		}
+		if m.Path.Value != nil {
+			value = *m.Path.Value
+		}
+	}
+	switch pathType {
+	case gwv1.PathMatchExact:
+		cm.Path, c.pathKind = value, 0
+	case gwv1.PathMatchPathPrefix:
+		cm.PathPrefix, c.pathKind = value, 1
+	case gwv1.PathMatchRegularExpression:
+		if _, err := regexp.Compile(value); err != nil {
+			return cm, fmt.Sprintf("path %q is not a valid regular expression: %v", value, err)
+		}
+		cm.PathRegex, c.pathKind = value, 2
+	default:
+		return cm, fmt.Sprintf("path type %s is not supported", pathType)
+	}
+	c.pathLen = len(value)
+	if m.Method != nil {
+		cm.Methods = []string{string(*m.Method)}
+		c.method = true
+	}
+	seen := map[string]bool{}
+	for _, h := range m.Headers {
+		name := strings.ToLower(string(h.Name))
+		if seen[name] {
+			continue // the first match of a name wins
+		}
+		seen[name] = true
+		if h.Type != nil && *h.Type == gwv1.HeaderMatchRegularExpression {
+			if _, err := regexp.Compile(h.Value); err != nil {
+				return cm, fmt.Sprintf("header %s: %q is not a valid regular expression", h.Name, h.Value)
+			}
+			setMap(&cm.HeaderRegex, string(h.Name), h.Value)
+		} else {
+			setMap(&cm.Headers, string(h.Name), h.Value)
+		}
+		c.headers++
+	}
+	seen = map[string]bool{}
+	for _, q := range m.QueryParams {
+		name := string(q.Name)
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		if q.Type != nil && *q.Type == gwv1.QueryParamMatchRegularExpression {
+			if _, err := regexp.Compile(q.Value); err != nil {
+				return cm, fmt.Sprintf("query parameter %s: %q is not a valid regular expression", q.Name, q.Value)
+			}
+			setMap(&cm.QueryRegex, name, q.Value)
+		} else {
+			setMap(&cm.Query, name, q.Value)
+		}
+		c.queries++
+	}
+	return cm, ""
+}
+
+func setMap(m *map[string]string, k, v string) {
+	if *m == nil {
+		*m = map[string]string{}
+	}
+	(*m)[k] = v
+}
+
+// persist sets a rule's session persistence on c: the stick table keys on
+// the named header or cookie; a request without one is balanced and given
+// a new key (in the header, or as the cookie).
+func persist(c *config.Route, r *gwv1.HTTPRoute, ri int, sp *gwv1.SessionPersistence) string {
+	if sp.AbsoluteTimeout != nil {
+		d, err := time.ParseDuration(string(*sp.AbsoluteTimeout))
+		if err != nil {
+			return fmt.Sprintf("absoluteTimeout %q: %v", *sp.AbsoluteTimeout, err)
+		}
+		c.Table.AbsoluteTimeout = d
+	}
+	typ := gwv1.CookieBasedSessionPersistence
+	if sp.Type != nil {
+		typ = *sp.Type
+	}
+	c.Sticky.Missing = config.MissingAssign
+	switch typ {
+	case gwv1.HeaderBasedSessionPersistence:
+		if sp.Header == nil || sp.Header.Name == "" {
+			return "type Header needs header.name"
+		}
+		c.Sticky.Header = string(sp.Header.Name)
+	case gwv1.CookieBasedSessionPersistence:
+		name := "podpin-" + digest(fmt.Sprintf("%s/%s/%d", r.Namespace, r.Name, ri))
+		sc := &config.SetCookie{Path: "/"}
+		if ck := sp.Cookie; ck != nil {
+			if ck.Name != nil && *ck.Name != "" {
+				name = string(*ck.Name)
+			}
+			if ck.Path != nil && *ck.Path != "" {
+				sc.Path = *ck.Path
+			}
+			if ck.LifetimeType != nil && *ck.LifetimeType == gwv1.PermanentCookieLifetimeType {
+				if c.Table.AbsoluteTimeout <= 0 {
+					return "a Permanent cookie needs absoluteTimeout"
+				}
+				sc.MaxAge = c.Table.AbsoluteTimeout
+			}
+		}
+		c.Sticky.Cookie = name
+		c.Sticky.SetCookie = sc
+	default:
+		return fmt.Sprintf("type %s is not supported", typ)
+	}
+	return ""
+}
