@@ -223,6 +223,11 @@ func TestBuildRefusesWhatTheSpecRefuses(t *testing.T) {
 			rule.Filters = []gwv1.HTTPRouteFilter{{Type: gwv1.HTTPRouteFilterRequestMirror}}
 			w.routes = []*gwv1.HTTPRoute{httpRoute("infra", "r", 0, "infra/gw", nil, rule)}
 		}, "Accepted", metav1.ConditionFalse, "UnsupportedValue"},
+		{"bad podpin.io annotation", func(w *world) {
+			r := httpRoute("infra", "r", 0, "infra/gw", nil, prefixRule("/", toService("", "web", 8080)))
+			r.Annotations = map[string]string{"podpin.io/balancer": ""}
+			w.routes = []*gwv1.HTTPRoute{r}
+		}, "Accepted", metav1.ConditionFalse, "UnsupportedValue"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -383,7 +388,11 @@ func TestBuildSessionPersistence(t *testing.T) {
 	}
 	session := prefixRule("/s", toService("", "web", 8080))
 	session.SessionPersistence = &gwv1.SessionPersistence{}
-	w.routes = []*gwv1.HTTPRoute{httpRoute("infra", "r", 0, "infra/gw", nil, header, cookie, session)}
+	plain := prefixRule("/p", toService("", "web", 8080))
+	r := httpRoute("infra", "r", 0, "infra/gw", nil, header, cookie, session, plain)
+	// podpin's own knobs come from the same annotations as on an Ingress.
+	r.Annotations = map[string]string{"podpin.io/balancer": "least-sessions", "podpin.io/sticky-header": "X-User", "podpin.io/max-entries": "5000"}
+	w.routes = []*gwv1.HTTPRoute{r}
 	byPath := map[string]config.Route{}
 	for _, r := range build(w).routes {
 		byPath[r.Match.PathPrefix] = r
@@ -395,6 +404,12 @@ func TestBuildSessionPersistence(t *testing.T) {
 	c := byPath["/c"]
 	if c.Sticky.Cookie != "sid" || c.Sticky.SetCookie == nil || c.Sticky.SetCookie.MaxAge != time.Hour || c.Table.AbsoluteTimeout != time.Hour {
 		t.Errorf("permanent cookie: %+v %+v", c.Sticky, c.Table)
+	}
+	if p := byPath["/p"]; p.Sticky.Header != "X-User" || p.Balancer != "least-sessions" || p.Table.MaxEntries != 5000 {
+		t.Errorf("annotations: sticky %+v, balancer %q, table %+v", p.Sticky, p.Balancer, p.Table)
+	}
+	if h.Balancer != "least-sessions" || h.Table.MaxEntries != 5000 {
+		t.Errorf("annotations under sessionPersistence: balancer %q, table %+v", h.Balancer, h.Table)
 	}
 	s := byPath["/s"]
 	if s.Sticky.Cookie == "" || s.Sticky.SetCookie == nil || s.Sticky.SetCookie.MaxAge != 0 || s.Sticky.SetCookie.Path != "/" {

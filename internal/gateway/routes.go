@@ -17,6 +17,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/podpin/podpin/internal/config"
+	"github.com/podpin/podpin/internal/ingress"
 )
 
 // placed is one config route with what orders it among the routes of its
@@ -332,8 +333,20 @@ type rules struct {
 // listener).
 func translateRules(w *world, r *gwv1.HTTPRoute) rules {
 	t := rules{resolved: cond(gwv1.RouteConditionResolvedRefs, true, gwv1.RouteReasonResolvedRefs, "all references resolved")}
+	set, problems := ingress.ParseAnnotations(r.Annotations)
+	if set.NoSSLRedirect {
+		problems = append(problems, ingress.Problem{Annotation: ingress.AnnotationSSLRedirect, Msg: "is for Ingresses: an HTTPRoute redirects with a RequestRedirect filter"})
+	}
+	if len(problems) > 0 {
+		msgs := make([]string, len(problems))
+		for i, p := range problems {
+			msgs[i] = p.String()
+		}
+		t.problem = strings.Join(msgs, "; ")
+		return t
+	}
 	for ri, rule := range r.Spec.Rules {
-		base, problem := ruleRoute(w, r, ri, rule, &t)
+		base, problem := ruleRoute(w, r, ri, rule, set, &t)
 		if problem != "" {
 			t.problem = fmt.Sprintf("rules[%d]: %s", ri, problem)
 			t.routes = nil
@@ -361,8 +374,9 @@ func translateRules(w *world, r *gwv1.HTTPRoute) rules {
 }
 
 // ruleRoute is the config route of one rule, without its match.
-func ruleRoute(w *world, r *gwv1.HTTPRoute, ri int, rule gwv1.HTTPRouteRule, t *rules) (config.Route, string) {
+func ruleRoute(w *world, r *gwv1.HTTPRoute, ri int, rule gwv1.HTTPRouteRule, set ingress.Settings, t *rules) (config.Route, string) {
 	var c config.Route
+	set.Apply(&c)
 	for fi, f := range rule.Filters {
 		if p := applyFilter(&c, f); p != "" {
 			return c, fmt.Sprintf("filters[%d]: %s", fi, p)

@@ -109,8 +109,10 @@ func (p Problem) String() string {
 	return p.Annotation + ": " + p.Msg
 }
 
-// settings are the route fields an Ingress's annotations set.
-type settings struct {
+// Settings are the route fields an object's podpin.io/ annotations set:
+// an Ingress's, or an HTTPRoute's (the Gateway controller reads the same
+// annotations, and applies them before the rule's sessionPersistence).
+type Settings struct {
 	sticky   config.Sticky
 	balancer string
 	table    config.Table
@@ -119,16 +121,16 @@ type settings struct {
 	store    string
 	// protocol is pods.protocol: "" for what each pod's port says.
 	protocol string
-	// noSSLRedirect turns off the redirect of the TLS hosts to https.
-	noSSLRedirect bool
+	// NoSSLRedirect turns off the redirect of the TLS hosts to https.
+	NoSSLRedirect bool
 }
 
-// parseAnnotations reads the podpin.io/ annotations. It reports every value
+// ParseAnnotations reads the podpin.io/ annotations. It reports every value
 // that does not parse and every unknown podpin.io/ annotation (a typo would
 // otherwise be silently ignored), in annotation order. Values that parse are
 // checked later, by config.Validate, on the routes they produce.
-func parseAnnotations(ann map[string]string) (settings, []Problem) {
-	var s settings
+func ParseAnnotations(ann map[string]string) (Settings, []Problem) {
+	var s Settings
 	var problems []Problem
 	bad := func(a, format string, args ...any) {
 		problems = append(problems, Problem{Annotation: a, Msg: fmt.Sprintf(format, args...)})
@@ -210,7 +212,7 @@ func parseAnnotations(ann map[string]string) (settings, []Problem) {
 		case AnnotationSSLRedirect:
 			redirect := true
 			boolean(a, v, &redirect)
-			s.noSSLRedirect = !redirect
+			s.NoSSLRedirect = !redirect
 		case AnnotationStore:
 			s.store = v
 			if v == "" {
@@ -265,8 +267,8 @@ func knownAnnotations() []string {
 	return slices.Sorted(maps.Keys(annotationFields))
 }
 
-// apply sets the route fields the annotations gave.
-func (s *settings) apply(r *config.Route) {
+// Apply sets the route fields the annotations gave.
+func (s *Settings) Apply(r *config.Route) {
 	r.Sticky = s.sticky
 	r.Balancer = s.balancer
 	r.Table = s.table

@@ -166,9 +166,9 @@ func hasTLSListener(cfg *config.Config) bool {
 // the proxy (see pathMatch).
 func translate(s spec, base *config.Config) translation {
 	var t translation
-	set, problems := parseAnnotations(s.annotations)
+	set, problems := ParseAnnotations(s.annotations)
 	t.problems = problems
-	t.redirect = len(s.tls) > 0 && !set.noSSLRedirect
+	t.redirect = len(s.tls) > 0 && !set.NoSSLRedirect
 	if len(s.tls) > 0 && !hasTLSListener(base) {
 		t.skipped = append(t.skipped, Problem{Msg: "spec.tls cannot be served: podpin has no TLS listener (listener tls, or --tls-cert); the hosts are served in cleartext, without a redirect"})
 		t.redirect = false
@@ -190,7 +190,7 @@ func translate(s spec, base *config.Config) translation {
 				Match:   pathMatch(rule.host, p.path, p.pathType),
 				Service: &config.Service{Namespace: s.namespace, Name: p.backend.service, Port: p.backend.port},
 			}
-			set.apply(&r)
+			set.Apply(&r)
 			t.routes = append(t.routes, ingressRoute{suffix: suffix, where: where, exact: p.pathType == networkingv1.PathTypeExact, route: r})
 		}
 	}
@@ -200,7 +200,7 @@ func translate(s spec, base *config.Config) translation {
 			t.skipped = append(t.skipped, Problem{Msg: fmt.Sprintf("spec.defaultBackend: backend resource %s is not supported, only a service; it is not served", b.resource)})
 		} else {
 			r := config.Route{Service: &config.Service{Namespace: s.namespace, Name: b.service, Port: b.port}}
-			set.apply(&r)
+			set.Apply(&r)
 			t.routes = append(t.routes, ingressRoute{suffix: "default", where: "spec.defaultBackend", route: r})
 		}
 	}
