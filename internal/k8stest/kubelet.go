@@ -2,6 +2,7 @@ package k8stest
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -64,23 +65,31 @@ func (cp *ControlPlane) RunPod(t testing.TB, ns, name, ip string) *corev1.Pod {
 	if err != nil {
 		t.Fatalf("k8stest: running pod %s/%s: bad pod IP %q", ns, name, ip)
 	}
-	ctx := context.Background()
-	pods := cp.Client.CoreV1().Pods(ns)
+	pod, err := cp.runPod(context.Background(), ns, name, addr)
+	if err != nil {
+		t.Fatalf("k8stest: %v", err)
+	}
+	return pod
+}
 
+// runPod is [ControlPlane.RunPod] returning its error, for callers that are
+// not the test's goroutine, such as [TestKubelet].
+func (cp *ControlPlane) runPod(ctx context.Context, ns, name string, addr netip.Addr) (*corev1.Pod, error) {
+	pods := cp.Client.CoreV1().Pods(ns)
 	pod, err := pods.Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		t.Fatalf("k8stest: running pod %s/%s: %v", ns, name, err)
+		return nil, fmt.Errorf("running pod %s/%s: %w", ns, name, err)
 	}
 	if pod.Spec.NodeName == "" {
 		if _, err := cp.createNode(ctx, DefaultNode); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatalf("k8stest: running pod %s/%s: creating node %q: %v", ns, name, DefaultNode, err)
+			return nil, fmt.Errorf("running pod %s/%s: creating node %q: %w", ns, name, DefaultNode, err)
 		}
 		err := pods.Bind(ctx, &corev1.Binding{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, UID: pod.UID},
 			Target:     corev1.ObjectReference{Kind: "Node", Name: DefaultNode},
 		}, metav1.CreateOptions{})
 		if err != nil {
-			t.Fatalf("k8stest: binding pod %s/%s to %q: %v", ns, name, DefaultNode, err)
+			return nil, fmt.Errorf("binding pod %s/%s to %q: %w", ns, name, DefaultNode, err)
 		}
 	}
 
@@ -109,9 +118,9 @@ func (cp *ControlPlane) RunPod(t testing.TB, ns, name, ip string) *corev1.Pod {
 		setPodReady(pod, true)
 	})
 	if err != nil {
-		t.Fatalf("k8stest: reporting pod %s/%s running: %v", ns, name, err)
+		return nil, fmt.Errorf("reporting pod %s/%s running: %w", ns, name, err)
 	}
-	return pod
+	return pod, nil
 }
 
 // SetPodReady reports the running pod ns/name ready or not ready, as a

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -64,7 +65,7 @@ type NetNS struct {
 	// mu guards the fields below it.
 	mu        sync.Mutex
 	addrs     []netip.Addr
-	listeners []net.Listener
+	listeners []io.Closer // listeners and packet connections
 	closed    bool
 }
 
@@ -150,19 +151,38 @@ func (n *NetNS) setUp() error {
 func (n *NetNS) AddAddr(t testing.TB, ip string) {
 	t.Helper()
 	addr, err := netip.ParseAddr(ip)
-	if err != nil || !podNet.Contains(addr) || addr == hostAddr ||
-		addr == podNet.Addr() || addr == netip.MustParseAddr("10.244.0.255") {
+	if err != nil {
 		t.Fatalf("k8stest: adding %q to %s: want a host address in %s other than %s", ip, n.Name, podNet, hostAddr)
+	}
+	if err := n.addAddr(addr); err != nil {
+		t.Fatalf("k8stest: %v", err)
+	}
+}
+
+// addAddr is [NetNS.AddAddr] returning its error. Adding an address the
+// namespace already has does nothing.
+func (n *NetNS) addAddr(addr netip.Addr) error {
+	if !podAddrUsable(addr) {
+		return fmt.Errorf("adding %s to %s: want a host address in %s other than %s", addr, n.Name, podNet, hostAddr)
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if slices.Contains(n.addrs, addr) {
-		return
+		return nil
 	}
 	if err := n.ipInside("", "addr", "add", addr.String()+"/24", "dev", innerIf); err != nil {
-		t.Fatalf("k8stest: adding %s to %s: %v", addr, n.Name, err)
+		return fmt.Errorf("adding %s to %s: %w", addr, n.Name, err)
 	}
 	n.addrs = append(n.addrs, addr)
+	return nil
+}
+
+// podAddrUsable reports whether addr can be a pod address: a host address of
+// 10.244.0.0/24 that is not the host end's. That leaves 253 addresses,
+// 10.244.0.2 to 10.244.0.254.
+func podAddrUsable(addr netip.Addr) bool {
+	return podNet.Contains(addr) && addr != hostAddr && addr != podNet.Addr() &&
+		addr != netip.MustParseAddr("10.244.0.255")
 }
 
 // Addrs returns the namespace's addresses, 10.244.0.2 first.
@@ -189,6 +209,25 @@ func (n *NetNS) Listen(network, addr string) (net.Listener, error) {
 	n.listeners = append(n.listeners, l)
 	n.mu.Unlock()
 	return l, nil
+}
+
+// ListenPacket is net.ListenPacket inside the namespace, for UDP: addr is
+// one of its addresses, such as "10.244.0.2:8080". The connection is closed
+// when the test ends, if the caller has not closed it already.
+func (n *NetNS) ListenPacket(network, addr string) (net.PacketConn, error) {
+	var c net.PacketConn
+	err := n.do(func() error {
+		var err error
+		c, err = net.ListenPacket(network, addr)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s %q in %s: %w", network, addr, n.Name, err)
+	}
+	n.mu.Lock()
+	n.listeners = append(n.listeners, c)
+	n.mu.Unlock()
+	return c, nil
 }
 
 // Command returns a command that runs the program name inside the
