@@ -185,3 +185,16 @@ func (f *filters) redirectStatus() int {
 	}
 	return http.StatusFound
 }
+
+// respondStatus is the status of a route's respond, 0 without one.
+func respondStatus(rs *config.Respond) int {
+	if rs == nil {
+		return 0
+	}
+	return rs.Status
+}
+
+// respondText is the one-line answer of a route that responds by itself.
+func (r *route) respondText() string {
+	return strconv.Itoa(r.respond) + " " + http.StatusText(r.respond) + " (route " + strconv.Quote(r.Name) + " answers by itself)"
+}

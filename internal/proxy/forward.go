@@ -50,6 +50,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		redirectFast(ctx, r)
 		return
 	}
+	if r.respond != 0 {
+		respondFast(ctx, r)
+		return
+	}
 
 	buf := p.keyBufs.Get().(*[256]byte)
 	defer p.keyBufs.Put(buf)
@@ -495,6 +499,15 @@ func redirectFast(ctx *fasthttp.RequestCtx, r *route) {
 	r.Metrics.Unrouted(code)
 	ctx.Response.Header.Set(fasthttp.HeaderLocation, loc)
 	ctx.SetStatusCode(code)
+}
+
+// respondFast answers a request of a route that responds by itself.
+func respondFast(ctx *fasthttp.RequestCtx, r *route) {
+	r.Metrics.Unrouted(r.respond)
+	replyText(ctx, r.respond, r.respondText())
+	if r.filters != nil {
+		r.filters.response.applyFast(&ctx.Response.Header)
+	}
 }
 
 // fail answers a request podpin could not forward and counts it.

@@ -154,6 +154,14 @@ func (p *Proxy) serveH2(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(code)
 		return
 	}
+	if r.respond != 0 {
+		r.Metrics.Unrouted(r.respond)
+		if r.filters != nil {
+			r.filters.response.apply(w.Header())
+		}
+		h2Reply(w, req, r.respond, r.respondText())
+		return
+	}
 	buf := p.keyBufs.Get().(*[256]byte)
 	defer p.keyBufs.Put(buf)
 	d := r.Decide(q, r.pods.Load(), buf[:0])

@@ -348,6 +348,7 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 		matchConfig: rc.Match,
 		cookie:      newSessionCookie(rc.Sticky),
 		filters:     newFilters(rc),
+		respond:     respondStatus(rc.Respond),
 		missingName: rc.Sticky.Missing,
 		active:      rc.Health.Active,
 		balName:     rc.Balancer,
@@ -360,8 +361,9 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 	r.Passive = place.NewPassive(rc.Health.Passive)
 	r.Log = p.log.With("route", rc.Name)
 	r.Rebuild = r.rebuild
-	if rc.Redirect != nil {
-		// A route that redirects forwards nothing: it has no pods.
+	if rc.Redirect != nil || rc.Respond != nil {
+		// A route that redirects or responds by itself forwards nothing:
+		// it has no pods.
 		r.source = discovery.NewStatic(nil)
 	} else if r.source, err = p.discoverer.Source(rc.Name, sourceSpec(rc)); err != nil {
 		return nil, fmt.Errorf("route %q: %w", rc.Name, err)

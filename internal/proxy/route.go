@@ -22,7 +22,10 @@ type route struct {
 	// cookie hands minted keys out as a cookie; nil: in the key header only
 	cookie *sessionCookie
 	// filters edit requests and answers, or redirect; nil: none
-	filters     *filters
+	filters *filters
+	// respond is the status the route answers every request with by
+	// itself (routes[].respond); 0: it forwards.
+	respond     int
 	missingName string
 	active      config.Active
 
