@@ -98,7 +98,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan head
 
 	resp := &ctx.Response
 	start := time.Now()
-	err := p.roundTrip(pd, req, resp)
+	err := p.roundTrip(r, pd, req, resp, start, start)
 	if err != nil && body != nil && body.err != nil {
 		// The client's body stopped, not the pod: answer for the client,
 		// and count nothing against the pod.
@@ -107,12 +107,13 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan head
 		return
 	}
 	if next := r.moveOn(d, pd, err, nil); next != nil {
+		first := start
 		pd, start = next, time.Now()
-		err = p.roundTrip(pd, req, resp)
+		err = p.roundTrip(r, pd, req, resp, first, start)
 	}
 	if err != nil {
 		code := fasthttp.StatusBadGateway
-		if errors.Is(err, fasthttp.ErrTimeout) {
+		if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
 			code = fasthttp.StatusGatewayTimeout
 		}
 		if _, ok := isTLSError(err); ok {
@@ -159,12 +160,18 @@ func (r *route) moveOn(d *place.Decision, pd *pod, err error, bodyRead func() bo
 	return nil
 }
 
-// roundTrip forwards one request to pd, counting it in flight meanwhile.
-func (p *Proxy) roundTrip(pd *pod, req *fasthttp.Request, resp *fasthttp.Response) error {
+// roundTrip forwards one request to pd, counting it in flight meanwhile:
+// an attempt that starts at now, of a request that podpin had at start,
+// bounded by the route's timeouts.
+func (p *Proxy) roundTrip(r *route, pd *pod, req *fasthttp.Request, resp *fasthttp.Response, start, now time.Time) error {
 	pd.tally.Start()
-	err := pd.client.Do(req, resp)
-	pd.tally.Stop()
-	return err
+	defer pd.tally.Stop()
+	if until := r.deadline(start, now); !until.IsZero() {
+		ctx, cancel := context.WithDeadline(context.Background(), until)
+		defer cancel()
+		return pd.client.DoContext(ctx, req, resp)
+	}
+	return pd.client.Do(req, resp)
 }
 
 // preparePodRequest turns the client's request into the one pd gets:

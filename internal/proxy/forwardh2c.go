@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/url"
@@ -35,11 +36,12 @@ func (p *Proxy) forwardH2C(ctx *fasthttp.RequestCtx, st *state, r *route, scan h
 	body, _ := out.Body.(*h1Body)
 
 	start := time.Now()
-	resp, err := p.roundTripH2C(r, pd, out)
+	resp, err := p.roundTripH2C(r, pd, out, start, start)
 	if next := r.moveOn(d, pd, err, func() bool { return body != nil && body.n > 0 }); next != nil {
+		first := start
 		pd, start = next, time.Now()
 		out.URL.Host = pd.addr
-		resp, err = p.roundTripH2C(r, pd, out)
+		resp, err = p.roundTripH2C(r, pd, out, first, start)
 	}
 	if err != nil && body != nil && body.err != nil {
 		r.Done(r.pods.Load(), pd, place.Outcome{ClientFault: true, Status: body.status(), Seconds: time.Since(start).Seconds()})
@@ -84,11 +86,24 @@ func (p *Proxy) forwardH2C(ctx *fasthttp.RequestCtx, st *state, r *route, scan h
 }
 
 // roundTripH2C sends out to pd, counting it in flight until the answer's
-// header is in.
-func (p *Proxy) roundTripH2C(r *route, pd *pod, out *http.Request) (*http.Response, error) {
+// header is in: an attempt that starts at now, of a request that podpin
+// had at start, bounded by the route's timeouts until the answer's body
+// is closed.
+func (p *Proxy) roundTripH2C(r *route, pd *pod, out *http.Request, start, now time.Time) (*http.Response, error) {
 	pd.tally.Start()
 	defer pd.tally.Stop()
-	return r.transports.h2c.RoundTrip(out)
+	until := r.deadline(start, now)
+	if until.IsZero() {
+		return r.transports.h2c.RoundTrip(out)
+	}
+	ctx, cancel := context.WithDeadline(out.Context(), until)
+	resp, err := r.transports.h2c.RoundTrip(out.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
 }
 
 // h2cRequest is the net/http form of a prepared HTTP/1.1 request to the

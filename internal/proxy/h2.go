@@ -92,12 +92,15 @@ func (w h2LogWriter) Write(b []byte) (int, error) {
 // and what came of it, shared by serveH2 and the ReverseProxy hooks
 // through the request's context.
 type exchange struct {
-	st   *state
-	r    *route
-	d    *place.Decision
-	pd   *pod // the pod now serving it
-	cc   *clientConn
-	body *h2Body // nil without a request body
+	st *state
+	r  *route
+	d  *place.Decision
+	pd *pod // the pod now serving it
+	// client ends when the client resets the stream or goes away; the
+	// request's own context also ends at the route's request timeout.
+	client context.Context
+	cc     *clientConn
+	body   *h2Body // nil without a request body
 
 	start  time.Time
 	resp   *http.Response // the pod's answer; nil when it gave none
@@ -174,7 +177,7 @@ func (p *Proxy) serveH2(w http.ResponseWriter, req *http.Request) {
 		h2Reply(w, req, code, d.Err.Error())
 		return
 	}
-	x := &exchange{st: st, r: r, d: &d, pd: d.Pod.(*pod), cc: cc, start: time.Now()}
+	x := &exchange{st: st, r: r, d: &d, pd: d.Pod.(*pod), cc: cc, client: req.Context(), start: time.Now()}
 	if req.Body != nil && req.Body != http.NoBody {
 		x.body = &h2Body{rc: req.Body, rw: http.NewResponseController(w), timeout: st.limits.bodyTimeout, limit: st.limits.maxBodyBytes}
 	}
@@ -203,7 +206,13 @@ func (p *Proxy) serveH2(w http.ResponseWriter, req *http.Request) {
 			cc.Close()
 		}
 	}()
-	p.h2.ServeHTTP(sw, req.WithContext(context.WithValue(req.Context(), exchangeKey{}, x)))
+	ctx := context.WithValue(req.Context(), exchangeKey{}, x)
+	if r.requestTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, x.start.Add(r.requestTimeout))
+		defer cancel()
+	}
+	p.h2.ServeHTTP(sw, req.WithContext(ctx))
 }
 
 // streamWriter is the response writer of a stream on its way to the
@@ -379,7 +388,7 @@ func rewriteH2(pr *httputil.ProxyRequest) {
 // candidate once, and the key rebound to it, as for HTTP/1.1.
 func (p *Proxy) roundTripH2(req *http.Request) (*http.Response, error) {
 	x := req.Context().Value(exchangeKey{}).(*exchange)
-	resp, err := x.r.roundTrip(x.pd, req)
+	resp, err := x.r.roundTripTimed(x.pd, req)
 	next := x.r.moveOn(x.d, x.pd, err, func() bool { return x.body != nil && x.body.n > 0 })
 	if next == nil {
 		return resp, err
@@ -395,7 +404,37 @@ func (p *Proxy) roundTripH2(req *http.Request) (*http.Response, error) {
 		x.body = x.body.again()
 		req.Body = x.body
 	}
-	return x.r.roundTrip(x.pd, req)
+	return x.r.roundTripTimed(x.pd, req)
+}
+
+// roundTripTimed is roundTrip under the route's bound on one attempt
+// (timeouts.backendRequest), which holds until the answer's body is
+// closed.
+func (r *route) roundTripTimed(pd *pod, req *http.Request) (*http.Response, error) {
+	if r.backendTimeout == 0 {
+		return r.roundTrip(pd, req)
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), r.backendTimeout)
+	resp, err := r.roundTrip(pd, req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// cancelBody is a pod's answer's body whose exchange has a context of its
+// own, released when the body is closed.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 // roundTrip sends a request to pd: to an h2c pod over the route's HTTP/2
@@ -453,15 +492,21 @@ type grpcBody struct {
 
 func (b *grpcBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err == nil || err == io.EOF || b.resp.Request.Context().Err() != nil {
+	if err == nil || err == io.EOF || b.x.client.Err() != nil {
 		return n, err
 	}
-	b.x.failed = true
+	code, msg := grpcUnavailable, "podpin: pod "+b.x.pd.name+" failed mid-stream"
+	if isTimeout(err) {
+		// The route's timeouts ran out: the pod is not to blame.
+		code, msg = grpcDeadlineExceeded, "podpin: pod "+b.x.pd.name+" did not finish within the route's timeouts"
+	} else {
+		b.x.failed = true
+	}
 	b.x.r.Log.Debug("pod failed mid-stream", "pod", b.x.pd.name, "err", err)
 	// ReverseProxy sends the answer's trailers once its body ends.
 	b.resp.Trailer = http.Header{
-		"Grpc-Status":  {strconv.Itoa(grpcUnavailable)},
-		"Grpc-Message": {grpcMessage("podpin: pod " + b.x.pd.name + " failed mid-stream")},
+		"Grpc-Status":  {strconv.Itoa(code)},
+		"Grpc-Message": {grpcMessage(msg)},
 	}
 	return n, io.EOF
 }
@@ -476,7 +521,7 @@ func (p *Proxy) failH2(w http.ResponseWriter, req *http.Request, err error) {
 		h2Reply(w, req, x.status, x.body.err.Error())
 		return
 	}
-	if req.Context().Err() != nil {
+	if x.client.Err() != nil {
 		// The client reset the stream or went away: nobody reads an
 		// answer, and the pod is not to blame.
 		x.status, x.clientFault = statusClientClosed, true

@@ -105,7 +105,9 @@ func (c *podClient) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 // DoContext is Do for a request that ctx may cancel (an HTTP/2 stream the
 // client reset): until the answer's header is in, the end of ctx closes
 // the pod's connection, so that the pod sees its client go, and the
-// request is not sent again.
+// request is not sent again. A deadline of ctx (a route's timeouts) also
+// bounds the rest of the exchange: writing the request, and reading a
+// body that streams after Do returned, which then fails with a timeout.
 func (c *podClient) DoContext(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response) error {
 	// The path goes as the client sent it, not cleaned up.
 	req.URI().DisablePathNormalizing = true
@@ -317,7 +319,9 @@ func (c *podClient) putWriter(bw *bufio.Writer) {
 // podConn is a pod connection whose reads time out after a period without
 // data, however long the whole response takes: an inactivity timeout, like
 // HAProxy's "timeout server", so long streamed bodies are not cut while a
-// silent pod still is.
+// silent pod still is. An exchange may also have a deadline of its own
+// (until: a route's timeouts), past which reads and writes fail, however
+// busy the pod.
 //
 // Moving a deadline re-arms a runtime timer, which costs more than the read
 // itself on a small response, so the deadline moves only once a tenth of the
@@ -327,17 +331,38 @@ type podConn struct {
 	net.Conn
 	timeout  time.Duration
 	deadline time.Time // the read deadline set last
+	until    time.Time // the exchange's own deadline; zero: none
 	// idleTicks counts the cleaner's ticks since the connection was
 	// released; guarded by its client's mu while it is idle.
 	idleTicks int
 }
 
+// setUntil gives the exchange about to use the connection its deadline
+// (zero: none), for writes at once and for reads from the next one.
+func (c *podConn) setUntil(until time.Time) error {
+	if until.Equal(c.until) {
+		return nil
+	}
+	c.until = until
+	c.deadline = time.Time{}
+	if until.IsZero() && c.timeout == 0 {
+		if err := c.Conn.SetReadDeadline(time.Time{}); err != nil {
+			return err
+		}
+	}
+	return c.Conn.SetWriteDeadline(until)
+}
+
 func (c *podConn) Read(b []byte) (int, error) {
-	if c.timeout > 0 {
+	if c.timeout > 0 || !c.until.IsZero() {
 		now := time.Now()
-		if c.deadline.Sub(now) < c.timeout-c.timeout/10 {
-			c.deadline = now.Add(c.timeout)
-			if err := c.Conn.SetReadDeadline(c.deadline); err != nil {
+		if c.deadline.IsZero() || c.deadline != c.until && c.deadline.Sub(now) < c.timeout-c.timeout/10 {
+			d := c.until
+			if next := now.Add(c.timeout); c.timeout > 0 && (d.IsZero() || next.Before(d)) {
+				d = next
+			}
+			c.deadline = d
+			if err := c.Conn.SetReadDeadline(d); err != nil {
 				return 0, err
 			}
 		}

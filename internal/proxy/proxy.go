@@ -192,7 +192,7 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 	// predecessor's pods until its source reports.
 	for _, r := range st.routes {
 		prev := old[r.Name]
-		if prev != nil && prev.upstream == st.upstream && prev.Table == r.Table &&
+		if prev != nil && prev.upstream == r.upstream && prev.Table == r.Table &&
 			prev.protocol == r.protocol && samePodTLS(prev.podTLS, r.podTLS) {
 			prev.mu.Lock()
 			r.pods.Store(prev.pods.Load())
@@ -323,6 +323,15 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 	if err != nil {
 		return nil, err
 	}
+	var requestTimeout, backendTimeout time.Duration
+	if t := rc.Timeouts.Request; t != nil {
+		requestTimeout = *t
+	}
+	if t := rc.Timeouts.BackendRequest; t != nil {
+		// The route's bound on each attempt replaces the global wait for
+		// a pod's answer; 0 lifts both.
+		backendTimeout, us.readTimeout = *t, *t
+	}
 	r := &route{
 		Route: place.Route{
 			Name:  rc.Name,
@@ -345,15 +354,17 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 				Metrics:     p.metrics.Route(rc.Name),
 			},
 		},
-		matchConfig: rc.Match,
-		cookie:      newSessionCookie(rc.Sticky),
-		filters:     newFilters(rc),
-		respond:     respondStatus(rc.Respond),
-		missingName: rc.Sticky.Missing,
-		active:      rc.Health.Active,
-		balName:     rc.Balancer,
-		upstream:    us,
-		protocol:    rc.Pods.Protocol,
+		matchConfig:    rc.Match,
+		cookie:         newSessionCookie(rc.Sticky),
+		filters:        newFilters(rc),
+		respond:        respondStatus(rc.Respond),
+		requestTimeout: requestTimeout,
+		backendTimeout: backendTimeout,
+		missingName:    rc.Sticky.Missing,
+		active:         rc.Health.Active,
+		balName:        rc.Balancer,
+		upstream:       us,
+		protocol:       rc.Pods.Protocol,
 	}
 	if r.podTLS, err = newPodTLS(rc); err != nil {
 		return nil, err

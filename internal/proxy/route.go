@@ -29,6 +29,10 @@ type route struct {
 	missingName string
 	active      config.Active
 
+	// requestTimeout bounds a whole exchange, backendTimeout each attempt
+	// with a pod (routes[].timeouts); 0: no bound.
+	requestTimeout, backendTimeout time.Duration
+
 	balName     string
 	shared      *store.Route     // nil for a memory store
 	tableConfig config.Table     // what Table was built from
@@ -99,4 +103,20 @@ func (r *route) rebuild() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.rebuildLocked()
+}
+
+// deadline is when an attempt with a pod that starts at now must end, for
+// a request that podpin had at start: the earlier of the route's request
+// and backend bounds; zero when it has neither.
+func (r *route) deadline(start, now time.Time) time.Time {
+	var d time.Time
+	if r.requestTimeout > 0 {
+		d = start.Add(r.requestTimeout)
+	}
+	if r.backendTimeout > 0 {
+		if b := now.Add(r.backendTimeout); d.IsZero() || b.Before(d) {
+			d = b
+		}
+	}
+	return d
 }

@@ -27,6 +27,11 @@ func (c *podClient) roundTrip(ctx context.Context, req *fasthttp.Request, resp *
 	if err != nil {
 		return false, err
 	}
+	until, _ := ctx.Deadline()
+	if err := pc.setUntil(until); err != nil {
+		c.discard(pc)
+		return true, err
+	}
 	// Until the header is in, the end of ctx closes the connection. The
 	// watch stops before the connection can go back to the pool.
 	stopWatch := func() bool { return true }
