@@ -298,10 +298,13 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	if o.ingress.enabled() {
 		certSource = certs.NewSource()
 	}
-	// A Gateway's HTTPS listeners serve the certificates its controller
-	// sets for their address.
-	sources := certs.NewSources()
-	p = proxy.New(proxy.Options{Logger: log.With("component", "proxy"), Metrics: m, Shared: shared, KeySecret: secret, Discoverer: disc, Certificates: certSource})
+	// Listeners whose certificates a controller sets (a Gateway's HTTPS
+	// listeners) each serve the Source kept here for their address.
+	listenerCerts := certs.NewSources()
+	p = proxy.New(proxy.Options{
+		Logger: log.With("component", "proxy"), Metrics: m, Shared: shared, KeySecret: secret, Discoverer: disc,
+		Certificates: certSource, ListenerCertificates: listenerCerts,
+	})
 	if err := p.Apply(cfg); err != nil {
 		return err
 	}
@@ -330,7 +333,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		synced = append([]func() <-chan struct{}{ctl.Synced}, synced...)
 	}
 	isBound := func(addr string) bool { _, ok := listeners.Addrs()[addr]; return ok }
-	gw, err := o.gateway.controller(o.kubeconfig, kube, cfg, routesTo.Apply, sources, isBound, o.ingress.publishAddresses(), log)
+	gw, err := o.gateway.controller(o.kubeconfig, kube, cfg, routesTo.Apply, listenerCerts, isBound, o.ingress.publishAddresses(), log)
 	if err != nil {
 		return err
 	}

@@ -61,7 +61,10 @@ type Metrics interface {
 type Options struct {
 	// Listener names the listener in logs and metrics (its address).
 	Listener string
-	// Pairs are the certificates; the first is the default. At least one.
+	// Pairs are the certificates; the first is the default. At least one,
+	// unless Source is given: a Store without files serves the Source's
+	// certificates alone, and fails a handshake the Source has no
+	// certificate for.
 	Pairs []Pair
 	// MinVersion is the oldest TLS version accepted. Zero: TLS 1.2.
 	MinVersion uint16
@@ -104,7 +107,7 @@ type index struct {
 // New loads every pair. Any pair that does not load is an error naming its
 // files: a listener does not start without all of its certificates.
 func New(o Options) (*Store, error) {
-	if len(o.Pairs) == 0 {
+	if len(o.Pairs) == 0 && o.Source == nil {
 		return nil, fmt.Errorf("no certificate")
 	}
 	if o.MinVersion == 0 {
@@ -139,7 +142,8 @@ func (s *Store) TLSConfig() *tls.Config {
 }
 
 // GetCertificate picks the certificate for a handshake, as the package doc
-// says. It never fails: an unknown name gets the default.
+// says. An unknown name gets the default; it fails only in a Store without
+// files whose Source has no certificate for the name and no default.
 func (s *Store) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if src := s.o.Source; src != nil {
 		if c := src.find(hello.ServerName); c != nil {
@@ -151,6 +155,9 @@ func (s *Store) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, er
 		}
 		if c := src.def(); c != nil {
 			return c, nil
+		}
+		if ix.def == nil {
+			return nil, fmt.Errorf("no certificate for server name %q", hello.ServerName)
 		}
 		return ix.def, nil
 	}

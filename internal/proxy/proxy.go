@@ -47,9 +47,12 @@ type Proxy struct {
 	log        *slog.Logger
 	metrics    *metrics.Metrics
 	certSource *certs.Source // nil without Options.Certificates
-	digest     table.Digester
-	discoverer Discoverer
-	shared     *store.Redis
+	// listenerCerts are the certificates of managed listeners, by
+	// address; nil without Options.ListenerCertificates
+	listenerCerts *certs.Sources
+	digest        table.Digester
+	discoverer    Discoverer
+	shared        *store.Redis
 
 	state   atomic.Pointer[state]
 	tunnels tunnels
@@ -114,6 +117,12 @@ type Options struct {
 	// listener serves before its own files (the Secrets of Ingresses), and
 	// of the hosts whose cleartext requests get a redirect to https.
 	Certificates *certs.Source
+	// ListenerCertificates, when not nil, holds the certificates of the
+	// TLS listeners whose certificates a controller sets
+	// (config.ListenerTLS.Managed): each serves the Source For its
+	// address, and neither files nor Certificates. Nil: such listeners
+	// do not start.
+	ListenerCertificates *certs.Sources
 }
 
 // Discoverer makes the endpoint source of the route named route, whose pods
@@ -126,16 +135,17 @@ type Discoverer interface {
 // Close stops the goroutines it starts.
 func New(o Options) *Proxy {
 	p := &Proxy{
-		log:        o.Logger,
-		metrics:    o.Metrics,
-		digest:     table.NewDigester(o.KeySecret),
-		discoverer: o.Discoverer,
-		shared:     o.Shared,
-		clock:      table.NewClock(),
-		budget:     table.NewBudget(0),
-		memLimit:   o.MemoryLimit,
-		certSource: o.Certificates,
-		synced:     make(chan struct{}),
+		log:           o.Logger,
+		metrics:       o.Metrics,
+		digest:        table.NewDigester(o.KeySecret),
+		discoverer:    o.Discoverer,
+		shared:        o.Shared,
+		clock:         table.NewClock(),
+		budget:        table.NewBudget(0),
+		memLimit:      o.MemoryLimit,
+		certSource:    o.Certificates,
+		listenerCerts: o.ListenerCertificates,
+		synced:        make(chan struct{}),
 	}
 	if p.memLimit == 0 {
 		p.memLimit = debug.SetMemoryLimit(-1)

@@ -175,6 +175,15 @@ func (p *Proxy) listenTLS(ctx context.Context, wg *sync.WaitGroup, ln net.Listen
 	for i, c := range l.TLS.Certificates {
 		pairs[i] = certs.Pair{CertFile: c.CertFile, KeyFile: c.KeyFile}
 	}
+	source := p.certSource
+	if l.TLS.Managed {
+		// A controller's listener serves what the controller sets for
+		// its address, and nothing else.
+		if p.listenerCerts == nil {
+			return nil, fmt.Errorf("listener %s: its certificates are set by a controller, and the proxy has no place for them (Options.ListenerCertificates)", name)
+		}
+		source = p.listenerCerts.For(l.Address)
+	}
 	store, err := certs.New(certs.Options{
 		Listener:   name,
 		Pairs:      pairs,
@@ -182,7 +191,7 @@ func (p *Proxy) listenTLS(ctx context.Context, wg *sync.WaitGroup, ln net.Listen
 		NextProtos: nextProtos,
 		Logger:     p.log,
 		Metrics:    p.metrics,
-		Source:     p.certSource,
+		Source:     source,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listener %s: %w", name, err)
