@@ -68,12 +68,14 @@ type fastHeader interface {
 	Add(key, value string)
 }
 
-// applyFast edits a fasthttp header.
+// applyFast edits a fasthttp header. fasthttp's Set replaces only the
+// first field of a name: a set deletes them all first.
 func (e *headerEdits) applyFast(h fastHeader) {
 	for _, name := range e.remove {
 		h.Del(name)
 	}
 	for _, kv := range e.set {
+		h.Del(kv[0])
 		h.Set(kv[0], kv[1])
 	}
 	for _, kv := range e.add {
@@ -145,8 +147,12 @@ func (f *filters) editRequest(out *http.Request) {
 }
 
 // redirectURL is where the route redirects a request for scheme://host
-// (host with any port), path (escaped) and query.
-func (f *filters) redirectURL(scheme, host, path, query string) string {
+// (the Host, with any port), path (escaped) and query, which came in on a
+// listener of port listener ("" when unknown). Gateway API's rules: the
+// port is the redirect's own, else with a scheme that scheme's well-known
+// one, else the listener's (the Host's when unknown); a well-known port is
+// left out.
+func (f *filters) redirectURL(scheme, host, listener, path, query string) string {
 	rd := f.redirect
 	name, port := host, ""
 	if h, p, err := net.SplitHostPort(host); err == nil {
@@ -160,6 +166,8 @@ func (f *filters) redirectURL(scheme, host, path, query string) string {
 		port = strconv.Itoa(rd.Port)
 	case rd.Scheme != "":
 		port = ""
+	case listener != "":
+		port = listener
 	}
 	if rd.Scheme != "" {
 		scheme = rd.Scheme
@@ -197,4 +205,12 @@ func respondStatus(rs *config.Respond) int {
 // respondText is the one-line answer of a route that responds by itself.
 func (r *route) respondText() string {
 	return strconv.Itoa(r.respond) + " " + http.StatusText(r.respond) + " (route " + strconv.Quote(r.Name) + " answers by itself)"
+}
+
+// portOf is the port of a listener's address, "" when it has none.
+func portOf(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return strconv.Itoa(t.Port)
+	}
+	return ""
 }

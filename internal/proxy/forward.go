@@ -113,7 +113,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan head
 	}
 	if err != nil {
 		code := fasthttp.StatusBadGateway
-		if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		if answerTimedOut(err) {
 			code = fasthttp.StatusGatewayTimeout
 		}
 		if _, ok := isTLSError(err); ok {
@@ -486,6 +486,16 @@ func upstreamReason(err error) string {
 	return "bad response"
 }
 
+// answerTimedOut reports a pod whose answer did not come in time, which is
+// a 504: upstream.responseTimeout, or the route's timeouts running out. A
+// connection or TLS handshake that took too long is a 502.
+func answerTimedOut(err error) bool {
+	if _, ok := isTLSError(err); ok || isDialError(err) {
+		return false
+	}
+	return errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
+}
+
 // isTimeout reports a pod that did not answer in time: fasthttp's
 // ErrTimeout, a deadline, or net/http's wait for a response header.
 func isTimeout(err error) bool {
@@ -501,7 +511,7 @@ func redirectFast(ctx *fasthttp.RequestCtx, r *route) {
 		scheme = "https"
 	}
 	u := ctx.URI()
-	loc := r.filters.redirectURL(scheme, string(ctx.Host()), string(u.PathOriginal()), string(u.QueryString()))
+	loc := r.filters.redirectURL(scheme, string(ctx.Host()), portOf(ctx.LocalAddr()), string(u.PathOriginal()), string(u.QueryString()))
 	code := r.filters.redirectStatus()
 	r.Metrics.Unrouted(code)
 	ctx.Response.Header.Set(fasthttp.HeaderLocation, loc)

@@ -153,7 +153,8 @@ func (p *Proxy) serveH2(w http.ResponseWriter, req *http.Request) {
 		}
 		code := f.redirectStatus()
 		r.Metrics.Unrouted(code)
-		w.Header().Set("Location", f.redirectURL(scheme, req.Host, req.URL.EscapedPath(), req.URL.RawQuery))
+		local, _ := req.Context().Value(http.LocalAddrContextKey).(net.Addr)
+		w.Header().Set("Location", f.redirectURL(scheme, req.Host, portOf(local), req.URL.EscapedPath(), req.URL.RawQuery))
 		w.WriteHeader(code)
 		return
 	}
