@@ -14,7 +14,9 @@
 // directory, which `go -C tools/chart` sets to this folder. With
 // -kubeconfig it renders against that cluster: the chart's lookups read it,
 // so a rendering for an upgrade keeps what the cluster holds (the admin
-// token); nothing is written to the cluster.
+// token); nothing is written to the cluster. With -include-crds the CRDs
+// of the chart's crds/ folders come first (the Gateway API CRDs, with
+// gateway.installCRDs), as `helm template --include-crds` prints them.
 package main
 
 import (
@@ -60,6 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	namespace := fs.String("namespace", "podpin-system", "release `namespace`")
 	createNS := fs.Bool("create-namespace", true, "start with a Namespace object for the release namespace")
 	out := fs.String("o", "", "write to this `file` instead of standard output")
+	includeCRDs := fs.Bool("include-crds", false, "put the CRDs of the chart's crds/ folders (its enabled subcharts' included) first, as helm template --include-crds")
 	kubeconfig := fs.String("kubeconfig", "", "render against the cluster of this kubeconfig `file` (lookup reads it, nothing is written), as helm upgrade --install --dry-run=server; empty: reach no cluster, as helm template")
 	var files valueFiles
 	fs.Var(&files, "f", "values `file` merged over the chart's values.yaml, as helm -f does (repeatable; later files win)")
@@ -83,6 +86,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		CreateNamespace: *createNS,
 		Values:          vals,
 		Kubeconfig:      *kubeconfig,
+		IncludeCRDs:     *includeCRDs,
 		Logger:          slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {

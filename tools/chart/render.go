@@ -38,6 +38,10 @@ type Options struct {
 	// capabilities are the server's. Nothing is written to the cluster.
 	// Empty: rendered as helm template renders, reaching no cluster.
 	Kubeconfig string
+	// IncludeCRDs puts the CRDs of the chart's crds/ folders, its enabled
+	// subcharts' included, first, as `helm template --include-crds` does;
+	// false leaves them out, as helm template does by default.
+	IncludeCRDs bool
 }
 
 // ReadValues merges values files in order, each over the ones before it, as
@@ -61,8 +65,9 @@ func ReadValues(files []string) (map[string]any, error) {
 //
 // The output is a comment naming what was rendered, then the Namespace
 // object if opts.CreateNamespace, then exactly what `helm template RELEASE
-// dir -n NAMESPACE -f ...` prints: every object in Helm's install order
-// under a "# Source:" comment, hooks last.
+// dir -n NAMESPACE -f ...` prints (with --include-crds if
+// opts.IncludeCRDs): every object in Helm's install order under a "#
+// Source:" comment, CRDs first, hooks last.
 func Render(ctx context.Context, dir string, opts Options) ([]byte, error) {
 	chrt, err := loader.Load(dir)
 	if err != nil {
@@ -95,6 +100,7 @@ func Render(ctx context.Context, dir string, opts Options) ([]byte, error) {
 	install.Replace = true // as helm template: no release store to check the name against
 	install.ReleaseName = opts.Release
 	install.Namespace = opts.Namespace
+	install.IncludeCRDs = opts.IncludeCRDs
 	released, err := install.RunWithContext(ctx, chrt, opts.Values)
 	if err != nil {
 		return nil, fmt.Errorf("rendering chart %q: %w", dir, err)
