@@ -82,6 +82,28 @@ render but cannot work. */}}
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) -}}
 {{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" -}}
 {{- end -}}
+{{- if .Values.gateway.enabled -}}
+{{- include "podpin.validateGateway" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* podpin.validateGateway fails the rendering when a Service port of
+gateway.ports is taken, or, rendered against a cluster, when the cluster
+lacks the Gateway API CRDs the controller reads. */}}
+{{- define "podpin.validateGateway" -}}
+{{- $taken := dict (toString .Values.service.port) "service.port (the Ingress listener's Service port)" "8080" "the pods' Ingress listener" (toString .Values.admin.port) "admin.port" -}}
+{{- if .Values.listener.tls.secretNames -}}
+{{- $_ := set $taken (toString .Values.service.tlsPort) "service.tlsPort (the Ingress TLS listener's Service port)" -}}
+{{- $_ := set $taken "8443" "the pods' Ingress TLS listener" -}}
+{{- end -}}
+{{- range $port := .Values.gateway.ports -}}
+{{- with get $taken (toString $port) -}}
+{{- fail (printf "gateway.ports: %v is taken by %s; leave it out of gateway.ports, or move the other (for example --set service.port=8080)" $port .) -}}
+{{- end -}}
+{{- end -}}
+{{- if and (include "podpin.online" .) (not (.Capabilities.APIVersions.Has "gateway.networking.k8s.io/v1/GatewayClass")) -}}
+{{- fail "gateway.enabled: the cluster has no Gateway API CRDs (gateway.networking.k8s.io/v1 GatewayClass). Install them first: helm show crds deploy/helm/podpin | kubectl apply --server-side -f - (or set gateway.installCRDs=true on the first helm install: helm upgrade never installs CRDs)" -}}
+{{- end -}}
 {{- end -}}
 
 {{/* podpin.listenerEdge is what both client listeners take from
