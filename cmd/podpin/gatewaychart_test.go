@@ -436,3 +436,167 @@ func guideGatewayObjects(t *testing.T) []*unstructured.Unstructured {
 	}
 	return objs
 }
+
+// runHelm runs Helm's own command line (helm.sh/helm/v4, the version
+// tools/chart builds with: go -C tools/chart tool helm) with args against
+// the cluster of kubeconfig, and stdin as its input; Helm keeps its cache
+// and configuration in a folder of the test's. It returns the output.
+func runHelm(t *testing.T, kubeconfig string, args ...string) (string, error) {
+	t.Helper()
+	home := t.TempDir()
+	cmd := exec.Command("go", append([]string{"tool", "helm", "--kubeconfig", kubeconfig}, args...)...)
+	cmd.Dir = "../../tools/chart"
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+home+"/cache", "HELM_CONFIG_HOME="+home+"/config", "HELM_DATA_HOME="+home+"/data")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestChartGatewayCRDsThroughHelm runs helm install and uninstall, Helm's
+// own, against a real API server and follows the Gateway API CRDs through
+// them: none without gateway.installCRDs; with it, the CRDs installed first
+// and the GatewayClass beside them in one install; left, with the user's
+// Gateways, by helm uninstall; and, already present, used by an install
+// without gateway.installCRDs. The guide's commands, kubectl apply of helm
+// show crds among them, run as the guide writes them.
+func TestChartGatewayCRDsThroughHelm(t *testing.T) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skip("kubectl (Debian package kubernetes-client) is not installed: scripts/test installs it")
+	}
+	cp := k8stest.Start(t)
+	ctx := t.Context()
+	kubeconfig := cp.Kubeconfig(t, cp.AdminToken)
+	chart, err := filepath.Abs("../../deploy/helm/podpin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntilTrue(t, "namespace kube-system exists", func() bool {
+		_, err := cp.Client.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{})
+		return err == nil
+	})
+	dyn, err := dynamic.NewForConfig(cp.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crdRes := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	gatewayCRDs := func() []string {
+		t.Helper()
+		list, err := dyn.Resource(crdRes).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, c := range list.Items {
+			if strings.HasSuffix(c.GetName(), ".gateway.networking.k8s.io") {
+				names = append(names, c.GetName())
+				if c.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
+					t.Errorf("CRD %s: annotations %v, want helm.sh/resource-policy keep", c.GetName(), c.GetAnnotations())
+				}
+			}
+		}
+		return names
+	}
+	gv := schema.GroupVersion{Group: "gateway.networking.k8s.io", Version: "v1"}
+	gatewayClass := func() (*unstructured.Unstructured, error) {
+		return dyn.Resource(gv.WithResource("gatewayclasses")).Get(ctx, "podpin", metav1.GetOptions{})
+	}
+	installArgs := []string{"install", "podpin", chart, "-n", "podpin-system", "--create-namespace"}
+	gatewayArgs := []string{"--set", "gateway.enabled=true", "--set", "service.port=8080"}
+
+	t.Run("the defaults install no CRD", func(t *testing.T) {
+		if out, err := runHelm(t, kubeconfig, installArgs...); err != nil {
+			t.Fatalf("helm install: %v\n%s", err, out)
+		}
+		if crds := gatewayCRDs(); len(crds) > 0 {
+			t.Errorf("the default install made CRDs %v, want none", crds)
+		}
+		if out, err := runHelm(t, kubeconfig, "uninstall", "podpin", "-n", "podpin-system"); err != nil {
+			t.Fatalf("helm uninstall: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("gateway.enabled without the CRDs stops, saying how to install them", func(t *testing.T) {
+		out, err := runHelm(t, kubeconfig, append(installArgs, gatewayArgs...)...)
+		if err == nil || !strings.Contains(out, "helm show crds deploy/helm/podpin | kubectl apply --server-side -f -") {
+			t.Errorf("helm install with gateway.enabled and no CRDs: got %v\n%s\nwant a failure naming the command that installs them", err, out)
+		}
+		if crds := gatewayCRDs(); len(crds) > 0 {
+			t.Errorf("the failed install made CRDs %v, want none", crds)
+		}
+	})
+
+	t.Run("one install makes the CRDs and the GatewayClass", func(t *testing.T) {
+		out, err := runHelm(t, kubeconfig, append(installArgs, append(gatewayArgs, "--set", "gateway.installCRDs=true")...)...)
+		if err != nil {
+			t.Fatalf("helm install with gateway.installCRDs: %v\n%s", err, out)
+		}
+		if crds := gatewayCRDs(); len(crds) != 10 {
+			t.Errorf("CRDs after the install: %v, want the chart's 10", crds)
+		}
+		gc, err := gatewayClass()
+		if err != nil {
+			t.Fatalf("the GatewayClass of the install: %v", err)
+		}
+		if name, _, _ := unstructured.NestedString(gc.Object, "spec", "controllerName"); name != "podpin.io/gateway-controller" {
+			t.Errorf("GatewayClass controllerName %q, want podpin.io/gateway-controller", name)
+		}
+		// The release record holds the chart, CRDs included: it must stay
+		// well within a Secret's 1 MiB.
+		s, err := cp.Client.CoreV1().Secrets("podpin-system").Get(ctx, "sh.helm.release.v1.podpin.v1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("the release record is %d bytes", len(s.Data["release"]))
+		if n := len(s.Data["release"]); n > 512<<10 {
+			t.Errorf("the release record is %d bytes, want at most half a Secret's 1 MiB", n)
+		}
+	})
+
+	createNamespace(t, cp.Client, "shop")
+	for _, o := range guideGatewayObjects(t) {
+		if _, err := dyn.Resource(gv.WithResource(strings.ToLower(o.GetKind())+"s")).Namespace("shop").Create(ctx, o, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("helm uninstall leaves the CRDs and the Gateways", func(t *testing.T) {
+		if out, err := runHelm(t, kubeconfig, "uninstall", "podpin", "-n", "podpin-system"); err != nil {
+			t.Fatalf("helm uninstall: %v\n%s", err, out)
+		}
+		if crds := gatewayCRDs(); len(crds) != 10 {
+			t.Errorf("CRDs after the uninstall: %v, want the chart's 10", crds)
+		}
+		if _, err := dyn.Resource(gv.WithResource("gateways")).Namespace("shop").Get(ctx, "web", metav1.GetOptions{}); err != nil {
+			t.Errorf("the Gateway after the uninstall: %v", err)
+		}
+		if _, err := gatewayClass(); !apierrors.IsNotFound(err) {
+			t.Errorf("the GatewayClass after the uninstall: got %v, want it gone with the release", err)
+		}
+	})
+
+	t.Run("helm show crds applies server-side over the CRDs", func(t *testing.T) {
+		show := exec.Command("go", "tool", "helm", "show", "crds", chart)
+		show.Dir = "../../tools/chart"
+		crds, err := show.Output()
+		if err != nil {
+			t.Fatalf("helm show crds: %v", err)
+		}
+		if n := strings.Count(string(crds), "\nkind: CustomResourceDefinition\n"); n != 10 {
+			t.Errorf("helm show crds printed %d CRDs, want 10", n)
+		}
+		apply := exec.Command(kubectl, "--kubeconfig", kubeconfig, "apply", "--server-side", "-f", "-")
+		apply.Stdin = bytes.NewReader(crds)
+		if out, err := apply.CombinedOutput(); err != nil {
+			t.Errorf("kubectl apply --server-side of helm show crds: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("with the CRDs present an install needs no installCRDs", func(t *testing.T) {
+		if out, err := runHelm(t, kubeconfig, append(installArgs, gatewayArgs...)...); err != nil {
+			t.Fatalf("helm install with gateway.enabled over present CRDs: %v\n%s", err, out)
+		}
+		if _, err := gatewayClass(); err != nil {
+			t.Errorf("the GatewayClass: %v", err)
+		}
+	})
+}

@@ -17,6 +17,12 @@
 // token); nothing is written to the cluster. With -include-crds the CRDs
 // of the chart's crds/ folders come first (the Gateway API CRDs, with
 // gateway.installCRDs), as `helm template --include-crds` prints them.
+//
+// Helm's own command line, at the version this module renders with, is a
+// tool of the module, for machines without a helm binary (and for the
+// tests that run helm install against a real API server):
+//
+//	go -C tools/chart tool helm install podpin "$PWD/deploy/helm/podpin" -n podpin-system --create-namespace
 package main
 
 import (
