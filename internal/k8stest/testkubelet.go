@@ -60,12 +60,15 @@ type TestKubelet struct {
 	queue      workqueue.TypedRateLimitingInterface[types.NamespacedName]
 
 	// mu guards the fields below it.
-	mu     sync.Mutex
-	pods   map[types.NamespacedName]*RunningPod
-	used   map[netip.Addr]bool
-	free   []netip.Addr // released addresses, oldest release first
-	next   netip.Addr   // the lowest address never handed out
-	failed map[types.NamespacedName]bool
+	mu   sync.Mutex
+	pods map[types.NamespacedName]*RunningPod
+	used map[netip.Addr]bool
+	free []netip.Addr // released addresses, oldest release first
+	next netip.Addr   // the lowest address never handed out
+	// waiting holds the address of each pod whose program could not start
+	// yet, kept for its next attempt.
+	waiting map[types.NamespacedName]netip.Addr
+	failed  map[types.NamespacedName]bool
 }
 
 // cacheLister gets a pod from the informer's cache.
@@ -100,10 +103,11 @@ func (cp *ControlPlane) StartTestKubelet(t testing.TB, netns *NetNS, opts Kubele
 		t:          t,
 		queue: workqueue.NewTypedRateLimitingQueue(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](kubeletRetryMin, kubeletRetryMax)),
-		pods:   make(map[types.NamespacedName]*RunningPod),
-		used:   make(map[netip.Addr]bool),
-		next:   podAddr,
-		failed: make(map[types.NamespacedName]bool),
+		pods:    make(map[types.NamespacedName]*RunningPod),
+		used:    make(map[netip.Addr]bool),
+		next:    podAddr,
+		waiting: make(map[types.NamespacedName]netip.Addr),
+		failed:  make(map[types.NamespacedName]bool),
 	}
 	if k.program == nil {
 		k.program = EchoBasic
@@ -224,6 +228,9 @@ func (k *TestKubelet) sync(ctx context.Context, key types.NamespacedName) (retry
 	if running != nil && (pod == nil || pod.UID != running.Pod.UID || pod.DeletionTimestamp != nil) {
 		k.release(key, running)
 	}
+	if pod == nil || pod.DeletionTimestamp != nil {
+		k.unwait(key)
+	}
 	switch {
 	case pod == nil:
 		return false, nil
@@ -241,29 +248,41 @@ func (k *TestKubelet) sync(ctx context.Context, key types.NamespacedName) (retry
 
 // start gives pod an address, runs its program and reports it running.
 func (k *TestKubelet) start(ctx context.Context, key types.NamespacedName, pod *corev1.Pod) (bool, error) {
-	addr, err := k.allocate()
-	if err != nil {
-		return false, err
-	}
-	if err := k.netns.addAddr(addr); err != nil {
-		k.releaseAddr(addr)
-		return false, err
+	k.mu.Lock()
+	addr, ok := k.waiting[key]
+	k.mu.Unlock()
+	if !ok {
+		var err error
+		if addr, err = k.allocate(); err != nil {
+			return false, err
+		}
+		if err := k.netns.addAddr(addr); err != nil {
+			k.releaseAddr(addr)
+			return false, err
+		}
 	}
 	rp := &RunningPod{Pod: pod.DeepCopy(), IP: addr, cp: k.cp, netns: k.netns}
 	rp.Pod.Status.PodIP = addr.String()
-	if err := k.program(ctx, rp); err != nil {
-		rp.stop()
-		k.releaseAddr(addr)
-		return true, err
-	}
-	if _, err := k.cp.runPod(ctx, pod.Namespace, pod.Name, addr); err != nil {
-		rp.stop()
-		k.releaseAddr(addr)
+	err := k.program(ctx, rp)
+	if err == nil {
+		_, err = k.cp.runPod(ctx, pod.Namespace, pod.Name, addr)
 		// The pod may have been deleted meanwhile; its next event says so.
-		return apierrors.IsNotFound(err) || apierrors.IsConflict(err), err
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			rp.stop()
+			k.releaseAddr(addr)
+			return false, err
+		}
+	}
+	if err != nil {
+		rp.stop()
+		k.mu.Lock()
+		k.waiting[key] = addr
+		k.mu.Unlock()
+		return true, err
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	delete(k.waiting, key)
 	if k.pods == nil { // stopped meanwhile
 		rp.stop()
 		return false, nil
@@ -290,6 +309,18 @@ func (k *TestKubelet) remove(ctx context.Context, pod *corev1.Pod) (bool, error)
 		return true, fmt.Errorf("removing terminated pod: %w", err)
 	}
 	return false, nil
+}
+
+// unwait frees the address kept for the pod key, if any.
+func (k *TestKubelet) unwait(key types.NamespacedName) {
+	k.mu.Lock()
+	addr, ok := k.waiting[key]
+	delete(k.waiting, key)
+	delete(k.failed, key)
+	k.mu.Unlock()
+	if ok {
+		k.releaseAddr(addr)
+	}
 }
 
 // release stops the running pod and frees its address.
