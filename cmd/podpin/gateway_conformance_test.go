@@ -57,7 +57,7 @@ var conformanceSkipTests = []string{}
 // tested beyond core are those podpin declares in the GatewayClass status.
 //
 // With PODPIN_CONFORMANCE_REPORT naming a file, the suite's report (YAML)
-// is written there (docs/conformance/ keeps the published one).
+// is written there.
 //
 // It skips while podpin serve has no --gateway flag.
 func TestGatewayConformance(t *testing.T) {

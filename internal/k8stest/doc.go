@@ -8,9 +8,10 @@
 // ports for one test and stops them when the test ends.
 // [ControlPlane.StartControllerManager] adds kube-controller-manager with the
 // EndpointSlice, ReplicaSet, Deployment, StatefulSet, namespace and garbage
-// collector controllers. Nothing runs pods, so a test plays the kubelet with
-// [ControlPlane.RunPod], [ControlPlane.SetPodReady] and
-// [ControlPlane.TerminatePod].
+// collector controllers. No real kubelet runs pods: a test plays the kubelet
+// by hand with [ControlPlane.RunPod], [ControlPlane.SetPodReady] and
+// [ControlPlane.TerminatePod], or starts a [TestKubelet] that does it for
+// every pod (see below).
 //
 // The binaries come from scripts/k8s-binaries, which builds them from the Go
 // module proxy into a cache folder (about five minutes the first time):
@@ -43,6 +44,45 @@
 // (util-linux) commands. Because the host side always holds 10.244.0.1/24,
 // only one [NetNS] exists per host at a time: [NewNetNS] waits for any other,
 // in this process or another, to be cleaned up.
+//
+// # Test kubelet
+//
+// [ControlPlane.StartTestKubelet] starts a [TestKubelet] in the test
+// process: it watches pods (all, or those of [KubeletOptions.Namespaces]),
+// and for each new one takes the next free address of the [NetNS]
+// (10.244.0.2 to 10.244.0.254: 253 pods at a time; the test fails clearly
+// when they run out), runs the pod's [PodProgram] on it, binds the pod to
+// [DefaultNode] and reports it running and ready through the same code as
+// RunPod. The EndpointSlice controller then publishes it. When a pod is
+// deleted, its servers close at once and the kubelet removes it with grace
+// period 0, so a Deployment's replacement comes up. A program that cannot
+// start yet (a Secret it mounts does not exist) is retried with backoff and
+// keeps its address meanwhile.
+//
+// The default program, [EchoBasic], serves each container as the Gateway
+// API conformance suite's echo-basic image does, chosen by its environment:
+// the HTTP echo (JSON naming the path, host, method, proto, headers, pod and
+// namespace) over HTTP/1.1 and h2c on 3000, h2c on 3001, HTTPS on 8443 with
+// the certificate of the Secret volume TLS_SERVER_CERT names, /ws
+// WebSocket echo; the gRPC echo service (GRPC_ECHO_SERVER); the TCP and UDP
+// echo servers. A container of any other image gets the HTTP echo on each
+// TCP containerPort. The downward API's pod name and namespace fill the
+// echo, as the suite's manifests pass them to echo-basic.
+//
+//	cp := k8stest.Start(t)
+//	netns := k8stest.NewNetNS(t)
+//	cp.StartControllerManager(t)
+//	cp.StartTestKubelet(t, netns, k8stest.KubeletOptions{})
+//	// create Deployments and Services; their pods answer at their IPs
+//
+// # Gateway API
+//
+// [ControlPlane.InstallGatewayAPICRDs] installs the Gateway API CRDs,
+// experimental channel, of the module version in go.mod
+// ([GatewayAPIVersion]), and waits until they are Established.
+// [GatewayAPICRDDir] says where they are read from. cmd/podpin's
+// TestGatewayConformance runs the official conformance suite on these
+// parts: see "Gateway API conformance" in docs/kubernetes.md.
 //
 // # Clean-up
 //
