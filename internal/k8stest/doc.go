@@ -57,7 +57,9 @@
 // deleted, its servers close at once and the kubelet removes it with grace
 // period 0, so a Deployment's replacement comes up. A program that cannot
 // start yet (a Secret it mounts does not exist) is retried with backoff and
-// keeps its address meanwhile.
+// keeps its address meanwhile. The kubelet also serves the API server's
+// pods/log calls (its address is in the node's status), with the lines a
+// program wrote with [RunningPod.Logf].
 //
 // The default program, [EchoBasic], serves each container as the Gateway
 // API conformance suite's echo-basic image does, chosen by its environment:

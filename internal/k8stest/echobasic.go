@@ -48,6 +48,10 @@ import (
 //   - UDP_ECHO_SERVER set: each datagram answered with a JSON echo on
 //     UDP_PORT (8080).
 //
+// Each echoed HTTP request writes echo-basic's line "Echoing back request
+// made to PATH to client (ADDR)" to the container's log, which the suite
+// reads through pods/log to see mirrored requests.
+//
 // File paths in the environment are read from the pod's Secret and
 // ConfigMap volumes ([RunningPod.ReadFile]). NAMESPACE, POD_NAME,
 // SERVICE_NAME and INGRESS_NAME fill the echo's context; when NAMESPACE or
@@ -124,6 +128,11 @@ func isEchoBasic(image string) bool {
 	return name == "echo-basic"
 }
 
+// logf writes a line to the container's log.
+func (ec *echoContainer) logf(format string, args ...any) {
+	ec.pod.Logf(ec.c.Name, format, args...)
+}
+
 // port returns the port in the environment variable name, or def.
 func (ec *echoContainer) port(name string, def int) (int, error) {
 	v, ok := ec.env[name]
@@ -144,7 +153,7 @@ func (ec *echoContainer) serveDeclaredPorts() error {
 		var err error
 		switch p.Protocol {
 		case corev1.ProtocolTCP, "":
-			h := newEchoHandler(ec.ctx, strconv.Itoa(int(p.ContainerPort)))
+			h := newEchoHandler(ec.ctx, strconv.Itoa(int(p.ContainerPort)), ec.logf)
 			err = ec.serveHTTPPort(int(p.ContainerPort), h, nil)
 		case corev1.ProtocolUDP:
 			err = ec.serveUDP(int(p.ContainerPort))
@@ -174,7 +183,7 @@ func (ec *echoContainer) serveHTTP(ctx context.Context) error {
 		return err
 	}
 	// Every server of the container reports HTTP_PORT, as echo-basic does.
-	h := newEchoHandler(ec.ctx, strconv.Itoa(httpPort))
+	h := newEchoHandler(ec.ctx, strconv.Itoa(httpPort), ec.logf)
 	if err := ec.serveHTTPPort(httpPort, h, nil); err != nil {
 		return err
 	}
@@ -265,6 +274,7 @@ func h2cOnly(h http.Handler) http.Handler {
 type echoHandler struct {
 	ctx      echoContext
 	httpPort string
+	logf     func(format string, args ...any)
 	mux      *http.ServeMux
 
 	// mu guards attempts: the failed attempts of /retry/ per request uuid.
@@ -272,8 +282,8 @@ type echoHandler struct {
 	attempts map[string]int
 }
 
-func newEchoHandler(ctx echoContext, httpPort string) *echoHandler {
-	h := &echoHandler{ctx: ctx, httpPort: httpPort, attempts: make(map[string]int)}
+func newEchoHandler(ctx echoContext, httpPort string, logf func(string, ...any)) *echoHandler {
+	h := &echoHandler{ctx: ctx, httpPort: httpPort, logf: logf, attempts: make(map[string]int)}
 	h.mux = http.NewServeMux()
 	h.mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "OK") })
 	h.mux.HandleFunc("/status/", statusCode)
@@ -312,6 +322,8 @@ type echoTLS struct {
 }
 
 func (h *echoHandler) echo(w http.ResponseWriter, r *http.Request) {
+	// The line the suite looks for in a mirror's log (HTTPRouteRequestMirror).
+	h.logf("Echoing back request made to %s to client (%s)", r.RequestURI, r.RemoteAddr)
 	if err := sleepFor(r, "delay"); err != nil {
 		echoError(w, err)
 		return

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,6 +33,44 @@ type RunningPod struct {
 	mu      sync.Mutex
 	closers []func()
 	stopped bool
+	logs    map[string][]logLine // by container name, oldest first
+}
+
+// logLine is one line of a container's log.
+type logLine struct {
+	at   time.Time
+	text string
+}
+
+// maxLogLines bounds each container's log; older lines go first.
+const maxLogLines = 10000
+
+// Logf appends a line to the log of the container named container, which
+// the API server's pods/log reads through the kubelet (the last 10,000
+// lines of each container are kept).
+func (p *RunningPod) Logf(container, format string, args ...any) {
+	line := logLine{at: time.Now(), text: strings.TrimRight(fmt.Sprintf(format, args...), "\n")}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.logs == nil {
+		p.logs = make(map[string][]logLine)
+	}
+	lines := append(p.logs[container], line)
+	if len(lines) > maxLogLines {
+		lines = slices.Delete(lines, 0, len(lines)-maxLogLines)
+	}
+	p.logs[container] = lines
+}
+
+// logLines returns the lines of container's log written at since or later
+// (since's whole second, as the kubelet's sinceTime has no finer grain).
+func (p *RunningPod) logLines(container string, since time.Time) []logLine {
+	since = since.Truncate(time.Second)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	lines := p.logs[container]
+	i, _ := slices.BinarySearchFunc(lines, since, func(l logLine, t time.Time) int { return l.at.Compare(t) })
+	return slices.Clone(lines[i:])
 }
 
 // Listen opens a TCP listener on the pod's address and port. It is closed

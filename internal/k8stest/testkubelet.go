@@ -48,6 +48,11 @@ type KubeletOptions struct {
 // replacement pods come up. Probes, restarts and resource limits are not
 // modelled: a pod is ready as soon as its program has started.
 //
+// It also serves the part of a kubelet's API that the API server calls for
+// pods/log, so kubectl logs and the conformance suite read what a pod's
+// program wrote with [RunningPod.Logf]; [DefaultNode]'s status names its
+// address (127.0.0.1 and a free port).
+//
 // Start it with [ControlPlane.StartTestKubelet]; it stops when the test
 // ends. A TestKubelet is safe for concurrent use.
 type TestKubelet struct {
@@ -140,6 +145,12 @@ func (cp *ControlPlane) StartTestKubelet(t testing.TB, netns *NetNS, opts Kubele
 	}
 	k.lister = informer.GetIndexer()
 
+	stopAPI, err := k.serveAPI(t.Context())
+	if err != nil {
+		cancel()
+		t.Fatalf("k8stest: test kubelet: %v", err)
+	}
+
 	done := make(chan struct{})
 	factory.Start(ctx.Done())
 	go func() {
@@ -159,6 +170,7 @@ func (cp *ControlPlane) StartTestKubelet(t testing.TB, netns *NetNS, opts Kubele
 		for _, p := range pods {
 			p.stop()
 		}
+		stopAPI()
 	})
 	if !cache.WaitForCacheSync(t.Context().Done(), informer.HasSynced) {
 		t.Fatal("k8stest: test kubelet: pod cache did not sync")

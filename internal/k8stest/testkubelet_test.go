@@ -51,7 +51,8 @@ var conformanceNamespaces = []string{
 // controller manager and a test kubelet, and checks that every backend pod
 // runs, is published in its Service's EndpointSlice and answers at its own
 // address as echo-basic does: HTTP, h2c, TLS with its Secret's certificate,
-// WebSocket, gRPC (cleartext and TLS), TCP and UDP. Then a deleted pod stops
+// WebSocket, gRPC (cleartext and TLS), TCP and UDP, with its log readable
+// through pods/log. Then a deleted pod stops
 // answering and its Deployment's replacement comes up at another address.
 func TestTestKubeletRunsTheConformanceBackends(t *testing.T) {
 	cp := Start(t)
@@ -143,6 +144,28 @@ func TestTestKubeletRunsTheConformanceBackends(t *testing.T) {
 		}
 		if code := status(t, http.DefaultClient, "http://"+infra[0].Status.PodIP+":3000/status/418"); code != http.StatusTeapot {
 			t.Errorf("/status/418: got %d, want 418", code)
+		}
+	})
+
+	t.Run("pods/log reads what the pod logged, through the kubelet API", func(t *testing.T) {
+		p := infra[1]
+		getJSON(t, http.DefaultClient, "http://"+p.Status.PodIP+":3000/logged?n=1", nil, &echoAnswer{})
+		body, err := cp.Client.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{
+			Container: "infra-backend-v1",
+			SinceTime: &metav1.Time{Time: start},
+		}).DoRaw(ctx)
+		if err != nil {
+			t.Fatalf("logs of %s: %v", p.Name, err)
+		}
+		if !strings.Contains(string(body), "Echoing back request made to /logged?n=1 to client (10.244.0.1:") {
+			t.Errorf("logs of %s: got %q, want the echo of /logged?n=1", p.Name, body)
+		}
+		body, err = cp.Client.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{
+			Container: "infra-backend-v1",
+			SinceTime: &metav1.Time{Time: time.Now().Add(time.Hour)},
+		}).DoRaw(ctx)
+		if err != nil || len(body) != 0 {
+			t.Errorf("logs of %s since an hour from now: got %q, %v, want nothing", p.Name, body, err)
 		}
 	})
 
