@@ -51,9 +51,10 @@ func (f *gatewayFlags) check() error {
 // controller returns the Gateway controller the flags ask for, nil when
 // they ask for none. Its listeners and routes join cfg's; apply makes the
 // merged configuration the running one; sources holds the HTTPS
-// listeners' certificates; publish are the addresses written to Gateways
-// without one of their own.
-func (f *gatewayFlags) controller(kubeconfig string, client kubernetes.Interface, cfg *config.Config, apply func(*config.Config) error, sources *certs.Sources, bound func(string) bool, publish []string, log *slog.Logger) (*gateway.Controller, error) {
+// listeners' certificates; publish's --publish-address or
+// --publish-service give the addresses of Gateways without one of their
+// own.
+func (f *gatewayFlags) controller(kubeconfig string, client kubernetes.Interface, cfg *config.Config, apply func(*config.Config) error, sources *certs.Sources, bound func(string) bool, publish *ingressFlags, log *slog.Logger) (*gateway.Controller, error) {
 	if !f.on() {
 		return nil, nil
 	}
@@ -77,7 +78,8 @@ func (f *gatewayFlags) controller(kubeconfig string, client kubernetes.Interface
 		ControllerName:   f.name,
 		Static:           cfg,
 		Addresses:        pool,
-		PublishAddresses: publish,
+		PublishAddresses: publish.publishAddresses(),
+		PublishService:   publish.publishService,
 		Certificates: func(address string, hosts []certs.HostCert, def *tls.Certificate) {
 			sources.For(address).Set(hosts, def)
 		},

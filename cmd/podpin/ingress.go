@@ -26,9 +26,9 @@ type ingressFlags struct {
 
 func (f *ingressFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.class, "ingress-class", "", "serve the Ingresses of this IngressClass `name` (its controller is "+ingress.ControllerName+"), merged with the routes of --config")
-	fs.StringVar(&f.publishAddress, "publish-address", "", "IP or host `name` to write to the status of served Ingresses")
+	fs.StringVar(&f.publishAddress, "publish-address", "", "IP or host `name` to write to the status of served Ingresses and of Gateways without an address of their own")
 	fs.StringVar(&f.defaultSecret, "default-tls-secret", "", "serve the certificate of this kubernetes.io/tls Secret `NAMESPACE/NAME` to TLS clients no other certificate is for, in place of the first certificate of the listener's tls block")
-	fs.StringVar(&f.publishService, "publish-service", "", "write the address of this Service `NAMESPACE/NAME` (podpin's own) to the status of served Ingresses")
+	fs.StringVar(&f.publishService, "publish-service", "", "write the address of this Service `NAMESPACE/NAME` (podpin's own) to the status of served Ingresses and of Gateways without an address of their own")
 }
 
 // enabled reports whether podpin runs as an Ingress controller. A nil
@@ -39,10 +39,8 @@ func (f *ingressFlags) enabled() bool { return f != nil && f.class != "" }
 // --publish-address, --gateway) or exclude each other.
 func (f *ingressFlags) check(gateway bool) error {
 	switch {
-	case !f.enabled() && f.publishService != "":
-		return errors.New("--publish-service needs --ingress-class")
-	case !f.enabled() && !gateway && f.publishAddress != "":
-		return errors.New("--publish-address needs --ingress-class or --gateway")
+	case !f.enabled() && !gateway && (f.publishAddress != "" || f.publishService != ""):
+		return errors.New("--publish-address and --publish-service need --ingress-class or --gateway")
 	case !f.enabled() && f.defaultSecret != "":
 		return errors.New("--default-tls-secret needs --ingress-class")
 	case f.publishAddress != "" && f.publishService != "":

@@ -333,7 +333,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		synced = append([]func() <-chan struct{}{ctl.Synced}, synced...)
 	}
 	isBound := func(addr string) bool { _, ok := listeners.Addrs()[addr]; return ok }
-	gw, err := o.gateway.controller(o.kubeconfig, kube, cfg, routesTo.Apply, listenerCerts, isBound, o.ingress.publishAddresses(), log)
+	gw, err := o.gateway.controller(o.kubeconfig, kube, cfg, routesTo.Apply, listenerCerts, isBound, o.ingress, log)
 	if err != nil {
 		return err
 	}

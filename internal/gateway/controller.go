@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 
 	"github.com/podpin/podpin/internal/certs"
 	"github.com/podpin/podpin/internal/config"
+	"github.com/podpin/podpin/internal/ingress"
 )
 
 const (
@@ -72,6 +74,10 @@ type Options struct {
 	// PublishAddresses are written to the status of Gateways without an
 	// address of their own (IPs or host names).
 	PublishAddresses []string
+	// PublishService, "namespace/name" of podpin's own Service, gives
+	// those addresses when PublishAddresses is empty: its load balancer's,
+	// else its external IPs, else its cluster IP.
+	PublishService string
 	// Certificates receives the certificates of each HTTPS listener socket
 	// (by its listeners[].address) before the configuration that opens it
 	// is applied. Required.
@@ -120,6 +126,9 @@ func New(o Options) (*Controller, error) {
 	}
 	if o.ControllerName == "" {
 		o.ControllerName = ControllerName
+	}
+	if ns, name, ok := strings.Cut(o.PublishService, "/"); o.PublishService != "" && (!ok || ns == "" || name == "" || strings.Contains(name, "/")) {
+		return nil, fmt.Errorf("gateway controller: publish service %q must be namespace/name", o.PublishService)
 	}
 	if o.Debounce <= 0 {
 		o.Debounce = DefaultDebounce
@@ -299,6 +308,12 @@ func (c *Controller) world() (*world, error) {
 	}
 	for _, s := range svcs {
 		w.services[key(s)] = s
+	}
+	if len(w.publish) == 0 && c.o.PublishService != "" {
+		ns, name, _ := strings.Cut(c.o.PublishService, "/")
+		if svc := w.services[types.NamespacedName{Namespace: ns, Name: name}]; svc != nil {
+			w.publish = ingress.ServiceAddresses(svc)
+		}
 	}
 	secs, err := c.secrets.List(labels.Everything())
 	if err != nil {

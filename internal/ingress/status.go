@@ -50,25 +50,32 @@ func (p *publisher) addresses() (want []networkingv1.IngressLoadBalancerIngress,
 	if err != nil {
 		return nil, false
 	}
-	// A load balancer's addresses first, then external IPs, then the
-	// cluster IP, as the Service's clients would reach it.
-	for _, lb := range svc.Status.LoadBalancer.Ingress {
-		if lb.IP != "" {
-			want = append(want, networkingv1.IngressLoadBalancerIngress{IP: lb.IP})
-		} else if lb.Hostname != "" {
-			want = append(want, networkingv1.IngressLoadBalancerIngress{Hostname: lb.Hostname})
-		}
-	}
-	if len(want) == 0 {
-		for _, ip := range svc.Spec.ExternalIPs {
-			want = append(want, networkingv1.IngressLoadBalancerIngress{IP: ip})
-		}
-	}
-	if len(want) == 0 && svc.Spec.ClusterIP != "" && svc.Spec.ClusterIP != corev1.ClusterIPNone {
-		want = append(want, networkingv1.IngressLoadBalancerIngress{IP: svc.Spec.ClusterIP})
+	for _, a := range ServiceAddresses(svc) {
+		want = append(want, entry(a))
 	}
 	sortEntries(want)
 	return want, len(want) > 0
+}
+
+// ServiceAddresses are the addresses through which svc's clients reach
+// it: its load balancer's (IPs or host names), else its external IPs,
+// else its cluster IP. None while it has none of them.
+func ServiceAddresses(svc *corev1.Service) []string {
+	var out []string
+	for _, lb := range svc.Status.LoadBalancer.Ingress {
+		if lb.IP != "" {
+			out = append(out, lb.IP)
+		} else if lb.Hostname != "" {
+			out = append(out, lb.Hostname)
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, svc.Spec.ExternalIPs...)
+	}
+	if len(out) == 0 && svc.Spec.ClusterIP != "" && svc.Spec.ClusterIP != corev1.ClusterIPNone {
+		out = append(out, svc.Spec.ClusterIP)
+	}
+	return out
 }
 
 // entry is an IP entry when v is an IP address, else a host name entry.
