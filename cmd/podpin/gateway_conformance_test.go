@@ -56,8 +56,13 @@ var conformanceSkipTests = []string{}
 // GATEWAY-GRPC when podpin's GatewayClass declares GRPCRoute; the features
 // tested beyond core are those podpin declares in the GatewayClass status.
 //
-// With PODPIN_CONFORMANCE_REPORT naming a file, the suite's report (YAML)
-// is written there.
+// Settings, read from the environment:
+//
+//   - PODPIN_CONFORMANCE_REPORT: a file to write the suite's report (YAML) to.
+//   - PODPIN_CONFORMANCE_RUN_TEST: run only this test (a short name such as
+//     HTTPRouteSimpleSameNamespace), with the same supported features.
+//   - PODPIN_CONFORMANCE_DEBUG: when set, the suite logs every request and
+//     response.
 //
 // It skips while podpin serve has no --gateway flag.
 func TestGatewayConformance(t *testing.T) {
@@ -91,10 +96,21 @@ func TestGatewayConformance(t *testing.T) {
 	}
 	t.Logf("GatewayClass %s supports %v; profiles %v", conformanceGatewayClass, supported, profiles)
 
+	// The suite infers the features from the GatewayClass only when it runs
+	// every test; for one test, they are given.
+	runTest := os.Getenv("PODPIN_CONFORMANCE_RUN_TEST")
+	var given []features.FeatureName
+	if runTest != "" {
+		given = supported
+	}
+
 	// The suite may not log through controller-runtime before a logger is set.
 	ctrllog.SetLogger(logr.Discard())
 	conformance.RunConformanceWithOptions(t, suite.ConformanceOptions{
 		ConfigurableOptions: suite.ConfigurableOptions{
+			RunTest:              runTest,
+			SupportedFeatures:    given,
+			Debug:                os.Getenv("PODPIN_CONFORMANCE_DEBUG") != "",
 			GatewayClassName:     conformanceGatewayClass,
 			CleanupBaseResources: true,
 			CleanupTestResources: true,
