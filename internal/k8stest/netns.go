@@ -177,6 +177,10 @@ func (n *NetNS) addAddr(addr netip.Addr) error {
 	return nil
 }
 
+// podAddrCount is how many pod addresses there are, 10.244.0.2 to
+// 10.244.0.254.
+const podAddrCount = 253
+
 // podAddrUsable reports whether addr can be a pod address: a host address of
 // 10.244.0.0/24 that is not the host end's. That leaves 253 addresses,
 // 10.244.0.2 to 10.244.0.254.

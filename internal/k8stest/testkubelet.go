@@ -365,8 +365,8 @@ func (k *TestKubelet) allocate() (netip.Addr, error) {
 		k.used[a] = true
 		return a, nil
 	}
-	return netip.Addr{}, fmt.Errorf("no pod address left: all %d addresses of %s other than %s are in use",
-		len(k.used), podNet, hostAddr)
+	return netip.Addr{}, fmt.Errorf("no pod address left: all %d addresses of %s other than %s are in use, "+
+		"by running pods and by the test itself", podAddrCount, podNet, hostAddr)
 }
 
 func (k *TestKubelet) releaseAddr(a netip.Addr) {
