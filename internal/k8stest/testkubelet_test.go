@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -277,6 +279,83 @@ func TestTestKubeletRunsTheConformanceBackends(t *testing.T) {
 		}
 	})
 
+	t.Run("a pod of another image answers on its declared ports", func(t *testing.T) {
+		createDeployment(t, cp, "gateway-conformance-web-backend", "web", corev1.Container{
+			Name:  "web",
+			Image: "podpin.test/web:1",
+			Ports: []corev1.ContainerPort{{ContainerPort: 8080}},
+		}, nil)
+		p := waitRunningPod(t, cp, "gateway-conformance-web-backend", "app=web")
+		var got echoAnswer
+		getJSON(t, http.DefaultClient, "http://"+p.Status.PodIP+":8080/", nil, &got)
+		if got.Pod != p.Name || got.Namespace != p.Namespace || got.HTTPPort != "8080" {
+			t.Errorf("echo of %s: got pod %q namespace %q httpPort %q", p.Name, got.Pod, got.Namespace, got.HTTPPort)
+		}
+	})
+
+	t.Run("client certificates are checked against TLS_CLIENT_CACERTS from a ConfigMap", func(t *testing.T) {
+		ns := "gateway-conformance-web-backend"
+		clientCA := certstest.NewCA(t)
+		_, err := cp.Client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: "client-ca"},
+			Data:       map[string]string{"ca.crt": string(clientCA.PEM)},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		crt, key := ca.Issue(t, time.Now().Add(time.Hour), "mtls.example.com")
+		_, err = cp.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "mtls-cert"},
+			Data:       map[string][]byte{"tls.crt": crt, "tls.key": key},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		createDeployment(t, cp, ns, "mtls", corev1.Container{
+			Name:  "mtls",
+			Image: "registry.k8s.io/gateway-api/conformance/echo-basic:v0.1.0",
+			Env: []corev1.EnvVar{
+				{Name: "TLS_SERVER_CERT", Value: "/etc/server/tls.crt"},
+				{Name: "TLS_SERVER_PRIVKEY", Value: "/etc/server/tls.key"},
+				{Name: "TLS_CLIENT_CACERTS", Value: "/etc/client/ca"},
+			},
+			VolumeMounts: []corev1.VolumeMount{{Name: "server", MountPath: "/etc/server"}, {Name: "client", MountPath: "/etc/client"}},
+		}, []corev1.Volume{
+			{Name: "server", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "mtls-cert"}}},
+			{Name: "client", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "client-ca"},
+				Items:                []corev1.KeyToPath{{Key: "ca.crt", Path: "ca"}},
+			}}},
+		})
+		p := waitRunningPod(t, cp, ns, "app=mtls")
+		addr := p.Status.PodIP + ":8443"
+
+		// Without a certificate the client is let in, as echo-basic does.
+		client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: ca.Client("mtls.example.com")}}
+		var got echoAnswer
+		getJSON(t, client, "https://"+addr+"/", nil, &got)
+		if got.TLS == nil || len(got.TLS.PeerCertificates) != 0 || got.Pod != p.Name {
+			t.Errorf("echo without a client certificate: got %+v", got)
+		}
+		// A certificate of a CA the pod does not trust is refused.
+		stranger := certstest.NewCA(t).Server(t, "client.example.com").Certificates
+		cfg := ca.Client("mtls.example.com")
+		cfg.Certificates = stranger
+		conn, err := tls.Dial("tcp", addr, cfg)
+		if err == nil {
+			err = conn.Handshake()
+			if err == nil {
+				// TLS 1.3 reports the server's refusal on the first read.
+				conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+				_, err = conn.Read(make([]byte, 1))
+			}
+			conn.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), "certificate") {
+			t.Errorf("client certificate of another CA: got %v, want a refused certificate", err)
+		}
+	})
+
 	t.Run("a deleted pod stops serving and its replacement comes up", func(t *testing.T) {
 		gone := infra[0]
 		err := cp.Client.CoreV1().Pods(gone.Namespace).Delete(ctx, gone.Name, metav1.DeleteOptions{})
@@ -338,6 +417,46 @@ func TestTestKubeletFailsClearlyWhenAddressesRunOut(t *testing.T) {
 			t.Errorf("after releases: got %v, %v, want %v", a, err, want)
 		}
 	}
+}
+
+// createDeployment creates a one-replica Deployment ns/name of container,
+// with volumes, labelled app=name.
+func createDeployment(t *testing.T, cp *ControlPlane, ns, name string, c corev1.Container, volumes []corev1.Volume) {
+	t.Helper()
+	labels := map[string]string{"app": name}
+	_, err := cp.Client.AppsV1().Deployments(ns).Create(t.Context(), &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: new(int32(1)),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{c}, Volumes: volumes},
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating deployment %s/%s: %v", ns, name, err)
+	}
+}
+
+// waitRunningPod waits until one pod matching selector in ns is running and
+// ready, and returns it.
+func waitRunningPod(t *testing.T, cp *ControlPlane, ns, selector string) corev1.Pod {
+	t.Helper()
+	var pod corev1.Pod
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		list, err := cp.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil || len(list.Items) != 1 {
+			return false, nil
+		}
+		pod = list.Items[0]
+		return pod.Status.Phase == corev1.PodRunning && podReady(&pod), nil
+	})
+	if err != nil {
+		t.Fatalf("no running pod matching %q in %s: %v", selector, ns, err)
+	}
+	return pod
 }
 
 // waitBackendsReady waits until every Deployment in namespaces has its
