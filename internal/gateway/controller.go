@@ -17,11 +17,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 	gwinformers "sigs.k8s.io/gateway-api/pkg/client/informers/externalversions"
@@ -85,6 +88,10 @@ type Options struct {
 	// Bound reports whether a listener address is bound; nil: every
 	// applied listener is taken as bound.
 	Bound func(address string) bool
+	// Recorder receives the Warning Events on HTTPRoutes podpin cannot
+	// serve as written. Nil: they are written to the API server through
+	// Client.
+	Recorder record.EventRecorder
 	// Logger receives state changes; nil discards.
 	Logger *slog.Logger
 	// Debounce is how long a burst of changes is gathered before one apply.
@@ -117,6 +124,11 @@ type Controller struct {
 	mu      sync.Mutex // guards below; held while applying
 	static  *config.Config
 	applied *config.Config
+
+	// recorder sends Events; reported are the refused routes' reasons as
+	// last sent. Both are used by sync only.
+	recorder record.EventRecorder
+	reported map[types.NamespacedName]string
 }
 
 // New returns a controller; Run starts it.
@@ -133,7 +145,8 @@ func New(o Options) (*Controller, error) {
 	if o.Debounce <= 0 {
 		o.Debounce = DefaultDebounce
 	}
-	c := &Controller{o: o, log: o.Logger, static: o.Static, kick: make(chan struct{}, 1), synced: make(chan struct{})}
+	c := &Controller{o: o, log: o.Logger, static: o.Static, kick: make(chan struct{}, 1), synced: make(chan struct{}),
+		recorder: o.Recorder, reported: map[types.NamespacedName]string{}}
 	c.markSynced = sync.OnceFunc(func() { close(c.synced) })
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -197,6 +210,16 @@ func (c *Controller) Synced() <-chan struct{} { return c.synced }
 
 // Run watches the Gateway API objects and applies them until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
+	if c.recorder == nil {
+		sch := runtime.NewScheme()
+		if err := gwv1.Install(sch); err != nil {
+			return err
+		}
+		b := record.NewBroadcaster()
+		b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.o.Client.CoreV1().Events("")})
+		defer b.Shutdown()
+		c.recorder = b.NewRecorder(sch, corev1.EventSource{Component: "podpin-gateway-controller"})
+	}
 	c.gwFactory.Start(ctx.Done())
 	defer c.gwFactory.Shutdown()
 	c.coreFactory.Start(ctx.Done())
@@ -346,11 +369,13 @@ func (c *Controller) applyLocked(p *plan, force bool) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if !force && reflect.DeepEqual(cfg, c.applied) {
-		return false, nil
-	}
+	// Certificates first, and always: a rotated Secret changes no
+	// configuration.
 	for addr, sc := range p.certs {
 		c.o.Certificates(addr, sc.hosts, sc.def)
+	}
+	if !force && reflect.DeepEqual(cfg, c.applied) {
+		return false, nil
 	}
 	if err := c.o.Apply(cfg); err != nil {
 		return false, err
@@ -406,6 +431,7 @@ func (c *Controller) sync(ctx context.Context) (retry bool) {
 	if p == nil {
 		return true
 	}
+	c.report(p)
 	if c.o.Bound != nil {
 		// Listener status tells whether the sockets are bound now.
 		if p2 := c.plan(); p2 != nil {
@@ -413,6 +439,30 @@ func (c *Controller) sync(ctx context.Context) (retry bool) {
 		}
 	}
 	return c.writeStatus(ctx, p) || retry
+}
+
+// ReasonUnsupportedValue is the reason of the Warning Event on an
+// HTTPRoute podpin cannot serve as written, as of its Accepted condition.
+const ReasonUnsupportedValue = "UnsupportedValue"
+
+// report sends a Warning Event for each HTTPRoute refused for a new
+// reason.
+func (c *Controller) report(p *plan) {
+	for nn, why := range p.refused {
+		if c.reported[nn] == why {
+			continue
+		}
+		c.reported[nn] = why
+		if r, err := c.routes.HTTPRoutes(nn.Namespace).Get(nn.Name); err == nil {
+			c.recorder.Event(r, corev1.EventTypeWarning, ReasonUnsupportedValue, "not served: "+why)
+		}
+		c.log.Warn("httproute refused", "route", nn.String(), "reason", why)
+	}
+	for nn := range c.reported {
+		if _, ok := p.refused[nn]; !ok {
+			delete(c.reported, nn)
+		}
+	}
 }
 
 // writeStatus writes every status that differs from the plan's.

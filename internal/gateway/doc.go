@@ -97,7 +97,8 @@
 // drain, max-entries, idle-timeout, sticky-header and the others) set
 // the same fields on every rule of an HTTPRoute that carries them; a
 // rule's sessionPersistence then sets its key. A bad annotation refuses
-// the route (Accepted=False, UnsupportedValue, naming it).
+// the route (Accepted=False, UnsupportedValue, naming it, and a Warning
+// Event with that reason).
 // podpin.io/ssl-redirect is for Ingresses only.
 //
 // # The configuration file

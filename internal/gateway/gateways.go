@@ -49,6 +49,9 @@ type plan struct {
 	// parents are this controller's parent statuses of each HTTPRoute
 	// that names one of its Gateways.
 	parents map[types.NamespacedName][]gwv1.RouteParentStatus
+	// refused are the HTTPRoutes naming a served Gateway that cannot be
+	// served as written, with the reason.
+	refused map[types.NamespacedName]string
 }
 
 // socketCerts are the certificates one TLS listener socket serves by SNI.
@@ -93,6 +96,7 @@ func build(w *world) *plan {
 		classes:  map[string]gwv1.GatewayClassStatus{},
 		gateways: map[types.NamespacedName]gwv1.GatewayStatus{},
 		parents:  map[types.NamespacedName][]gwv1.RouteParentStatus{},
+		refused:  map[types.NamespacedName]string{},
 	}
 	ours := map[string]*gwv1.GatewayClass{}
 	for _, c := range w.classes {

@@ -65,6 +65,7 @@ func attachRoutes(w *world, served []*gw, p *plan) []config.Route {
 			accepted, ls := attach(w, r, ref, g)
 			if accepted.Status == metav1.ConditionTrue && t.problem != "" {
 				accepted = cond(gwv1.RouteConditionAccepted, false, gwv1.RouteReasonUnsupportedValue, t.problem)
+				p.refused[key(r)] = t.problem
 			}
 			var old []metav1.Condition
 			for _, o := range r.Status.Parents {
