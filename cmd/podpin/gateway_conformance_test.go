@@ -133,8 +133,10 @@ func TestGatewayConformance(t *testing.T) {
 			UnusableNetworkAddresses: []gatewayv1.GatewaySpecAddress{
 				{Type: new(gatewayv1.IPAddressType), Value: "192.0.2.1"}},
 		},
-		Client:     c,
-		Clientset:  cp.Client,
+		Client: c,
+		// The suite makes a client of its own for each test from these.
+		ClientOptions: client.Options{Scheme: c.Scheme()},
+		Clientset:     cp.Client,
 		RestConfig: rest.CopyConfig(cp.Config), // the suite changes its user agent per test
 	})
 }
