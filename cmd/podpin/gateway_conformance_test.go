@@ -137,7 +137,7 @@ func TestGatewayConformance(t *testing.T) {
 		// The suite makes a client of its own for each test from these.
 		ClientOptions: client.Options{Scheme: c.Scheme()},
 		Clientset:     cp.Client,
-		RestConfig: rest.CopyConfig(cp.Config), // the suite changes its user agent per test
+		RestConfig:    rest.CopyConfig(cp.Config), // the suite changes its user agent per test
 	})
 }
 
