@@ -149,7 +149,7 @@ func conformanceTimeouts() config.TimeoutConfig {
 }
 
 // gatewayFlag matches the --gateway flag in podpin serve's usage.
-var gatewayFlag = regexp.MustCompile(`(?m)^\s+-gateway\b`)
+var gatewayFlag = regexp.MustCompile(`(?m)^\s+-gateway(\s|$)`)
 
 // requireGatewayFlag skips the test when podpin serve has no --gateway flag,
 // that is, before the Gateway API controller is built in.
@@ -252,4 +252,23 @@ func podpinVersion(t *testing.T) string {
 		t.Fatalf("podpin version: %v", err)
 	}
 	return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "podpin"))
+}
+
+func TestGatewayFlagIsFoundInServeUsage(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		usage string
+		want  bool
+	}{
+		{"the bool flag, as the flag package prints it", "  -admin address\n    \tadmin listener\n  -gateway\n    \tserve GatewayClasses\n", true},
+		{"the last line of the usage", "  -gateway", true},
+		{"only flags that start with its name", "  -gateway-addresses CIDR\n  -gateway-controller-name string\n", false},
+		{"the word in a flag's description", "  -ingress-class string\n    \tserve beside --gateway\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := gatewayFlag.MatchString(tc.usage); got != tc.want {
+				t.Errorf("got %t, want %t", got, tc.want)
+			}
+		})
+	}
 }
