@@ -187,9 +187,10 @@ func conformanceClient(t *testing.T, cfg *rest.Config) client.Client {
 // RBAC; until then it is the administrator's, and the test says so.
 func gatewayKubeconfig(t *testing.T, cp *k8stest.ControlPlane) string {
 	t.Helper()
+	objs, from := gatewayChartObjects(t, cp)
 	var rbac []*unstructured.Unstructured
 	covered := false
-	for _, o := range manifestObjects(t, manifestsFile) {
+	for _, o := range objs {
 		switch o.GetKind() {
 		case "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
 			rbac = append(rbac, o)
@@ -199,11 +200,34 @@ func gatewayKubeconfig(t *testing.T, cp *k8stest.ControlPlane) string {
 		}
 	}
 	if !covered {
-		t.Logf("the chart's ClusterRole (%s) grants nothing of the Gateway API yet: podpin runs as the administrator", manifestsFile)
+		t.Logf("the chart's ClusterRole (%s) grants nothing of the Gateway API: podpin runs as the administrator", from)
 		return cp.Kubeconfig(t, cp.AdminToken)
 	}
 	install(t, cp, rbac, false)
+	t.Logf("podpin runs as its service account under the chart's RBAC (%s)", from)
 	return cp.Kubeconfig(t, cp.PodpinToken)
+}
+
+// chartGatewayValue finds the chart's gateway values (gateway.enabled).
+var chartGatewayValue = regexp.MustCompile(`(?m)^gateway:\s*$`)
+
+// gatewayChartObjects returns the chart's objects as it is installed for
+// the Gateway API: rendered with gateway.enabled when the chart has that
+// value, else the default manifests; and says which.
+func gatewayChartObjects(t *testing.T, cp *k8stest.ControlPlane) ([]*unstructured.Unstructured, string) {
+	t.Helper()
+	defaults, err := os.ReadFile("../../deploy/helm/podpin/values.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !chartGatewayValue.Match(defaults) {
+		return manifestObjects(t, manifestsFile), manifestsFile
+	}
+	// The Gateway's port 80 is the Ingress listener's Service port by
+	// default: that one moves aside, as the chart asks.
+	values := "gateway:\n  enabled: true\nservice:\n  port: 8080\n"
+	return renderAgainst(t, cp.Kubeconfig(t, cp.AdminToken), "podpin", "podpin-system", values),
+		"the chart with gateway.enabled=true"
 }
 
 // grants reports whether the ClusterRole role has a rule for resource in
@@ -270,5 +294,28 @@ func TestGatewayFlagIsFoundInServeUsage(t *testing.T) {
 				t.Errorf("got %t, want %t", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestGrantsFindsARuleForAResourceOfAGroup(t *testing.T) {
+	role := &unstructured.Unstructured{Object: map[string]any{
+		"kind": "ClusterRole",
+		"rules": []any{
+			map[string]any{"apiGroups": []any{""}, "resources": []any{"services"}, "verbs": []any{"list"}},
+			map[string]any{"apiGroups": []any{"gateway.networking.k8s.io"}, "resources": []any{"gateways", "gatewayclasses"}, "verbs": []any{"list"}},
+		},
+	}}
+	for _, tc := range []struct {
+		group, resource string
+		want            bool
+	}{
+		{"gateway.networking.k8s.io", "gatewayclasses", true},
+		{"gateway.networking.k8s.io", "httproutes", false},
+		{"", "gatewayclasses", false},
+		{"", "services", true},
+	} {
+		if got := grants(role, tc.group, tc.resource); got != tc.want {
+			t.Errorf("grants(%q, %q): got %t, want %t", tc.group, tc.resource, got, tc.want)
+		}
 	}
 }
