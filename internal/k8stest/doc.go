@@ -49,8 +49,9 @@
 //
 // [ControlPlane.StartTestKubelet] starts a [TestKubelet] in the test
 // process: it watches pods (all, or those of [KubeletOptions.Namespaces]),
-// and for each new one takes the next free address of the [NetNS]
-// (10.244.0.2 to 10.244.0.254: 253 pods at a time; the test fails clearly
+// and for each new one takes a free address of the [NetNS] (10.244.0.3 to
+// 10.244.0.254 less those the test added itself: 10.244.0.2 is the
+// namespace's own, so at most 252 pods at a time; the test fails clearly
 // when they run out), runs the pod's [PodProgram] on it, binds the pod to
 // [DefaultNode] and reports it running and ready through the same code as
 // RunPod. The EndpointSlice controller then publishes it. When a pod is

@@ -39,8 +39,9 @@ type KubeletOptions struct {
 
 // TestKubelet runs pods in the test process: it stands in for a node's
 // kubelet and container runtime, and is not one. For each new pod it gives
-// the pod its own address in the [NetNS] (10.244.0.2 to 10.244.0.254, in the
-// order pods come; released addresses are reused last), runs the pod's
+// the pod its own address in the [NetNS] (from 10.244.0.3 up to
+// 10.244.0.254, skipping the namespace's own and those the test added with
+// [NetNS.AddAddr]; released addresses are reused last), runs the pod's
 // [PodProgram] on it, binds the pod to [DefaultNode] and reports it running
 // and ready, as [ControlPlane.RunPod] does. When a pod is being deleted it
 // closes the pod's servers at once and removes the pod with grace period 0,
