@@ -91,7 +91,9 @@ const (
 // StartTestKubelet starts a [TestKubelet] that runs the pods of the control
 // plane in netns, including pods that exist already, and returns once its
 // pod cache has synced. It stops when t ends, closing every pod's servers;
-// the pods stay in the API as they were.
+// the pods stay in the API as they were. Addresses the test wants for
+// itself must be added to netns ([NetNS.AddAddr]) before, or a pod may get
+// one of them.
 //
 // Failures the kubelet cannot retry (no pod address left, an API error on
 // binding) fail t with t.Errorf; a program that cannot start yet is retried
