@@ -80,9 +80,9 @@
 //
 // # Gateway API
 //
-// [ControlPlane.InstallGatewayAPICRDs] installs the Gateway API CRDs,
-// experimental channel, of the module version in go.mod
-// ([GatewayAPIVersion]), and waits until they are Established.
+// [ControlPlane.InstallGatewayAPICRDs] installs the Gateway API CRDs that
+// the Helm chart carries (the experimental channel of the module version
+// in go.mod, [GatewayAPIVersion]), and waits until they are Established.
 // [GatewayAPICRDDir] says where they are read from. cmd/podpin's
 // TestGatewayConformance runs the official conformance suite on these
 // parts: see "Gateway API conformance" in docs/kubernetes.md.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -31,15 +32,15 @@ const GatewayAPIVersion = "v1.7.0"
 const crdEstablishTimeout = time.Minute
 
 // GatewayAPICRDDir returns the folder of the Gateway API CRDs that tests
-// install: the experimental channel (config/crd/experimental) of the module
-// sigs.k8s.io/gateway-api, found with go list. Changing where the CRDs come
-// from (the Helm chart, say) is a change to this function alone.
+// install: the Helm chart's (deploy/helm/podpin/charts/gateway-crds/crds),
+// the experimental channel of the module sigs.k8s.io/gateway-api as
+// scripts/gateway-crds copies it, so the tests run on what users install.
 func GatewayAPICRDDir() (string, error) {
-	dir, err := ModuleDir("sigs.k8s.io/gateway-api")
-	if err != nil {
-		return "", err
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("finding the repository: no caller information")
 	}
-	return filepath.Join(dir, "config", "crd", "experimental"), nil
+	return filepath.Join(filepath.Dir(file), "..", "..", "deploy", "helm", "podpin", "charts", "gateway-crds", "crds"), nil
 }
 
 // ModuleDir returns the folder of the module mod, at the version go.mod
