@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -165,7 +166,7 @@ func TestBuildServesARouteOnItsGatewaysAddress(t *testing.T) {
 			t.Errorf("gateway condition %s: observedGeneration %d, want 2", c.Type, c.ObservedGeneration)
 		}
 	}
-	ps := p.parents[types.NamespacedName{Namespace: "infra", Name: "web"}]
+	ps := p.parents[routeKey{kindHTTPRoute, types.NamespacedName{Namespace: "infra", Name: "web"}}]
 	if len(ps) != 1 || ps[0].ControllerName != ControllerName {
 		t.Fatalf("parents: %+v", ps)
 	}
@@ -234,7 +235,7 @@ func TestBuildRefusesWhatTheSpecRefuses(t *testing.T) {
 			w := newWorld()
 			tt.change(w)
 			p := build(w)
-			ps := p.parents[types.NamespacedName{Namespace: w.routes[0].Namespace, Name: "r"}]
+			ps := p.parents[routeKey{kindHTTPRoute, types.NamespacedName{Namespace: w.routes[0].Namespace, Name: "r"}}]
 			if len(ps) != 1 {
 				t.Fatalf("parents: %+v", ps)
 			}
@@ -262,7 +263,7 @@ func TestBuildHonoursReferenceGrants(t *testing.T) {
 		},
 	}}
 	p := build(w)
-	ps := p.parents[types.NamespacedName{Namespace: "infra", Name: "r"}]
+	ps := p.parents[routeKey{kindHTTPRoute, types.NamespacedName{Namespace: "infra", Name: "r"}}]
 	mustCondition(t, "route", ps[0].Conditions, "ResolvedRefs", metav1.ConditionTrue, "ResolvedRefs")
 	if len(p.routes) != 1 || len(p.routes[0].Services) != 1 || p.routes[0].Services[0].Namespace != "app" {
 		t.Fatalf("routes: %+v", p.routes)
@@ -441,5 +442,32 @@ func TestIntersect(t *testing.T) {
 		if got := intersect(tt.listener, hs); !slices.Equal(got, tt.want) {
 			t.Errorf("intersect(%q, %q) = %q, want %q", tt.listener, tt.route, got, tt.want)
 		}
+	}
+}
+
+func TestBuildIsolatesListenersOfOneSocket(t *testing.T) {
+	w := newWorld()
+	any, wild := httpListener("any", 80, ""), httpListener("wild", 80, "*.example.com")
+	w.gateways = []*gwv1.Gateway{gateway("infra", "gw", 0, any, wild)}
+	onAny := httpRoute("infra", "a", 0, "infra/gw", nil, prefixRule("/a", toService("", "web", 8080)))
+	onAny.Spec.ParentRefs[0].SectionName = ptrTo(gwv1.SectionName("any"))
+	// A host of the wildcard listener, through the listener without one:
+	// such requests belong to the wildcard listener, so it is not served.
+	stray := httpRoute("infra", "stray", 1, "infra/gw", []string{"x.example.com"}, prefixRule("/s", toService("", "web", 8080)))
+	stray.Spec.ParentRefs[0].SectionName = ptrTo(gwv1.SectionName("any"))
+	onWild := httpRoute("infra", "b", 2, "infra/gw", nil, prefixRule("/b", toService("", "web", 8080)))
+	onWild.Spec.ParentRefs[0].SectionName = ptrTo(gwv1.SectionName("wild"))
+	w.routes = []*gwv1.HTTPRoute{onAny, stray, onWild}
+	var got []string
+	for _, r := range build(w).routes {
+		s := r.Match.Host + r.Match.HostSuffix + " " + r.Match.PathPrefix
+		if r.Respond != nil {
+			s += fmt.Sprint(" ", r.Respond.Status)
+		}
+		got = append(got, s)
+	}
+	want := []string{".example.com /b", ".example.com / 404", " /a"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("routes: %q, want %q", got, want)
 	}
 }

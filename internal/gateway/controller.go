@@ -112,6 +112,7 @@ type Controller struct {
 	classes     gwlisters.GatewayClassLister
 	gateways    gwlisters.GatewayLister
 	routes      gwlisters.HTTPRouteLister
+	grpcRoutes  gwlisters.GRPCRouteLister
 	grants      gwlisters.ReferenceGrantLister
 	namespaces  corelisters.NamespaceLister
 	services    corelisters.ServiceLister
@@ -128,7 +129,7 @@ type Controller struct {
 	// recorder sends Events; reported are the refused routes' reasons as
 	// last sent. Both are used by sync only.
 	recorder record.EventRecorder
-	reported map[types.NamespacedName]string
+	reported map[routeKey]string
 }
 
 // New returns a controller; Run starts it.
@@ -146,7 +147,7 @@ func New(o Options) (*Controller, error) {
 		o.Debounce = DefaultDebounce
 	}
 	c := &Controller{o: o, log: o.Logger, static: o.Static, kick: make(chan struct{}, 1), synced: make(chan struct{}),
-		recorder: o.Recorder, reported: map[types.NamespacedName]string{}}
+		recorder: o.Recorder, reported: map[routeKey]string{}}
 	c.markSynced = sync.OnceFunc(func() { close(c.synced) })
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -159,6 +160,7 @@ func New(o Options) (*Controller, error) {
 	v1 := c.gwFactory.Gateway().V1()
 	c.classes, c.gateways = v1.GatewayClasses().Lister(), v1.Gateways().Lister()
 	c.routes, c.grants = v1.HTTPRoutes().Lister(), v1.ReferenceGrants().Lister()
+	c.grpcRoutes = v1.GRPCRoutes().Lister()
 	c.coreFactory = informers.NewSharedInformerFactory(o.Client, 0)
 	c.namespaces = c.coreFactory.Core().V1().Namespaces().Lister()
 	c.services = c.coreFactory.Core().V1().Services().Lister()
@@ -169,7 +171,8 @@ func New(o Options) (*Controller, error) {
 		}))
 	c.secrets = c.secFactory.Core().V1().Secrets().Lister()
 	for _, inf := range []cache.SharedIndexInformer{
-		v1.GatewayClasses().Informer(), v1.Gateways().Informer(), v1.HTTPRoutes().Informer(), v1.ReferenceGrants().Informer(),
+		v1.GatewayClasses().Informer(), v1.Gateways().Informer(), v1.HTTPRoutes().Informer(), v1.GRPCRoutes().Informer(),
+		v1.ReferenceGrants().Informer(),
 		c.coreFactory.Core().V1().Namespaces().Informer(), c.coreFactory.Core().V1().Services().Informer(),
 		c.secFactory.Core().V1().Secrets().Informer(),
 	} {
@@ -315,6 +318,9 @@ func (c *Controller) world() (*world, error) {
 	if w.routes, err = c.routes.List(labels.Everything()); err != nil {
 		return nil, err
 	}
+	if w.grpcRoutes, err = c.grpcRoutes.List(labels.Everything()); err != nil {
+		return nil, err
+	}
 	if w.grants, err = c.grants.List(labels.Everything()); err != nil {
 		return nil, err
 	}
@@ -448,15 +454,22 @@ const ReasonUnsupportedValue = "UnsupportedValue"
 // report sends a Warning Event for each HTTPRoute refused for a new
 // reason.
 func (c *Controller) report(p *plan) {
-	for nn, why := range p.refused {
-		if c.reported[nn] == why {
+	for rk, why := range p.refused {
+		if c.reported[rk] == why {
 			continue
 		}
-		c.reported[nn] = why
-		if r, err := c.routes.HTTPRoutes(nn.Namespace).Get(nn.Name); err == nil {
-			c.recorder.Event(r, corev1.EventTypeWarning, ReasonUnsupportedValue, "not served: "+why)
+		c.reported[rk] = why
+		var obj runtime.Object
+		var err error
+		if rk.kind == kindGRPCRoute {
+			obj, err = c.grpcRoutes.GRPCRoutes(rk.Namespace).Get(rk.Name)
+		} else {
+			obj, err = c.routes.HTTPRoutes(rk.Namespace).Get(rk.Name)
 		}
-		c.log.Warn("httproute refused", "route", nn.String(), "reason", why)
+		if err == nil {
+			c.recorder.Event(obj, corev1.EventTypeWarning, ReasonUnsupportedValue, "not served: "+why)
+		}
+		c.log.Warn("route refused", "kind", rk.kind, "route", rk.String(), "reason", why)
 	}
 	for nn := range c.reported {
 		if _, ok := p.refused[nn]; !ok {
@@ -504,24 +517,46 @@ func (c *Controller) writeStatus(ctx context.Context, p *plan) (retry bool) {
 		return true
 	}
 	for _, r := range routes {
-		ours := p.parents[key(r)]
-		var next []gwv1.RouteParentStatus
-		for _, ps := range r.Status.Parents {
-			if string(ps.ControllerName) != c.o.ControllerName {
-				next = append(next, ps)
-			}
-		}
-		next = append(next, ours...)
-		if sameParents(r.Status.Parents, next) {
+		next, changed := c.parentsOf(p, routeKey{kindHTTPRoute, key(r)}, r.Status.Parents)
+		if !changed {
 			continue
 		}
 		obj := r.DeepCopy()
 		obj.Status.Parents = next
 		if _, err := api.HTTPRoutes(r.Namespace).UpdateStatus(ctx, obj, metav1.UpdateOptions{}); err != nil {
-			fail("HTTPRoute", obj, err)
+			fail(kindHTTPRoute, obj, err)
+		}
+	}
+	grpcRoutes, err := c.grpcRoutes.List(labels.Everything())
+	if err != nil {
+		return true
+	}
+	for _, r := range grpcRoutes {
+		next, changed := c.parentsOf(p, routeKey{kindGRPCRoute, key(r)}, r.Status.Parents)
+		if !changed {
+			continue
+		}
+		obj := r.DeepCopy()
+		obj.Status.Parents = next
+		if _, err := api.GRPCRoutes(r.Namespace).UpdateStatus(ctx, obj, metav1.UpdateOptions{}); err != nil {
+			fail(kindGRPCRoute, obj, err)
 		}
 	}
 	return retry
+}
+
+// parentsOf is a route's parent statuses with this controller's as the
+// plan has them and every other controller's kept; changed says whether
+// they differ from cur.
+func (c *Controller) parentsOf(p *plan, rk routeKey, cur []gwv1.RouteParentStatus) ([]gwv1.RouteParentStatus, bool) {
+	var next []gwv1.RouteParentStatus
+	for _, ps := range cur {
+		if string(ps.ControllerName) != c.o.ControllerName {
+			next = append(next, ps)
+		}
+	}
+	next = append(next, p.parents[rk]...)
+	return next, !sameParents(cur, next)
 }
 
 func sameGatewayStatus(a, b gwv1.GatewayStatus) bool {

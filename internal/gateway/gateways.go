@@ -26,6 +26,7 @@ type world struct {
 	classes    []*gwv1.GatewayClass
 	gateways   []*gwv1.Gateway
 	routes     []*gwv1.HTTPRoute
+	grpcRoutes []*gwv1.GRPCRoute
 	grants     []*gwv1.ReferenceGrant
 	namespaces map[string]labels.Set
 	services   map[types.NamespacedName]*corev1.Service
@@ -46,12 +47,12 @@ type plan struct {
 	certs    map[string]socketCerts
 	classes  map[string]gwv1.GatewayClassStatus
 	gateways map[types.NamespacedName]gwv1.GatewayStatus
-	// parents are this controller's parent statuses of each HTTPRoute
-	// that names one of its Gateways.
-	parents map[types.NamespacedName][]gwv1.RouteParentStatus
-	// refused are the HTTPRoutes naming a served Gateway that cannot be
+	// parents are this controller's parent statuses of each route that
+	// names one of its Gateways.
+	parents map[routeKey][]gwv1.RouteParentStatus
+	// refused are the routes naming a served Gateway that cannot be
 	// served as written, with the reason.
-	refused map[types.NamespacedName]string
+	refused map[routeKey]string
 }
 
 // socketCerts are the certificates one TLS listener socket serves by SNI.
@@ -95,8 +96,8 @@ func build(w *world) *plan {
 		certs:    map[string]socketCerts{},
 		classes:  map[string]gwv1.GatewayClassStatus{},
 		gateways: map[types.NamespacedName]gwv1.GatewayStatus{},
-		parents:  map[types.NamespacedName][]gwv1.RouteParentStatus{},
-		refused:  map[types.NamespacedName]string{},
+		parents:  map[routeKey][]gwv1.RouteParentStatus{},
+		refused:  map[routeKey]string{},
 	}
 	ours := map[string]*gwv1.GatewayClass{}
 	for _, c := range w.classes {
@@ -231,9 +232,16 @@ func assignAddresses(w *world, served []*gw) {
 	}
 }
 
-var (
-	httpRouteKind = gwv1.RouteGroupKind{Group: ptrTo(gwv1.Group(gwv1.GroupName)), Kind: "HTTPRoute"}
+// The route kinds podpin serves on HTTP and HTTPS listeners.
+const (
+	kindHTTPRoute = "HTTPRoute"
+	kindGRPCRoute = "GRPCRoute"
 )
+
+var routeKinds = []gwv1.RouteGroupKind{
+	{Group: ptrTo(gwv1.Group(gwv1.GroupName)), Kind: kindHTTPRoute},
+	{Group: ptrTo(gwv1.Group(gwv1.GroupName)), Kind: kindGRPCRoute},
+}
 
 func ptrTo[T any](v T) *T { return &v }
 
@@ -247,10 +255,10 @@ func checkListener(w *world, g *gw, ls gwv1.Listener) *listener {
 	l.conflict = cond(gwv1.ListenerConditionConflicted, false, gwv1.ListenerReasonNoConflicts, "no conflicts")
 	l.ok = true
 
-	// Kinds: HTTPRoute is the one podpin serves on HTTP and HTTPS.
+	// Kinds: HTTPRoute and GRPCRoute, on HTTP and HTTPS.
 	l.kinds = []gwv1.RouteGroupKind{}
 	if ls.AllowedRoutes == nil || len(ls.AllowedRoutes.Kinds) == 0 {
-		l.kinds = append(l.kinds, httpRouteKind)
+		l.kinds = append(l.kinds, routeKinds...)
 	} else {
 		var bad []string
 		for _, k := range ls.AllowedRoutes.Kinds {
@@ -258,8 +266,8 @@ func checkListener(w *world, g *gw, ls gwv1.Listener) *listener {
 			if k.Group != nil {
 				group = string(*k.Group)
 			}
-			if group == gwv1.GroupName && k.Kind == "HTTPRoute" {
-				l.kinds = append(l.kinds, httpRouteKind)
+			if i := slices.IndexFunc(routeKinds, func(rk gwv1.RouteGroupKind) bool { return group == gwv1.GroupName && k.Kind == rk.Kind }); i >= 0 {
+				l.kinds = append(l.kinds, routeKinds[i])
 				continue
 			}
 			bad = append(bad, group+"/"+string(k.Kind))

@@ -26,35 +26,73 @@ type placed struct {
 	route    config.Route
 	socket   string
 	host     string
-	route0   *gwv1.HTTPRoute
+	from     *route
 	rule     int
 	match    int
-	pathKind int // 0 Exact, 1 PathPrefix, 2 RegularExpression
+	pathKind int // 0 Exact, 1 PathPrefix, 2 RegularExpression, 3 a listener's catch-all
+	suffix   string // the name's suffix, when not made of rule and match
 	pathLen  int
 	method   bool
 	headers  int
 	queries  int
 }
 
-// attachRoutes attaches the HTTPRoutes to the served Gateways' listeners,
-// records their parent statuses in p, and returns their config routes in
-// the order they are tried.
+// route is an HTTPRoute or a GRPCRoute while the plan is built.
+type route struct {
+	obj        metav1.Object
+	kind       string // "HTTPRoute" or "GRPCRoute"
+	parentRefs []gwv1.ParentReference
+	hostnames  []gwv1.Hostname
+	status     []gwv1.RouteParentStatus
+	rules      rules
+}
+
+// routeKey names a route of either kind.
+type routeKey struct {
+	kind string
+	types.NamespacedName
+}
+
+func (r *route) key() routeKey { return routeKey{r.kind, key(r.obj)} }
+
+// routesOf are w's HTTPRoutes and GRPCRoutes, translated, oldest first.
+func routesOf(w *world) []*route {
+	var all []*route
+	for _, r := range w.routes {
+		all = append(all, &route{obj: r, kind: kindHTTPRoute, parentRefs: r.Spec.ParentRefs, hostnames: r.Spec.Hostnames,
+			status: r.Status.Parents, rules: translateRules(w, r)})
+	}
+	for _, r := range w.grpcRoutes {
+		all = append(all, &route{obj: r, kind: kindGRPCRoute, parentRefs: r.Spec.ParentRefs, hostnames: r.Spec.Hostnames,
+			status: r.Status.Parents, rules: translateGRPC(w, r)})
+	}
+	slices.SortStableFunc(all, func(a, b *route) int {
+		ta, tb := a.obj.GetCreationTimestamp(), b.obj.GetCreationTimestamp()
+		return cmp.Or(ta.Compare(tb.Time), cmp.Compare(a.obj.GetNamespace()+"/"+a.obj.GetName(), b.obj.GetNamespace()+"/"+b.obj.GetName()),
+			cmp.Compare(a.kind, b.kind))
+	})
+	return all
+}
+
+// attachRoutes attaches the HTTPRoutes and GRPCRoutes to the served
+// Gateways' listeners, records their parent statuses in p, and returns
+// their config routes in the order they are tried.
 func attachRoutes(w *world, served []*gw, p *plan) []config.Route {
 	byName := map[types.NamespacedName]*gw{}
 	for _, g := range served {
 		byName[key(g.obj)] = g
 	}
 	var all []placed
-	for _, r := range byAge(slices.Clone(w.routes)) {
-		t := translateRules(w, r)
+	for _, r := range routesOf(w) {
+		t := r.rules
 		attachedTo := map[*listener]bool{}
 		var parents []gwv1.RouteParentStatus
 		targets := map[[2]string]bool{} // socket, host
-		for _, ref := range r.Spec.ParentRefs {
+		for _, ref := range r.parentRefs {
 			if (ref.Group != nil && *ref.Group != gwv1.GroupName) || (ref.Kind != nil && *ref.Kind != "Gateway") {
 				continue
 			}
-			ns := r.Namespace
+			ns := r.obj.GetNamespace()
 			if ref.Namespace != nil {
 				ns = string(*ref.Namespace)
 			}
@@ -65,10 +103,10 @@ func attachRoutes(w *world, served []*gw, p *plan) []config.Route {
 			accepted, ls := attach(w, r, ref, g)
 			if accepted.Status == metav1.ConditionTrue && t.problem != "" {
 				accepted = cond(gwv1.RouteConditionAccepted, false, gwv1.RouteReasonUnsupportedValue, t.problem)
-				p.refused[key(r)] = t.problem
+				p.refused[r.key()] = t.problem
 			}
 			var old []metav1.Condition
-			for _, o := range r.Status.Parents {
+			for _, o := range r.status {
 				if string(o.ControllerName) == w.controller && sameParent(o.ParentRef, ref) {
 					old = o.Conditions
 				}
@@ -78,8 +116,8 @@ func attachRoutes(w *world, served []*gw, p *plan) []config.Route {
 				ControllerName: gwv1.GatewayController(w.controller),
 				Conditions:     slices.Clone(old),
 			}
-			setCondition(&st.Conditions, accepted, r.Generation)
-			setCondition(&st.Conditions, t.resolved, r.Generation)
+			setCondition(&st.Conditions, accepted, r.obj.GetGeneration())
+			setCondition(&st.Conditions, t.resolved, r.obj.GetGeneration())
 			parents = append(parents, st)
 			if accepted.Status != metav1.ConditionTrue {
 				continue
@@ -89,8 +127,10 @@ func attachRoutes(w *world, served []*gw, p *plan) []config.Route {
 				if !l.ok {
 					continue
 				}
-				for _, h := range intersect(l.hostname(), r.Spec.Hostnames) {
-					targets[[2]string{l.socket, h}] = true
+				for _, h := range intersect(l.hostname(), r.hostnames) {
+					if !ownedElsewhere(l, h) {
+						targets[[2]string{l.socket, h}] = true
+					}
 				}
 			}
 		}
@@ -98,26 +138,36 @@ func attachRoutes(w *world, served []*gw, p *plan) []config.Route {
 			l.attached++
 		}
 		if parents != nil {
-			p.parents[key(r)] = parents
+			p.parents[r.key()] = parents
 		}
 		for target := range targets {
 			for _, c := range t.routes {
 				c.socket, c.host = target[0], target[1]
-				c.route0 = r
+				c.from = r
 				c.route.Match.Listeners = []string{c.socket}
 				setHost(&c.route.Match, c.host)
 				all = append(all, c)
 			}
 		}
 	}
+	for _, g := range served {
+		all = append(all, catchAlls(g)...)
+	}
 	slices.SortFunc(all, comparePlaced)
 	out := make([]config.Route, 0, len(all))
 	taken := map[string]bool{}
 	for _, c := range all {
 		suffix := fmt.Sprintf("%d-%d-%s", c.rule, c.match, digest(c.socket+"|"+c.host))
-		name := config.RouteName(c.route0.Namespace, c.route0.Name, suffix, false)
+		switch {
+		case c.suffix != "":
+			suffix = c.suffix
+		case c.from.kind == kindGRPCRoute:
+			suffix = "grpc-" + suffix
+		}
+		ns, n := c.from.obj.GetNamespace(), c.from.obj.GetName()
+		name := config.RouteName(ns, n, suffix, false)
 		if taken[name] {
-			name = config.RouteName(c.route0.Namespace, c.route0.Name, suffix, true)
+			name = config.RouteName(ns, n, suffix, true)
 		}
 		taken[name] = true
 		c.route.Name = name
@@ -126,9 +176,69 @@ func attachRoutes(w *world, served []*gw, p *plan) []config.Route {
 	return out
 }
 
+// Listener isolation: a request belongs to the most specific listener of
+// its socket whose hostname matches its host, and only that listener's
+// routes serve it.
+
+// ownedElsewhere reports whether requests for host on l's socket belong to
+// another listener of l's Gateway, more specific than l.
+func ownedElsewhere(l *listener, host string) bool {
+	for _, m := range l.gw.listeners {
+		if m != l && m.ok && m.socket == l.socket && moreSpecific(m.hostname(), l.hostname()) && covers(m.hostname(), host) {
+			return true
+		}
+	}
+	return false
+}
+
+// catchAlls are the routes that answer 404 to the requests of a listener
+// with a hostname that none of its routes serves, where a less specific
+// listener shares its socket: they must not reach that listener's routes.
+func catchAlls(g *gw) []placed {
+	var out []placed
+	for _, l := range g.listeners {
+		h := l.hostname()
+		if !l.ok || h == "" {
+			continue
+		}
+		shared := slices.ContainsFunc(g.listeners, func(m *listener) bool {
+			return m != l && m.ok && m.socket == l.socket && moreSpecific(h, m.hostname())
+		})
+		if !shared {
+			continue
+		}
+		c := placed{socket: l.socket, host: h, pathKind: 3, from: &route{obj: g.obj, kind: "Gateway"},
+			suffix: "isolate-" + digest(l.socket+"|"+h)}
+		c.route.Match = config.Match{PathPrefix: "/", Listeners: []string{l.socket}}
+		setHost(&c.route.Match, h)
+		c.route.Respond = &config.Respond{Status: 404}
+		out = append(out, c)
+	}
+	return out
+}
+
+// covers reports whether a listener with hostname lh ("" for any) takes
+// requests for host (a name, or a wildcard for all the names under it).
+func covers(lh, host string) bool {
+	switch {
+	case lh == "":
+		return true
+	case strings.HasPrefix(lh, "*."):
+		return strings.HasSuffix(host, lh[1:]) && len(host) > len(lh)-1
+	}
+	return lh == host
+}
+
+// moreSpecific reports whether listener hostname a is more specific than
+// b: a name before a wildcard, a longer wildcard before a shorter one, and
+// any before none.
+func moreSpecific(a, b string) bool {
+	return hostRank(a) < hostRank(b) || hostRank(a) == hostRank(b) && hostRank(a) == 1 && len(a) > len(b)
+}
+
 // attach decides whether route r attaches to Gateway g through ref, and to
 // which of its listeners.
-func attach(w *world, r *gwv1.HTTPRoute, ref gwv1.ParentReference, g *gw) (metav1.Condition, []*listener) {
+func attach(w *world, r *route, ref gwv1.ParentReference, g *gw) (metav1.Condition, []*listener) {
 	var named []*listener
 	for _, l := range g.listeners {
 		if ref.SectionName != nil && l.spec.Name != *ref.SectionName {
@@ -155,7 +265,7 @@ func attach(w *world, r *gwv1.HTTPRoute, ref gwv1.ParentReference, g *gw) (metav
 	}
 	var matching []*listener
 	for _, l := range allowed {
-		if len(intersect(l.hostname(), r.Spec.Hostnames)) > 0 {
+		if len(intersect(l.hostname(), r.hostnames)) > 0 {
 			matching = append(matching, l)
 		}
 	}
@@ -166,9 +276,10 @@ func attach(w *world, r *gwv1.HTTPRoute, ref gwv1.ParentReference, g *gw) (metav
 	return cond(gwv1.RouteConditionAccepted, true, gwv1.RouteReasonAccepted, "route accepted"), matching
 }
 
-// allows reports whether listener l takes HTTPRoutes from r's namespace.
-func allows(w *world, l *listener, r *gwv1.HTTPRoute) bool {
-	if !slices.ContainsFunc(l.kinds, func(k gwv1.RouteGroupKind) bool { return k.Kind == "HTTPRoute" }) {
+// allows reports whether listener l takes routes of r's kind from r's
+// namespace.
+func allows(w *world, l *listener, r *route) bool {
+	if !slices.ContainsFunc(l.kinds, func(k gwv1.RouteGroupKind) bool { return string(k.Kind) == r.kind }) {
 		return false
 	}
 	from := gwv1.NamespacesFromSame
@@ -190,9 +301,9 @@ func allows(w *world, l *listener, r *gwv1.HTTPRoute) bool {
 		if err != nil {
 			return false
 		}
-		return s.Matches(labels.Set(w.namespaces[r.Namespace]))
+		return s.Matches(labels.Set(w.namespaces[r.obj.GetNamespace()]))
 	}
-	return r.Namespace == l.gw.obj.Namespace
+	return r.obj.GetNamespace() == l.gw.obj.Namespace
 }
 
 // sameParent reports whether two parent references name the same parent.
@@ -292,11 +403,17 @@ func comparePlaced(a, b placed) int {
 		cmp.Compare(boolRank(a.method), boolRank(b.method)),
 		cmp.Compare(b.headers, a.headers),
 		cmp.Compare(b.queries, a.queries),
-		a.route0.CreationTimestamp.Compare(b.route0.CreationTimestamp.Time),
-		cmp.Compare(a.route0.Namespace+"/"+a.route0.Name, b.route0.Namespace+"/"+b.route0.Name),
+		compareAge(a.from.obj, b.from.obj),
+		cmp.Compare(a.from.kind, b.from.kind),
 		cmp.Compare(a.rule, b.rule),
 		cmp.Compare(a.match, b.match),
 	)
+}
+
+// compareAge orders objects oldest first, then by namespace/name.
+func compareAge(a, b metav1.Object) int {
+	ta, tb := a.GetCreationTimestamp(), b.GetCreationTimestamp()
+	return cmp.Or(ta.Compare(tb.Time), cmp.Compare(a.GetNamespace()+"/"+a.GetName(), b.GetNamespace()+"/"+b.GetName()))
 }
 
 func hostRank(h string) int {
@@ -334,16 +451,9 @@ type rules struct {
 // listener).
 func translateRules(w *world, r *gwv1.HTTPRoute) rules {
 	t := rules{resolved: cond(gwv1.RouteConditionResolvedRefs, true, gwv1.RouteReasonResolvedRefs, "all references resolved")}
-	set, problems := ingress.ParseAnnotations(r.Annotations)
-	if set.NoSSLRedirect {
-		problems = append(problems, ingress.Problem{Annotation: ingress.AnnotationSSLRedirect, Msg: "is for Ingresses: an HTTPRoute redirects with a RequestRedirect filter"})
-	}
-	if len(problems) > 0 {
-		msgs := make([]string, len(problems))
-		for i, p := range problems {
-			msgs[i] = p.String()
-		}
-		t.problem = strings.Join(msgs, "; ")
+	set, problem := routeAnnotations(r)
+	if problem != "" {
+		t.problem = problem
 		return t
 	}
 	for ri, rule := range r.Spec.Rules {
@@ -411,14 +521,7 @@ func ruleRoute(w *world, r *gwv1.HTTPRoute, ri int, rule gwv1.HTTPRouteRule, set
 		if len(b.Filters) > 0 {
 			return c, fmt.Sprintf("backendRefs[%d].filters: filters on a backend are not supported; put them on the rule", bi)
 		}
-		svc, reason, msg := backend(w, r, b.BackendRef)
-		if reason != "" {
-			if t.resolved.Status == metav1.ConditionTrue {
-				t.resolved = cond(gwv1.RouteConditionResolvedRefs, false, reason, fmt.Sprintf("rules[%d].backendRefs[%d]: %s", ri, bi, msg))
-			}
-			continue
-		}
-		c.Services = append(c.Services, svc)
+		addBackend(w, r, kindHTTPRoute, ri, bi, b.BackendRef, &c, t)
 	}
 	if len(c.Services) == 0 {
 		// No backend to send to: the Gateway API's answer is a 500.
@@ -429,7 +532,7 @@ func ruleRoute(w *world, r *gwv1.HTTPRoute, ri int, rule gwv1.HTTPRouteRule, set
 
 // backend checks one backendRef and returns its Service, or the
 // ResolvedRefs reason and message that refuse it.
-func backend(w *world, r *gwv1.HTTPRoute, b gwv1.BackendRef) (config.WeightedService, gwv1.RouteConditionReason, string) {
+func backend(w *world, r metav1.Object, routeKind string, b gwv1.BackendRef) (config.WeightedService, gwv1.RouteConditionReason, string) {
 	var s config.WeightedService
 	group, kind := "", "Service"
 	if b.Group != nil {
@@ -441,12 +544,12 @@ func backend(w *world, r *gwv1.HTTPRoute, b gwv1.BackendRef) (config.WeightedSer
 	if group != "" || kind != "Service" {
 		return s, gwv1.RouteReasonInvalidKind, fmt.Sprintf("%s/%s is not a Service", group, kind)
 	}
-	ns := r.Namespace
+	ns := r.GetNamespace()
 	if b.Namespace != nil {
 		ns = string(*b.Namespace)
 	}
 	name := string(b.Name)
-	if ns != r.Namespace && !granted(w, gwv1.GroupName, "HTTPRoute", r.Namespace, "", "Service", ns, name) {
+	if ns != r.GetNamespace() && !granted(w, gwv1.GroupName, routeKind, r.GetNamespace(), "", "Service", ns, name) {
 		return s, gwv1.RouteReasonRefNotPermitted, fmt.Sprintf("Service %s/%s is in another namespace and no ReferenceGrant there allows it", ns, name)
 	}
 	svc := w.services[types.NamespacedName{Namespace: ns, Name: name}]
@@ -651,7 +754,7 @@ func setMap(m *map[string]string, k, v string) {
 // persist sets a rule's session persistence on c: the stick table keys on
 // the named header or cookie; a request without one is balanced and given
 // a new key (in the header, or as the cookie).
-func persist(c *config.Route, r *gwv1.HTTPRoute, ri int, sp *gwv1.SessionPersistence) string {
+func persist(c *config.Route, r metav1.Object, ri int, sp *gwv1.SessionPersistence) string {
 	if sp.AbsoluteTimeout != nil {
 		d, err := time.ParseDuration(string(*sp.AbsoluteTimeout))
 		if err != nil {
@@ -671,7 +774,7 @@ func persist(c *config.Route, r *gwv1.HTTPRoute, ri int, sp *gwv1.SessionPersist
 		}
 		c.Sticky.Header = string(sp.Header.Name)
 	case gwv1.CookieBasedSessionPersistence:
-		name := "podpin-" + digest(fmt.Sprintf("%s/%s/%d", r.Namespace, r.Name, ri))
+		name := "podpin-" + digest(fmt.Sprintf("%s/%s/%d", r.GetNamespace(), r.GetName(), ri))
 		sc := &config.SetCookie{Path: "/"}
 		if ck := sp.Cookie; ck != nil {
 			if ck.Name != nil && *ck.Name != "" {

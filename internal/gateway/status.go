@@ -37,6 +37,7 @@ var Features = []features.FeatureName{
 	features.SupportGatewayStaticAddresses,
 	features.SupportGatewayAddressEmpty,
 	features.SupportGatewayHTTPListenerIsolation,
+	features.SupportGRPCRoute,
 }
 
 // classStatus is the status of one of podpin's GatewayClasses.
