@@ -324,9 +324,17 @@ func TestBuildAddresses(t *testing.T) {
 	wants.Spec.Addresses = []gwv1.GatewaySpecAddress{{Value: "127.0.1.9"}}
 	outside := gateway("infra", "outside", 3, httpListener("http", 80, ""))
 	outside.Spec.Addresses = []gwv1.GatewaySpecAddress{{Value: "10.0.0.1"}}
-	w.gateways = []*gwv1.Gateway{old, fresh, wants, outside}
+	fake := gateway("infra", "fake", 4, httpListener("http", 80, ""))
+	fake.Spec.Addresses = []gwv1.GatewaySpecAddress{{Type: ptrTo(gwv1.AddressType("test/fake")), Value: "x"}}
+	two := gateway("infra", "two", 5, httpListener("http", 80, ""))
+	two.Spec.Addresses = []gwv1.GatewaySpecAddress{{Value: "127.0.1.20"}, {Value: "127.0.1.21"}}
+	empty := gateway("infra", "empty", 6, httpListener("http", 80, ""))
+	empty.Spec.Addresses = []gwv1.GatewaySpecAddress{{Type: ptrTo(gwv1.IPAddressType)}}
+	w.gateways = []*gwv1.Gateway{old, fresh, wants, outside, fake, two, empty}
 	p := build(w)
-	for name, want := range map[string]string{"old": "127.0.1.7", "fresh": "127.0.1.1", "wants": "127.0.1.9"} {
+	mustCondition(t, "fake", p.gateways[types.NamespacedName{Namespace: "infra", Name: "fake"}].Conditions, "Accepted", metav1.ConditionFalse, "UnsupportedAddress")
+	mustCondition(t, "two", p.gateways[types.NamespacedName{Namespace: "infra", Name: "two"}].Conditions, "Programmed", metav1.ConditionFalse, "AddressNotUsable")
+	for name, want := range map[string]string{"old": "127.0.1.7", "fresh": "127.0.1.1", "wants": "127.0.1.9", "empty": "127.0.1.2"} {
 		gs := p.gateways[types.NamespacedName{Namespace: "infra", Name: name}]
 		if len(gs.Addresses) != 1 || gs.Addresses[0].Value != want {
 			t.Errorf("%s: addresses %+v, want %s", name, gs.Addresses, want)

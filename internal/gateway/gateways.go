@@ -66,7 +66,10 @@ type gw struct {
 	obj       *gwv1.Gateway
 	address   string // IP bound ("" for the wildcard address)
 	addrError string // why no address could be given; "" when one was
-	listeners []*listener
+	// addrUnsupported says why the Gateway is not accepted for an address
+	// type podpin does not support.
+	addrUnsupported string
+	listeners       []*listener
 }
 
 // listener is one Gateway listener while the plan is built.
@@ -166,47 +169,49 @@ func key(o metav1.Object) types.NamespacedName {
 
 // assignAddresses gives each Gateway its address. With a pool: the
 // address its spec asks for, else the one its status already shows, else
-// the lowest free one. Without: the wildcard address for all.
+// the lowest free one. Without: the wildcard address for all. An address
+// of a type other than IPAddress makes the Gateway not accepted
+// (UnsupportedAddress); an IP podpin cannot give, or more than one, not
+// programmed (AddressNotUsable).
 func assignAddresses(w *world, served []*gw) {
-	if !w.pool.IsValid() {
-		for _, g := range served {
-			if len(g.obj.Spec.Addresses) > 0 {
-				g.addrError = "podpin gives Gateways no addresses of their own (--gateway-addresses is not set)"
+	taken := map[netip.Addr]bool{}
+	var wantAny []*gw
+	for _, g := range served {
+		var asked []string
+		for _, a := range g.obj.Spec.Addresses {
+			if a.Type != nil && *a.Type != gwv1.IPAddressType {
+				g.addrUnsupported = fmt.Sprintf("address type %s is not supported: only IPAddress", *a.Type)
+				continue
+			}
+			if a.Value != "" {
+				asked = append(asked, a.Value)
 			}
 		}
-		return
-	}
-	taken := map[netip.Addr]bool{}
-	var wantStatus []*gw
-	for _, g := range served {
-		if len(g.obj.Spec.Addresses) == 0 {
-			wantStatus = append(wantStatus, g)
-			continue
-		}
-		if len(g.obj.Spec.Addresses) > 1 {
-			g.addrError = "podpin gives a Gateway one address"
-			continue
-		}
-		a := g.obj.Spec.Addresses[0]
-		if a.Type != nil && *a.Type != gwv1.IPAddressType {
-			g.addrError = fmt.Sprintf("address type %s is not supported: only IPAddress", *a.Type)
-			continue
-		}
-		ip, err := netip.ParseAddr(a.Value)
 		switch {
-		case err != nil:
-			g.addrError = fmt.Sprintf("%q is not an IP address", a.Value)
-		case !w.pool.Contains(ip):
-			g.addrError = fmt.Sprintf("%s is outside podpin's Gateway addresses %s", ip, w.pool)
-		case taken[ip]:
-			g.addrError = fmt.Sprintf("%s is another Gateway's address", ip)
-		default:
-			taken[ip] = true
-			g.address = ip.String()
+		case g.addrUnsupported != "":
+		case len(asked) > 0 && !w.pool.IsValid():
+			g.addrError = "podpin gives Gateways no addresses of their own (--gateway-addresses is not set)"
+		case len(asked) > 1:
+			g.addrError = fmt.Sprintf("podpin gives a Gateway one address; %d are asked for", len(asked))
+		case len(asked) == 1:
+			ip, err := netip.ParseAddr(asked[0])
+			switch {
+			case err != nil:
+				g.addrError = fmt.Sprintf("%q is not an IP address", asked[0])
+			case !w.pool.Contains(ip):
+				g.addrError = fmt.Sprintf("%s is outside podpin's Gateway addresses %s", ip, w.pool)
+			case taken[ip]:
+				g.addrError = fmt.Sprintf("%s is another Gateway's address", ip)
+			default:
+				taken[ip] = true
+				g.address = ip.String()
+			}
+		case w.pool.IsValid():
+			wantAny = append(wantAny, g)
 		}
 	}
 	var fresh []*gw
-	for _, g := range wantStatus {
+	for _, g := range wantAny {
 		kept := false
 		for _, a := range g.obj.Status.Addresses {
 			ip, err := netip.ParseAddr(a.Value)
@@ -287,7 +292,7 @@ func checkListener(w *world, g *gw, ls gwv1.Listener) *listener {
 		l.accepted = cond(gwv1.ListenerConditionAccepted, false, gwv1.ListenerReasonUnsupportedProtocol,
 			fmt.Sprintf("protocol %s is not supported: podpin serves HTTP and HTTPS", ls.Protocol))
 	}
-	if g.addrError != "" {
+	if g.addrError != "" || g.addrUnsupported != "" {
 		l.ok = false
 	}
 	return l

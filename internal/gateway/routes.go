@@ -29,7 +29,7 @@ type placed struct {
 	from     *route
 	rule     int
 	match    int
-	pathKind int // 0 Exact, 1 PathPrefix, 2 RegularExpression, 3 a listener's catch-all
+	pathKind int    // 0 Exact, 1 PathPrefix, 2 RegularExpression, 3 a listener's catch-all
 	suffix   string // the name's suffix, when not made of rule and match
 	pathLen  int
 	method   bool

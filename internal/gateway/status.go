@@ -81,6 +81,8 @@ func gatewayStatus(w *world, g *gw) gwv1.GatewayStatus {
 		}
 	}
 	switch {
+	case g.addrUnsupported != "":
+		setCondition(&s.Conditions, cond(gwv1.GatewayConditionAccepted, false, gwv1.GatewayReasonUnsupportedAddress, g.addrUnsupported), gen)
 	case valid == len(g.listeners):
 		setCondition(&s.Conditions, cond(gwv1.GatewayConditionAccepted, true, gwv1.GatewayReasonAccepted, "Gateway accepted"), gen)
 	default:
@@ -88,6 +90,8 @@ func gatewayStatus(w *world, g *gw) gwv1.GatewayStatus {
 			fmt.Sprintf("%d of %d listeners are not valid", len(g.listeners)-valid, len(g.listeners))), gen)
 	}
 	switch {
+	case g.addrUnsupported != "":
+		setCondition(&s.Conditions, cond(gwv1.GatewayConditionProgrammed, false, gwv1.GatewayReasonInvalid, "not accepted: "+g.addrUnsupported), gen)
 	case g.addrError != "":
 		reason := gwv1.GatewayReasonAddressNotUsable
 		if len(g.obj.Spec.Addresses) == 0 {
