@@ -30,8 +30,10 @@ type Route struct {
 	Prefix  string            `json:"pathPrefix,omitempty"`
 	Path    string            `json:"path,omitempty"`
 	Headers map[string]string `json:"headers,omitempty"`
-	// PathRegex, Methods, HeaderRegex, Query and QueryRegex are the rest
-	// of the route's match (configuration reference: routes[].match).
+	// HostSuffix, PathRegex, Methods, HeaderRegex, Query and QueryRegex
+	// are the rest of the route's match (configuration reference:
+	// routes[].match).
+	HostSuffix  string            `json:"hostSuffix,omitempty"`
 	PathRegex   string            `json:"pathRegex,omitempty"`
 	Methods     []string          `json:"methods,omitempty"`
 	HeaderRegex map[string]string `json:"headerRegex,omitempty"`
@@ -257,7 +259,7 @@ func routeOf(rs proxy.RouteStatus) Route {
 	}
 	return Route{
 		Name: rs.Name, Host: m.Host, Prefix: m.PathPrefix, Path: m.Path, Headers: m.Headers,
-		PathRegex: m.PathRegex, Methods: m.Methods, HeaderRegex: m.HeaderRegex, Query: m.Query, QueryRegex: m.QueryRegex,
+		HostSuffix: m.HostSuffix, PathRegex: m.PathRegex, Methods: m.Methods, HeaderRegex: m.HeaderRegex, Query: m.Query, QueryRegex: m.QueryRegex,
 		KeyHeader: rs.KeyHeader, Balancer: rs.Balancer, Missing: rs.Missing,
 		Strict: rs.Strict, Drain: rs.Drain, Pods: len(rs.Pods), Table: t, Rebinds: rs.Rebinds,
 	}

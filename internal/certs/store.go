@@ -3,8 +3,9 @@
 // (SNI), and reloads the files when they change, without a restart.
 //
 // Selection, for a client that sends server name N: with a Source (the
-// certificates of Ingress Secrets), its certificate for N first, see
-// Source. Then the first certificate
+// certificates of Ingress Secrets, or of a Gateway listener: Sources keeps
+// one per listener address), its certificate for N first, see Source. A
+// Store without files serves its Source alone. Then the first certificate
 // with N among its DNS names, else the first with a wildcard name that
 // covers N (*.example.com covers a.example.com, not a.b.example.com nor
 // example.com), else the default, which is the first certificate. A client
