@@ -167,9 +167,7 @@ func (p *Proxy) roundTrip(r *route, pd *pod, req *fasthttp.Request, resp *fastht
 	pd.tally.Start()
 	defer pd.tally.Stop()
 	if until := r.deadline(start, now); !until.IsZero() {
-		ctx, cancel := context.WithDeadline(context.Background(), until)
-		defer cancel()
-		return pd.client.DoContext(ctx, req, resp)
+		return pd.client.DoUntil(until, req, resp)
 	}
 	return pd.client.Do(req, resp)
 }

@@ -99,20 +99,31 @@ func newPodClient(addr string, s upstreamSettings, tc *tls.Config) *podClient {
 // body) goes up to three times. A pod that took the request and stayed
 // silent is not asked again: the timeout already cost the client its wait.
 func (c *podClient) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
-	return c.DoContext(context.Background(), req, resp)
+	return c.do(context.Background(), time.Time{}, req, resp)
+}
+
+// DoUntil is Do with a deadline for the whole exchange (a route's
+// timeouts): writing the request, reading the answer, and reading a body
+// that streams after DoUntil returned, which then fails with a timeout.
+func (c *podClient) DoUntil(until time.Time, req *fasthttp.Request, resp *fasthttp.Response) error {
+	return c.do(context.Background(), until, req, resp)
 }
 
 // DoContext is Do for a request that ctx may cancel (an HTTP/2 stream the
 // client reset): until the answer's header is in, the end of ctx closes
 // the pod's connection, so that the pod sees its client go, and the
-// request is not sent again. A deadline of ctx (a route's timeouts) also
-// bounds the rest of the exchange: writing the request, and reading a
-// body that streams after Do returned, which then fails with a timeout.
+// request is not sent again. A deadline of ctx (a route's timeouts) bounds
+// the whole exchange, as in DoUntil.
 func (c *podClient) DoContext(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response) error {
+	until, _ := ctx.Deadline()
+	return c.do(ctx, until, req, resp)
+}
+
+func (c *podClient) do(ctx context.Context, until time.Time, req *fasthttp.Request, resp *fasthttp.Response) error {
 	// The path goes as the client sent it, not cleaned up.
 	req.URI().DisablePathNormalizing = true
 	for attempt := 1; ; attempt++ {
-		retry, err := c.roundTrip(ctx, req, resp)
+		retry, err := c.roundTrip(ctx, until, req, resp)
 		if err == nil {
 			return nil
 		}
@@ -356,7 +367,7 @@ func (c *podConn) setUntil(until time.Time) error {
 func (c *podConn) Read(b []byte) (int, error) {
 	if c.timeout > 0 || !c.until.IsZero() {
 		now := time.Now()
-		if c.deadline.IsZero() || c.deadline != c.until && c.deadline.Sub(now) < c.timeout-c.timeout/10 {
+		if c.deadline.IsZero() || !c.deadline.Equal(c.until) && c.deadline.Sub(now) < c.timeout-c.timeout/10 {
 			d := c.until
 			if next := now.Add(c.timeout); c.timeout > 0 && (d.IsZero() || next.Before(d)) {
 				d = next

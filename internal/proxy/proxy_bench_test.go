@@ -82,14 +82,22 @@ func BenchmarkPlaceHit(b *testing.B) {
 // BenchmarkServeHit measures the whole request path of a session hit in
 // process: parse, route, key, table, forward over a pooled connection to an
 // in-memory pod, response back. It reports allocations per request.
-func BenchmarkServeHit(b *testing.B) {
+func BenchmarkServeHit(b *testing.B) { benchServeHit(b, config.Timeouts{}) }
+
+// BenchmarkServeHitTimedRoute is BenchmarkServeHit on a route with
+// timeouts: the deadline each exchange with the pod carries.
+func BenchmarkServeHitTimedRoute(b *testing.B) {
+	benchServeHit(b, config.Timeouts{Request: ptr(10 * time.Second), BackendRequest: ptr(2 * time.Second)})
+}
+
+func benchServeHit(b *testing.B, timeouts config.Timeouts) {
 	podLn := fasthttputil.NewInmemoryListener()
 	defer podLn.Close()
 	go fasthttp.Serve(podLn, func(ctx *fasthttp.RequestCtx) { ctx.WriteString("web-0") })
 
 	p := New(Options{})
 	defer p.Close()
-	c := &config.Config{Routes: []config.Route{{Name: "default", Backends: []config.Backend{{Name: "web-0", URL: "http://pod:80"}}}}}
+	c := &config.Config{Routes: []config.Route{{Name: "default", Timeouts: timeouts, Backends: []config.Backend{{Name: "web-0", URL: "http://pod:80"}}}}}
 	c.SetDefaults()
 	if err := p.Apply(c); err != nil {
 		b.Fatal(err)

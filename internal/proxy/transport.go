@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -21,13 +22,13 @@ const bufferedBody = 16 << 10
 // longer, chunked or close-delimited body streams to the client, and the
 // connection goes back when the stream is closed. retry tells Do that the
 // request may go again on another connection: true when the exchange failed
-// before the response header was complete.
-func (c *podClient) roundTrip(ctx context.Context, req *fasthttp.Request, resp *fasthttp.Response) (retry bool, err error) {
+// before the response header was complete. until (zero: none) bounds
+// the whole exchange, the streamed body included.
+func (c *podClient) roundTrip(ctx context.Context, until time.Time, req *fasthttp.Request, resp *fasthttp.Response) (retry bool, err error) {
 	pc, err := c.acquire()
 	if err != nil {
 		return false, err
 	}
-	until, _ := ctx.Deadline()
 	if err := pc.setUntil(until); err != nil {
 		c.discard(pc)
 		return true, err
