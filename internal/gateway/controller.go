@@ -365,30 +365,60 @@ func (c *Controller) plan() *plan {
 }
 
 // applyLocked applies the static configuration with p's listeners and
-// routes, when that changes the running one (or always, with force). It
-// reports whether it applied. c.mu must be held.
+// routes, when that changes the running one (or always, with force). A
+// Gateway listener socket that cannot be bound (its port is taken) is left
+// out with its routes, and the rest applied; its listeners' status says
+// so. It reports whether it applied. c.mu must be held.
 func (c *Controller) applyLocked(p *plan, force bool) (bool, error) {
 	if p == nil {
 		return false, errors.New("gateway caches unreadable")
-	}
-	cfg, err := merge(c.static, p)
-	if err != nil {
-		return false, err
 	}
 	// Certificates first, and always: a rotated Secret changes no
 	// configuration.
 	for addr, sc := range p.certs {
 		c.o.Certificates(addr, sc.hosts, sc.def)
 	}
-	if !force && reflect.DeepEqual(cfg, c.applied) {
-		return false, nil
+	left := map[string]bool{}
+	for {
+		cfg, err := merge(c.static, without(p, left))
+		if err != nil {
+			return false, err
+		}
+		if !force && reflect.DeepEqual(cfg, c.applied) {
+			return false, nil
+		}
+		err = c.o.Apply(cfg)
+		var le interface{ ListenerAddress() string }
+		if errors.As(err, &le) && ownSocket(p, le.ListenerAddress()) && !left[le.ListenerAddress()] {
+			left[le.ListenerAddress()] = true
+			c.log.Error("gateway listener not bound; its routes are left out", "address", le.ListenerAddress(), "error", err)
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		c.applied = cfg
+		c.log.Info("gateway routes applied", "listeners", len(cfg.Listeners), "routes", len(cfg.Routes))
+		return true, nil
 	}
-	if err := c.o.Apply(cfg); err != nil {
-		return false, err
+}
+
+// ownSocket reports whether address is one of p's listener sockets.
+func ownSocket(p *plan, address string) bool {
+	return slices.ContainsFunc(p.listeners, func(l config.Listener) bool { return l.Address == address })
+}
+
+// without is p without the listener sockets of left and their routes.
+func without(p *plan, left map[string]bool) *plan {
+	if len(left) == 0 {
+		return p
 	}
-	c.applied = cfg
-	c.log.Info("gateway routes applied", "listeners", len(p.listeners), "routes", len(p.routes))
-	return true, nil
+	q := *p
+	q.listeners = slices.DeleteFunc(slices.Clone(p.listeners), func(l config.Listener) bool { return left[l.Address] })
+	q.routes = slices.DeleteFunc(slices.Clone(p.routes), func(r config.Route) bool {
+		return len(r.Match.Listeners) == 1 && left[r.Match.Listeners[0]]
+	})
+	return &q
 }
 
 // merge is the static configuration with p's listeners and routes. The

@@ -53,6 +53,21 @@ func (l *releasingListener) Close() error {
 	return err
 }
 
+// ListenError is a listener address that could not be bound.
+type ListenError struct {
+	Address string // as in listeners[].address
+	Err     error
+}
+
+func (e *ListenError) Error() string {
+	return fmt.Sprintf("listening for clients on %s: %v", e.Address, e.Err)
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// ListenerAddress is the address that could not be bound.
+func (e *ListenError) ListenerAddress() string { return e.Address }
+
 // NewListeners returns the listeners of p, none yet; each lets its
 // requests in flight finish for up to drain when it stops.
 func (p *Proxy) NewListeners(drain time.Duration) *Listeners {
@@ -85,7 +100,7 @@ func (l *Listeners) Set(ls []config.Listener) error {
 			for _, b := range bound {
 				b.Close()
 			}
-			return fmt.Errorf("listening for clients on %s: %w", addr, err)
+			return &ListenError{Address: addr, Err: err}
 		}
 		bound[addr] = ln
 	}
