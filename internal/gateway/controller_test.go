@@ -23,7 +23,9 @@ import (
 // another process holds.
 type takenPort struct{ address string }
 
-func (e *takenPort) Error() string           { return "listening for clients on " + e.address + ": address already in use" }
+func (e *takenPort) Error() string {
+	return "listening for clients on " + e.address + ": address already in use"
+}
 func (e *takenPort) ListenerAddress() string { return e.address }
 
 // TestControllerLeavesOutASocketItCannotBind runs the controller against a
