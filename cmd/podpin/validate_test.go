@@ -32,6 +32,7 @@ func TestValidate(t *testing.T) {
 		{"routes are required", []string{"--config", noRoutes}, true, "routes: at least one route is required"},
 		{"an Ingress controller's file needs none", []string{"--config", noRoutes, "--ingress-class", "podpin"}, false, "valid, 0 route(s)"},
 		{"an Ingress controller's file is still checked", []string{"--config", bad, "--ingress-class", "podpin"}, true, "routes[0].table.idleTimeout"},
+		{"a Gateway controller's file needs none", []string{"--config", noRoutes, "--gateway"}, false, "valid, 0 route(s)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
