@@ -62,7 +62,7 @@
 // namespace/name, and the rule and match order.
 //
 // Filters: RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect
-// and URLRewrite. Others, and filters on a backendRef, refuse the route
+// (statuses 301, 302, 303, 307, 308) and URLRewrite. Others, and filters on a backendRef, refuse the route
 // (Accepted=False, UnsupportedValue, naming them). Timeouts: request and
 // backendRequest.
 //
@@ -72,9 +72,21 @@
 // A refused backend is left out and the route's ResolvedRefs is False; a
 // rule with no backend left answers 500.
 //
+// # GRPCRoutes
+//
+// A GRPCRoute attaches as an HTTPRoute does (listeners take both kinds).
+// A gRPC method is the path /package.Service/Method, so its method
+// matches are path matches: service and method exactly, a service's
+// methods, a method of any service, or regular expressions; then header
+// matches. Filters: RequestHeaderModifier and ResponseHeaderModifier.
+// Its pods are reached over h2c, unless podpin.io/backend-protocol says
+// GRPCS. A rule without a backend answers UNAVAILABLE, gRPC's form of the
+// 500 (see podpin's gRPC statuses).
+//
 // # Session persistence
 //
-// A rule's sessionPersistence sets its stick table's key:
+// A rule's sessionPersistence (on an HTTPRoute or a GRPCRoute rule) sets
+// its stick table's key:
 //
 //   - Header: the named request header. A value the client chooses is
 //     balanced on first sight and pinned; a request without one is
