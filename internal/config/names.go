@@ -42,3 +42,16 @@ func RouteName(namespace, name, suffix string, unique bool) string {
 	}
 	return clean + "-" + digest + "-" + suffix
 }
+
+// HostRank orders the hosts of routes as Ingress and Gateway API ask: an
+// exact host (0) before a wildcard host (1, "*.example.com"), and both
+// before no host (2).
+func HostRank(host string) int {
+	switch {
+	case host == "":
+		return 2
+	case strings.HasPrefix(host, "*"):
+		return 1
+	}
+	return 0
+}

@@ -33,6 +33,7 @@ import (
 	"github.com/podpin/podpin/internal/certs"
 	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/ingress"
+	"github.com/podpin/podpin/internal/k8s"
 )
 
 const (
@@ -42,13 +43,6 @@ const (
 	// DefaultDebounce is how long the controller gathers changes before it
 	// applies them.
 	DefaultDebounce = 100 * time.Millisecond
-)
-
-// A failed apply or status write is tried again after minRetry, doubling
-// while it keeps failing, up to maxRetry.
-const (
-	minRetry = time.Second
-	maxRetry = 30 * time.Second
 )
 
 // Options configure a Controller.
@@ -249,37 +243,8 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	c.log.Info("gateway controller synced", "controller", c.o.ControllerName)
 
-	var fire, again <-chan time.Time
-	delay := minRetry
-	backoff := func(failed bool) {
-		switch {
-		case !failed:
-			delay = minRetry
-		case again == nil:
-			again = time.After(delay)
-			delay = min(2*delay, maxRetry)
-		}
-	}
-	backoff(c.sync(ctx))
-	c.markSynced()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-c.kick:
-			if fire == nil {
-				fire = time.After(c.o.Debounce)
-			}
-		case <-again:
-			again = nil
-			if fire == nil {
-				fire = time.After(0)
-			}
-		case <-fire:
-			fire = nil
-			backoff(c.sync(ctx))
-		}
-	}
+	k8s.SyncLoop(ctx, c.kick, c.o.Debounce, c.sync, c.markSynced)
+	return nil
 }
 
 // Apply replaces the static configuration (a reloaded file) and applies

@@ -233,7 +233,7 @@ func covers(lh, host string) bool {
 // b: a name before a wildcard, a longer wildcard before a shorter one, and
 // any before none.
 func moreSpecific(a, b string) bool {
-	return hostRank(a) < hostRank(b) || hostRank(a) == hostRank(b) && hostRank(a) == 1 && len(a) > len(b)
+	return config.HostRank(a) < config.HostRank(b) || config.HostRank(a) == config.HostRank(b) && config.HostRank(a) == 1 && len(a) > len(b)
 }
 
 // attach decides whether route r attaches to Gateway g through ref, and to
@@ -396,7 +396,7 @@ func setHost(m *config.Match, host string) {
 func comparePlaced(a, b placed) int {
 	return cmp.Or(
 		cmp.Compare(a.socket, b.socket),
-		cmp.Compare(hostRank(a.host), hostRank(b.host)),
+		cmp.Compare(config.HostRank(a.host), config.HostRank(b.host)),
 		cmp.Compare(len(b.host), len(a.host)),
 		cmp.Compare(a.pathKind, b.pathKind),
 		cmp.Compare(b.pathLen, a.pathLen),
@@ -414,16 +414,6 @@ func comparePlaced(a, b placed) int {
 func compareAge(a, b metav1.Object) int {
 	ta, tb := a.GetCreationTimestamp(), b.GetCreationTimestamp()
 	return cmp.Or(ta.Compare(tb.Time), cmp.Compare(a.GetNamespace()+"/"+a.GetName(), b.GetNamespace()+"/"+b.GetName()))
-}
-
-func hostRank(h string) int {
-	switch {
-	case h == "":
-		return 2
-	case strings.HasPrefix(h, "*."):
-		return 1
-	}
-	return 0
 }
 
 func boolRank(b bool) int {

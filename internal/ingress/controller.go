@@ -29,6 +29,7 @@ import (
 
 	"github.com/podpin/podpin/internal/certs"
 	"github.com/podpin/podpin/internal/config"
+	"github.com/podpin/podpin/internal/k8s"
 )
 
 const (
@@ -61,13 +62,6 @@ const (
 	// could not run them (Options.Apply failed on them); the other
 	// Ingresses apply without them.
 	ReasonApplyFailed = "ApplyFailed"
-)
-
-// A failed apply or status write is tried again after minRetry, doubling
-// while it keeps failing, up to maxRetry.
-const (
-	minRetry = time.Second
-	maxRetry = 30 * time.Second
 )
 
 // Options configure a Controller.
@@ -376,38 +370,8 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	c.log.Info("ingress controller synced", "class", c.class)
 
-	var fire, again <-chan time.Time
-	delay := minRetry
-	// backoff schedules a retry after a failed sync, or resets the delay.
-	backoff := func(failed bool) {
-		switch {
-		case !failed:
-			delay = minRetry
-		case again == nil:
-			again = time.After(delay)
-			delay = min(2*delay, maxRetry)
-		}
-	}
-	backoff(c.sync(ctx))
-	c.markSynced()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-c.kick:
-			if fire == nil {
-				fire = time.After(c.debounce)
-			}
-		case <-again:
-			again = nil
-			if fire == nil {
-				fire = time.After(0)
-			}
-		case <-fire:
-			fire = nil
-			backoff(c.sync(ctx))
-		}
-	}
+	k8s.SyncLoop(ctx, c.kick, c.debounce, c.sync, c.markSynced)
+	return nil
 }
 
 // SetStatic replaces the static configuration (a reloaded configuration

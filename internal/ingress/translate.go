@@ -287,18 +287,6 @@ func problemOf(e config.FieldError, routes []ingressRoute) Problem {
 	return Problem{Msg: fmt.Sprintf("%s: %s: %s", where, m[2], e.Msg)}
 }
 
-// hostRank orders hosts: an exact host before a wildcard host, and both
-// before no host.
-func hostRank(host string) int {
-	switch {
-	case host == "":
-		return 2
-	case strings.HasPrefix(host, "*"):
-		return 1
-	}
-	return 0
-}
-
 // placed is a named Ingress route with what orders it.
 type placed struct {
 	ingressRoute
@@ -320,10 +308,10 @@ func compareRoutes(a, b placed) int {
 		return -1
 	}
 	am, bm := a.route.Match, b.route.Match
-	if c := cmp.Compare(hostRank(am.Host), hostRank(bm.Host)); c != 0 {
+	if c := cmp.Compare(config.HostRank(am.Host), config.HostRank(bm.Host)); c != 0 {
 		return c
 	}
-	if hostRank(am.Host) == 1 {
+	if config.HostRank(am.Host) == 1 {
 		// The longer wildcard is the more specific.
 		if c := cmp.Compare(len(bm.Host), len(am.Host)); c != 0 {
 			return c
