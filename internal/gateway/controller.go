@@ -170,28 +170,11 @@ func New(o Options) (*Controller, error) {
 		c.coreFactory.Core().V1().Namespaces().Informer(), c.coreFactory.Core().V1().Services().Informer(),
 		c.secFactory.Core().V1().Secrets().Informer(),
 	} {
-		if _, err := inf.AddEventHandler(c.handler()); err != nil {
+		if _, err := inf.AddEventHandler(k8s.OnChange(c.trigger, nil)); err != nil {
 			return nil, err
 		}
 	}
 	return c, nil
-}
-
-// handler kicks the controller on every change; it rebuilds from its
-// caches.
-func (c *Controller) handler() cache.ResourceEventHandler {
-	return cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { c.trigger() },
-		UpdateFunc: func(old, cur any) {
-			o, ok1 := old.(metav1.Object)
-			n, ok2 := cur.(metav1.Object)
-			if ok1 && ok2 && o.GetResourceVersion() == n.GetResourceVersion() {
-				return
-			}
-			c.trigger()
-		},
-		DeleteFunc: func(any) { c.trigger() },
-	}
 }
 
 func (c *Controller) trigger() {

@@ -17,35 +17,11 @@ import (
 // /package.Service/Method, so method matches are path matches; the pods
 // are reached over h2c unless podpin.io/backend-protocol says otherwise.
 func translateGRPC(w *world, r *gwv1.GRPCRoute) rules {
-	t := rules{resolved: cond(gwv1.RouteConditionResolvedRefs, true, gwv1.RouteReasonResolvedRefs, "all references resolved")}
-	set, problem := routeAnnotations(r)
-	if problem != "" {
-		t.problem = problem
-		return t
-	}
-	for ri, rule := range r.Spec.Rules {
-		base, problem := grpcRuleRoute(w, r, ri, rule, set, &t)
-		if problem != "" {
-			t.problem = fmt.Sprintf("rules[%d]: %s", ri, problem)
-			t.routes = nil
-			return t
-		}
-		matches := rule.Matches
-		if len(matches) == 0 {
-			matches = []gwv1.GRPCRouteMatch{{}}
-		}
-		for mi, m := range matches {
-			c := placed{route: base, rule: ri, match: mi}
-			c.route.Match, problem = grpcMatchOf(m, &c)
-			if problem != "" {
-				t.problem = fmt.Sprintf("rules[%d].matches[%d]: %s", ri, mi, problem)
-				t.routes = nil
-				return t
-			}
-			t.routes = append(t.routes, c)
-		}
-	}
-	return t
+	return translate(r, r.Spec.Rules,
+		func(ri int, rule gwv1.GRPCRouteRule, set ingress.Settings, t *rules) (config.Route, string) {
+			return grpcRuleRoute(w, r, ri, rule, set, t)
+		},
+		func(rule gwv1.GRPCRouteRule) []gwv1.GRPCRouteMatch { return rule.Matches }, grpcMatchOf)
 }
 
 // grpcRuleRoute is the config route of one GRPCRoute rule, without its

@@ -440,29 +440,47 @@ type rules struct {
 // translateRules turns the rules of r into config routes (without host and
 // listener).
 func translateRules(w *world, r *gwv1.HTTPRoute) rules {
+	return translate(r, r.Spec.Rules,
+		func(ri int, rule gwv1.HTTPRouteRule, set ingress.Settings, t *rules) (config.Route, string) {
+			return ruleRoute(w, r, ri, rule, set, t)
+		},
+		func(rule gwv1.HTTPRouteRule) []gwv1.HTTPRouteMatch { return rule.Matches },
+		func(m gwv1.HTTPRouteMatch, c *placed) (config.Match, string) {
+			cm, problem := matchOf(m, c)
+			if problem == "" {
+				c.route.Match = cm
+				problem = checkRewrite(c.route)
+			}
+			return cm, problem
+		})
+}
+
+// translate turns the rules of route r, of either kind, into config
+// routes: base makes a rule's route, matchOf each of its matches (a rule
+// without matches has one that matches everything). The first problem
+// refuses the whole route.
+func translate[R, M any](r metav1.Object, list []R, base func(int, R, ingress.Settings, *rules) (config.Route, string),
+	matches func(R) []M, matchOf func(M, *placed) (config.Match, string)) rules {
 	t := rules{resolved: cond(gwv1.RouteConditionResolvedRefs, true, gwv1.RouteReasonResolvedRefs, "all references resolved")}
 	set, problem := routeAnnotations(r)
 	if problem != "" {
 		t.problem = problem
 		return t
 	}
-	for ri, rule := range r.Spec.Rules {
-		base, problem := ruleRoute(w, r, ri, rule, set, &t)
+	for ri, rule := range list {
+		route, problem := base(ri, rule, set, &t)
 		if problem != "" {
 			t.problem = fmt.Sprintf("rules[%d]: %s", ri, problem)
 			t.routes = nil
 			return t
 		}
-		matches := rule.Matches
-		if len(matches) == 0 {
-			matches = []gwv1.HTTPRouteMatch{{}}
+		ms := matches(rule)
+		if len(ms) == 0 {
+			ms = make([]M, 1)
 		}
-		for mi, m := range matches {
-			c := placed{route: base, rule: ri, match: mi}
+		for mi, m := range ms {
+			c := placed{route: route, rule: ri, match: mi}
 			c.route.Match, problem = matchOf(m, &c)
-			if problem == "" {
-				problem = checkRewrite(c.route)
-			}
 			if problem != "" {
 				t.problem = fmt.Sprintf("rules[%d].matches[%d]: %s", ri, mi, problem)
 				t.routes = nil

@@ -296,31 +296,12 @@ func New(o Options) (*Controller, error) {
 	return c, nil
 }
 
-// handler kicks the controller on every change. The controller rebuilds from
-// its caches, so the objects in the events are only logged.
+// handler kicks the controller on every change; kind names the objects
+// in the log of deletions.
 func (c *Controller) handler(kind string) cache.ResourceEventHandler {
-	return cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { c.trigger() },
-		UpdateFunc: func(old, cur any) {
-			o, ok1 := old.(metav1.Object)
-			n, ok2 := cur.(metav1.Object)
-			if ok1 && ok2 && o.GetResourceVersion() == n.GetResourceVersion() {
-				return
-			}
-			c.trigger()
-		},
-		DeleteFunc: func(obj any) {
-			// A watch that missed the deletion delivers a tombstone
-			// holding the last state known.
-			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = t.Obj
-			}
-			if m, ok := obj.(metav1.Object); ok {
-				c.log.Debug("deleted", "kind", kind, "namespace", m.GetNamespace(), "name", m.GetName())
-			}
-			c.trigger()
-		},
-	}
+	return k8s.OnChange(c.trigger, func(m metav1.Object) {
+		c.log.Debug("deleted", "kind", kind, "namespace", m.GetNamespace(), "name", m.GetName())
+	})
 }
 
 func (c *Controller) trigger() {

@@ -3,6 +3,9 @@ package k8s
 import (
 	"context"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
 )
 
 // A sync that failed is tried again after MinRetry, doubling while it
@@ -49,5 +52,33 @@ func SyncLoop(ctx context.Context, kick <-chan struct{}, debounce time.Duration,
 			fire = nil
 			backoff(sync(ctx))
 		}
+	}
+}
+
+// OnChange is an informer event handler that calls kick on every change:
+// the controller rebuilds from its caches, so it needs no more than that.
+// A resync (an update that changes no resource version) is not a change.
+// deleted, when not nil, is told of each deleted object, the last state
+// known when the watch missed the deletion.
+func OnChange(kick func(), deleted func(metav1.Object)) cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { kick() },
+		UpdateFunc: func(old, cur any) {
+			o, ok1 := old.(metav1.Object)
+			n, ok2 := cur.(metav1.Object)
+			if ok1 && ok2 && o.GetResourceVersion() == n.GetResourceVersion() {
+				return
+			}
+			kick()
+		},
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if m, ok := obj.(metav1.Object); ok && deleted != nil {
+				deleted(m)
+			}
+			kick()
+		},
 	}
 }
