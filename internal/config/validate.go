@@ -642,7 +642,7 @@ func (v *validator) filters(path string, r *Route) {
 			v.add(path+".rewrite", "cannot be combined with redirect")
 		}
 		v.newPath(path+".rewrite", rw.Path, rw.PathPrefix, r.Match)
-		if strings.ContainsAny(rw.Host, ":/ ") {
+		if rw.Host != "" && !validServerName(rw.Host) {
 			v.add(path+".rewrite.host", fmt.Sprintf("%q must be a host name without port or scheme", rw.Host))
 		}
 	}
@@ -673,7 +673,7 @@ func (v *validator) filters(path string, r *Route) {
 		default:
 			v.add(path+".redirect.scheme", fmt.Sprintf("%q must be http or https", rd.Scheme))
 		}
-		if strings.ContainsAny(rd.Host, ":/ ") {
+		if rd.Host != "" && !validServerName(rd.Host) {
 			v.add(path+".redirect.host", fmt.Sprintf("%q must be a host name without port or scheme", rd.Host))
 		}
 		if rd.Port < 0 || rd.Port > 65535 {

@@ -2,14 +2,19 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
+	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/place"
 )
 
@@ -212,4 +217,110 @@ func FuzzRealClient(f *testing.F) {
 			t.Fatalf("realClient(%q) = %v: neither the peer nor an entry", fields, got)
 		}
 	})
+}
+
+// FuzzHostHasSuffix checks Gateway API's wildcard hostnames: a host
+// matches a suffix only when, without its port and in any case, it ends
+// with the suffix and is longer; and a name with labels in front of the
+// suffix always matches it, whatever its case and port.
+func FuzzHostHasSuffix(f *testing.F) {
+	f.Add("a.b.Example.com:8443", ".example.com")
+	f.Fuzz(func(t *testing.T, host, suffix string) {
+		if !strings.HasPrefix(suffix, ".") || len(suffix) < 2 {
+			return // config.Validate refuses such suffixes
+		}
+		lower := strings.ToLower(suffix)
+		got := place.HostHasSuffix([]byte(host), []byte(lower))
+		name := host
+		if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+			name = host[:i]
+		}
+		want := len(name) > len(lower) && bytes.EqualFold([]byte(name[len(name)-len(lower):]), []byte(lower))
+		if got != want {
+			t.Fatalf("place.HostHasSuffix(%q, %q) = %v, want %v", host, lower, got, want)
+		}
+		if !strings.ContainsAny(suffix, ":]") && !place.HostHasSuffix([]byte("X"+strings.ToUpper(suffix)+":80"), []byte(lower)) {
+			t.Fatalf("%q does not match under %q", "X"+strings.ToUpper(suffix)+":80", lower)
+		}
+	})
+}
+
+// FuzzRedirectURL checks a redirect's Location whatever the request's
+// Host, listener port and path: it parses as an absolute URL of the
+// redirect's scheme (else the request's), with the redirect's host (else
+// the Host's name), the redirect's port (else with no scheme the
+// listener's, or the Host's when that is unknown), never a scheme's
+// well-known port, and the path and query.
+func FuzzRedirectURL(f *testing.F) {
+	f.Add("gw.example:8080", "8080", "/a/b", "x=1", "", "", 0, "")
+	f.Fuzz(func(t *testing.T, host, listener, path, query, scheme, toHost string, port int, prefix string) {
+		bad := "?#% \t\r\n\x00\\"
+		valid := host != "" && validHost([]byte(host)) && !strings.Contains(host, "%") &&
+			strings.HasPrefix(path, "/") && !strings.ContainsAny(path, bad) &&
+			!strings.ContainsAny(query, bad[1:]) &&
+			(scheme == "" || scheme == "http" || scheme == "https") &&
+			!strings.ContainsFunc(toHost, func(r rune) bool { return !isDNSByte(r) }) &&
+			port >= 0 && port <= 65535 &&
+			(prefix == "" || strings.HasPrefix(prefix, "/") && !strings.ContainsAny(prefix, bad))
+		// The edge lets only visible ASCII through in the target and the
+		// Host; a configuration's values are checked likewise.
+		for _, v := range []string{host, path, query, toHost, prefix} {
+			if strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+				valid = false
+			}
+		}
+		if n, err := strconv.Atoi(listener); listener != "" && (err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != listener) {
+			valid = false
+		}
+		if !valid {
+			return // what config.Validate and the edge let through
+		}
+		name, hostPort, err := net.SplitHostPort(host)
+		if err != nil {
+			name, hostPort = host, ""
+		}
+		// A well-formed Host: a DNS name, or a bracketed IPv6 literal, and
+		// a decimal port.
+		if strings.ContainsFunc(hostPort, func(r rune) bool { return r < '0' || r > '9' }) {
+			return
+		}
+		if literal, ok := strings.CutPrefix(name, "["); ok {
+			if a, err := netip.ParseAddr(strings.TrimSuffix(literal, "]")); err != nil || !a.Is6() || !strings.HasSuffix(literal, "]") {
+				return
+			}
+		} else if name == "" || strings.ContainsFunc(name, func(r rune) bool { return !isDNSByte(r) }) {
+			return
+		}
+		rd := config.Redirect{Scheme: scheme, Host: toHost, Port: port, PathPrefix: prefix}
+		f := &filters{redirect: &rd, matched: "/"}
+		loc := f.redirectURL("http", host, listener, path, query)
+		u, err := url.Parse(loc)
+		if err != nil {
+			t.Fatalf("%q does not parse: %v", loc, err)
+		}
+		wantScheme := cmp.Or(scheme, "http")
+		wantHost := cmp.Or(toHost, name)
+		wantPort := ""
+		switch {
+		case port != 0:
+			wantPort = fmt.Sprint(port)
+		case scheme == "":
+			wantPort = cmp.Or(listener, hostPort)
+		}
+		if wantScheme == "http" && wantPort == "80" || wantScheme == "https" && wantPort == "443" {
+			wantPort = ""
+		}
+		if u.Scheme != wantScheme || !strings.EqualFold(u.Hostname(), strings.Trim(wantHost, "[]")) || u.Port() != wantPort {
+			t.Fatalf("%q: scheme %q, host %q, port %q; want %q, %q, %q", loc, u.Scheme, u.Hostname(), u.Port(), wantScheme, wantHost, wantPort)
+		}
+		if u.RawQuery != query || !strings.HasPrefix(u.EscapedPath(), "/") {
+			t.Fatalf("%q: path %q, query %q; want a path and the query %q", loc, u.EscapedPath(), u.RawQuery, query)
+		}
+	})
+}
+
+// isDNSByte reports the runes of a DNS name: ASCII letters, digits, '-'
+// and '.'.
+func isDNSByte(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.'
 }
