@@ -663,9 +663,10 @@ type Respond struct {
 // body is still streaming when one runs out is cut off. Upgraded
 // connections (WebSocket) are bound only until the upgrade.
 type Timeouts struct {
-	// Request bounds the whole exchange, from podpin having the request's
-	// header to the end of the response, retries and a second pod
-	// included. Nil or 0: no bound.
+	// Request bounds the whole exchange, from podpin forwarding the
+	// request (once it chose the pod, right after the request's header
+	// came) to the end of the response, a second pod after a refused
+	// connection included. Nil or 0: no bound.
 	Request *time.Duration `yaml:"request"`
 	// BackendRequest bounds each attempt with a pod, from sending the
 	// request to the end of the response; it replaces

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"google.golang.org/grpc/codes"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
@@ -199,4 +200,58 @@ func TestRouteTimeoutsEndGRPCCallsWithDeadlineExceeded(t *testing.T) {
 	if _, err := c.UnaryCall(ctx, &testgrpc.SimpleRequest{}); err != nil {
 		t.Errorf("a quick call on the same route: %v", err)
 	}
+}
+
+// TestRouteTimeoutsBoundAnUpgradeUntilItsAnswer: a WebSocket upgrade on a
+// route with timeouts gets 504 when the pod's answer comes too late;
+// once upgraded, the tunnel outlives them.
+func TestRouteTimeoutsBoundAnUpgradeUntilItsAnswer(t *testing.T) {
+	pod := newTestPod(t, "web-0", func(w http.ResponseWriter, r *http.Request) {
+		if d, _ := time.ParseDuration(r.URL.Query().Get("delay")); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+			}
+		}
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, msg, err := c.Read(r.Context())
+			if err != nil {
+				return
+			}
+			c.Write(r.Context(), typ, msg)
+		}
+	})
+	cfg := oneRoute(pod)
+	cfg.Routes[0].Timeouts.Request = ptr(400 * time.Millisecond)
+	h := startProxy(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	_, resp, err := websocket.Dial(ctx, "ws://"+h.addr+"/ws?delay=2s", nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusGatewayTimeout {
+		t.Errorf("an upgrade answered after the request timeout: %v, %v; want 504", resp, err)
+	}
+
+	c, _, err := websocket.Dial(ctx, "ws://"+h.addr+"/ws", nil)
+	if err != nil {
+		t.Fatalf("an upgrade answered at once: %v", err)
+	}
+	defer c.CloseNow()
+	for i := range 3 {
+		if i > 0 {
+			time.Sleep(300 * time.Millisecond) // 600ms in all: past the request timeout
+		}
+		if err := c.Write(ctx, websocket.MessageText, []byte("ping")); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if _, got, err := c.Read(ctx); err != nil || string(got) != "ping" {
+			t.Fatalf("message %d: got %q, %v; want the echo", i, got, err)
+		}
+	}
+	c.Close(websocket.StatusNormalClosure, "")
 }

@@ -30,10 +30,13 @@ func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, st *state, r *route, scan heade
 
 	start := time.Now()
 	pd.tally.Start()
-	conn, resp, err := p.handshake(st, pd, req)
+	conn, resp, err := p.handshake(r.handshakeDeadline(start), pd, req)
 	pd.tally.Stop()
 	if err != nil {
 		code := fasthttp.StatusBadGateway
+		if !isDialError(err) && isTimeout(err) {
+			code = fasthttp.StatusGatewayTimeout
+		}
 		r.Done(r.pods.Load(), pd, place.Outcome{Failed: true, Status: code, Seconds: time.Since(start).Seconds()})
 		replyText(ctx, code, "pod "+pd.name+" failed: "+upstreamReason(err))
 		return
@@ -69,15 +72,31 @@ func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, st *state, r *route, scan heade
 	})
 }
 
+// handshakeDeadline is when the pod's answer to an upgrade that starts at
+// start must have come: the route's wait for a pod's answer
+// (upstream.responseTimeout, or its timeouts.backendRequest) and its
+// timeouts; zero when nothing bounds it. The tunnel after a 101 has no
+// deadline.
+func (r *route) handshakeDeadline(start time.Time) time.Time {
+	until := r.deadline(start, start)
+	if t := r.upstream.readTimeout; t > 0 {
+		if d := start.Add(t); until.IsZero() || d.Before(until) {
+			until = d
+		}
+	}
+	return until
+}
+
 // handshake dials pd (with TLS for an https pod), sends the upgrade request
-// and reads the answer. The connection's reader may hold bytes the pod sent
-// after its answer; the returned conn yields those first.
-func (p *Proxy) handshake(st *state, pd *pod, req *fasthttp.Request) (net.Conn, *fasthttp.Response, error) {
+// and reads the answer by until (zero: no bound). The connection's reader
+// may hold bytes the pod sent after its answer; the returned conn yields
+// those first.
+func (p *Proxy) handshake(until time.Time, pd *pod, req *fasthttp.Request) (net.Conn, *fasthttp.Response, error) {
 	c, err := pd.client.dial()
 	if err != nil {
 		return nil, nil, err
 	}
-	c.SetDeadline(time.Now().Add(st.upstream.readTimeout))
+	c.SetDeadline(until)
 	if _, err := c.Write(req.Header.Header()); err != nil {
 		c.Close()
 		return nil, nil, err
