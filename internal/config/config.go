@@ -300,6 +300,15 @@ type ListenerTLS struct {
 	// no Certificates; until the controller sets some, every handshake
 	// fails. Set only by a controller, not in the file.
 	Managed bool `yaml:"-"`
+	// Hostnames, set by a controller, are the hostnames of the Gateway
+	// listeners that share this listener's address: exact names,
+	// wildcards ("*.example.com": one label or more) and "" for a
+	// listener without one. The TLS server name of a connection and the
+	// Host of each request on it choose one of them, the most specific
+	// that matches; a request for which they choose different ones gets
+	// 421 Misdirected Request (RFC 9110, section 15.5.20), as Gateway API
+	// asks. Empty: no such check. Not settable in the file.
+	Hostnames []string `yaml:"-"`
 }
 
 // Certificate is a PEM certificate chain (leaf first) and its private key.

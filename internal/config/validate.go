@@ -511,6 +511,11 @@ func (v *validator) listenerTLS(path string, t *ListenerTLS) {
 	case !t.Managed && len(t.Certificates) == 0:
 		v.add(path+".certificates", "at least one certificate is required")
 	}
+	for j, h := range t.Hostnames {
+		if name := strings.TrimPrefix(h, "*."); h != "" && (!validServerName(name) || net.ParseIP(name) != nil) {
+			v.add(fmt.Sprintf("%s.hostnames[%d]", path, j), fmt.Sprintf("%q must be a host name, *.domain or empty", h))
+		}
+	}
 	for j, c := range t.Certificates {
 		p := fmt.Sprintf("%s.certificates[%d]", path, j)
 		switch {

@@ -53,6 +53,9 @@ type clientConns struct {
 	// tls is set on a TLS listener: a connection over the cap is closed
 	// without a cleartext answer the client could not read.
 	tls bool
+	// hostnames are those of the Gateway listeners sharing a TLS
+	// listener, which misdirected requests are told from; nil: none.
+	hostnames *listenerHostnames
 
 	start time.Time
 	now   atomic.Int64 // ms since start, advanced by run

@@ -33,6 +33,11 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		redirectHTTPS(ctx)
 		return
 	}
+	if cc, ok := connOf(ctx.Conn()); ok && cc.conns.hostnames != nil && ctx.IsTLS() &&
+		cc.conns.hostnames.misdirected(ctx.TLSConnectionState().ServerName, string(ctx.Host())) {
+		reply(ctx, fasthttp.StatusMisdirectedRequest, errMisdirected)
+		return
+	}
 	stripH2C(&ctx.Request.Header, scan)
 	req := (*fastRequest)(ctx)
 	var r *route

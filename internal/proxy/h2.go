@@ -134,6 +134,10 @@ func (p *Proxy) serveH2(w http.ResponseWriter, req *http.Request) {
 		http.Redirect(w, req, httpsURL(req.Host, req.URL.RequestURI()), http.StatusPermanentRedirect)
 		return
 	}
+	if cc != nil && req.TLS != nil && cc.conns.hostnames.misdirected(req.TLS.ServerName, req.Host) {
+		h2Reply(w, req, http.StatusMisdirectedRequest, errMisdirected.Error())
+		return
+	}
 	q := &h2Request{req: req, cc: cc}
 	var r *route
 	for _, c := range st.routes {

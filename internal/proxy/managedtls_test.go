@@ -3,7 +3,9 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -124,5 +126,94 @@ func TestAManagedListenerNeedsItsCertificates(t *testing.T) {
 	err = p.ServeListener(context.Background(), ln, config.Listener{Address: "127.0.0.1:8443", TLS: &config.ListenerTLS{Managed: true}}, time.Second)
 	if err == nil || !strings.Contains(err.Error(), "listener 127.0.0.1:8443: its certificates are set by a controller") {
 		t.Errorf("got %v, want an error naming the listener", err)
+	}
+}
+
+// TestMisdirectedRequestsGet421: on a listener shared by Gateway listeners
+// of several hostnames, a request whose Host belongs to another of them
+// than its connection's TLS server name gets 421, over HTTP/2 and
+// HTTP/1.1: the cases of the conformance suite's
+// HTTPRouteHTTPSListenerDetectMisdirectedRequests.
+func TestMisdirectedRequestsGet421(t *testing.T) {
+	ca := certstest.NewCA(t)
+	cp, kp := ca.Issue(t, time.Now().Add(time.Hour), "example.org", "second-example.org", "*.wildcard.org", "unknown-example.org")
+	cert, err := certs.Parse(cp, kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, v2, v3 := newTestPod(t, "v1", nil), newTestPod(t, "v2", nil), newTestPod(t, "v3", nil)
+	route := func(name string, m config.Match, pod *testPod) config.Route {
+		return config.Route{Name: name, Match: m, Backends: []config.Backend{{Name: pod.name, URL: pod.url()}}}
+	}
+	cfg := &config.Config{
+		Listeners: []config.Listener{{Address: "127.0.0.1:0", TLS: &config.ListenerTLS{
+			Managed:   true,
+			Hostnames: []string{"", "second-example.org", "*.wildcard.org", "fourth-example.wildcard.org"},
+		}}},
+		Routes: []config.Route{
+			route("one", config.Match{Host: "example.org"}, v1),
+			route("two", config.Match{Host: "second-example.org"}, v2),
+			route("four", config.Match{Host: "fourth-example.wildcard.org"}, v1),
+			route("three", config.Match{HostSuffix: ".wildcard.org"}, v3),
+		},
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	sources := certs.NewSources()
+	sources.For("127.0.0.1:0").Set(nil, cert)
+	p := New(Options{ListenerCertificates: sources})
+	t.Cleanup(p.Close)
+	if err := p.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	ls := p.NewListeners(time.Second)
+	if err := ls.Set(cfg.Listeners); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ls.Close)
+	addr := ls.Addrs()["127.0.0.1:0"]
+
+	for _, h2 := range []bool{true, false} {
+		for _, c := range []struct {
+			serverName, host string
+			code             int
+			pod              string
+		}{
+			{"example.org", "example.org", 200, "v1"},
+			{"example.org", "second-example.org", 421, ""},
+			{"example.org", "unknown-example.org", 404, ""},
+			{"second-example.org", "second-example.org", 200, "v2"},
+			{"second-example.org", "example.org", 421, ""},
+			{"second-example.org", "unknown-example.org", 421, ""},
+			{"third-example.wildcard.org", "third-example.wildcard.org", 200, "v3"},
+			{"third-example.wildcard.org", "fith-example.wildcard.org", 200, "v3"},
+			{"third-example.wildcard.org", "fourth-example.wildcard.org", 421, ""},
+			{"third-example.wildcard.org", "second-example.org", 421, ""},
+			{"third-example.wildcard.org", "unknown-example.org", 421, ""},
+			{"fourth-example.wildcard.org", "fourth-example.wildcard.org", 200, "v1"},
+			{"fourth-example.wildcard.org", "fith-example.wildcard.org", 421, ""},
+			{"unknown-example.org", "example.org", 200, "v1"},
+			{"unknown-example.org", "unknown-example.org", 404, ""},
+			{"SECOND-example.org", "second-example.ORG:443", 200, "v2"},
+		} {
+			tr := &http.Transport{TLSClientConfig: ca.Client(c.serverName), ForceAttemptHTTP2: h2}
+			if !h2 {
+				tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+			}
+			req, _ := http.NewRequest("GET", "https://"+addr+"/detect-misdirected-requests", nil)
+			req.Host = c.host
+			resp, err := (&http.Client{Transport: tr}).Do(req)
+			if err != nil {
+				t.Fatalf("HTTP/2 %v, %s as %s: %v", h2, c.host, c.serverName, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			tr.CloseIdleConnections()
+			if resp.StatusCode != c.code || c.pod != "" && string(body) != c.pod || resp.ProtoMajor != map[bool]int{true: 2, false: 1}[h2] {
+				t.Errorf("HTTP/2 %v, %s as %s: got %s %d %q, want %d %q", h2, c.host, c.serverName, resp.Proto, resp.StatusCode, body, c.code, c.pod)
+			}
+		}
 	}
 }

@@ -39,6 +39,9 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	http1 := p.metrics.ClientConnections(name, "http/1.1")
 	conns := newClientConns(name, lim, config.ParsePrefixes(l.TrustedProxies))
 	conns.tls = l.TLS != nil
+	if l.TLS != nil {
+		conns.hostnames = newListenerHostnames(l.TLS.Hostnames)
+	}
 	if l.ProxyProtocol {
 		pl := newProxyListener(ln, config.ParsePrefixes(l.ProxyProtocolSources), lim.headerTimeout, p.metrics.ProxyProtocolError)
 		defer pl.Close()
