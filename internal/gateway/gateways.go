@@ -392,7 +392,13 @@ func addSockets(w *world, g *gw, p *plan) {
 			cl.TLS = &config.ListenerTLS{Managed: true}
 			var sc socketCerts
 			for _, o := range g.listeners {
-				if !o.ok || o.socket != l.socket || o.cert == nil {
+				if !o.ok || o.socket != l.socket {
+					continue
+				}
+				// A request whose Host chooses another of these than
+				// its connection's server name is misdirected (421).
+				cl.TLS.Hostnames = append(cl.TLS.Hostnames, o.hostname())
+				if o.cert == nil {
 					continue
 				}
 				if h := o.hostname(); h != "" {

@@ -40,6 +40,7 @@ var Features = []features.FeatureName{
 	features.SupportGatewayStaticAddresses,
 	features.SupportGatewayAddressEmpty,
 	features.SupportGatewayHTTPListenerIsolation,
+	features.SupportGatewayHTTPSListenerDetectMisdirectedRequests,
 	features.SupportGRPCRoute,
 }
 
