@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -163,16 +162,17 @@ func conformanceClient(t *testing.T, cfg *rest.Config) client.Client {
 	return c
 }
 
-// gatewayKubeconfig returns a kubeconfig for podpin. When the chart's
-// ClusterRole covers the Gateway API, it is podpin's own service account
-// bound to the chart's RBAC objects and nothing else, which proves that
-// RBAC; until then it is the administrator's, and the test says so.
+// gatewayKubeconfig returns a kubeconfig for podpin: its own service
+// account, bound to the RBAC objects of the chart rendered with
+// gateway.enabled and nothing else, which proves that RBAC.
 func gatewayKubeconfig(t *testing.T, cp *k8stest.ControlPlane) string {
 	t.Helper()
-	objs, from := gatewayChartObjects(t, cp)
+	// The Gateway's port 80 is the Ingress listener's Service port by
+	// default: that one moves aside, as the chart asks.
+	values := "gateway:\n  enabled: true\nservice:\n  port: 8080\n"
 	var rbac []*unstructured.Unstructured
 	covered := false
-	for _, o := range objs {
+	for _, o := range renderAgainst(t, cp.Kubeconfig(t, cp.AdminToken), "podpin", "podpin-system", values) {
 		switch o.GetKind() {
 		case "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
 			rbac = append(rbac, o)
@@ -182,34 +182,10 @@ func gatewayKubeconfig(t *testing.T, cp *k8stest.ControlPlane) string {
 		}
 	}
 	if !covered {
-		t.Logf("the chart's ClusterRole (%s) grants nothing of the Gateway API: podpin runs as the administrator", from)
-		return cp.Kubeconfig(t, cp.AdminToken)
+		t.Fatal("the chart with gateway.enabled grants no ClusterRole rule on the Gateway API")
 	}
 	install(t, cp, rbac, false)
-	t.Logf("podpin runs as its service account under the chart's RBAC (%s)", from)
 	return cp.Kubeconfig(t, cp.PodpinToken)
-}
-
-// chartGatewayValue finds the chart's gateway values (gateway.enabled).
-var chartGatewayValue = regexp.MustCompile(`(?m)^gateway:\s*$`)
-
-// gatewayChartObjects returns the chart's objects as it is installed for
-// the Gateway API: rendered with gateway.enabled when the chart has that
-// value, else the default manifests; and says which.
-func gatewayChartObjects(t *testing.T, cp *k8stest.ControlPlane) ([]*unstructured.Unstructured, string) {
-	t.Helper()
-	defaults, err := os.ReadFile("../../deploy/helm/podpin/values.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !chartGatewayValue.Match(defaults) {
-		return manifestObjects(t, manifestsFile), manifestsFile
-	}
-	// The Gateway's port 80 is the Ingress listener's Service port by
-	// default: that one moves aside, as the chart asks.
-	values := "gateway:\n  enabled: true\nservice:\n  port: 8080\n"
-	return renderAgainst(t, cp.Kubeconfig(t, cp.AdminToken), "podpin", "podpin-system", values),
-		"the chart with gateway.enabled=true"
 }
 
 // grants reports whether the ClusterRole role has a rule for resource in
