@@ -618,7 +618,7 @@ func applyFilter(c *config.Route, f gwv1.HTTPRouteFilter) string {
 			case gwv1.FullPathHTTPPathModifier:
 				d.Path = deref(pm.ReplaceFullPath)
 			case gwv1.PrefixMatchHTTPPathModifier:
-				d.PathPrefix = deref(pm.ReplacePrefixMatch)
+				d.PathPrefix = prefixReplacement(pm.ReplacePrefixMatch)
 			}
 		}
 		c.Redirect = d
@@ -639,7 +639,7 @@ func applyFilter(c *config.Route, f gwv1.HTTPRouteFilter) string {
 			case gwv1.FullPathHTTPPathModifier:
 				rw.Path = deref(pm.ReplaceFullPath)
 			case gwv1.PrefixMatchHTTPPathModifier:
-				rw.PathPrefix = deref(pm.ReplacePrefixMatch)
+				rw.PathPrefix = prefixReplacement(pm.ReplacePrefixMatch)
 			}
 		}
 		c.Rewrite = rw
@@ -647,6 +647,16 @@ func applyFilter(c *config.Route, f gwv1.HTTPRouteFilter) string {
 		return fmt.Sprintf("filter type %s is not supported", f.Type)
 	}
 	return ""
+}
+
+// prefixReplacement is a ReplacePrefixMatch as podpin's pathPrefix takes
+// it: the spec's empty replacement, which removes the prefix, is "/", which
+// gives the same paths.
+func prefixReplacement(s *string) string {
+	if s == nil || *s == "" {
+		return "/"
+	}
+	return *s
 }
 
 func deref(s *string) string {
