@@ -26,10 +26,13 @@
 // else the one its status already shows, else the lowest free one; its
 // listeners bind to it and status.addresses shows it. A requested address
 // podpin cannot give leaves the Gateway Programmed=False
-// (AddressNotUsable). Without the flag, every Gateway binds the wildcard
-// address, status.addresses is --publish-address, and a port belongs to
-// the oldest Gateway asking for it: a newer Gateway's listener on it is
-// Accepted=False (PortUnavailable).
+// (AddressNotUsable), an address of another type not Accepted
+// (UnsupportedAddress). Without the flag, every Gateway binds the wildcard
+// address, status.addresses is podpin's Service's (--publish-service) or
+// --publish-address, and a port belongs to the oldest Gateway asking for
+// it: a newer Gateway's listener on it is Accepted=False
+// (PortUnavailable). A socket that cannot be bound is left out with its
+// routes, its listeners Programmed=False, and the rest is applied.
 //
 // # Listeners
 //
@@ -44,7 +47,11 @@
 // SNI among the socket's listeners, the one without a hostname being the
 // default. Route kinds other than HTTPRoute in allowedRoutes.kinds make
 // ResolvedRefs=False (InvalidRouteKinds). Programmed is true once the
-// socket is bound. attachedRoutes counts the HTTPRoutes attached.
+// socket is bound. attachedRoutes counts the routes attached. On a socket
+// shared by listeners of several hostnames, a request belongs to the most
+// specific listener whose hostname matches its host, and only that
+// listener's routes serve it (others answer 404); over TLS, a request
+// whose host chooses another listener than its server name gets 421.
 //
 // # HTTPRoutes
 //
