@@ -11,6 +11,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -24,6 +25,7 @@ import (
 // kubelet that runs pods as echo servers, and podpin serving Gateways.
 type gatewayCluster struct {
 	cp      *k8stest.ControlPlane
+	netns   *k8stest.NetNS
 	gw      gwclient.Interface
 	kubelet *k8stest.TestKubelet
 	podpin  *process
@@ -34,11 +36,16 @@ func startGatewayCluster(t *testing.T, namespaces ...string) *gatewayCluster {
 	cp := k8stest.Start(t)
 	cp.StartControllerManager(t)
 	netns := k8stest.NewNetNS(t)
+	// Addresses of pods the test serves by hand, taken before the test
+	// kubelet hands out the others.
+	for _, ip := range handPods {
+		netns.AddAddr(t, ip)
+	}
 	cp.InstallGatewayAPICRDs(t)
 	for _, ns := range namespaces {
 		createNamespace(t, cp.Client, ns)
 	}
-	c := &gatewayCluster{cp: cp}
+	c := &gatewayCluster{cp: cp, netns: netns}
 	c.kubelet = cp.StartTestKubelet(t, netns, k8stest.KubeletOptions{Namespaces: namespaces})
 	var err error
 	if c.gw, err = gwclient.NewForConfig(cp.ConfigFor(cp.AdminToken)); err != nil {
@@ -55,6 +62,10 @@ func startGatewayCluster(t *testing.T, namespaces ...string) *gatewayCluster {
 		"--kubeconfig="+cp.Kubeconfig(t, cp.AdminToken))
 	return c
 }
+
+// handPods are the addresses of the pods a test serves by hand, with an
+// EndpointSlice it writes (servePods).
+var handPods = []string{"10.244.0.250", "10.244.0.251"}
 
 // echoDeployment runs replicas pods of echo servers ns/name behind the
 // Service ns/name, port 8080.
@@ -157,7 +168,8 @@ func send(t *testing.T, url string, headers ...string) (*http.Response, echo) {
 // podpin implements, on a real API server with pods of a Deployment: a
 // header the client chooses, or one podpin hands out, or a cookie, keeps
 // a session on its pod; scaling up moves no session; deleting a pod moves
-// only its sessions.
+// only its sessions; a terminating pod that still serves keeps its
+// sessions and takes no new ones.
 func TestGatewaySessionPersistence(t *testing.T) {
 	c := startGatewayCluster(t, "shop")
 	c.echoDeployment(t, "shop", "web", 3)
@@ -317,6 +329,94 @@ func TestGatewaySessionPersistence(t *testing.T) {
 		}
 		if moved := checkPinned(t, victim); moved != had {
 			t.Errorf("%d of the %d sessions of %s moved", moved, had, victim)
+		}
+	})
+
+	t.Run("a terminating pod keeps its sessions", func(t *testing.T) {
+		// Pods served by hand, so that one can be left terminating, as a
+		// kubelet leaves a pod during its grace period: the EndpointSlice
+		// says serving but not ready.
+		createNamespace(t, c.cp.Client, "drain")
+		servePods(t, c.cp, c.netns, "drain", "cart", "cart-0="+handPods[0], "cart-1="+handPods[1])
+		if _, err := c.gw.GatewayV1().Gateways("drain").Create(ctx, &gwv1.Gateway{
+			ObjectMeta: metav1.ObjectMeta{Name: "gw"},
+			Spec: gwv1.GatewaySpec{GatewayClassName: "podpin", Listeners: []gwv1.Listener{{
+				Name: "http", Port: 80, Protocol: gwv1.HTTPProtocolType,
+			}}},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.gw.GatewayV1().HTTPRoutes("drain").Create(ctx, &gwv1.HTTPRoute{
+			ObjectMeta: metav1.ObjectMeta{Name: "cart"},
+			Spec: gwv1.HTTPRouteSpec{
+				CommonRouteSpec: gwv1.CommonRouteSpec{ParentRefs: []gwv1.ParentReference{{Name: "gw"}}},
+				Rules: []gwv1.HTTPRouteRule{{
+					BackendRefs: []gwv1.HTTPBackendRef{{BackendRef: gwv1.BackendRef{BackendObjectReference: gwv1.BackendObjectReference{
+						Name: "cart", Port: new(gwv1.PortNumber(80)),
+					}}}},
+					SessionPersistence: &gwv1.SessionPersistence{
+						Type:   new(gwv1.HeaderBasedSessionPersistence),
+						Header: &gwv1.HeaderConfig{Name: "Session-A"},
+					},
+				}},
+			},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		url := "http://" + c.gatewayAddress(t, "drain", "gw") + "/"
+		podOf := func(key string) string {
+			req, _ := http.NewRequest("GET", url, nil)
+			req.Header.Set("Session-A", key)
+			resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+			if err != nil {
+				return err.Error()
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return string(b)
+		}
+		waitUntilTrue(t, "both cart pods answer", func() bool {
+			seen := map[string]bool{}
+			for i := range 8 {
+				seen[podOf(fmt.Sprint("probe-", i))] = true
+			}
+			return seen["cart-0"] && seen["cart-1"]
+		})
+		draining := map[string]bool{}
+		for i := range 20 {
+			key := fmt.Sprint("cart-user-", i)
+			if podOf(key) == "cart-0" {
+				draining[key] = true
+			}
+		}
+		if len(draining) == 0 {
+			t.Fatal("no session landed on cart-0")
+		}
+		slices := c.cp.Client.DiscoveryV1().EndpointSlices("drain")
+		es, err := slices.Get(ctx, "cart-pods", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range es.Endpoints {
+			if es.Endpoints[i].TargetRef.Name == "cart-0" {
+				es.Endpoints[i].Conditions = discoveryv1.EndpointConditions{Ready: new(false), Serving: new(true), Terminating: new(true)}
+			}
+		}
+		if _, err := slices.Update(ctx, es, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitUntilTrue(t, "new sessions avoid the terminating pod", func() bool {
+			for i := range 10 {
+				if podOf(fmt.Sprintf("after-%d-%d", time.Now().UnixNano(), i)) != "cart-1" {
+					return false
+				}
+			}
+			return true
+		})
+		for key := range draining {
+			if got := podOf(key); got != "cart-0" {
+				t.Errorf("session %s on the terminating cart-0 moved to %q", key, got)
+			}
 		}
 	})
 }
