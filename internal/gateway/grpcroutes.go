@@ -51,29 +51,36 @@ func grpcRuleRoute(w *world, r *gwv1.GRPCRoute, ri int, rule gwv1.GRPCRouteRule,
 			return c, "sessionPersistence: " + p
 		}
 	}
-	for bi, b := range rule.BackendRefs {
-		if len(b.Filters) > 0 {
-			return c, fmt.Sprintf("backendRefs[%d].filters: filters on a backend are not supported; put them on the rule", bi)
+	refs := rule.BackendRefs
+	return c, setBackends(w, r, kindGRPCRoute, ri, len(refs), func(i int) (gwv1.BackendRef, bool) {
+		return refs[i].BackendRef, len(refs[i].Filters) > 0
+	}, &c, t)
+}
+
+// setBackends sets c's Services from the n backendRefs of rule ri (ref
+// gives each, and whether it carries filters of its own, which refuse the
+// route: the problem returned). A refused backend is left out, the first
+// refusal recorded in t's ResolvedRefs condition; with none left, the rule
+// answers 500, as the Gateway API asks.
+func setBackends(w *world, r metav1.Object, kind string, ri, n int, ref func(int) (gwv1.BackendRef, bool), c *config.Route, t *rules) string {
+	for bi := range n {
+		b, filtered := ref(bi)
+		if filtered {
+			return fmt.Sprintf("backendRefs[%d].filters: filters on a backend are not supported; put them on the rule", bi)
 		}
-		addBackend(w, r, kindGRPCRoute, ri, bi, b.BackendRef, &c, t)
+		svc, reason, msg := backend(w, r, kind, b)
+		if reason != "" {
+			if t.resolved.Status == metav1.ConditionTrue {
+				t.resolved = cond(gwv1.RouteConditionResolvedRefs, false, reason, fmt.Sprintf("rules[%d].backendRefs[%d]: %s", ri, bi, msg))
+			}
+			continue
+		}
+		c.Services = append(c.Services, svc)
 	}
 	if len(c.Services) == 0 {
 		c.Respond = &config.Respond{Status: 500}
 	}
-	return c, ""
-}
-
-// addBackend adds backendRef bi of rule ri to c, or, when it is refused,
-// records the first refusal in t's ResolvedRefs condition.
-func addBackend(w *world, r metav1.Object, kind string, ri, bi int, b gwv1.BackendRef, c *config.Route, t *rules) {
-	svc, reason, msg := backend(w, r, kind, b)
-	if reason != "" {
-		if t.resolved.Status == metav1.ConditionTrue {
-			t.resolved = cond(gwv1.RouteConditionResolvedRefs, false, reason, fmt.Sprintf("rules[%d].backendRefs[%d]: %s", ri, bi, msg))
-		}
-		return
-	}
-	c.Services = append(c.Services, svc)
+	return ""
 }
 
 // grpcMatchOf is the config match of a GRPCRoute match, and records what

@@ -308,35 +308,13 @@ func allows(w *world, l *listener, r *route) bool {
 
 // sameParent reports whether two parent references name the same parent.
 func sameParent(a, b gwv1.ParentReference) bool {
-	eq := func(x, y *string) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
-	str := func(p any) *string {
-		switch v := p.(type) {
-		case *gwv1.Group:
-			if v != nil {
-				s := string(*v)
-				return &s
-			}
-		case *gwv1.Kind:
-			if v != nil {
-				s := string(*v)
-				return &s
-			}
-		case *gwv1.Namespace:
-			if v != nil {
-				s := string(*v)
-				return &s
-			}
-		case *gwv1.SectionName:
-			if v != nil {
-				s := string(*v)
-				return &s
-			}
-		}
-		return nil
-	}
-	samePort := (a.Port == nil) == (b.Port == nil) && (a.Port == nil || *a.Port == *b.Port)
-	return a.Name == b.Name && eq(str(a.Group), str(b.Group)) && eq(str(a.Kind), str(b.Kind)) &&
-		eq(str(a.Namespace), str(b.Namespace)) && eq(str(a.SectionName), str(b.SectionName)) && samePort
+	return a.Name == b.Name && samePtr(a.Group, b.Group) && samePtr(a.Kind, b.Kind) &&
+		samePtr(a.Namespace, b.Namespace) && samePtr(a.SectionName, b.SectionName) && samePtr(a.Port, b.Port)
+}
+
+// samePtr reports whether two optional fields are both unset or equal.
+func samePtr[T comparable](a, b *T) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }
 
 // intersect returns the hosts a route with hostnames serves on a listener
@@ -525,17 +503,10 @@ func ruleRoute(w *world, r *gwv1.HTTPRoute, ri int, rule gwv1.HTTPRouteRule, set
 	if c.Redirect != nil {
 		return c, ""
 	}
-	for bi, b := range rule.BackendRefs {
-		if len(b.Filters) > 0 {
-			return c, fmt.Sprintf("backendRefs[%d].filters: filters on a backend are not supported; put them on the rule", bi)
-		}
-		addBackend(w, r, kindHTTPRoute, ri, bi, b.BackendRef, &c, t)
-	}
-	if len(c.Services) == 0 {
-		// No backend to send to: the Gateway API's answer is a 500.
-		c.Respond = &config.Respond{Status: 500}
-	}
-	return c, ""
+	refs := rule.BackendRefs
+	return c, setBackends(w, r, kindHTTPRoute, ri, len(refs), func(i int) (gwv1.BackendRef, bool) {
+		return refs[i].BackendRef, len(refs[i].Filters) > 0
+	}, &c, t)
 }
 
 // backend checks one backendRef and returns its Service, or the
