@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,9 +20,9 @@ import (
 )
 
 // The HTTP/2 front end. HTTP/2 connections (ALPN "h2" on a TLS listener,
-// the HTTP/2 preface on a cleartext one) are served by net/http's server,
-// which reads the frames, enforces the protocol and hands each stream to
-// serveH2 as a request of its own: each stream is placed on its own, so one
+// the HTTP/2 preface on a cleartext one) are served by package h2, which
+// reads the frames, enforces the protocol and hands each stream to
+// serveH2 as a request of its own (h2stream.go): each stream is placed on its own, so one
 // client connection may carry many sessions. A stream is forwarded with
 // httputil.ReverseProxy over net/http's client, which speaks HTTP/1.1 to
 // a pod, or HTTP/2 to a pod that speaks h2c, and passes trailers,
@@ -31,62 +30,8 @@ import (
 // Placement, health, learning and the counters are the same as for
 // HTTP/1.1 (package place).
 
-// newH2Server returns the server of a listener's HTTP/2 connections, under
-// the limits the listener started with; listener names it in metrics.
-func (p *Proxy) newH2Server(lim limitSettings, listener string) *http.Server {
-	h2, h2c := p.metrics.ClientConnections(listener, "h2"), p.metrics.ClientConnections(listener, "h2c")
-	var protos http.Protocols
-	protos.SetHTTP2(true)
-	protos.SetUnencryptedHTTP2(true)
-	return &http.Server{
-		Handler:   http.HandlerFunc(p.serveH2),
-		Protocols: &protos,
-		HTTP2: &http.HTTP2Config{
-			MaxConcurrentStreams: lim.maxStreams,
-			// The protocol's own default, as HAProxy and nginx keep it: a
-			// larger frame is a connection error (FRAME_SIZE_ERROR).
-			MaxReadFrameSize: 16 << 10,
-			// A client that reads nothing for this long while podpin has
-			// data for it is disconnected (a slow reader).
-			WriteByteTimeout: lim.bodyTimeout,
-			// An idle connection is checked with a PING before it is
-			// trusted again.
-			SendPingTimeout: lim.idleTimeout / 2,
-			PingTimeout:     lim.headerTimeout,
-		},
-		// SETTINGS_MAX_HEADER_LIST_SIZE: a larger header list gets 431.
-		MaxHeaderBytes:    lim.maxHeaderBytes,
-		IdleTimeout:       lim.idleTimeout,
-		ReadHeaderTimeout: lim.headerTimeout,
-		ErrorLog:          log.New(h2LogWriter{p.log}, "", 0),
-		ConnState: func(c net.Conn, s http.ConnState) {
-			if s != http.StateNew {
-				return
-			}
-			if _, ok := c.(*tls.Conn); ok {
-				h2.Inc()
-			} else {
-				h2c.Inc()
-			}
-		},
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			cc, _ := connOf(c)
-			return context.WithValue(ctx, clientConnKey{}, cc)
-		},
-	}
-}
-
 // clientConnKey keys a stream's *clientConn in its request's context.
 type clientConnKey struct{}
-
-// h2LogWriter sends net/http's own messages (protocol errors of clients)
-// to the proxy's logger at debug level.
-type h2LogWriter struct{ log *slog.Logger }
-
-func (w h2LogWriter) Write(b []byte) (int, error) {
-	w.log.Debug("http2 server", "msg", strings.TrimSpace(string(b)))
-	return len(b), nil
-}
 
 // exchange is one HTTP/2 stream on its way through podpin: where it goes
 // and what came of it, shared by serveH2 and the ReverseProxy hooks
@@ -342,7 +287,7 @@ func (p *Proxy) newH2Forwarder() *httputil.ReverseProxy {
 		Transport:      roundTripFunc(p.roundTripH2),
 		ModifyResponse: p.answerH2,
 		ErrorHandler:   p.failH2,
-		ErrorLog:       log.New(h2LogWriter{p.log}, "", 0),
+		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 		BufferPool:     &bufferPool{},
 	}
 }

@@ -21,14 +21,9 @@ import (
 const h2specVersion = "v2.2.1"
 
 // h2specKnownFailures are the h2spec cases podpin fails on every HTTP/2
-// listener, by package/section/number, with why. Each is a choice of
-// net/http's HTTP/2 server, which podpin does not fork; docs/http-policy.md
-// lists them too.
-var h2specKnownFailures = map[string]string{
-	"http2/6.5.3/1":   "a SETTINGS frame that repeats a setting closes the connection (PROTOCOL_ERROR) instead of applying the values in order",
-	"http2/8.1.2.2/1": "a connection-specific request field is answered 400 instead of reset with PROTOCOL_ERROR; the request reaches no pod",
-	"http2/8.1.2.2/2": "a TE request field other than \"trailers\" is answered 400 instead of reset with PROTOCOL_ERROR; the request reaches no pod",
-}
+// listener, by package/section/number, with why: none; docs/http-policy.md
+// lists the failures.
+var h2specKnownFailures = map[string]string{}
 
 // h2specKnownFailuresH2C are the cases podpin fails on a cleartext port
 // only, where HTTP/1.1 and h2c share the port.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"sync"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 
 	"github.com/podpin/podpin/internal/certs"
 	"github.com/podpin/podpin/internal/config"
+	"github.com/podpin/podpin/internal/h2"
 )
 
 // Serve is ServeListener with a listener that trusts no peer and expects
@@ -53,23 +53,23 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	defer stopSweep()
 	sweeping.Go(func() { conns.run(sweep) })
 	ln = conns.listen(ln)
-	// HTTP/2 connections leave ln for h2, the HTTP/2 server's listener.
-	var h2 *connQueue
+	// HTTP/2 connections leave ln for h2q, the HTTP/2 server's listener.
+	var h2q *connQueue
 	if l.HTTP2Enabled() {
-		h2 = newConnQueue(ln.Addr())
+		h2q = newConnQueue(ln.Addr())
 	}
 	switch {
 	case l.TLS != nil:
 		// TLS runs over the tracked connection, after any PROXY header: the
 		// per-address cap and the client address hold for TLS clients too.
-		tl, err := p.listenTLS(sweep, &sweeping, ln, name, l, lim.headerTimeout, h2)
+		tl, err := p.listenTLS(sweep, &sweeping, ln, name, l, lim.headerTimeout, h2q)
 		if err != nil {
 			return err
 		}
 		defer tl.Close()
 		ln = tl
-	case h2 != nil:
-		hl := newH2CListener(ln, lim.headerTimeout, h2)
+	case h2q != nil:
+		hl := newH2CListener(ln, lim.headerTimeout, h2q)
 		defer hl.Close()
 		ln = hl
 	}
@@ -108,13 +108,13 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	var h2srv *http.Server
+	var h2srv *h2.Server
 	h2errc := make(chan error, 1)
-	if h2 != nil {
+	if h2q != nil {
 		h2srv = p.newH2Server(lim, name)
-		go func() { h2errc <- h2srv.Serve(h2) }()
+		go func() { h2errc <- h2srv.Serve(h2q) }()
 	} else {
-		h2errc <- http.ErrServerClosed
+		h2errc <- h2.ErrServerClosed
 	}
 	select {
 	case err := <-errc:
@@ -169,9 +169,9 @@ func listenerName(ln net.Listener, l config.Listener) string {
 // listenTLS wraps ln in a TLS listener serving the certificates of l (named
 // name), whose files are checked for changes until ctx ends (in a
 // goroutine that wg waits for). A handshake gets timeout to complete.
-func (p *Proxy) listenTLS(ctx context.Context, wg *sync.WaitGroup, ln net.Listener, name string, l config.Listener, timeout time.Duration, h2 *connQueue) (*handshakeListener, error) {
+func (p *Proxy) listenTLS(ctx context.Context, wg *sync.WaitGroup, ln net.Listener, name string, l config.Listener, timeout time.Duration, h2q *connQueue) (*handshakeListener, error) {
 	nextProtos := []string{"http/1.1"}
-	if h2 != nil {
+	if h2q != nil {
 		nextProtos = []string{"h2", "http/1.1"}
 	}
 	pairs := make([]certs.Pair, len(l.TLS.Certificates))
@@ -204,7 +204,7 @@ func (p *Proxy) listenTLS(ctx context.Context, wg *sync.WaitGroup, ln net.Listen
 		p.metrics.TLSHandshakeError(name, reason)
 		p.log.Debug("TLS handshake failed", "listener", name, "reason", reason, "err", err)
 	}
-	return newTLSListener(ln, store.TLSConfig(), timeout, onError, h2), nil
+	return newTLSListener(ln, store.TLSConfig(), timeout, onError, h2q), nil
 }
 
 // fasthttpLogger sends fasthttp's own messages to the proxy's logger.

@@ -1,0 +1,795 @@
+package h2
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// maxPending is how many bytes of frames a connection holds for its
+// socket before a stream's write waits for the socket to take some.
+const maxPending = 256 << 10
+
+// conn is one client connection: its reader (serve, which runs the
+// protocol: frames in, state, flow control), its writer (writeLoop, which
+// sends what the streams and the reader wrote, all at once), and its
+// streams' handlers.
+type conn struct {
+	srv *Server
+	set Settings
+	nc  net.Conn
+	br  *bufio.Reader
+	fr  *http2.Framer
+	ctx context.Context
+	// period is the tick of the connection's timer (pings, idleness).
+	period time.Duration
+	timer  *time.Timer
+	// activity: a frame was read since the last tick.
+	activity atomic.Bool
+	flushc   chan struct{} // wakes the writer; capacity 1
+	wdone    chan struct{} // closed when the writer is gone
+
+	// guards everything below, and every write of fr (whose writer is
+	// out)
+	mu      sync.Mutex
+	out     []byte // frames written, not yet given to the socket
+	enc     *hpack.Encoder
+	hbuf    bytes.Buffer // a header block being encoded
+	streams map[uint32]*Stream
+	// maxClientID is the highest stream the client opened.
+	maxClientID uint32
+	// send is the connection's flow-control window towards the client;
+	// initialSend the client's SETTINGS_INITIAL_WINDOW_SIZE.
+	send, initialSend int64
+	peerMaxFrame      uint32
+	// recv is what the client may still send on the connection;
+	// recvUnacked what handlers read and the client was not yet given
+	// back.
+	recv, recvUnacked int64
+	// waiting are the streams whose writes wait for the connection's
+	// window or for room in out.
+	waiting []*Stream
+	running int       // handlers running
+	queue   []*Stream // streams waiting for a handler
+	acked   bool      // the client acknowledged podpin's SETTINGS
+	going   bool      // a GOAWAY was sent: no new streams
+	closing bool      // the writer closes the socket once out is sent
+	// silent counts ticks without a frame read, idle ticks without a
+	// stream, pinged the ticks since a PING went unanswered (0: none).
+	silent, idle, pinged int
+}
+
+func newConn(srv *Server, nc net.Conn) *conn {
+	set := srv.Settings
+	set.defaults()
+	c := &conn{
+		srv:          srv,
+		set:          set,
+		nc:           nc,
+		ctx:          context.Background(),
+		flushc:       make(chan struct{}, 1),
+		wdone:        make(chan struct{}),
+		streams:      map[uint32]*Stream{},
+		send:         65535,
+		initialSend:  65535,
+		peerMaxFrame: 16384,
+		recv:         int64(set.WindowSize),
+	}
+	if srv.ConnContext != nil {
+		c.ctx = srv.ConnContext(nc)
+	}
+	c.br = bufio.NewReaderSize(nc, 32<<10)
+	c.fr = http2.NewFramer(outWriter{c}, c.br)
+	c.fr.SetMaxReadFrameSize(16 << 10)
+	c.fr.MaxHeaderListSize = set.MaxHeaderListSize
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.fr.SetReuseFrames()
+	c.enc = hpack.NewEncoder(&c.hbuf)
+	// Nothing podpin sends is indexed: the fields that change from answer
+	// to answer would only be inserted and evicted again (HAProxy's
+	// encoder indexes nothing either), and no field outlives its write.
+	c.enc.SetMaxDynamicTableSizeLimit(0)
+	c.period = tickPeriod(set)
+	return c
+}
+
+// tickPeriod is how often a connection checks its pings and idleness: a
+// quarter of the shortest of those timeouts.
+func tickPeriod(s Settings) time.Duration {
+	p := time.Duration(0)
+	for _, d := range []time.Duration{s.IdleTimeout, s.PingInterval, s.PingTimeout} {
+		if d > 0 && (p == 0 || d < p) {
+			p = d
+		}
+	}
+	return max(p/4, 10*time.Millisecond)
+}
+
+// outWriter is where the framer writes: the connection's pending frames.
+type outWriter struct{ c *conn }
+
+func (w outWriter) Write(b []byte) (int, error) {
+	w.c.out = append(w.c.out, b...)
+	return len(b), nil
+}
+
+// serve runs the connection until it ends.
+func (c *conn) serve() {
+	go c.writeLoop()
+	defer c.close()
+	c.mu.Lock()
+	c.fr.WriteSettings(
+		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: c.set.MaxConcurrentStreams},
+		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: c.set.MaxHeaderListSize},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: c.set.WindowSize},
+	)
+	if c.set.WindowSize > 65535 {
+		c.fr.WriteWindowUpdate(0, c.set.WindowSize-65535)
+	}
+	c.flushLocked()
+	c.mu.Unlock()
+
+	c.nc.SetReadDeadline(time.Now().Add(c.set.PrefaceTimeout))
+	var preface [len(http2.ClientPreface)]byte
+	if _, err := io.ReadFull(c.br, preface[:]); err != nil || string(preface[:]) != http2.ClientPreface {
+		c.debug("bad connection preface", err)
+		c.fail(http2.ErrCodeProtocol)
+		return
+	}
+	f, err := c.fr.ReadFrame()
+	if sf, ok := f.(*http2.SettingsFrame); err != nil || !ok || sf.IsAck() {
+		c.debug("the preface's SETTINGS missing", err)
+		c.fail(http2.ErrCodeProtocol)
+		return
+	}
+	c.nc.SetReadDeadline(time.Time{})
+	if err := c.process(f); err != nil && !c.handle(err) {
+		return
+	}
+	c.timer = time.AfterFunc(c.period, c.tick)
+	for {
+		f, err := c.fr.ReadFrame()
+		if err == nil {
+			c.activity.Store(true)
+			err = c.process(f)
+		}
+		if err != nil && !c.handle(err) {
+			return
+		}
+	}
+}
+
+// handle deals with an error of reading or processing a frame, and
+// reports whether the connection goes on.
+func (c *conn) handle(err error) bool {
+	var se http2.StreamError
+	if errors.As(err, &se) {
+		c.mu.Lock()
+		if se.StreamID > c.maxClientID && se.StreamID%2 == 1 {
+			// A stream refused as it opened is closed.
+			c.maxClientID = se.StreamID
+		}
+		c.resetLocked(se.StreamID, se.Code)
+		c.mu.Unlock()
+		c.debug("stream error", err)
+		return true
+	}
+	var ce http2.ConnectionError
+	if errors.As(err, &ce) {
+		c.debug("connection error", fmt.Errorf("%w: %v", err, c.fr.ErrorDetail()))
+		c.fail(http2.ErrCode(ce))
+	}
+	return false
+}
+
+func (c *conn) debug(msg string, err error) {
+	if c.srv.Log != nil {
+		c.srv.Log.Debug("http2: "+msg, "client", c.nc.RemoteAddr().String(), "err", err)
+	}
+}
+
+// process acts on one frame of the client; a StreamError or
+// ConnectionError it returns is the client's fault.
+func (c *conn) process(f http2.Frame) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return nil
+	}
+	switch f := f.(type) {
+	case *http2.MetaHeadersFrame:
+		return c.onHeaders(f)
+	case *http2.DataFrame:
+		return c.onData(f)
+	case *http2.SettingsFrame:
+		return c.onSettings(f)
+	case *http2.WindowUpdateFrame:
+		return c.onWindowUpdate(f)
+	case *http2.RSTStreamFrame:
+		if f.StreamID > c.maxClientID {
+			return http2.ConnectionError(http2.ErrCodeProtocol) // an idle stream
+		}
+		if st := c.streams[f.StreamID]; st != nil {
+			c.abortLocked(st, errReset)
+		}
+	case *http2.PingFrame:
+		if f.IsAck() {
+			c.pinged = 0
+			return nil
+		}
+		c.fr.WritePing(true, f.Data)
+		c.flushLocked()
+	case *http2.PriorityFrame:
+		if f.StreamDep == f.StreamID {
+			return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol}
+		}
+	case *http2.GoAwayFrame:
+		// The client opens no more streams; those open finish.
+		if len(c.streams) == 0 && c.running == 0 {
+			c.closing = true
+			c.flushLocked()
+		}
+	case *http2.PushPromiseFrame:
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	return nil
+}
+
+func (c *conn) onSettings(f *http2.SettingsFrame) error {
+	if f.IsAck() {
+		c.acked = true
+		return nil
+	}
+	// Settings apply in the order they come, a repeated one too.
+	err := f.ForeachSetting(func(s http2.Setting) error {
+		if err := s.Valid(); err != nil {
+			return err
+		}
+		switch s.ID {
+		case http2.SettingInitialWindowSize:
+			delta := int64(s.Val) - c.initialSend
+			c.initialSend = int64(s.Val)
+			for _, st := range c.streams {
+				st.send += delta
+				if st.send > 1<<31-1 {
+					return http2.ConnectionError(http2.ErrCodeFlowControl)
+				}
+			}
+		case http2.SettingMaxFrameSize:
+			c.peerMaxFrame = s.Val
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.fr.WriteSettingsAck()
+	c.flushLocked()
+	for _, st := range c.streams {
+		st.wake(st.wwake)
+	}
+	return nil
+}
+
+func (c *conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
+	inc := int64(f.Increment)
+	if f.StreamID == 0 {
+		c.send += inc
+		if c.send > 1<<31-1 {
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+		c.wakeWaitingLocked()
+		return nil
+	}
+	st := c.streams[f.StreamID]
+	if st == nil {
+		if f.StreamID > c.maxClientID {
+			return http2.ConnectionError(http2.ErrCodeProtocol) // an idle stream
+		}
+		return nil
+	}
+	st.send += inc
+	if st.send > 1<<31-1 {
+		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeFlowControl}
+	}
+	st.wake(st.wwake)
+	return nil
+}
+
+// connection-specific fields, which HTTP/2 forbids (RFC 9113, 8.2.2).
+var connectionFields = map[string]bool{
+	"connection": true, "keep-alive": true, "proxy-connection": true, "transfer-encoding": true, "upgrade": true,
+}
+
+func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
+	id := f.StreamID
+	if id%2 == 0 {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	if st := c.streams[id]; st != nil {
+		// Trailers: they end the stream and carry no pseudo-header.
+		if st.remoteDone {
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
+		}
+		if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+		}
+		st.trailer = f.RegularFields()
+		return c.endBodyLocked(st)
+	}
+	if id <= c.maxClientID {
+		return http2.ConnectionError(http2.ErrCodeProtocol) // a closed stream
+	}
+	c.maxClientID = id
+	if c.going {
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
+	}
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	}
+	if uint32(len(c.streams)) >= c.set.MaxConcurrentStreams {
+		if !c.acked {
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
+		}
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	}
+	st := &Stream{
+		c:             c,
+		id:            id,
+		Method:        f.PseudoValue("method"),
+		Scheme:        f.PseudoValue("scheme"),
+		Authority:     f.PseudoValue("authority"),
+		Path:          f.PseudoValue("path"),
+		Protocol:      f.PseudoValue("protocol"),
+		Truncated:     f.Truncated,
+		HasBody:       !f.StreamEnded(),
+		ContentLength: -1,
+		send:          c.initialSend,
+		recv:          int64(c.set.WindowSize),
+	}
+	switch {
+	case st.Method == "" || st.Protocol != "":
+		// Extended CONNECT is not offered.
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	case st.Method == "CONNECT":
+		if st.Scheme != "" || st.Path != "" || st.Authority == "" {
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+		}
+	case st.Scheme == "" || st.Path == "":
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	}
+	fields := f.RegularFields()
+	cookies := 0
+	for _, hf := range fields {
+		switch {
+		case connectionFields[hf.Name], hf.Name == "te" && hf.Value != "trailers":
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+		case hf.Name == "content-length":
+			n, err := strconv.ParseInt(hf.Value, 10, 64)
+			if err != nil || n < 0 || st.ContentLength >= 0 && n != st.ContentLength {
+				return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+			}
+			st.ContentLength = n
+		case hf.Name == "cookie":
+			cookies++
+		case hf.Name == "host" && st.Authority == "":
+			st.Authority = hf.Value
+		}
+	}
+	if cookies > 1 {
+		fields = joinCookies(fields)
+	}
+	st.Header = fields
+	c.streams[id] = st
+	if f.StreamEnded() {
+		if err := c.endBodyLocked(st); err != nil {
+			return err
+		}
+	}
+	if c.running < int(c.set.MaxConcurrentStreams) {
+		c.running++
+		go c.run(st)
+		return nil
+	}
+	// The handlers of streams the client reset may still run: this one
+	// waits for one of them to end.
+	st.queued = true
+	c.queue = append(c.queue, st)
+	return nil
+}
+
+// joinCookies puts the cookie fields of a request into one, as HTTP/1.1
+// has it (RFC 9113, 8.2.3).
+func joinCookies(fields []HeaderField) []HeaderField {
+	out := make([]HeaderField, 0, len(fields))
+	var cookie []string
+	at := -1
+	for _, hf := range fields {
+		if hf.Name != "cookie" {
+			out = append(out, hf)
+			continue
+		}
+		if at < 0 {
+			at = len(out)
+			out = append(out, hf)
+		}
+		cookie = append(cookie, hf.Value)
+	}
+	out[at].Value = strings.Join(cookie, "; ")
+	return out
+}
+
+func (c *conn) onData(f *http2.DataFrame) error {
+	id, n := f.StreamID, int64(f.Length)
+	if n > c.recv {
+		return http2.ConnectionError(http2.ErrCodeFlowControl)
+	}
+	c.recv -= n
+	st := c.streams[id]
+	if st == nil || st.remoteDone {
+		c.giveBackLocked(nil, n)
+		if id > c.maxClientID {
+			return http2.ConnectionError(http2.ErrCodeProtocol) // an idle stream
+		}
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
+	}
+	if n > st.recv {
+		c.giveBackLocked(nil, n)
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl}
+	}
+	st.recv -= n
+	data := f.Data()
+	st.received += int64(len(data))
+	if st.ContentLength >= 0 && st.received > st.ContentLength {
+		c.giveBackLocked(nil, n)
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	}
+	// Padding, and a body nobody reads any more, go back to the client's
+	// window at once.
+	kept := int64(len(data))
+	if st.done {
+		kept = 0
+	} else if kept > 0 {
+		st.buf = append(st.buf, data...)
+		st.wake(st.rwake)
+	}
+	if n > kept {
+		c.giveBackLocked(st, n-kept)
+	}
+	if f.StreamEnded() {
+		return c.endBodyLocked(st)
+	}
+	return nil
+}
+
+// endBodyLocked marks the end of st's request body.
+func (c *conn) endBodyLocked(st *Stream) error {
+	st.remoteDone = true
+	if st.ContentLength >= 0 && st.received != st.ContentLength {
+		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
+	}
+	if st.bodyErr == nil {
+		st.bodyErr = io.EOF
+	}
+	st.wake(st.rwake)
+	if st.done {
+		c.removeLocked(st)
+	}
+	return nil
+}
+
+// giveBackLocked returns n bytes to the client's windows (st's too, unless
+// nil): a WINDOW_UPDATE once half a window has been used.
+func (c *conn) giveBackLocked(st *Stream, n int64) {
+	half := int64(c.set.WindowSize / 2)
+	c.recvUnacked += n
+	if c.recvUnacked >= half && !c.closing {
+		c.fr.WriteWindowUpdate(0, uint32(c.recvUnacked))
+		c.recv += c.recvUnacked
+		c.recvUnacked = 0
+		c.flushLocked()
+	}
+	if st == nil || st.remoteDone {
+		return
+	}
+	st.recvUnacked += n
+	if st.recvUnacked >= half && !c.closing {
+		c.fr.WriteWindowUpdate(st.id, uint32(st.recvUnacked))
+		st.recv += st.recvUnacked
+		st.recvUnacked = 0
+		c.flushLocked()
+	}
+}
+
+// resetLocked sends RST_STREAM for the stream id and forgets it.
+func (c *conn) resetLocked(id uint32, code http2.ErrCode) {
+	if c.closing {
+		return
+	}
+	c.fr.WriteRSTStream(id, code)
+	c.flushLocked()
+	if st := c.streams[id]; st != nil {
+		c.abortLocked(st, errReset)
+	}
+}
+
+// abortLocked ends st for good: its body and writes fail with err, its
+// context ends, and it is forgotten; its handler, if one runs, finds out.
+func (c *conn) abortLocked(st *Stream, err error) {
+	st.reset = true
+	if !st.remoteDone || st.bodyErr == nil {
+		st.bodyErr = err
+	}
+	st.remoteDone = true
+	if st.cancel != nil {
+		st.cancel()
+	}
+	st.wake(st.rwake)
+	st.wake(st.wwake)
+	if st.queued {
+		for i, q := range c.queue {
+			if q == st {
+				c.queue = append(c.queue[:i], c.queue[i+1:]...)
+				break
+			}
+		}
+		st.queued = false
+	}
+	c.giveBackLocked(nil, int64(len(st.buf)-st.off))
+	st.buf, st.off = nil, 0
+	c.removeLocked(st)
+}
+
+// removeLocked forgets st; a connection going away closes once it has no
+// stream left.
+func (c *conn) removeLocked(st *Stream) {
+	if c.streams[st.id] == st {
+		delete(c.streams, st.id)
+	}
+	if c.going && len(c.streams) == 0 && c.running == 0 {
+		c.closing = true
+		c.flushLocked()
+	}
+}
+
+// run serves st, then the streams queued while it ran.
+func (c *conn) run(st *Stream) {
+	for st != nil {
+		c.serveStream(st)
+		st = c.finish(st)
+	}
+}
+
+func (c *conn) serveStream(st *Stream) {
+	defer func() {
+		if v := recover(); v != nil {
+			if c.srv.Log != nil {
+				c.srv.Log.Error("http2: handler panicked", "panic", v, "stack", string(debug.Stack()))
+			}
+			c.mu.Lock()
+			if !st.reset && !st.sentEnd {
+				c.resetLocked(st.id, http2.ErrCodeInternal)
+			}
+			c.mu.Unlock()
+		}
+	}()
+	c.srv.Handler.ServeStream(st)
+}
+
+// finish ends st once its handler returned, and returns the next stream
+// for this handler's goroutine, or nil.
+func (c *conn) finish(st *Stream) *Stream {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st.done = true
+	if !st.reset && !c.closing {
+		switch {
+		case !st.wroteHeaders:
+			c.fr.WriteRSTStream(st.id, http2.ErrCodeInternal)
+		case !st.sentEnd:
+			c.fr.WriteData(st.id, true, nil)
+		}
+		if !st.remoteDone {
+			// The answer is complete; the rest of the body is not wanted.
+			c.fr.WriteRSTStream(st.id, http2.ErrCodeNo)
+			st.remoteDone = true
+		}
+		c.flushLocked()
+	}
+	if st.cancel != nil {
+		st.cancel()
+	}
+	c.giveBackLocked(nil, int64(len(st.buf)-st.off))
+	st.buf, st.off = nil, 0
+	if st.bodyErr == nil || st.bodyErr == io.EOF {
+		st.bodyErr = ErrStreamClosed
+	}
+	c.running--
+	var next *Stream
+	if len(c.queue) > 0 && !c.closing {
+		next = c.queue[0]
+		c.queue = c.queue[1:]
+		next.queued = false
+		c.running++
+	}
+	c.removeLocked(st)
+	return next
+}
+
+// flushLocked wakes the writer.
+func (c *conn) flushLocked() {
+	select {
+	case c.flushc <- struct{}{}:
+	default:
+	}
+}
+
+// wakeWaitingLocked wakes the streams waiting for the connection's window
+// or for room in out.
+func (c *conn) wakeWaitingLocked() {
+	for _, st := range c.waiting {
+		st.wake(st.wwake)
+	}
+	clear(c.waiting)
+	c.waiting = c.waiting[:0]
+}
+
+// writeLoop gives the socket, in one write, everything written since the
+// last one; it closes the socket once the connection is closing and
+// nothing is left.
+func (c *conn) writeLoop() {
+	defer close(c.wdone)
+	var spare []byte
+	for range c.flushc {
+		c.mu.Lock()
+		buf := c.out
+		c.out = spare[:0]
+		closing := c.closing
+		c.wakeWaitingLocked()
+		c.mu.Unlock()
+		if len(buf) > 0 {
+			if closing {
+				c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			} else if c.set.WriteTimeout > 0 {
+				c.nc.SetWriteDeadline(time.Now().Add(c.set.WriteTimeout))
+			}
+			if _, err := c.nc.Write(buf); err != nil {
+				c.debug("write failed", err)
+				c.nc.Close()
+				c.mu.Lock()
+				c.closing = true
+				c.mu.Unlock()
+				return
+			}
+		}
+		spare = buf
+		if closing {
+			c.mu.Lock()
+			left := len(c.out)
+			c.mu.Unlock()
+			if left > 0 {
+				c.flushLocked()
+				continue
+			}
+			// The client reads what was sent before it learns of the
+			// close: its last frames are read and dropped for a moment
+			// (serve), rather than the socket being reset under them.
+			if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+				cw.CloseWrite()
+			}
+			c.nc.SetReadDeadline(time.Now().Add(time.Second))
+			return
+		}
+	}
+}
+
+// fail sends GOAWAY with code and closes the connection.
+func (c *conn) fail(code http2.ErrCode) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
+	c.fr.WriteGoAway(c.maxClientID, code, nil)
+	c.closing = true
+	c.abortAllLocked(errConnClosed)
+	c.flushLocked()
+}
+
+// goAway tells the client that no new stream will be served; the
+// connection closes when those open have ended.
+func (c *conn) goAway() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.going || c.closing {
+		return
+	}
+	c.going = true
+	c.fr.WriteGoAway(c.maxClientID, http2.ErrCodeNo, nil)
+	if len(c.streams) == 0 && c.running == 0 {
+		c.closing = true
+	}
+	c.flushLocked()
+}
+
+func (c *conn) abortAllLocked(err error) {
+	for _, st := range c.streams {
+		c.abortLocked(st, err)
+	}
+	c.queue = nil
+}
+
+// close ends the connection once its reader stops: every stream fails,
+// the writer sends what is left, and the socket closes.
+func (c *conn) close() {
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.mu.Lock()
+	c.closing = true
+	c.abortAllLocked(errConnClosed)
+	c.flushLocked()
+	c.mu.Unlock()
+	select {
+	case <-c.wdone:
+	case <-time.After(2 * time.Second):
+	}
+	c.nc.Close()
+	// Reading on after the writer closed lets the socket drain: the
+	// reader stops at the read deadline the writer set, or at EOF.
+}
+
+// tick checks the connection's pings and idleness.
+func (c *conn) tick() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
+	if c.activity.Swap(false) {
+		c.silent, c.pinged = 0, 0
+	} else {
+		c.silent++
+		if c.pinged > 0 {
+			c.pinged++
+		}
+	}
+	if c.pinged > 0 && c.set.PingTimeout > 0 && time.Duration(c.pinged-1)*c.period >= c.set.PingTimeout {
+		c.debug("no answer to a PING", nil)
+		c.closing = true
+		c.abortAllLocked(errConnClosed)
+		c.nc.Close()
+		return
+	}
+	if c.set.PingInterval > 0 && c.pinged == 0 && time.Duration(c.silent)*c.period >= c.set.PingInterval {
+		c.fr.WritePing(false, [8]byte{'p', 'o', 'd', 'p', 'i', 'n'})
+		c.pinged = 1
+		c.flushLocked()
+	}
+	if len(c.streams) == 0 && c.running == 0 {
+		c.idle++
+	} else {
+		c.idle = 0
+	}
+	if c.set.IdleTimeout > 0 && time.Duration(c.idle)*c.period >= c.set.IdleTimeout {
+		c.going = true
+		c.fr.WriteGoAway(c.maxClientID, http2.ErrCodeNo, nil)
+		c.closing = true
+		c.flushLocked()
+		return
+	}
+	c.timer.Reset(c.period)
+}

@@ -1,0 +1,368 @@
+package h2
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// HeaderField is a header field as HPACK carries it: names in lower case.
+type HeaderField = hpack.HeaderField
+
+var (
+	// ErrStreamClosed: the stream ended (its handler returned, or it was
+	// reset, or its connection closed).
+	ErrStreamClosed = errors.New("h2: stream closed")
+	errReset        = errors.New("h2: stream reset by the client")
+	errConnClosed   = errors.New("h2: connection closed")
+)
+
+// IsReset reports whether err says that the client reset the stream or
+// closed its connection.
+func IsReset(err error) bool { return err == errReset || err == errConnClosed }
+
+// Stream is one request and its response. Its exported fields are set
+// before the handler runs and not changed afterwards. Read and the write
+// methods may be called from different goroutines, each of them from one
+// at a time.
+type Stream struct {
+	c  *conn
+	id uint32
+
+	// The request's pseudo-header fields. Authority is the Host field
+	// when the client sent no :authority.
+	Method, Scheme, Authority, Path, Protocol string
+	// Header is the request's header fields in the order they came,
+	// names in lower case, cookie fields joined into one.
+	Header []HeaderField
+	// Truncated: the header list was longer than the server's
+	// MaxHeaderListSize, and Header holds only its beginning.
+	Truncated bool
+	// ContentLength is the request's content-length, or -1.
+	ContentLength int64
+	// HasBody: the request's HEADERS did not end the stream.
+	HasBody bool
+
+	// The fields below are guarded by c.mu.
+	ctx    context.Context
+	cancel context.CancelFunc
+	buf    []byte // request body received, not yet read from off
+	off    int
+	// bodyErr is what Read returns once buf is empty: io.EOF after the
+	// body's end.
+	bodyErr                     error
+	trailer                     []HeaderField
+	received                    int64 // request body bytes received
+	recv                        int64 // what the client may still send on the stream
+	send                        int64 // the stream's window towards the client
+	remoteDone                  bool  // the client sent END_STREAM, or the stream was reset
+	recvUnacked                 int64
+	wroteHeaders, sentEnd       bool
+	reset                       bool // reset by either side, or the connection closed
+	done                        bool // the handler returned
+	queued                      bool // waits for a handler
+	readDeadline, writeDeadline time.Time
+	rwake, wwake                chan struct{}
+}
+
+// ID is the stream's identifier on its connection.
+func (s *Stream) ID() uint32 { return s.id }
+
+// Conn is the client connection the stream came on.
+func (s *Stream) Conn() net.Conn { return s.c.nc }
+
+// Context is the stream's context: it ends when the client resets the
+// stream or its connection closes, and when the handler returns. Its
+// values are the connection's (Server.ConnContext).
+func (s *Stream) Context() context.Context {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.ctx == nil {
+		s.ctx, s.cancel = context.WithCancel(c.ctx)
+		if s.reset || s.done {
+			s.cancel()
+		}
+	}
+	return s.ctx
+}
+
+// HeaderValue is the value of the first field named name (lower case), or
+// "".
+func (s *Stream) HeaderValue(name string) string {
+	for _, f := range s.Header {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+// Trailer is the request's trailer fields, once Read returned io.EOF.
+func (s *Stream) Trailer() []HeaderField {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.trailer
+}
+
+// wake signals ch without blocking.
+func (s *Stream) wake(ch chan struct{}) {
+	if ch != nil {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Read reads the request's body. It returns io.EOF at the body's end, an
+// error for which IsReset is true when the client reset the stream, and
+// os.ErrDeadlineExceeded past the read deadline.
+func (s *Stream) Read(p []byte) (int, error) {
+	c := s.c
+	c.mu.Lock()
+	for {
+		if len(s.buf) > s.off {
+			n := copy(p, s.buf[s.off:])
+			s.off += n
+			if s.off == len(s.buf) {
+				s.buf, s.off = s.buf[:0], 0
+			}
+			c.giveBackLocked(s, int64(n))
+			c.mu.Unlock()
+			return n, nil
+		}
+		if s.bodyErr != nil {
+			err := s.bodyErr
+			c.mu.Unlock()
+			return 0, err
+		}
+		if s.rwake == nil {
+			s.rwake = make(chan struct{}, 1)
+		}
+		deadline := s.readDeadline
+		c.mu.Unlock()
+		if err := s.wait(s.rwake, deadline); err != nil {
+			return 0, err
+		}
+		c.mu.Lock()
+	}
+}
+
+// wait waits for a signal on ch, or until deadline (zero: none).
+func (s *Stream) wait(ch chan struct{}, deadline time.Time) error {
+	if deadline.IsZero() {
+		<-ch
+		return nil
+	}
+	d := time.Until(deadline)
+	if d <= 0 {
+		return os.ErrDeadlineExceeded
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return nil
+	case <-t.C:
+		return os.ErrDeadlineExceeded
+	}
+}
+
+// SetReadDeadline bounds Read: a read waiting past t fails with
+// os.ErrDeadlineExceeded; a time in the past ends a read under way.
+func (s *Stream) SetReadDeadline(t time.Time) {
+	s.c.mu.Lock()
+	s.readDeadline = t
+	s.wake(s.rwake)
+	s.c.mu.Unlock()
+}
+
+// SetWriteDeadline bounds the writes: a write that waits for the client's
+// flow-control window past t resets the stream; a time in the past does so
+// at once.
+func (s *Stream) SetWriteDeadline(t time.Time) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s.writeDeadline = t
+	if !t.IsZero() && !t.After(time.Now()) && !s.reset && !s.sentEnd {
+		c.resetLocked(s.id, http2.ErrCodeInternal)
+		s.reset = true
+		s.wake(s.wwake)
+	}
+}
+
+// WriteHeaders sends the response's header fields (names in any case;
+// connection-specific ones are left out) under status: an informational
+// status (1xx) may come before the final one. end ends the response.
+func (s *Stream) WriteHeaders(status int, fields []HeaderField, end bool) error {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.reset || s.sentEnd || c.closing {
+		return ErrStreamClosed
+	}
+	c.hbuf.Reset()
+	c.enc.WriteField(HeaderField{Name: ":status", Value: statusText(status)})
+	c.encodeLocked(fields)
+	c.writeBlockLocked(s.id, end)
+	if status >= 200 {
+		s.wroteHeaders = true
+	}
+	s.sentEnd = end
+	c.flushLocked()
+	return nil
+}
+
+// WriteTrailers ends the response with trailer fields.
+func (s *Stream) WriteTrailers(fields []HeaderField) error {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.reset || s.sentEnd || c.closing {
+		return ErrStreamClosed
+	}
+	c.hbuf.Reset()
+	c.encodeLocked(fields)
+	c.writeBlockLocked(s.id, true)
+	s.sentEnd = true
+	c.flushLocked()
+	return nil
+}
+
+func (c *conn) encodeLocked(fields []HeaderField) {
+	for _, f := range fields {
+		name := f.Name
+		if hasUpper(name) {
+			name = strings.ToLower(name)
+		}
+		if connectionFields[name] || name == "" || name[0] == ':' {
+			continue
+		}
+		c.enc.WriteField(HeaderField{Name: name, Value: f.Value})
+	}
+}
+
+// writeBlockLocked writes the header block in hbuf as HEADERS and the
+// CONTINUATION frames the client's frame size needs.
+func (c *conn) writeBlockLocked(id uint32, end bool) {
+	block := c.hbuf.Bytes()
+	n := min(len(block), int(c.peerMaxFrame))
+	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block[:n], EndStream: end, EndHeaders: n == len(block)})
+	for block = block[n:]; len(block) > 0; block = block[n:] {
+		n = min(len(block), int(c.peerMaxFrame))
+		c.fr.WriteContinuation(id, n == len(block), block[:n])
+	}
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+// statusTexts are the common statuses in text, made once.
+var statusTexts = func() map[int]string {
+	m := map[int]string{}
+	for _, code := range []int{100, 103, 200, 201, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 408, 413, 421, 429, 431, 500, 502, 503, 504} {
+		m[code] = strconv.Itoa(code)
+	}
+	return m
+}()
+
+func statusText(code int) string {
+	if s, ok := statusTexts[code]; ok {
+		return s
+	}
+	return strconv.Itoa(code)
+}
+
+// Write sends response body bytes, as the client's flow control allows:
+// it waits for window when there is none.
+func (s *Stream) Write(p []byte) (int, error) {
+	return len(p), s.WriteData(p, false)
+}
+
+// WriteData sends p as response body; end ends the response with it.
+func (s *Stream) WriteData(p []byte, end bool) error {
+	c := s.c
+	c.mu.Lock()
+	for {
+		if s.reset || s.sentEnd || c.closing {
+			c.mu.Unlock()
+			return ErrStreamClosed
+		}
+		if len(p) == 0 {
+			if end {
+				c.fr.WriteData(s.id, true, nil)
+				s.sentEnd = true
+				c.flushLocked()
+			}
+			c.mu.Unlock()
+			return nil
+		}
+		n := min(int64(len(p)), s.send, c.send, int64(c.peerMaxFrame))
+		if n <= 0 || len(c.out) >= maxPending {
+			if s.wwake == nil {
+				s.wwake = make(chan struct{}, 1)
+			}
+			if s.send > 0 {
+				// The connection's window, or the socket: wait with
+				// the others.
+				c.waiting = append(c.waiting, s)
+			}
+			c.flushLocked()
+			deadline := s.writeDeadline
+			c.mu.Unlock()
+			if err := s.wait(s.wwake, deadline); err != nil {
+				c.mu.Lock()
+				if !s.reset {
+					c.resetLocked(s.id, http2.ErrCodeInternal)
+					s.reset = true
+				}
+				c.mu.Unlock()
+				return err
+			}
+			c.mu.Lock()
+			continue
+		}
+		last := end && n == int64(len(p))
+		c.fr.WriteData(s.id, last, p[:n])
+		s.send -= n
+		c.send -= n
+		p = p[n:]
+		if last {
+			s.sentEnd = true
+		}
+		if len(p) == 0 {
+			c.flushLocked()
+			c.mu.Unlock()
+			return nil
+		}
+	}
+}
+
+// Reset resets the stream with code (http2.ErrCode).
+func (s *Stream) Reset(code uint32) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !s.reset {
+		c.resetLocked(s.id, http2.ErrCode(code))
+		s.reset = true
+	}
+}
+
+var _ io.ReadWriter = (*Stream)(nil)
