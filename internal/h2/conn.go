@@ -405,7 +405,13 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		return nil
 	}
 	// The handlers of streams the client reset may still run: this one
-	// waits for one of them to end.
+	// waits for one of them to end. A stream reset while it waits stays
+	// in the queue, so a client that opens and resets streams faster
+	// than handlers end fills it: past four times the streams it may
+	// have open, the connection is closed (rapid reset, CVE-2023-44487).
+	if len(c.queue) >= 4*int(c.set.MaxConcurrentStreams) {
+		return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+	}
 	st.queued = true
 	c.queue = append(c.queue, st)
 	return nil
@@ -539,15 +545,6 @@ func (c *conn) abortLocked(st *Stream, err error) {
 	}
 	st.wake(st.rwake)
 	st.wake(st.wwake)
-	if st.queued {
-		for i, q := range c.queue {
-			if q == st {
-				c.queue = append(c.queue[:i], c.queue[i+1:]...)
-				break
-			}
-		}
-		st.queued = false
-	}
 	c.giveBackLocked(nil, int64(len(st.buf)-st.off))
 	st.buf, st.off = nil, 0
 	c.removeLocked(st)
@@ -619,11 +616,13 @@ func (c *conn) finish(st *Stream) *Stream {
 	}
 	c.running--
 	var next *Stream
-	if len(c.queue) > 0 && !c.closing {
-		next = c.queue[0]
+	for len(c.queue) > 0 && !c.closing && next == nil {
+		if q := c.queue[0]; !q.reset {
+			next = q
+			c.running++
+		}
+		c.queue[0].queued = false
 		c.queue = c.queue[1:]
-		next.queued = false
-		c.running++
 	}
 	c.removeLocked(st)
 	return next

@@ -20,6 +20,9 @@ var (
 	errServerFull   = errors.New("too many client connections")            // 503
 	errPlainHTTP    = errors.New("cleartext HTTP sent to a TLS listener")  // 400
 	errConnect      = errors.New("CONNECT is not served")                  // 405
+	// errBodyStarted: a request whose body went partly to a pod cannot be
+	// sent again.
+	errBodyStarted = errors.New("the request body was partly sent")
 	// errMisdirected: the Host belongs to another server name of the
 	// listener; the client should open a connection for it.
 	errMisdirected = errors.New("the host is not served under the TLS server name of this connection") // 421

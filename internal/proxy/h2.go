@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/podpin/podpin/internal/config"
@@ -53,6 +55,11 @@ type exchange struct {
 	failed bool           // the pod failed it
 	// clientFault: the client's body or cancellation ended it.
 	clientFault bool
+	// callDeadline is when a gRPC call's own deadline (grpc-timeout)
+	// passes; zero without one.
+	callDeadline time.Time
+	// cutShort: the pod's answer failed mid-body.
+	cutShort bool
 }
 
 type exchangeKey struct{}
@@ -128,8 +135,11 @@ func (p *Proxy) serveH2(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	x := &exchange{st: st, r: r, d: &d, pd: d.Pod.(*pod), cc: cc, client: req.Context(), start: time.Now()}
+	if t, ok := grpcTimeout(req.Header.Get("Grpc-Timeout")); ok {
+		x.callDeadline = x.start.Add(t)
+	}
 	if req.Body != nil && req.Body != http.NoBody {
-		x.body = &h2Body{rc: req.Body, rw: http.NewResponseController(w), timeout: st.limits.bodyTimeout, limit: st.limits.maxBodyBytes}
+		x.body = &h2Body{rc: req.Body, rw: http.NewResponseController(w), timeout: st.limits.bodyTimeout, limit: st.limits.maxBodyBytes, sent: []byte{}}
 	}
 	sw := newStreamWriter(w, req.Context(), st.limits.bodyTimeout)
 	x.pd.tally.Start()
@@ -163,6 +173,11 @@ func (p *Proxy) serveH2(w http.ResponseWriter, req *http.Request) {
 		defer cancel()
 	}
 	p.h2.ServeHTTP(sw, req.WithContext(ctx))
+	if x.cutShort {
+		// The client must not take what it got for the whole answer:
+		// the stream is reset, as net/http's server resets it.
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // streamWriter is the response writer of a stream on its way to the
@@ -303,6 +318,16 @@ func rewriteH2(pr *httputil.ProxyRequest) {
 	out.URL.Host = x.pd.addr
 	if x.body != nil {
 		out.Body = x.body
+		// A pod connection lost before the request went out: the
+		// transport sends it again on a fresh connection, the body too
+		// while none of it was read.
+		out.GetBody = func() (io.ReadCloser, error) {
+			if !x.body.replayable() {
+				return nil, errBodyStarted
+			}
+			x.body = x.body.again()
+			return x.body, nil
+		}
 	}
 	keep := x.cc != nil && x.cc.trusted
 	xff := ""
@@ -339,22 +364,40 @@ func rewriteH2(pr *httputil.ProxyRequest) {
 func (p *Proxy) roundTripH2(req *http.Request) (*http.Response, error) {
 	x := req.Context().Value(exchangeKey{}).(*exchange)
 	resp, err := x.r.roundTripTimed(x.pd, req)
-	next := x.r.moveOn(x.d, x.pd, err, func() bool { return x.body != nil && x.body.n > 0 })
+	if err != nil && connLost(err) && x.client.Err() == nil && x.body.replayable() {
+		// The pod's connection was gone before any answer (a pooled
+		// connection to a pod that just stopped): once more, on a fresh
+		// connection, which a stopped pod refuses.
+		req = x.again(req)
+		resp, err = x.r.roundTripTimed(x.pd, req)
+	}
+	next := x.r.moveOn(x.d, x.pd, err, func() bool { return !x.body.replayable() })
 	if next == nil {
 		return resp, err
 	}
 	x.pd.tally.Stop()
 	x.pd, x.start = next, time.Now()
 	x.pd.tally.Start()
+	return x.r.roundTripTimed(x.pd, x.again(req))
+}
+
+// again is req once more, to x.pd, with the body from its start (the
+// first transport closed the body it was given).
+func (x *exchange) again(req *http.Request) *http.Request {
 	req = req.WithContext(req.Context())
 	req.URL.Scheme = scheme(x.pd)
 	req.URL.Host = x.pd.addr
 	if x.body != nil {
-		// The first transport closed the body it was given.
 		x.body = x.body.again()
 		req.Body = x.body
 	}
-	return x.r.roundTripTimed(x.pd, req)
+	return req
+}
+
+// connLost reports a pod connection that failed under a request: reset
+// or closed by the pod while the request was written.
+func connLost(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // roundTripTimed is roundTrip under the route's bound on one attempt
@@ -406,6 +449,9 @@ func (r *route) roundTrip(pd *pod, req *http.Request) (*http.Response, error) {
 func (p *Proxy) answerH2(resp *http.Response) error {
 	x := resp.Request.Context().Value(exchangeKey{}).(*exchange)
 	x.resp, x.status = resp, resp.StatusCode
+	if x.body != nil {
+		x.body.forget()
+	}
 	if x.r.LearnKeys {
 		x.r.Learn(x.d, x.pd.name, []byte(resp.Header.Get(x.r.Key.Header)))
 	}
@@ -426,8 +472,42 @@ func (p *Proxy) answerH2(resp *http.Response) error {
 	}
 	if isGRPC(resp.Request) {
 		resp.Body = &grpcBody{ReadCloser: resp.Body, resp: resp, x: x}
+	} else {
+		resp.Body = &answerBody{ReadCloser: resp.Body, x: x}
 	}
 	return nil
+}
+
+// answerBody is the body of a pod's answer that is not gRPC: it notes a
+// failure mid-body, after which serveH2 resets the stream.
+type answerBody struct {
+	io.ReadCloser
+	x *exchange
+}
+
+func (b *answerBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.x.client.Err() == nil {
+		b.x.cutShort = true
+		if !isTimeout(err) {
+			b.x.failed = true
+		}
+	}
+	return n, err
+}
+
+// grpcTimeout parses a grpc-timeout value: at most eight digits and a
+// unit (H, M, S, m, u, n), as gRPC's HTTP/2 protocol defines it.
+func grpcTimeout(v string) (time.Duration, bool) {
+	if len(v) < 2 || len(v) > 9 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v[:len(v)-1], 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	unit, ok := map[byte]time.Duration{'H': time.Hour, 'M': time.Minute, 'S': time.Second, 'm': time.Millisecond, 'u': time.Microsecond, 'n': time.Nanosecond}[v[len(v)-1]]
+	return time.Duration(n) * unit, ok
 }
 
 // grpcBody is the body of a pod's answer to a gRPC call. A pod that fails
@@ -446,10 +526,15 @@ func (b *grpcBody) Read(p []byte) (int, error) {
 		return n, err
 	}
 	code, msg := grpcUnavailable, "podpin: pod "+b.x.pd.name+" failed mid-stream"
-	if isTimeout(err) {
+	switch {
+	case isTimeout(err):
 		// The route's timeouts ran out: the pod is not to blame.
 		code, msg = grpcDeadlineExceeded, "podpin: pod "+b.x.pd.name+" did not finish within the route's timeouts"
-	} else {
+	case !b.x.callDeadline.IsZero() && time.Now().After(b.x.callDeadline):
+		// The call's own deadline (grpc-timeout) passed, and the pod
+		// ended the call for it, before the client's reset came.
+		code, msg = grpcDeadlineExceeded, "podpin: the call's deadline passed"
+	default:
 		b.x.failed = true
 	}
 	b.x.r.Log.Debug("pod failed mid-stream", "pod", b.x.pd.name, "err", err)
@@ -510,8 +595,10 @@ func h2Reply(w http.ResponseWriter, req *http.Request, code int, msg string) {
 
 // isGRPC reports a gRPC request (its content type, as gRPC's HTTP/2
 // protocol defines it).
-func isGRPC(req *http.Request) bool {
-	ct := req.Header.Get("Content-Type")
+func isGRPC(req *http.Request) bool { return isGRPCType(req.Header.Get("Content-Type")) }
+
+// isGRPCType reports a gRPC content type.
+func isGRPCType(ct string) bool {
 	return ct == "application/grpc" || strings.HasPrefix(ct, "application/grpc+") || strings.HasPrefix(ct, "application/grpc;")
 }
 
@@ -625,9 +712,14 @@ type h2Body struct {
 	limit   int64
 	n       int64
 	err     error
+	// sent keeps what was read, up to maxReplay bytes, until the pod's
+	// answer begins, so that a request whose pod connection was lost may
+	// go again (replayable); nil once it cannot. pending is what a body
+	// made by again gives before it reads on.
+	sent, pending []byte
 
-	// guards closed, reading, detached, deadline and the stream's read
-	// deadline
+	// guards sent, closed, reading, detached, deadline and the
+	// stream's read deadline
 	mu       sync.Mutex
 	closed   bool
 	reading  bool      // a Read waits for the client
@@ -635,10 +727,51 @@ type h2Body struct {
 	deadline time.Time // the stream's read deadline, as last set
 }
 
+// maxReplay is how much of a request body is kept to send again.
+const maxReplay = 64 << 10
+
 func (b *h2Body) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
+	if len(b.pending) > 0 {
+		n := copy(p, b.pending)
+		b.pending = b.pending[n:]
+		return n, nil
+	}
+	n, err := b.read(p)
+	b.mu.Lock()
+	if b.sent != nil {
+		if len(b.sent)+n > maxReplay {
+			b.sent = nil
+		} else {
+			b.sent = append(b.sent, p[:n]...)
+		}
+	}
+	b.mu.Unlock()
+	return n, err
+}
+
+// replayable reports whether the body can go again from its start (b nil:
+// there is none). Called once the transport that had b is done with it.
+func (b *h2Body) replayable() bool {
+	if b == nil {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.n == 0 || b.sent != nil && int64(len(b.sent)) == b.n
+}
+
+// forget stops keeping what was read: the pod's answer began. The
+// transport may still be reading b.
+func (b *h2Body) forget() {
+	b.mu.Lock()
+	b.sent = nil
+	b.mu.Unlock()
+}
+
+func (b *h2Body) read(p []byte) (int, error) {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -704,7 +837,14 @@ func (b *h2Body) detach() {
 // it late, when the fresh one is reading.
 func (b *h2Body) again() *h2Body {
 	b.detach()
-	return &h2Body{rc: b.rc, rw: b.rw, timeout: b.timeout, limit: b.limit, n: b.n, err: b.err}
+	nb := &h2Body{rc: b.rc, rw: b.rw, timeout: b.timeout, limit: b.limit, n: b.n, err: b.err}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sent != nil {
+		nb.pending = b.sent
+		nb.sent = append(make([]byte, 0, len(b.sent)), b.sent...)
+	}
+	return nb
 }
 
 func (b *h2Body) status() int { return bodyStatus(b.err) }

@@ -48,10 +48,10 @@ func (p *Proxy) newH2Server(lim limitSettings, listener string) *h2.Server {
 	}
 }
 
-// serveStream serves an HTTP/2 stream through serveH2, in net/http's
+// serveStreamHTTP serves an HTTP/2 stream through serveH2, in net/http's
 // terms: the stream as an *http.Request, its answer through an
 // http.ResponseWriter.
-func (p *Proxy) serveStream(s *h2.Stream) {
+func (p *Proxy) serveStreamHTTP(s *h2.Stream) {
 	w := &streamResponse{s: s, header: http.Header{}}
 	defer func() {
 		// ReverseProxy ends a stream whose answer could not be copied

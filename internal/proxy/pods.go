@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/podpin/podpin/internal/balance"
+	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/discovery"
 	"github.com/podpin/podpin/internal/place"
 )
@@ -68,12 +69,19 @@ type podSet struct {
 	byName map[string]*pod
 	all    []*pod        // in source order
 	fresh  []balance.Pod // pods that take new sessions, for the balancer
+	// http1: every pod speaks HTTP/1.1 (in cleartext or over TLS), so
+	// an HTTP/2 stream that is not gRPC may go the short way
+	// (forwardStream).
+	http1 bool
 }
 
 func newPodSet(pods []*pod) *podSet {
-	s := &podSet{byName: make(map[string]*pod, len(pods)), all: pods}
+	s := &podSet{byName: make(map[string]*pod, len(pods)), all: pods, http1: true}
 	for _, p := range pods {
 		s.byName[p.name] = p
+		if p.protocol == config.PodH2C {
+			s.http1 = false
+		}
 		if p.takesNew() {
 			s.fresh = append(s.fresh, p)
 		}
