@@ -44,8 +44,14 @@ type conn struct {
 
 	// guards everything below, and every write of fr (whose writer is
 	// out)
-	mu      sync.Mutex
-	out     []byte // frames written, not yet given to the socket
+	mu    sync.Mutex
+	out   []byte // frames written, not yet given to the socket
+	spare []byte // the buffer of the last write, for the next out
+	// writing: a goroutine is writing to the socket; writes counts the
+	// writes begun, stalled the ticks one has taken so far.
+	writing bool
+	writes  int
+	broken  bool // a write failed
 	enc     *hpack.Encoder
 	hbuf    bytes.Buffer // a header block being encoded
 	streams map[uint32]*Stream
@@ -68,8 +74,10 @@ type conn struct {
 	going   bool      // a GOAWAY was sent: no new streams
 	closing bool      // the writer closes the socket once out is sent
 	// silent counts ticks without a frame read, idle ticks without a
-	// stream, pinged the ticks since a PING went unanswered (0: none).
-	silent, idle, pinged int
+	// stream, pinged the ticks since a PING went unanswered (0: none),
+	// stalled the ticks the write under way has taken.
+	silent, idle, pinged, stalled int
+	lastWrites                    int
 }
 
 func newConn(srv *Server, nc net.Conn) *conn {
@@ -106,11 +114,11 @@ func newConn(srv *Server, nc net.Conn) *conn {
 	return c
 }
 
-// tickPeriod is how often a connection checks its pings and idleness: a
-// quarter of the shortest of those timeouts.
+// tickPeriod is how often a connection checks its pings, idleness and
+// writes: a quarter of the shortest of those timeouts.
 func tickPeriod(s Settings) time.Duration {
 	p := time.Duration(0)
-	for _, d := range []time.Duration{s.IdleTimeout, s.PingInterval, s.PingTimeout} {
+	for _, d := range []time.Duration{s.IdleTimeout, s.PingInterval, s.PingTimeout, s.WriteTimeout} {
 		if d > 0 && (p == 0 || d < p) {
 			p = d
 		}
@@ -401,7 +409,7 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	if c.running < int(c.set.MaxConcurrentStreams) {
 		c.running++
-		go c.run(st)
+		c.srv.workers.run(func() { c.run(st) })
 		return nil
 	}
 	// The handlers of streams the client reset may still run: this one
@@ -604,7 +612,7 @@ func (c *conn) finish(st *Stream) *Stream {
 			c.fr.WriteRSTStream(st.id, http2.ErrCodeNo)
 			st.remoteDone = true
 		}
-		c.flushLocked()
+		c.sendLocked()
 	}
 	if st.cancel != nil {
 		st.cancel()
@@ -646,43 +654,59 @@ func (c *conn) wakeWaitingLocked() {
 	c.waiting = c.waiting[:0]
 }
 
-// writeLoop gives the socket, in one write, everything written since the
-// last one; it closes the socket once the connection is closing and
-// nothing is left.
-func (c *conn) writeLoop() {
-	defer close(c.wdone)
-	var spare []byte
-	for range c.flushc {
-		c.mu.Lock()
+// sendLocked gives the socket, in one write, everything written since the
+// last one, from the calling goroutine (a stream's handler), unless another
+// goroutine is writing: that one sends it next, together with whatever else
+// comes meanwhile, so that the frames of every stream ready at once go out
+// together. c.mu is held on entry and on return, not while the socket is
+// written.
+func (c *conn) sendLocked() {
+	if c.writing || c.broken {
+		return
+	}
+	c.writing = true
+	for len(c.out) > 0 && !c.broken {
 		buf := c.out
-		c.out = spare[:0]
-		closing := c.closing
+		c.out, c.spare = c.spare[:0], nil
+		c.writes++
 		c.wakeWaitingLocked()
 		c.mu.Unlock()
-		if len(buf) > 0 {
-			if closing {
-				c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-			} else if c.set.WriteTimeout > 0 {
-				c.nc.SetWriteDeadline(time.Now().Add(c.set.WriteTimeout))
-			}
-			if _, err := c.nc.Write(buf); err != nil {
-				c.debug("write failed", err)
-				c.nc.Close()
-				c.mu.Lock()
-				c.closing = true
-				c.mu.Unlock()
-				return
-			}
+		_, err := c.nc.Write(buf)
+		c.mu.Lock()
+		c.spare = buf[:0]
+		if err != nil {
+			c.debug("write failed", err)
+			c.broken, c.closing = true, true
+			c.abortAllLocked(errConnClosed)
+			c.nc.Close()
 		}
-		spare = buf
-		if closing {
-			c.mu.Lock()
-			left := len(c.out)
-			c.mu.Unlock()
-			if left > 0 {
-				c.flushLocked()
-				continue
-			}
+	}
+	c.writing = false
+	c.wakeWaitingLocked()
+	if c.closing {
+		// The writer closes the socket once nothing is left.
+		c.flushLocked()
+	}
+}
+
+// writeLoop sends what the reader wrote (SETTINGS, PING and WINDOW_UPDATE
+// frames, resets), which must not wait for the socket itself, and once
+// the connection is closing and everything is sent, closes the socket's
+// writing side.
+func (c *conn) writeLoop() {
+	defer close(c.wdone)
+	deadline := false
+	for range c.flushc {
+		c.mu.Lock()
+		if c.closing && !deadline {
+			// The last frames (a GOAWAY) get a moment, not more.
+			c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			deadline = true
+		}
+		c.sendLocked()
+		done := c.closing && !c.writing && (len(c.out) == 0 || c.broken)
+		c.mu.Unlock()
+		if done {
 			// The client reads what was sent before it learns of the
 			// close: its last frames are read and dropped for a moment
 			// (serve), rather than the socket being reset under them.
@@ -768,6 +792,19 @@ func (c *conn) tick() {
 	}
 	if c.pinged > 0 && c.set.PingTimeout > 0 && time.Duration(c.pinged-1)*c.period >= c.set.PingTimeout {
 		c.debug("no answer to a PING", nil)
+		c.closing = true
+		c.abortAllLocked(errConnClosed)
+		c.nc.Close()
+		return
+	}
+	if c.writing && c.writes == c.lastWrites {
+		c.stalled++
+	} else {
+		c.stalled = 0
+	}
+	c.lastWrites = c.writes
+	if c.set.WriteTimeout > 0 && time.Duration(c.stalled)*c.period >= c.set.WriteTimeout {
+		c.debug("the client reads nothing of what is sent", nil)
 		c.closing = true
 		c.abortAllLocked(errConnClosed)
 		c.nc.Close()

@@ -99,6 +99,9 @@ type Server struct {
 	// for Shutdown.
 	connsDone chan struct{}
 	serving   sync.WaitGroup
+	// workers run the streams' handlers; sweeping ends with stopSweep.
+	workers   workers
+	stopSweep chan struct{}
 }
 
 // ErrServerClosed is what Serve returns after Shutdown or Close.
@@ -141,6 +144,8 @@ func (srv *Server) ServeConn(nc net.Conn) {
 	if srv.conns == nil {
 		srv.conns = map[*conn]struct{}{}
 		srv.connsDone = make(chan struct{}, 1)
+		srv.stopSweep = make(chan struct{})
+		srv.serving.Go(srv.sweep)
 	}
 	c := newConn(srv, nc)
 	srv.conns[c] = struct{}{}
@@ -157,6 +162,32 @@ func (srv *Server) ServeConn(nc net.Conn) {
 		default:
 		}
 	}()
+}
+
+// sweep ends the workers that stay idle, until the server stops.
+func (srv *Server) sweep() {
+	t := time.NewTicker(workerIdle)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			srv.workers.sweep()
+		case <-srv.stopSweep:
+			srv.workers.stop()
+			return
+		}
+	}
+}
+
+// endSweepLocked stops sweep, which stops the workers.
+func (srv *Server) endSweepLocked() {
+	if srv.stopSweep != nil {
+		select {
+		case <-srv.stopSweep:
+		default:
+			close(srv.stopSweep)
+		}
+	}
 }
 
 func (srv *Server) stopped() bool {
@@ -184,6 +215,9 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 		done := srv.connsDone
 		srv.mu.Unlock()
 		if n == 0 {
+			srv.mu.Lock()
+			srv.endSweepLocked()
+			srv.mu.Unlock()
 			srv.serving.Wait()
 			return nil
 		}
@@ -204,6 +238,7 @@ func (srv *Server) Close() error {
 	srv.mu.Lock()
 	srv.closed = true
 	srv.closeListenersLocked()
+	srv.endSweepLocked()
 	for c := range srv.conns {
 		c.nc.Close()
 	}

@@ -201,9 +201,12 @@ func (s *Stream) SetWriteDeadline(t time.Time) {
 	}
 }
 
-// WriteHeaders sends the response's header fields (names in any case;
+// WriteHeaders writes the response's header fields (names in any case;
 // connection-specific ones are left out) under status: an informational
-// status (1xx) may come before the final one. end ends the response.
+// status (1xx) may come before the final one. end ends the response. They
+// go out with what is written next, or at Flush, so that a header and the
+// body after it cost one write to the socket; a header that ends the
+// response, or an informational one, goes out at once.
 func (s *Stream) WriteHeaders(status int, fields []HeaderField, end bool) error {
 	c := s.c
 	c.mu.Lock()
@@ -219,8 +222,18 @@ func (s *Stream) WriteHeaders(status int, fields []HeaderField, end bool) error 
 		s.wroteHeaders = true
 	}
 	s.sentEnd = end
-	c.flushLocked()
+	if end || status < 200 {
+		c.sendLocked()
+	}
 	return nil
+}
+
+// Flush sends what was written (a header that waits for its body).
+func (s *Stream) Flush() {
+	c := s.c
+	c.mu.Lock()
+	c.sendLocked()
+	c.mu.Unlock()
 }
 
 // WriteTrailers ends the response with trailer fields.
@@ -235,7 +248,7 @@ func (s *Stream) WriteTrailers(fields []HeaderField) error {
 	c.encodeLocked(fields)
 	c.writeBlockLocked(s.id, true)
 	s.sentEnd = true
-	c.flushLocked()
+	c.sendLocked()
 	return nil
 }
 
@@ -308,7 +321,7 @@ func (s *Stream) WriteData(p []byte, end bool) error {
 			if end {
 				c.fr.WriteData(s.id, true, nil)
 				s.sentEnd = true
-				c.flushLocked()
+				c.sendLocked()
 			}
 			c.mu.Unlock()
 			return nil
@@ -323,7 +336,7 @@ func (s *Stream) WriteData(p []byte, end bool) error {
 				// the others.
 				c.waiting = append(c.waiting, s)
 			}
-			c.flushLocked()
+			c.sendLocked()
 			deadline := s.writeDeadline
 			c.mu.Unlock()
 			if err := s.wait(s.wwake, deadline); err != nil {
@@ -347,7 +360,7 @@ func (s *Stream) WriteData(p []byte, end bool) error {
 			s.sentEnd = true
 		}
 		if len(p) == 0 {
-			c.flushLocked()
+			c.sendLocked()
 			c.mu.Unlock()
 			return nil
 		}

@@ -170,7 +170,7 @@ func (p *Proxy) forwardStream(s *h2.Stream, st *state, r *route, d *place.Decisi
 	fields := make([]h2.HeaderField, 0, h.Len())
 	var trailerNames []string
 	for name, v := range h.All() {
-		fields = append(fields, h2.HeaderField{Name: string(name), Value: string(v)})
+		fields = append(fields, h2.HeaderField{Name: lowerName(name), Value: string(v)})
 	}
 	for name := range h.Trailers() {
 		trailerNames = append(trailerNames, string(name))
@@ -194,6 +194,8 @@ func (p *Proxy) forwardStream(s *h2.Stream, st *state, r *route, d *place.Decisi
 		status, clientFault = statusClientClosed, true
 		return
 	}
+	// The header goes now: the body may be slow to come.
+	s.Flush()
 	bp := p.h2.BufferPool.Get()
 	defer p.h2.BufferPool.Put(bp)
 	bs := resp.BodyStream()
@@ -413,4 +415,40 @@ func (q *streamPlace) ClientAddr() netip.Addr {
 		return remoteOf(q.cc)
 	}
 	return realClient(q.cc.addr, q.cc.conns.trusted, q.Header("X-Forwarded-For"))
+}
+
+// lowerName is a field name as HTTP/2 writes it, in lower case; the
+// common ones cost no allocation.
+func lowerName(b []byte) string {
+	var buf [32]byte
+	if len(b) > len(buf) {
+		return strings.ToLower(string(b))
+	}
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	switch string(buf[:len(b)]) {
+	case "content-type":
+		return "content-type"
+	case "content-length":
+		return "content-length"
+	case "date":
+		return "date"
+	case "server":
+		return "server"
+	case "last-modified":
+		return "last-modified"
+	case "etag":
+		return "etag"
+	case "cache-control":
+		return "cache-control"
+	case "set-cookie":
+		return "set-cookie"
+	case "x-podpin-pod":
+		return "x-podpin-pod"
+	}
+	return string(buf[:len(b)])
 }

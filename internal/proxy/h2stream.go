@@ -176,7 +176,11 @@ func (w *streamResponse) sendHeader(end bool) error {
 
 // FlushError sends the header if it has not gone out: the frames written
 // go to the socket as soon as it takes them.
-func (w *streamResponse) FlushError() error { return w.sendHeader(false) }
+func (w *streamResponse) FlushError() error {
+	err := w.sendHeader(false)
+	w.s.Flush()
+	return err
+}
 
 func (w *streamResponse) Flush() { w.FlushError() }
 
