@@ -1,0 +1,356 @@
+package h2
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/net/http2"
+)
+
+func TestRequestAndAnswer(t *testing.T) {
+	// The handler tells what it saw of the request in its answer.
+	srv := &Server{}
+	addr := serve(t, srv, func(s *Stream) {
+		body, err := io.ReadAll(s)
+		if err != nil {
+			s.Reset(uint32(http2.ErrCodeInternal))
+			return
+		}
+		seen := fmt.Sprintf("%s %s %s %s cl=%d body=%t x=%q [%s]",
+			s.Method, s.Scheme, s.Authority, s.Path, s.ContentLength, s.HasBody, s.HeaderValue("x-test"), body)
+		s.WriteHeaders(201, []HeaderField{{Name: "X-Answer", Value: "yes"}, {Name: "connection", Value: "close"}}, false)
+		s.WriteData([]byte(seen), true)
+	})
+	client, _ := h2cClient(t)
+	for _, tc := range []struct {
+		name   string
+		method string
+		path   string
+		body   string
+		header http.Header
+		want   string
+	}{
+		{
+			name:   "a GET without a body reaches the handler with its pseudo-header fields",
+			method: "GET", path: "/a?b=c",
+			want: "GET http " + addr + " /a?b=c cl=-1 body=false x=\"\" []",
+		},
+		{
+			name:   "a POST brings its body and content-length",
+			method: "POST", path: "/post", body: "hello, pod",
+			want: "POST http " + addr + " /post cl=10 body=true x=\"\" [hello, pod]",
+		},
+		{
+			name:   "header fields arrive with their names in lower case",
+			method: "GET", path: "/", header: http.Header{"X-Test": {"Value"}},
+			want: "GET http " + addr + " / cl=-1 body=false x=\"Value\" []",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body io.Reader
+			if tc.body != "" {
+				body = strings.NewReader(tc.body)
+			}
+			req, err := http.NewRequest(tc.method, "http://"+addr+tc.path, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tc.header {
+				req.Header[k] = v
+			}
+			res, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCode != 201 {
+				t.Errorf("got status %d, want 201", res.StatusCode)
+			}
+			if h := res.Header.Get("X-Answer"); h != "yes" {
+				t.Errorf("got X-Answer %q, want %q", h, "yes")
+			}
+			if _, ok := res.Header["Connection"]; ok {
+				t.Errorf("got a Connection field in the answer, want it left out")
+			}
+			if string(got) != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestConcurrentStreamsOnOneConnection(t *testing.T) {
+	// Every stream is answered with its own path, all on one connection.
+	var mu sync.Mutex
+	conns := map[string]bool{}
+	srv := &Server{}
+	addr := serve(t, srv, func(s *Stream) {
+		mu.Lock()
+		conns[s.Conn().RemoteAddr().String()] = true
+		mu.Unlock()
+		answer(s, strings.Repeat(s.Path, 1000))
+	})
+	client, _ := h2cClient(t)
+	// A first request sets up the connection the others share.
+	if res, err := client.Get("http://" + addr + "/first"); err != nil {
+		t.Fatal(err)
+	} else {
+		res.Body.Close()
+	}
+	const n = 80
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			path := "/stream-" + strconv.Itoa(i)
+			res, err := client.Get("http://" + addr + path)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer res.Body.Close()
+			body, err := io.ReadAll(res.Body)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if want := strings.Repeat(path, 1000); string(body) != want {
+				errs <- fmt.Errorf("%s: got %d bytes beginning %.20q, want %d bytes of %q", path, len(body), body, len(want), path)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if len(conns) != 1 {
+		t.Errorf("got %d connections, want 1", len(conns))
+	}
+}
+
+func TestRequestBodyLargerThanTheWindow(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		window uint32
+		size   int
+	}{
+		{name: "a 3 MiB body passes the default 1 MiB window", size: 3 << 20},
+		{name: "a 1 MiB body passes a 65535-byte window", window: 65535, size: 1 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := &Server{Settings: Settings{WindowSize: tc.window}}
+			want := pattern(tc.size)
+			addr := serve(t, srv, func(s *Stream) {
+				// Small reads, so that the window comes back a little
+				// at a time.
+				var got []byte
+				buf := make([]byte, 1000)
+				for {
+					n, err := s.Read(buf)
+					got = append(got, buf[:n]...)
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						answer(s, "read: "+err.Error())
+						return
+					}
+				}
+				if !bytes.Equal(got, want) {
+					answer(s, fmt.Sprintf("got %d bytes not in order, want %d", len(got), len(want)))
+					return
+				}
+				answer(s, "whole")
+			})
+			client, _ := h2cClient(t)
+			res, err := client.Post("http://"+addr+"/upload", "application/octet-stream", bytes.NewReader(want))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			got, err := io.ReadAll(res.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != "whole" {
+				t.Errorf("got %q, want %q", got, "whole")
+			}
+		})
+	}
+}
+
+func TestResponseBodyLargerThanTheClientsWindow(t *testing.T) {
+	// The client gives the server a small window and gives back each
+	// DATA frame's bytes only once it has read it: the server must never
+	// send more than the window allows, and the body must arrive whole.
+	for _, tc := range []struct {
+		name   string
+		window uint32
+		size   int
+		writes int // the handler writes the body in this many pieces
+	}{
+		{name: "a 300 KiB body in one write passes a 1000-byte window", window: 1000, size: 300 << 10, writes: 1},
+		{name: "a 1 MiB body in many writes passes a 16 KiB window", window: 16 << 10, size: 1 << 20, writes: 64},
+		{name: "a body larger than the connection's 65535-byte window", window: 1 << 20, size: 2 << 20, writes: 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := pattern(tc.size)
+			srv := &Server{}
+			addr := serve(t, srv, func(s *Stream) {
+				s.WriteHeaders(200, nil, false)
+				piece := tc.size / tc.writes
+				for i := 0; i < tc.size; i += piece {
+					if err := s.WriteData(body[i:min(i+piece, tc.size)], i+piece >= tc.size); err != nil {
+						return
+					}
+				}
+			})
+			c := dialRaw(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: tc.window})
+			c.request(1, "GET", "/big", true)
+			streamWin, connWin := int64(tc.window), int64(65535)
+			var got []byte
+			updates := 0
+			for {
+				f, err := c.next()
+				if err != nil {
+					t.Fatalf("got %v after %d bytes, want %d bytes", err, len(got), tc.size)
+				}
+				d, ok := f.(*dataFrame)
+				if !ok {
+					continue
+				}
+				n := int64(len(d.payload))
+				if n > streamWin || n > connWin {
+					t.Fatalf("got a DATA frame of %d bytes, want at most the windows: stream %d, connection %d", n, streamWin, connWin)
+				}
+				got = append(got, d.payload...)
+				if d.StreamEnded() {
+					break
+				}
+				if n > 0 {
+					c.fr.WriteWindowUpdate(1, uint32(n))
+					c.fr.WriteWindowUpdate(0, uint32(n))
+					updates++
+				}
+			}
+			if !bytes.Equal(got, body) {
+				t.Errorf("got %d bytes, not the %d sent in order", len(got), len(body))
+			}
+			if updates == 0 {
+				t.Errorf("got the body without a WINDOW_UPDATE, want it to need some")
+			}
+		})
+	}
+}
+
+func TestServerSendsWindowUpdatesForARequestBody(t *testing.T) {
+	// A client that sends a body of twice the window, frame by frame,
+	// needs the server's WINDOW_UPDATEs for the stream and the
+	// connection to send the second half.
+	const window = 65535
+	srv := &Server{Settings: Settings{WindowSize: window}}
+	addr := serve(t, srv, func(s *Stream) {
+		n, err := io.Copy(io.Discard, s)
+		if err != nil {
+			s.Reset(uint32(http2.ErrCodeInternal))
+			return
+		}
+		answer(s, strconv.FormatInt(n, 10))
+	})
+	c := dialRaw(t, addr)
+	c.request(1, "POST", "/upload", false)
+	streamWin, connWin := int64(window), int64(65535)
+	sent, streamUpdates, connUpdates := 0, 0, 0
+	chunk := make([]byte, 8192)
+	for sent < 2*window {
+		n := min(int64(len(chunk)), streamWin, connWin, int64(2*window-sent))
+		if n > 0 {
+			c.data(1, false, chunk[:n])
+			streamWin -= n
+			connWin -= n
+			sent += int(n)
+			continue
+		}
+		f, err := c.next()
+		if err != nil {
+			t.Fatalf("got %v after sending %d bytes, want WINDOW_UPDATEs", err, sent)
+		}
+		if wu, ok := f.(*http2.WindowUpdateFrame); ok {
+			switch wu.StreamID {
+			case 0:
+				connWin += int64(wu.Increment)
+				connUpdates++
+			case 1:
+				streamWin += int64(wu.Increment)
+				streamUpdates++
+			}
+		}
+	}
+	c.data(1, true, nil)
+	r := c.response(1)
+	if want := strconv.Itoa(2 * window); string(r.body) != want {
+		t.Errorf("got the handler to read %q bytes, want %s", r.body, want)
+	}
+	if streamUpdates == 0 || connUpdates == 0 {
+		t.Errorf("got %d WINDOW_UPDATEs for the stream and %d for the connection, want some of each", streamUpdates, connUpdates)
+	}
+}
+
+func TestTrailers(t *testing.T) {
+	srv := &Server{}
+	addr := serve(t, srv, func(s *Stream) {
+		body, err := io.ReadAll(s)
+		if err != nil {
+			s.Reset(uint32(http2.ErrCodeInternal))
+			return
+		}
+		var seen []string
+		for _, f := range s.Trailer() {
+			seen = append(seen, f.Name+"="+f.Value)
+		}
+		s.WriteHeaders(200, []HeaderField{{Name: "x-request-trailer", Value: strings.Join(seen, ",")}}, false)
+		s.WriteData(body, false)
+		s.WriteTrailers([]HeaderField{{Name: "grpc-status", Value: "0"}, {Name: "grpc-message", Value: "all good"}})
+	})
+	client, _ := h2cClient(t)
+	req, err := http.NewRequest("POST", "http://"+addr+"/trailers", io.NopCloser(strings.NewReader("payload")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Trailer = http.Header{"X-Checksum": {"1234"}}
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		got  string
+		want string
+	}{
+		{name: "the request's trailers reach Stream.Trailer", got: res.Header.Get("X-Request-Trailer"), want: "x-checksum=1234"},
+		{name: "the body comes before the trailers", got: string(body), want: "payload"},
+		{name: "the response's trailers arrive", got: res.Trailer.Get("Grpc-Status"), want: "0"},
+		{name: "every response trailer arrives", got: res.Trailer.Get("Grpc-Message"), want: "all good"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, tc.got, tc.want)
+		}
+	}
+}
