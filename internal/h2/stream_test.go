@@ -1,0 +1,257 @@
+package h2
+
+import (
+	"errors"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// outcome is what a handler saw, sent to the test.
+type outcome struct {
+	err      error // of the Read or Write that waited
+	ctxEnded bool
+	writeErr error // of a write after that
+}
+
+func TestClientReset(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// window is the stream window the client grants.
+		window uint32
+		// wait blocks the handler until the client's reset.
+		wait func(s *Stream) error
+		// want says whether the waiting call's error is right.
+		want     func(error) bool
+		wantText string
+	}{
+		{
+			name:   "a reset fails a Read waiting for the body",
+			window: 65535,
+			wait: func(s *Stream) error {
+				_, err := s.Read(make([]byte, 10))
+				return err
+			},
+			want:     IsReset,
+			wantText: "an error for which IsReset is true",
+		},
+		{
+			name:   "a reset fails a Write waiting for the client's window",
+			window: 0,
+			wait: func(s *Stream) error {
+				s.WriteHeaders(200, nil, false)
+				_, err := s.Write([]byte("more than the window"))
+				return err
+			},
+			want:     func(err error) bool { return errors.Is(err, ErrStreamClosed) },
+			wantText: "ErrStreamClosed",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			started := make(chan struct{})
+			got := make(chan outcome, 1)
+			srv := &Server{}
+			addr := serve(t, srv, func(s *Stream) {
+				close(started)
+				var o outcome
+				o.err = tc.wait(s)
+				select {
+				case <-s.Context().Done():
+					o.ctxEnded = true
+				case <-time.After(wait):
+				}
+				o.writeErr = s.WriteData([]byte("after the reset"), true)
+				got <- o
+			})
+			c := dialRaw(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: tc.window})
+			c.request(1, "POST", "/upload", false)
+			<-started
+			c.rst(1, http2.ErrCodeCancel)
+			o := <-got
+			if !tc.want(o.err) {
+				t.Errorf("got %v from the waiting call, want %s", o.err, tc.wantText)
+			}
+			if !o.ctxEnded {
+				t.Errorf("got the stream's context still going, want it ended")
+			}
+			if o.writeErr == nil {
+				t.Errorf("got a write after the reset to succeed, want an error")
+			}
+			// The connection goes on.
+			c.request(3, "GET", "/", true)
+			c.rst(3, http2.ErrCodeCancel)
+			c.sync()
+		})
+	}
+}
+
+func TestReadDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// set sets the deadline of s, whose handler then reads.
+		set func(s *Stream)
+	}{
+		{
+			name: "a deadline ahead fails the Read that waits past it",
+			set:  func(s *Stream) { s.SetReadDeadline(time.Now().Add(100 * time.Millisecond)) },
+		},
+		{
+			name: "a deadline in the past set during the Read ends it",
+			set: func(s *Stream) {
+				time.AfterFunc(100*time.Millisecond, func() { s.SetReadDeadline(time.Now().Add(-time.Second)) })
+			},
+		},
+		{
+			name: "a deadline already past fails the Read at once",
+			set:  func(s *Stream) { s.SetReadDeadline(time.Now().Add(-time.Second)) },
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := make(chan error, 1)
+			srv := &Server{}
+			addr := serve(t, srv, func(s *Stream) {
+				tc.set(s)
+				_, err := s.Read(make([]byte, 10))
+				got <- err
+				answer(s, "late")
+			})
+			c := dialRaw(t, addr)
+			// A body is announced and never sent.
+			c.request(1, "POST", "/slow", false)
+			if err := <-got; !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("got %v, want os.ErrDeadlineExceeded", err)
+			}
+			if r := c.response(1); string(r.body) != "late" {
+				t.Errorf("got the answer after the deadline %q (frames %v), want %q", r.body, r.frames, "late")
+			}
+		})
+	}
+}
+
+func TestWriteDeadlineResetsTheStream(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		write func(s *Stream) error
+	}{
+		{
+			name: "a write waiting for window past its deadline",
+			write: func(s *Stream) error {
+				s.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+				return s.WriteData([]byte("no window for this"), true)
+			},
+		},
+		{
+			name: "a deadline in the past",
+			write: func(s *Stream) error {
+				s.SetWriteDeadline(time.Now().Add(-time.Second))
+				return s.WriteData([]byte("too late"), true)
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := make(chan error, 1)
+			srv := &Server{}
+			addr := serve(t, srv, func(s *Stream) {
+				s.WriteHeaders(200, nil, false)
+				got <- tc.write(s)
+			})
+			// The client grants no window: no body byte may go out.
+			c := dialRaw(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+			c.request(1, "GET", "/", true)
+			r := c.response(1)
+			if r.reset == nil || *r.reset != http2.ErrCodeInternal {
+				t.Errorf("got frames %v (reset %v), want the stream reset with INTERNAL_ERROR", r.frames, r.reset)
+			}
+			if err := <-got; err == nil {
+				t.Errorf("got the write to succeed, want an error")
+			}
+		})
+	}
+}
+
+func TestHandlerEndings(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		handler func(s *Stream)
+		// frames are the stream's frames the client reads.
+		frames []string
+		reset  http2.ErrCode
+	}{
+		{
+			name:    "a handler that returns without writing resets the stream with INTERNAL_ERROR",
+			handler: func(s *Stream) {},
+			frames:  []string{"RST"},
+			reset:   http2.ErrCodeInternal,
+		},
+		{
+			name:    "a handler that panics resets the stream with INTERNAL_ERROR",
+			handler: func(s *Stream) { panic("handler bug") },
+			frames:  []string{"RST"},
+			reset:   http2.ErrCodeInternal,
+		},
+		{
+			name: "a handler that panics after its header resets the stream with INTERNAL_ERROR",
+			handler: func(s *Stream) {
+				s.WriteHeaders(200, nil, false)
+				s.Flush()
+				panic("handler bug")
+			},
+			frames: []string{"HEADERS", "RST"},
+			reset:  http2.ErrCodeInternal,
+		},
+		{
+			name:    "a handler that writes its header only gets an empty DATA with END_STREAM",
+			handler: func(s *Stream) { s.WriteHeaders(204, nil, false) },
+			frames:  []string{"HEADERS", "DATA+END"},
+		},
+		{
+			name:    "a header that ends the response goes alone",
+			handler: func(s *Stream) { s.WriteHeaders(200, nil, true) },
+			frames:  []string{"HEADERS+END"},
+		},
+		{
+			name: "a body not ended by the handler is ended for it",
+			handler: func(s *Stream) {
+				s.WriteHeaders(200, nil, false)
+				s.Write([]byte("part"))
+			},
+			frames: []string{"HEADERS", "DATA", "DATA+END"},
+		},
+		{
+			name: "an informational header comes before the final one",
+			handler: func(s *Stream) {
+				s.WriteHeaders(103, []HeaderField{{Name: "link", Value: "</a.css>; rel=preload"}}, false)
+				s.WriteHeaders(200, nil, true)
+			},
+			frames: []string{"HEADERS", "HEADERS+END"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := &Server{}
+			addr := serve(t, srv, func(s *Stream) {
+				if s.Path == "/next" {
+					answer(s, "still serving")
+					return
+				}
+				tc.handler(s)
+			})
+			c := dialRaw(t, addr)
+			c.request(1, "GET", "/", true)
+			r := c.response(1)
+			if !slices.Equal(r.frames, tc.frames) {
+				t.Errorf("got frames %v, want %v", r.frames, tc.frames)
+			}
+			if tc.reset != 0 && (r.reset == nil || *r.reset != tc.reset) {
+				t.Errorf("got reset %v, want %v", r.reset, tc.reset)
+			}
+			// The connection keeps serving.
+			c.request(3, "GET", "/next", true)
+			if r := c.response(3); r.status != "200" || string(r.body) != "still serving" {
+				t.Errorf("got the next stream %s %q (frames %v), want 200 %q", r.status, r.body, r.frames, "still serving")
+			}
+		})
+	}
+}
