@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -83,6 +84,9 @@ type rawConn struct {
 	hbuf        bytes.Buffer
 	enc         *hpack.Encoder
 	ignorePings bool
+	// held are frames of other streams read while response waited for
+	// one: response returns them to whoever asks for their stream.
+	held []http2.Frame
 }
 
 // dialRaw connects to addr and sends the preface with settings.
@@ -211,17 +215,27 @@ type response struct {
 }
 
 // response reads until stream id ends (END_STREAM or RST_STREAM) and
-// returns what it carried; the frames of other streams are dropped. It
-// gives the stream and the connection back every DATA byte.
+// returns what it carried; the frames of other streams are held for
+// their own call. It gives the stream and the connection back every DATA
+// byte.
 func (c *rawConn) response(id uint32) *response {
 	c.t.Helper()
 	r := &response{}
 	for {
-		f, err := c.next()
-		if err != nil {
-			c.t.Fatalf("reading stream %d: %v (so far: %v)", id, err, r.frames)
+		var f http2.Frame
+		if i := slices.IndexFunc(c.held, func(f http2.Frame) bool { return f.Header().StreamID == id }); i >= 0 {
+			f = c.held[i]
+			c.held = slices.Delete(c.held, i, i+1)
+		} else {
+			var err error
+			if f, err = c.next(); err != nil {
+				c.t.Fatalf("reading stream %d: %v (so far: %v)", id, err, r.frames)
+			}
 		}
-		if f.Header().StreamID != id {
+		if sid := f.Header().StreamID; sid != id {
+			if sid != 0 {
+				c.held = append(c.held, f)
+			}
 			continue
 		}
 		switch f := f.(type) {
