@@ -84,6 +84,8 @@ type rawConn struct {
 	hbuf        bytes.Buffer
 	enc         *hpack.Encoder
 	ignorePings bool
+	// keepWindow: response gives no window back.
+	keepWindow bool
 	// held are frames of other streams read while response waited for
 	// one: response returns them to whoever asks for their stream.
 	held []http2.Frame
@@ -216,8 +218,8 @@ type response struct {
 
 // response reads until stream id ends (END_STREAM or RST_STREAM) and
 // returns what it carried; the frames of other streams are held for
-// their own call. It gives the stream and the connection back every DATA
-// byte.
+// their own call. Unless keepWindow, it gives the stream and the
+// connection back every DATA byte.
 func (c *rawConn) response(id uint32) *response {
 	c.t.Helper()
 	r := &response{}
@@ -253,7 +255,7 @@ func (c *rawConn) response(id uint32) *response {
 		case *dataFrame:
 			r.body = append(r.body, f.payload...)
 			r.frames = append(r.frames, "DATA"+plusEnd(f.StreamEnded()))
-			if n := f.Length; n > 0 {
+			if n := f.Length; n > 0 && !c.keepWindow {
 				c.fr.WriteWindowUpdate(0, n)
 				if !f.StreamEnded() {
 					c.fr.WriteWindowUpdate(id, n)

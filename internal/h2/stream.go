@@ -303,19 +303,28 @@ func statusText(code int) string {
 }
 
 // Write sends response body bytes, as the client's flow control allows:
-// it waits for window when there is none.
-func (s *Stream) Write(p []byte) (int, error) {
-	return len(p), s.WriteData(p, false)
+// it waits for window when there is none. On an error, n counts the bytes
+// that went into frames before it.
+func (s *Stream) Write(p []byte) (n int, err error) {
+	return s.writeData(p, false)
 }
 
 // WriteData sends p as response body; end ends the response with it.
 func (s *Stream) WriteData(p []byte, end bool) error {
+	_, err := s.writeData(p, end)
+	return err
+}
+
+// writeData is WriteData, and returns how many bytes of p went into
+// frames.
+func (s *Stream) writeData(p []byte, end bool) (int, error) {
 	c := s.c
 	c.mu.Lock()
+	written := 0
 	for {
 		if s.reset || s.sentEnd || c.closing {
 			c.mu.Unlock()
-			return ErrStreamClosed
+			return written, ErrStreamClosed
 		}
 		if len(p) == 0 {
 			if end {
@@ -324,7 +333,7 @@ func (s *Stream) WriteData(p []byte, end bool) error {
 				c.sendLocked()
 			}
 			c.mu.Unlock()
-			return nil
+			return written, nil
 		}
 		n := min(int64(len(p)), s.send, c.send, int64(c.peerMaxFrame))
 		if n <= 0 || len(c.out) >= maxPending {
@@ -346,7 +355,7 @@ func (s *Stream) WriteData(p []byte, end bool) error {
 					s.reset = true
 				}
 				c.mu.Unlock()
-				return err
+				return written, err
 			}
 			c.mu.Lock()
 			continue
@@ -356,13 +365,14 @@ func (s *Stream) WriteData(p []byte, end bool) error {
 		s.send -= n
 		c.send -= n
 		p = p[n:]
+		written += int(n)
 		if last {
 			s.sentEnd = true
 		}
 		if len(p) == 0 {
 			c.sendLocked()
 			c.mu.Unlock()
-			return nil
+			return written, nil
 		}
 	}
 }

@@ -15,6 +15,7 @@ type outcome struct {
 	err      error // of the Read or Write that waited
 	ctxEnded bool
 	writeErr error // of a write after that
+	written  int   // what that write says it wrote
 }
 
 func TestClientReset(t *testing.T) {
@@ -63,7 +64,7 @@ func TestClientReset(t *testing.T) {
 					o.ctxEnded = true
 				case <-time.After(wait):
 				}
-				o.writeErr = s.WriteData([]byte("after the reset"), true)
+				o.written, o.writeErr = s.Write([]byte("after the reset"))
 				got <- o
 			})
 			c := dialRaw(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: tc.window})
@@ -77,8 +78,8 @@ func TestClientReset(t *testing.T) {
 			if !o.ctxEnded {
 				t.Errorf("got the stream's context still going, want it ended")
 			}
-			if o.writeErr == nil {
-				t.Errorf("got a write after the reset to succeed, want an error")
+			if o.writeErr == nil || o.written != 0 {
+				t.Errorf("got a write after the reset to return %d, %v, want 0 and an error", o.written, o.writeErr)
 			}
 			// The connection goes on.
 			c.request(3, "GET", "/", true)
@@ -133,40 +134,63 @@ func TestReadDeadline(t *testing.T) {
 
 func TestWriteDeadlineResetsTheStream(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		write func(s *Stream) error
+		name string
+		// window is what the client grants the stream.
+		window uint32
+		write  func(s *Stream) (int, error)
+		// written is what the write says went out.
+		written int
 	}{
 		{
 			name: "a write waiting for window past its deadline",
-			write: func(s *Stream) error {
+			write: func(s *Stream) (int, error) {
 				s.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-				return s.WriteData([]byte("no window for this"), true)
+				return s.Write([]byte("no window for this"))
 			},
 		},
 		{
+			name:   "a write that used the window and waits for more",
+			window: 10,
+			write: func(s *Stream) (int, error) {
+				s.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+				return s.Write([]byte("ten bytes, then no window"))
+			},
+			written: 10,
+		},
+		{
 			name: "a deadline in the past",
-			write: func(s *Stream) error {
+			write: func(s *Stream) (int, error) {
 				s.SetWriteDeadline(time.Now().Add(-time.Second))
-				return s.WriteData([]byte("too late"), true)
+				return s.Write([]byte("too late"))
 			},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := make(chan error, 1)
+			type result struct {
+				n   int
+				err error
+			}
+			got := make(chan result, 1)
 			srv := &Server{}
 			addr := serve(t, srv, func(s *Stream) {
 				s.WriteHeaders(200, nil, false)
-				got <- tc.write(s)
+				n, err := tc.write(s)
+				got <- result{n, err}
 			})
-			// The client grants no window: no body byte may go out.
-			c := dialRaw(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+			// The client's window lets tc.window bytes of body out.
+			c := dialRaw(t, addr, http2.Setting{ID: http2.SettingInitialWindowSize, Val: tc.window})
+			c.keepWindow = true
 			c.request(1, "GET", "/", true)
 			r := c.response(1)
 			if r.reset == nil || *r.reset != http2.ErrCodeInternal {
 				t.Errorf("got frames %v (reset %v), want the stream reset with INTERNAL_ERROR", r.frames, r.reset)
 			}
-			if err := <-got; err == nil {
-				t.Errorf("got the write to succeed, want an error")
+			if len(r.body) != tc.written {
+				t.Errorf("got %d body bytes, want %d", len(r.body), tc.written)
+			}
+			res := <-got
+			if res.err == nil || res.n != tc.written {
+				t.Errorf("got the write to return %d, %v, want %d and an error", res.n, res.err, tc.written)
 			}
 		})
 	}
