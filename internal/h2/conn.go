@@ -329,6 +329,11 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	if st := c.streams[id]; st != nil {
 		// Trailers: they end the stream and carry no pseudo-header.
+		if st.remoteDone && st.sentEnd {
+			// Closed both ways, its handler not yet returned: as for a
+			// stream already forgotten, a connection error.
+			return http2.ConnectionError(http2.ErrCodeStreamClosed)
+		}
 		if st.remoteDone {
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
 		}

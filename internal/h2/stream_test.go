@@ -279,3 +279,56 @@ func TestHandlerEndings(t *testing.T) {
 		})
 	}
 }
+
+func TestHeadersOnAClosedStream(t *testing.T) {
+	// Both sides ended stream 1; its handler has not returned yet. A
+	// HEADERS frame on it is a connection error (RFC 9113, 5.1), as it is
+	// once the handler has returned.
+	for _, tc := range []struct {
+		name     string
+		returned bool
+	}{
+		{name: "while the handler still runs"},
+		{name: "after the handler returned", returned: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			release := make(chan struct{})
+			srv := &Server{}
+			addr := serve(t, srv, func(s *Stream) {
+				answer(s, "done")
+				if !tc.returned {
+					<-release
+				}
+			})
+			defer close(release)
+			c := dialRaw(t, addr)
+			c.request(1, "GET", "/", true)
+			if r := c.response(1); string(r.body) != "done" {
+				t.Fatalf("got frames %v, want the answer", r.frames)
+			}
+			if tc.returned {
+				c.sync()
+			}
+			c.request(1, "GET", "/again", true)
+			var resets []uint32
+			for {
+				f, err := c.next()
+				if err != nil {
+					t.Fatalf("got %v with stream resets %v, want a GOAWAY", err, resets)
+				}
+				if rst, ok := f.(*http2.RSTStreamFrame); ok {
+					resets = append(resets, rst.StreamID)
+				}
+				if g, ok := f.(*http2.GoAwayFrame); ok {
+					if g.ErrCode != http2.ErrCodeStreamClosed && g.ErrCode != http2.ErrCodeProtocol {
+						t.Errorf("got GOAWAY %v, want STREAM_CLOSED or PROTOCOL_ERROR", g.ErrCode)
+					}
+					break
+				}
+			}
+			if len(resets) > 0 {
+				t.Errorf("got RST_STREAM on streams %v, want the connection error alone", resets)
+			}
+		})
+	}
+}
