@@ -2,8 +2,10 @@ package h2
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -27,7 +29,15 @@ func TestRequestAndAnswer(t *testing.T) {
 		s.WriteHeaders(201, []HeaderField{{Name: "X-Answer", Value: "yes"}, {Name: "connection", Value: "close"}}, false)
 		s.WriteData([]byte(seen), true)
 	})
-	client, _ := h2cClient(t)
+	xnet, _ := h2cClient(t)
+	protos := new(http.Protocols)
+	protos.SetUnencryptedHTTP2(true)
+	std := &http.Transport{Protocols: protos}
+	t.Cleanup(std.CloseIdleConnections)
+	clients := map[string]*http.Client{
+		"x/net http2.Transport": xnet,
+		"net/http Transport":    {Transport: std, Timeout: wait},
+	}
 	for _, tc := range []struct {
 		name   string
 		method string
@@ -52,40 +62,45 @@ func TestRequestAndAnswer(t *testing.T) {
 			want: "GET http " + addr + " / cl=-1 body=false x=\"Value\" []",
 		},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var body io.Reader
-			if tc.body != "" {
-				body = strings.NewReader(tc.body)
-			}
-			req, err := http.NewRequest(tc.method, "http://"+addr+tc.path, body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for k, v := range tc.header {
-				req.Header[k] = v
-			}
-			res, err := client.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := io.ReadAll(res.Body)
-			res.Body.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.StatusCode != 201 {
-				t.Errorf("got status %d, want 201", res.StatusCode)
-			}
-			if h := res.Header.Get("X-Answer"); h != "yes" {
-				t.Errorf("got X-Answer %q, want %q", h, "yes")
-			}
-			if _, ok := res.Header["Connection"]; ok {
-				t.Errorf("got a Connection field in the answer, want it left out")
-			}
-			if string(got) != tc.want {
-				t.Errorf("got %q, want %q", got, tc.want)
-			}
-		})
+		for cname, client := range clients {
+			t.Run(tc.name+" from "+cname, func(t *testing.T) {
+				var body io.Reader
+				if tc.body != "" {
+					body = strings.NewReader(tc.body)
+				}
+				req, err := http.NewRequest(tc.method, "http://"+addr+tc.path, body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for k, v := range tc.header {
+					req.Header[k] = v
+				}
+				res, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(res.Body)
+				res.Body.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.StatusCode != 201 {
+					t.Errorf("got status %d, want 201", res.StatusCode)
+				}
+				if h := res.Header.Get("X-Answer"); h != "yes" {
+					t.Errorf("got X-Answer %q, want %q", h, "yes")
+				}
+				if _, ok := res.Header["Connection"]; ok {
+					t.Errorf("got a Connection field in the answer, want it left out")
+				}
+				if res.ProtoMajor != 2 {
+					t.Errorf("got %s, want HTTP/2", res.Proto)
+				}
+				if string(got) != tc.want {
+					t.Errorf("got %q, want %q", got, tc.want)
+				}
+			})
+		}
 	}
 }
 
@@ -353,4 +368,104 @@ func TestTrailers(t *testing.T) {
 			t.Errorf("%s: got %q, want %q", tc.name, tc.got, tc.want)
 		}
 	}
+}
+
+func TestRequestFields(t *testing.T) {
+	// The handler answers with what it saw; the client sends raw frames.
+	type ctxKey struct{}
+	srv := &Server{
+		Settings: Settings{MaxHeaderListSize: 4096},
+		ConnContext: func(nc net.Conn) context.Context {
+			return context.WithValue(context.Background(), ctxKey{}, "from the connection")
+		},
+	}
+	addr := serve(t, srv, func(s *Stream) {
+		var fields []string
+		for _, f := range s.Header {
+			fields = append(fields, f.Name+"="+f.Value)
+		}
+		v, _ := s.Context().Value(ctxKey{}).(string)
+		answer(s, fmt.Sprintf("authority=%s truncated=%t ctx=%q [%s]", s.Authority, s.Truncated, v, strings.Join(fields, " ")))
+	})
+	for _, tc := range []struct {
+		name   string
+		fields []string
+		want   string
+		// partial: want is the answer's beginning, and x-99 is not in it.
+		partial bool
+	}{
+		{
+			name:   "cookie fields are joined into one where the first came",
+			fields: []string{":method", "GET", ":scheme", "http", ":authority", "a.test", ":path", "/", "cookie", "a=1", "x-other", "y", "cookie", "b=2"},
+			want:   `authority=a.test truncated=false ctx="from the connection" [cookie=a=1; b=2 x-other=y]`,
+		},
+		{
+			name:   "the host field stands in for a missing :authority",
+			fields: []string{":method", "GET", ":scheme", "http", ":path", "/", "host", "h.test"},
+			want:   `authority=h.test truncated=false ctx="from the connection" [host=h.test]`,
+		},
+		{
+			name:   "a header list over MaxHeaderListSize arrives truncated",
+			fields: append([]string{":method", "GET", ":scheme", "http", ":authority", "a.test", ":path", "/"}, manyFields(100, 100)...),
+			// Header holds the list's beginning only.
+			want:    `authority=a.test truncated=true ctx="from the connection" [x-0=` + strings.Repeat("v", 100) + ` x-1=`,
+			partial: true,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, addr)
+			c.headers(1, true, tc.fields...)
+			r := c.response(1)
+			got := string(r.body)
+			if tc.partial {
+				if !strings.HasPrefix(got, tc.want) || strings.Contains(got, "x-99=") {
+					t.Errorf("got %.200q (frames %v), want it to begin %q and leave out x-99", got, r.frames, tc.want)
+				}
+				return
+			}
+			if got != tc.want {
+				t.Errorf("got %q (frames %v), want %q", got, r.frames, tc.want)
+			}
+		})
+	}
+}
+
+func TestLargeResponseHeaderGoesInContinuationFrames(t *testing.T) {
+	// 40,000 bytes cannot go in one frame of the 16,384 a client reads by
+	// default: a client's framer would fail on a larger frame.
+	big := strings.Repeat("v", 40000)
+	srv := &Server{}
+	addr := serve(t, srv, func(s *Stream) {
+		s.WriteHeaders(200, []HeaderField{{Name: "x-big", Value: big}}, true)
+	})
+	c := dialRaw(t, addr)
+	c.request(1, "GET", "/", true)
+	r := c.response(1)
+	var got string
+	for _, f := range r.header {
+		if f.Name == "x-big" {
+			got = f.Value
+		}
+	}
+	if got != big {
+		t.Errorf("got x-big of %d bytes, want %d", len(got), len(big))
+	}
+	client, _ := h2cClient(t)
+	res, err := client.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if got := res.Header.Get("X-Big"); got != big {
+		t.Errorf("got x-big of %d bytes from x/net's client, want %d", len(got), len(big))
+	}
+}
+
+// manyFields is n fields x-0, x-1... whose values are size bytes long.
+func manyFields(n, size int) []string {
+	var fields []string
+	for i := range n {
+		fields = append(fields, "x-"+strconv.Itoa(i), strings.Repeat("v", size))
+	}
+	return fields
 }
