@@ -29,7 +29,8 @@ type Settings struct {
 	MaxConcurrentStreams uint32
 	// MaxHeaderListSize is SETTINGS_MAX_HEADER_LIST_SIZE, in bytes as
 	// HTTP/2 counts them (32 per field); a longer header list reaches the
-	// handler as Stream.Truncated (default 1 MiB).
+	// handler as Stream.Truncated, and a single field longer than this
+	// closes the connection with COMPRESSION_ERROR (default 1 MiB).
 	MaxHeaderListSize uint32
 	// WindowSize is the flow-control window of each stream's request body
 	// and of each connection, in bytes (default 1 MiB).

@@ -430,6 +430,19 @@ func TestRequestFields(t *testing.T) {
 	}
 }
 
+func TestFieldLongerThanTheHeaderListSizeClosesTheConnection(t *testing.T) {
+	// The HPACK decoder reads no string longer than MaxHeaderListSize:
+	// such a field is not truncated but a COMPRESSION_ERROR.
+	srv := &Server{Settings: Settings{MaxHeaderListSize: 4096}}
+	addr := serve(t, srv, func(s *Stream) { answer(s, "ok") })
+	c := dialRaw(t, addr)
+	c.headers(1, true, ":method", "GET", ":scheme", "http", ":authority", "a.test", ":path", "/", "x-big", strings.Repeat("b", 5000))
+	away := c.closed()
+	if away == nil || away.ErrCode != http2.ErrCodeCompression {
+		t.Errorf("got GOAWAY %v, want one with COMPRESSION_ERROR", away)
+	}
+}
+
 func TestLargeResponseHeaderGoesInContinuationFrames(t *testing.T) {
 	// 40,000 bytes cannot go in one frame of the 16,384 a client reads by
 	// default: a client's framer would fail on a larger frame.
