@@ -94,7 +94,9 @@ func newConn(srv *Server, nc net.Conn) *conn {
 		send:         65535,
 		initialSend:  65535,
 		peerMaxFrame: 16384,
-		recv:         int64(set.WindowSize),
+		// The connection's window starts at 65535 whatever SETTINGS say;
+		// serve raises it to a larger WindowSize, a smaller one stays.
+		recv: max(int64(set.WindowSize), 65535),
 	}
 	if srv.ConnContext != nil {
 		c.ctx = srv.ConnContext(nc)

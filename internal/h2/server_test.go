@@ -482,3 +482,35 @@ func manyFields(n, size int) []string {
 	}
 	return fields
 }
+
+func TestConnectionWindowUnderTheDefault(t *testing.T) {
+	// A connection's window starts at 65535 whatever SETTINGS say (RFC
+	// 9113, 6.9.2): with a stream window of 16384, a client may send
+	// 16000 bytes on each of four streams before any is read.
+	const streams, size = 4, 16000
+	open := make(chan struct{})
+	srv := &Server{Settings: Settings{WindowSize: 16384}}
+	addr := serve(t, srv, func(s *Stream) {
+		<-open
+		n, err := io.Copy(io.Discard, s)
+		if err != nil {
+			return
+		}
+		answer(s, strconv.FormatInt(n, 10))
+	})
+	c := dialRaw(t, addr)
+	c.sync() // the server's SETTINGS are in force
+	for i := range streams {
+		id := uint32(2*i + 1)
+		c.request(id, "POST", "/upload", false)
+		c.data(id, true, make([]byte, size))
+	}
+	c.sync()
+	close(open)
+	for i := range streams {
+		id := uint32(2*i + 1)
+		if r := c.response(id); string(r.body) != strconv.Itoa(size) {
+			t.Errorf("got stream %d's frames %v, body %q, want %d", id, r.frames, r.body, size)
+		}
+	}
+}
