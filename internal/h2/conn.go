@@ -117,13 +117,17 @@ func newConn(srv *Server, nc net.Conn) *conn {
 }
 
 // tickPeriod is how often a connection checks its pings, idleness and
-// writes: a quarter of the shortest of those timeouts.
+// writes: a quarter of the shortest of those timeouts, or zero when none
+// is set and there is nothing to check.
 func tickPeriod(s Settings) time.Duration {
 	p := time.Duration(0)
 	for _, d := range []time.Duration{s.IdleTimeout, s.PingInterval, s.PingTimeout, s.WriteTimeout} {
 		if d > 0 && (p == 0 || d < p) {
 			p = d
 		}
+	}
+	if p == 0 {
+		return 0
 	}
 	return max(p/4, 10*time.Millisecond)
 }
@@ -169,7 +173,11 @@ func (c *conn) serve() {
 	if err := c.process(f); err != nil && !c.handle(err) {
 		return
 	}
-	c.timer = time.AfterFunc(c.period, c.tick)
+	if c.period > 0 {
+		c.mu.Lock()
+		c.timer = time.AfterFunc(c.period, c.tick)
+		c.mu.Unlock()
+	}
 	for {
 		f, err := c.fr.ReadFrame()
 		if err == nil {

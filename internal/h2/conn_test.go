@@ -421,3 +421,34 @@ func TestServeAfterShutdown(t *testing.T) {
 		t.Errorf("got Serve %v after Shutdown, want ErrServerClosed", err)
 	}
 }
+
+func TestTimerRunsOnlyWithATimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		settings Settings
+		want     bool
+	}{
+		{name: "a connection with no timeout set runs no timer"},
+		{name: "an idle timeout runs a timer", settings: Settings{IdleTimeout: time.Minute}, want: true},
+		{name: "a write timeout runs a timer", settings: Settings{WriteTimeout: time.Minute}, want: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := &Server{Settings: tc.settings}
+			addr := serve(t, srv, func(s *Stream) { answer(s, "ok") })
+			c := dialRaw(t, addr)
+			c.request(1, "GET", "/", true)
+			c.response(1) // the connection is past its preface
+			srv.mu.Lock()
+			var got []bool
+			for sc := range srv.conns {
+				sc.mu.Lock()
+				got = append(got, sc.timer != nil)
+				sc.mu.Unlock()
+			}
+			srv.mu.Unlock()
+			if len(got) != 1 || got[0] != tc.want {
+				t.Errorf("got timers %v, want one connection with a timer: %t", got, tc.want)
+			}
+		})
+	}
+}
