@@ -95,7 +95,7 @@ func newConn(srv *Server, nc net.Conn) *conn {
 		initialSend:  65535,
 		peerMaxFrame: 16384,
 		// The connection's window starts at 65535 whatever SETTINGS say;
-		// serve raises it to a larger WindowSize, a smaller one stays.
+		// newConn raises it to a larger WindowSize, a smaller one stays.
 		recv: max(int64(set.WindowSize), 65535),
 	}
 	if srv.ConnContext != nil {
@@ -113,6 +113,17 @@ func newConn(srv *Server, nc net.Conn) *conn {
 	// encoder indexes nothing either), and no field outlives its write.
 	c.enc.SetMaxDynamicTableSizeLimit(0)
 	c.period = tickPeriod(set)
+	// The server's preface goes out first, before whatever the server
+	// may write to the connection (a GOAWAY at Shutdown) while serve
+	// has not started.
+	c.fr.WriteSettings(
+		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: set.MaxConcurrentStreams},
+		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: set.MaxHeaderListSize},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: set.WindowSize},
+	)
+	if set.WindowSize > 65535 {
+		c.fr.WriteWindowUpdate(0, set.WindowSize-65535)
+	}
 	return c
 }
 
@@ -145,15 +156,7 @@ func (c *conn) serve() {
 	go c.writeLoop()
 	defer c.close()
 	c.mu.Lock()
-	c.fr.WriteSettings(
-		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: c.set.MaxConcurrentStreams},
-		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: c.set.MaxHeaderListSize},
-		http2.Setting{ID: http2.SettingInitialWindowSize, Val: c.set.WindowSize},
-	)
-	if c.set.WindowSize > 65535 {
-		c.fr.WriteWindowUpdate(0, c.set.WindowSize-65535)
-	}
-	c.flushLocked()
+	c.flushLocked() // the server's preface, written by newConn
 	c.mu.Unlock()
 
 	c.nc.SetReadDeadline(time.Now().Add(c.set.PrefaceTimeout))

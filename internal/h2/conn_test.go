@@ -452,3 +452,30 @@ func TestTimerRunsOnlyWithATimeout(t *testing.T) {
 		})
 	}
 }
+
+func TestSettingsComeFirstWhenShutdownMeetsANewConnection(t *testing.T) {
+	// Shutdown may send a GOAWAY to a connection whose reader has not
+	// started yet: the server's preface, SETTINGS, must still come first.
+	srv := &Server{Handler: HandlerFunc(func(s *Stream) {})}
+	server, client := net.Pipe()
+	defer client.Close()
+	c := newConn(srv, server)
+	c.goAway()
+	go c.serve()
+	client.SetDeadline(time.Now().Add(wait))
+	fr := http2.NewFramer(client, client)
+	var kinds []string
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			break
+		}
+		kinds = append(kinds, f.Header().Type.String())
+		if _, ok := f.(*http2.GoAwayFrame); ok {
+			break
+		}
+	}
+	if len(kinds) == 0 || kinds[0] != "SETTINGS" {
+		t.Errorf("got frames %v, want SETTINGS first", kinds)
+	}
+}
