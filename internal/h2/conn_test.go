@@ -156,6 +156,41 @@ func TestShutdown(t *testing.T) {
 			t.Errorf("got a new connection accepted after Shutdown, want the listener closed")
 		}
 	})
+	t.Run("an idle connection closes at once and a stream opened after the GOAWAY is refused", func(t *testing.T) {
+		g := newGate()
+		srv := &Server{}
+		addr := serve(t, srv, g.hold)
+		idle := dialRaw(t, addr)
+		idle.sync()
+		busy := dialRaw(t, addr)
+		busy.request(1, "GET", "/in-flight", true)
+		g.waitStarted(t, 1)
+		shut := make(chan error, 1)
+		go func() { shut <- srv.Shutdown(context.Background()) }()
+		if away := idle.closed(); away == nil || away.ErrCode != http2.ErrCodeNo {
+			t.Errorf("got the idle connection closed with GOAWAY %v, want one with NO_ERROR", away)
+		}
+		for {
+			f, err := busy.next()
+			if err != nil {
+				t.Fatalf("got %v, want a GOAWAY", err)
+			}
+			if _, ok := f.(*http2.GoAwayFrame); ok {
+				break
+			}
+		}
+		busy.request(3, "GET", "/late", true)
+		if r := busy.response(3); r.reset == nil || *r.reset != http2.ErrCodeRefusedStream {
+			t.Errorf("got the late stream's frames %v (reset %v), want REFUSED_STREAM", r.frames, r.reset)
+		}
+		close(g.open)
+		if r := busy.response(1); string(r.body) != "/in-flight" {
+			t.Errorf("got the in-flight stream's frames %v, want its answer", r.frames)
+		}
+		if err := <-shut; err != nil {
+			t.Errorf("got Shutdown %v, want nil", err)
+		}
+	})
 	t.Run("a context that ends first closes the connections and is returned", func(t *testing.T) {
 		g := newGate()
 		srv := &Server{}
@@ -272,6 +307,18 @@ func TestConnectionTimeouts(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestClientGoAwayClosesAnIdleConnection(t *testing.T) {
+	srv := &Server{}
+	addr := serve(t, srv, func(s *Stream) { answer(s, "ok") })
+	c := dialRaw(t, addr)
+	c.request(1, "GET", "/", true)
+	c.response(1)
+	if err := c.fr.WriteGoAway(1, http2.ErrCodeNo, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.closed() // fails the test if the connection stays open
 }
 
 func TestAnsweredPingsKeepTheConnection(t *testing.T) {
