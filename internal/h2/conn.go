@@ -258,11 +258,9 @@ func (c *conn) process(f http2.Frame) error {
 			return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol}
 		}
 	case *http2.GoAwayFrame:
-		// The client opens no more streams; those open finish.
-		if len(c.streams) == 0 && c.running == 0 {
-			c.closing = true
-			c.flushLocked()
-		}
+		// The client is leaving: those streams open finish, then the
+		// connection closes, as after a Shutdown's GOAWAY.
+		c.goAwayLocked()
 	case *http2.PushPromiseFrame:
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
@@ -755,6 +753,10 @@ func (c *conn) fail(code http2.ErrCode) {
 func (c *conn) goAway() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.goAwayLocked()
+}
+
+func (c *conn) goAwayLocked() {
 	if c.going || c.closing {
 		return
 	}

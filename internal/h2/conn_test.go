@@ -309,16 +309,42 @@ func TestConnectionTimeouts(t *testing.T) {
 	}
 }
 
-func TestClientGoAwayClosesAnIdleConnection(t *testing.T) {
-	srv := &Server{}
-	addr := serve(t, srv, func(s *Stream) { answer(s, "ok") })
-	c := dialRaw(t, addr)
-	c.request(1, "GET", "/", true)
-	c.response(1)
-	if err := c.fr.WriteGoAway(1, http2.ErrCodeNo, nil); err != nil {
-		t.Fatal(err)
+func TestClientGoAwayClosesTheConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// held: the handler still runs, its answer sent, when the
+		// client's GOAWAY comes.
+		held bool
+	}{
+		{name: "a GOAWAY on an idle connection closes it"},
+		{name: "a GOAWAY while a handler runs closes the connection once it returns", held: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			release := make(chan struct{})
+			srv := &Server{}
+			addr := serve(t, srv, func(s *Stream) {
+				answer(s, "ok")
+				if s.Path == "/held" {
+					<-release
+				}
+			})
+			c := dialRaw(t, addr)
+			path := "/"
+			if tc.held {
+				path = "/held"
+			}
+			c.request(1, "GET", path, true)
+			c.response(1)
+			if err := c.fr.WriteGoAway(0, http2.ErrCodeNo, nil); err != nil {
+				t.Fatal(err)
+			}
+			if tc.held {
+				c.sync() // the GOAWAY came before the handler returns
+			}
+			close(release)
+			c.closed() // fails the test if the connection stays open
+		})
 	}
-	c.closed() // fails the test if the connection stays open
 }
 
 func TestAnsweredPingsKeepTheConnection(t *testing.T) {
