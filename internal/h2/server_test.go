@@ -150,6 +150,8 @@ func TestConcurrentStreamsOnOneConnection(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if len(conns) != 1 {
 		t.Errorf("got %d connections, want 1", len(conns))
 	}
