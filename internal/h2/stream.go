@@ -228,11 +228,12 @@ func (s *Stream) WriteHeaders(status int, fields []HeaderField, end bool) error 
 	return nil
 }
 
-// Flush sends what was written (a header that waits for its body).
+// Flush has the connection's writer send what was written (a header that
+// waits for its body), without waiting for it.
 func (s *Stream) Flush() {
 	c := s.c
 	c.mu.Lock()
-	c.sendLocked()
+	c.flushLocked()
 	c.mu.Unlock()
 }
 
@@ -303,7 +304,10 @@ func statusText(code int) string {
 }
 
 // Write sends response body bytes, as the client's flow control allows:
-// it waits for window when there is none.
+// it waits for window when there is none. The bytes go out when the
+// connection's writer next runs, together with what else is written by
+// then; the end of a response goes out at once (WriteData with end,
+// WriteTrailers).
 func (s *Stream) Write(p []byte) (int, error) {
 	return len(p), s.WriteData(p, false)
 }
@@ -336,7 +340,7 @@ func (s *Stream) WriteData(p []byte, end bool) error {
 				// the others.
 				c.waiting = append(c.waiting, s)
 			}
-			c.sendLocked()
+			c.flushLocked()
 			deadline := s.writeDeadline
 			c.mu.Unlock()
 			if err := s.wait(s.wwake, deadline); err != nil {
@@ -360,7 +364,11 @@ func (s *Stream) WriteData(p []byte, end bool) error {
 			s.sentEnd = true
 		}
 		if len(p) == 0 {
-			c.sendLocked()
+			if last {
+				c.sendLocked()
+			} else {
+				c.flushLocked()
+			}
 			c.mu.Unlock()
 			return nil
 		}
