@@ -24,13 +24,15 @@ import (
 // The HTTP/2 front end. HTTP/2 connections (ALPN "h2" on a TLS listener,
 // the HTTP/2 preface on a cleartext one) are served by package h2, which
 // reads the frames, enforces the protocol and hands each stream to
-// serveH2 as a request of its own (h2stream.go): each stream is placed on its own, so one
-// client connection may carry many sessions. A stream is forwarded with
-// httputil.ReverseProxy over net/http's client, which speaks HTTP/1.1 to
-// a pod, or HTTP/2 to a pod that speaks h2c, and passes trailers,
-// cancellation and streamed bodies in both directions, as gRPC needs.
-// Placement, health, learning and the counters are the same as for
-// HTTP/1.1 (package place).
+// serveStream (h2fast.go) as a request of its own: each stream is placed
+// on its own, so one client connection may carry many sessions. A stream
+// to pods that speak HTTP/1.1 goes straight to the pod's pool
+// (forwardStream). The others, gRPC calls first, come here, to serveH2, in
+// net/http's terms (h2stream.go), and are forwarded with
+// httputil.ReverseProxy over net/http's client, which speaks HTTP/2 to a
+// pod that speaks h2c and passes trailers, cancellation and streamed bodies
+// in both directions, as gRPC needs. Placement, health, learning and the
+// counters are the same as for HTTP/1.1 (package place).
 
 // clientConnKey keys a stream's *clientConn in its request's context.
 type clientConnKey struct{}
