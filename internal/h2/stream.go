@@ -52,10 +52,14 @@ type Stream struct {
 	HasBody bool
 
 	// The fields below are guarded by c.mu.
-	ctx    context.Context
-	cancel context.CancelFunc
-	buf    []byte // request body received, not yet read from off
-	off    int
+	// the stream as a context: ended once it is over; doneCh, made on
+	// demand, is closed then, and the after funcs run
+	ended    bool
+	doneCh   chan struct{}
+	after    []afterFunc
+	afterSeq int
+	buf      []byte // request body received, not yet read from off
+	off      int
 	// bodyErr is what Read returns once buf is empty: io.EOF after the
 	// body's end.
 	bodyErr                     error
@@ -79,20 +83,85 @@ func (s *Stream) ID() uint32 { return s.id }
 // Conn is the client connection the stream came on.
 func (s *Stream) Conn() net.Conn { return s.c.nc }
 
-// Context is the stream's context: it ends when the client resets the
-// stream or its connection closes, and when the handler returns. Its
-// values are the connection's (Server.ConnContext).
-func (s *Stream) Context() context.Context {
-	c := s.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if s.ctx == nil {
-		s.ctx, s.cancel = context.WithCancel(c.ctx)
-		if s.reset || s.done {
-			s.cancel()
+// Context is the stream's context: the stream itself.
+func (s *Stream) Context() context.Context { return s }
+
+// The stream is a context.Context (Context): it ends when the client
+// resets the stream or its connection closes, and when the handler
+// returns; its values are the connection's (Server.ConnContext). It has no
+// deadline. Its AfterFunc, which context.AfterFunc and the contexts derived
+// from it use, costs no goroutine.
+var _ context.Context = (*Stream)(nil)
+
+func (s *Stream) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+func (s *Stream) Done() <-chan struct{} {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if s.doneCh == nil {
+		s.doneCh = make(chan struct{})
+		if s.ended {
+			close(s.doneCh)
 		}
 	}
-	return s.ctx
+	return s.doneCh
+}
+
+func (s *Stream) Err() error {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if s.ended {
+		return context.Canceled
+	}
+	return nil
+}
+
+func (s *Stream) Value(key any) any { return s.c.ctx.Value(key) }
+
+// AfterFunc arranges for f to run in a goroutine of its own once the
+// stream ends (at once if it has); stop cancels that, and reports whether
+// it did.
+func (s *Stream) AfterFunc(f func()) (stop func() bool) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if s.ended {
+		go f()
+		return func() bool { return false }
+	}
+	s.afterSeq++
+	a := afterFunc{f: f, id: s.afterSeq}
+	s.after = append(s.after, a)
+	return func() bool {
+		s.c.mu.Lock()
+		defer s.c.mu.Unlock()
+		for i, b := range s.after {
+			if b.id == a.id {
+				s.after = append(s.after[:i], s.after[i+1:]...)
+				return true
+			}
+		}
+		return false
+	}
+}
+
+type afterFunc struct {
+	f  func()
+	id int
+}
+
+// endLocked ends the stream as a context.
+func (s *Stream) endLocked() {
+	if s.ended {
+		return
+	}
+	s.ended = true
+	if s.doneCh != nil {
+		close(s.doneCh)
+	}
+	for _, a := range s.after {
+		go a.f()
+	}
+	s.after = nil
 }
 
 // HeaderValue is the value of the first field named name (lower case), or
