@@ -248,17 +248,18 @@ func (s *Stream) wait(ch chan struct{}, deadline time.Time) error {
 
 // SetReadDeadline bounds Read: a read waiting past t fails with
 // os.ErrDeadlineExceeded; a time in the past ends a read under way.
-func (s *Stream) SetReadDeadline(t time.Time) {
+func (s *Stream) SetReadDeadline(t time.Time) error {
 	s.c.mu.Lock()
 	s.readDeadline = t
 	s.wake(s.rwake)
 	s.c.mu.Unlock()
+	return nil
 }
 
 // SetWriteDeadline bounds the writes: a write that waits for the client's
 // flow-control window past t resets the stream; a time in the past does so
 // at once.
-func (s *Stream) SetWriteDeadline(t time.Time) {
+func (s *Stream) SetWriteDeadline(t time.Time) error {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -268,6 +269,7 @@ func (s *Stream) SetWriteDeadline(t time.Time) {
 		s.reset = true
 		s.wake(s.wwake)
 	}
+	return nil
 }
 
 // WriteHeaders writes the response's header fields (names in any case;
