@@ -564,9 +564,7 @@ func (c *conn) abortLocked(st *Stream, err error) {
 		st.bodyErr = err
 	}
 	st.remoteDone = true
-	if st.cancel != nil {
-		st.cancel()
-	}
+	st.endLocked()
 	st.wake(st.rwake)
 	st.wake(st.wwake)
 	c.giveBackLocked(nil, int64(len(st.buf)-st.off))
@@ -630,9 +628,7 @@ func (c *conn) finish(st *Stream) *Stream {
 		}
 		c.sendLocked()
 	}
-	if st.cancel != nil {
-		st.cancel()
-	}
+	st.endLocked()
 	c.giveBackLocked(nil, int64(len(st.buf)-st.off))
 	st.buf, st.off = nil, 0
 	if st.bodyErr == nil || st.bodyErr == io.EOF {

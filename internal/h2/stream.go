@@ -52,10 +52,14 @@ type Stream struct {
 	HasBody bool
 
 	// The fields below are guarded by c.mu.
-	ctx    context.Context
-	cancel context.CancelFunc
-	buf    []byte // request body received, not yet read from off
-	off    int
+	// the stream as a context: ended once it is over; doneCh, made on
+	// demand, is closed then, and the after funcs run
+	ended    bool
+	doneCh   chan struct{}
+	after    []afterFunc
+	afterSeq int
+	buf      []byte // request body received, not yet read from off
+	off      int
 	// bodyErr is what Read returns once buf is empty: io.EOF after the
 	// body's end.
 	bodyErr                     error
@@ -79,20 +83,85 @@ func (s *Stream) ID() uint32 { return s.id }
 // Conn is the client connection the stream came on.
 func (s *Stream) Conn() net.Conn { return s.c.nc }
 
-// Context is the stream's context: it ends when the client resets the
-// stream or its connection closes, and when the handler returns. Its
-// values are the connection's (Server.ConnContext).
-func (s *Stream) Context() context.Context {
-	c := s.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if s.ctx == nil {
-		s.ctx, s.cancel = context.WithCancel(c.ctx)
-		if s.reset || s.done {
-			s.cancel()
+// Context is the stream's context: the stream itself.
+func (s *Stream) Context() context.Context { return s }
+
+// The stream is a context.Context (Context): it ends when the client
+// resets the stream or its connection closes, and when the handler
+// returns; its values are the connection's (Server.ConnContext). It has no
+// deadline. Its AfterFunc, which context.AfterFunc and the contexts derived
+// from it use, costs no goroutine.
+var _ context.Context = (*Stream)(nil)
+
+func (s *Stream) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+func (s *Stream) Done() <-chan struct{} {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if s.doneCh == nil {
+		s.doneCh = make(chan struct{})
+		if s.ended {
+			close(s.doneCh)
 		}
 	}
-	return s.ctx
+	return s.doneCh
+}
+
+func (s *Stream) Err() error {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if s.ended {
+		return context.Canceled
+	}
+	return nil
+}
+
+func (s *Stream) Value(key any) any { return s.c.ctx.Value(key) }
+
+// AfterFunc arranges for f to run in a goroutine of its own once the
+// stream ends (at once if it has); stop cancels that, and reports whether
+// it did.
+func (s *Stream) AfterFunc(f func()) (stop func() bool) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if s.ended {
+		go f()
+		return func() bool { return false }
+	}
+	s.afterSeq++
+	a := afterFunc{f: f, id: s.afterSeq}
+	s.after = append(s.after, a)
+	return func() bool {
+		s.c.mu.Lock()
+		defer s.c.mu.Unlock()
+		for i, b := range s.after {
+			if b.id == a.id {
+				s.after = append(s.after[:i], s.after[i+1:]...)
+				return true
+			}
+		}
+		return false
+	}
+}
+
+type afterFunc struct {
+	f  func()
+	id int
+}
+
+// endLocked ends the stream as a context.
+func (s *Stream) endLocked() {
+	if s.ended {
+		return
+	}
+	s.ended = true
+	if s.doneCh != nil {
+		close(s.doneCh)
+	}
+	for _, a := range s.after {
+		go a.f()
+	}
+	s.after = nil
 }
 
 // HeaderValue is the value of the first field named name (lower case), or
@@ -179,17 +248,18 @@ func (s *Stream) wait(ch chan struct{}, deadline time.Time) error {
 
 // SetReadDeadline bounds Read: a read waiting past t fails with
 // os.ErrDeadlineExceeded; a time in the past ends a read under way.
-func (s *Stream) SetReadDeadline(t time.Time) {
+func (s *Stream) SetReadDeadline(t time.Time) error {
 	s.c.mu.Lock()
 	s.readDeadline = t
 	s.wake(s.rwake)
 	s.c.mu.Unlock()
+	return nil
 }
 
 // SetWriteDeadline bounds the writes: a write that waits for the client's
 // flow-control window past t resets the stream; a time in the past does so
 // at once.
-func (s *Stream) SetWriteDeadline(t time.Time) {
+func (s *Stream) SetWriteDeadline(t time.Time) error {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -199,6 +269,7 @@ func (s *Stream) SetWriteDeadline(t time.Time) {
 		s.reset = true
 		s.wake(s.wwake)
 	}
+	return nil
 }
 
 // WriteHeaders writes the response's header fields (names in any case;
@@ -228,11 +299,12 @@ func (s *Stream) WriteHeaders(status int, fields []HeaderField, end bool) error 
 	return nil
 }
 
-// Flush sends what was written (a header that waits for its body).
+// Flush has the connection's writer send what was written (a header that
+// waits for its body), without waiting for it.
 func (s *Stream) Flush() {
 	c := s.c
 	c.mu.Lock()
-	c.sendLocked()
+	c.flushLocked()
 	c.mu.Unlock()
 }
 
@@ -303,8 +375,11 @@ func statusText(code int) string {
 }
 
 // Write sends response body bytes, as the client's flow control allows:
-// it waits for window when there is none. On an error, n counts the bytes
-// that went into frames before it.
+// it waits for window when there is none. The bytes go out when the
+// connection's writer next runs, together with what else is written by
+// then; the end of a response goes out at once (WriteData with end,
+// WriteTrailers). On an error, n counts the bytes that went into frames
+// before it.
 func (s *Stream) Write(p []byte) (n int, err error) {
 	return s.writeData(p, false)
 }
@@ -345,7 +420,7 @@ func (s *Stream) writeData(p []byte, end bool) (int, error) {
 				// the others.
 				c.waiting = append(c.waiting, s)
 			}
-			c.sendLocked()
+			c.flushLocked()
 			deadline := s.writeDeadline
 			c.mu.Unlock()
 			if err := s.wait(s.wwake, deadline); err != nil {
@@ -370,7 +445,11 @@ func (s *Stream) writeData(p []byte, end bool) (int, error) {
 			s.sentEnd = true
 		}
 		if len(p) == 0 {
-			c.sendLocked()
+			if last {
+				c.sendLocked()
+			} else {
+				c.flushLocked()
+			}
 			c.mu.Unlock()
 			return written, nil
 		}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,19 +17,22 @@ import (
 	"time"
 
 	"github.com/podpin/podpin/internal/config"
+	"github.com/podpin/podpin/internal/h2"
 	"github.com/podpin/podpin/internal/place"
 )
 
 // The HTTP/2 front end. HTTP/2 connections (ALPN "h2" on a TLS listener,
 // the HTTP/2 preface on a cleartext one) are served by package h2, which
 // reads the frames, enforces the protocol and hands each stream to
-// serveH2 as a request of its own (h2stream.go): each stream is placed on its own, so one
-// client connection may carry many sessions. A stream is forwarded with
-// httputil.ReverseProxy over net/http's client, which speaks HTTP/1.1 to
-// a pod, or HTTP/2 to a pod that speaks h2c, and passes trailers,
-// cancellation and streamed bodies in both directions, as gRPC needs.
-// Placement, health, learning and the counters are the same as for
-// HTTP/1.1 (package place).
+// serveStream (h2fast.go) as a request of its own: each stream is placed
+// on its own, so one client connection may carry many sessions. A stream
+// to pods that speak HTTP/1.1 goes straight to the pod's pool
+// (forwardStream). The others, gRPC calls first, come here, to serveH2, in
+// net/http's terms (h2stream.go), and are forwarded with
+// httputil.ReverseProxy over net/http's client, which speaks HTTP/2 to a
+// pod that speaks h2c and passes trailers, cancellation and streamed bodies
+// in both directions, as gRPC needs. Placement, health, learning and the
+// counters are the same as for HTTP/1.1 (package place).
 
 // clientConnKey keys a stream's *clientConn in its request's context.
 type clientConnKey struct{}
@@ -64,44 +66,12 @@ type exchange struct {
 
 type exchangeKey struct{}
 
-// serveH2 is the request path of an HTTP/2 stream.
-func (p *Proxy) serveH2(w http.ResponseWriter, req *http.Request) {
-	st := p.state.Load()
-	cc, _ := req.Context().Value(clientConnKey{}).(*clientConn)
-	if req.Method == http.MethodConnect {
-		// A tunnel (or an extended CONNECT: WebSocket over HTTP/2) would
-		// bypass placement's view of the requests inside it.
-		h2Reply(w, req, http.StatusMethodNotAllowed, errConnect.Error())
-		return
-	}
-	if n := headerFields(req.Header); n > st.limits.maxHeaders {
-		h2Reply(w, req, http.StatusRequestHeaderFieldsTooLarge, errTooMany.Error())
-		return
-	}
-	if st.limits.maxBodyBytes > 0 && req.ContentLength > st.limits.maxBodyBytes {
-		h2Reply(w, req, http.StatusRequestEntityTooLarge, errBodyTooLarge.Error())
-		return
-	}
-	if req.TLS == nil && p.certSource.Redirects([]byte(req.Host)) {
-		http.Redirect(w, req, httpsURL(req.Host, req.URL.RequestURI()), http.StatusPermanentRedirect)
-		return
-	}
-	if cc != nil && req.TLS != nil && cc.conns.hostnames.misdirected(req.TLS.ServerName, req.Host) {
-		h2Reply(w, req, http.StatusMisdirectedRequest, errMisdirected.Error())
-		return
-	}
-	q := &h2Request{req: req, cc: cc}
-	var r *route
-	for _, c := range st.routes {
-		if c.Match.Matches(q) {
-			r = c
-			break
-		}
-	}
-	if r == nil {
-		h2Reply(w, req, http.StatusNotFound, place.ErrNoRoute.Error())
-		return
-	}
+// serveH2 is the rest of the request path of an HTTP/2 stream s, as req,
+// once serveStream has checked it and found its route r: a redirect or a
+// fixed answer of the route, or placement and forwarding through
+// ReverseProxy.
+func (p *Proxy) serveH2(w http.ResponseWriter, req *http.Request, s *h2.Stream, st *state, r *route, cc *clientConn) {
+	q := &streamPlace{s: s, cc: cc}
 	if f := r.filters; f != nil && f.redirect != nil {
 		scheme := "http"
 		if req.TLS != nil {
@@ -686,15 +656,6 @@ func grpcMessage(s string) string {
 	return b.String()
 }
 
-// headerFields counts the field lines of a header.
-func headerFields(h http.Header) int {
-	n := 0
-	for _, v := range h {
-		n += len(v)
-	}
-	return n
-}
-
 // h2Body is a stream's request body on its way to a pod: each read gets a
 // fresh deadline of timeout, at most limit bytes pass when limit > 0, and
 // it remembers why it stopped, as clientBody does for HTTP/1.1.
@@ -848,63 +809,6 @@ func (b *h2Body) again() *h2Body {
 }
 
 func (b *h2Body) status() int { return bodyStatus(b.err) }
-
-// h2Request is placement's view of an HTTP/2 request (place.Request).
-type h2Request struct {
-	req   *http.Request
-	cc    *clientConn
-	query url.Values // parsed on first use
-}
-
-var _ place.Request = (*h2Request)(nil)
-
-func (q *h2Request) Host() []byte   { return []byte(q.req.Host) }
-func (q *h2Request) Path() []byte   { return []byte(q.req.URL.Path) }
-func (q *h2Request) Method() []byte { return []byte(q.req.Method) }
-
-func (q *h2Request) Header(name string) [][]byte {
-	vs := q.req.Header.Values(name)
-	if len(vs) == 0 {
-		return nil
-	}
-	out := make([][]byte, len(vs))
-	for i, v := range vs {
-		out[i] = []byte(v)
-	}
-	return out
-}
-
-func (q *h2Request) Cookie(name string) []byte {
-	c, err := q.req.Cookie(name)
-	if err != nil {
-		return nil
-	}
-	return []byte(c.Value)
-}
-
-func (q *h2Request) Query(name string) []byte {
-	if q.query == nil {
-		q.query, _ = url.ParseQuery(q.req.URL.RawQuery)
-	}
-	if !q.query.Has(name) {
-		return nil
-	}
-	return []byte(q.query.Get(name))
-}
-
-func (q *h2Request) Listener() string {
-	if q.cc == nil {
-		return ""
-	}
-	return q.cc.conns.listener
-}
-
-func (q *h2Request) ClientAddr() netip.Addr {
-	if q.cc == nil || !q.cc.trusted {
-		return remoteOf(q.cc)
-	}
-	return realClient(q.cc.addr, q.cc.conns.trusted, q.Header("X-Forwarded-For"))
-}
 
 // remoteOf is the peer's address of a tracked connection; invalid for nil.
 func remoteOf(cc *clientConn) netip.Addr {

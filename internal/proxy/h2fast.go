@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,24 +17,28 @@ import (
 	"github.com/podpin/podpin/internal/place"
 )
 
-// serveStream serves an HTTP/2 stream. A stream to a route whose pods all
-// speak HTTP/1.1 and that is not gRPC goes the short way (forwardStream):
-// its fields become the pod's HTTP/1.1 request, sent through the pod's own
-// pool as HTTP/1.1 clients' requests are, and the pod's answer becomes the
-// stream's frames, with no net/http type in between. Every other stream (a
-// gRPC call, a route with pods that speak HTTP/2, a route that redirects or
-// answers by itself) goes through serveH2, in net/http's terms
-// (serveStreamHTTP). The refusals before placement are the same either
-// way.
+// serveStream serves an HTTP/2 stream: the refusals at the edge and the
+// route's match, then placement and forwarding. A stream to a route whose
+// pods all speak HTTP/1.1 and that is not gRPC goes the short way
+// (forwardStream): its fields become the pod's HTTP/1.1 request, sent
+// through the pod's own pool as HTTP/1.1 clients' requests are, and the
+// pod's answer becomes the stream's frames, with no net/http type in
+// between. Every other stream (a gRPC call, a route with pods that speak
+// HTTP/2, a route that redirects or answers by itself) goes on through
+// serveH2, in net/http's terms (serveStreamHTTP).
 func (p *Proxy) serveStream(s *h2.Stream) {
-	if s.Truncated || s.Method == http.MethodConnect || isGRPCType(s.HeaderValue("content-type")) {
-		p.serveStreamHTTP(s)
-		return
-	}
 	st := p.state.Load()
 	cc, _ := connOf(s.Conn())
 	tc, isTLS := s.Conn().(*tls.Conn)
 	switch {
+	case s.Truncated:
+		streamReply(s, http.StatusRequestHeaderFieldsTooLarge, errHeaderSize.Error())
+		return
+	case s.Method == http.MethodConnect:
+		// A tunnel (or an extended CONNECT: WebSocket over HTTP/2) would
+		// bypass placement's view of the requests inside it.
+		streamReply(s, http.StatusMethodNotAllowed, errConnect.Error())
+		return
 	case len(s.Header) > st.limits.maxHeaders:
 		streamReply(s, http.StatusRequestHeaderFieldsTooLarge, errTooMany.Error())
 		return
@@ -41,7 +46,7 @@ func (p *Proxy) serveStream(s *h2.Stream) {
 		streamReply(s, http.StatusRequestEntityTooLarge, errBodyTooLarge.Error())
 		return
 	case !isTLS && p.certSource.Redirects([]byte(s.Authority)):
-		p.serveStreamHTTP(s)
+		s.WriteHeaders(http.StatusPermanentRedirect, []h2.HeaderField{{Name: "location", Value: httpsURL(s.Authority, s.Path)}}, true)
 		return
 	case isTLS && cc != nil && cc.conns.hostnames != nil && cc.conns.hostnames.misdirected(tc.ConnectionState().ServerName, s.Authority):
 		streamReply(s, http.StatusMisdirectedRequest, errMisdirected.Error())
@@ -60,8 +65,8 @@ func (p *Proxy) serveStream(s *h2.Stream) {
 		return
 	}
 	pods := r.pods.Load()
-	if r.respond != 0 || r.filters != nil && r.filters.redirect != nil || !pods.http1 {
-		p.serveStreamHTTP(s)
+	if r.respond != 0 || r.filters != nil && r.filters.redirect != nil || !pods.http1 || isGRPCType(s.HeaderValue("content-type")) {
+		p.serveStreamHTTP(s, st, r, cc)
 		return
 	}
 	buf := p.keyBufs.Get().(*[256]byte)
@@ -107,9 +112,9 @@ func (p *Proxy) forwardStream(s *h2.Stream, st *state, r *route, d *place.Decisi
 	if r.filters != nil {
 		r.filters.editRequestFast(req)
 	}
-	var body *streamReqBody
+	var body *clientBody
 	if s.HasBody {
-		body = &streamReqBody{s: s, timeout: st.limits.bodyTimeout, limit: st.limits.maxBodyBytes}
+		body = &clientBody{ctx: s, r: s, timeout: st.limits.bodyTimeout, limit: st.limits.maxBodyBytes}
 		req.SetBodyStream(body, int(s.ContentLength))
 	}
 	if s.Method == http.MethodHead {
@@ -284,44 +289,19 @@ func streamPodRequest(req *fasthttp.Request, s *h2.Stream, cc *clientConn, isTLS
 	}
 }
 
-// streamReqBody is a stream's request body on its way to a pod that
-// speaks HTTP/1.1: each read waits at most timeout for the client, at most
-// limit bytes pass when limit > 0, and it remembers why it stopped, as
-// clientBody does for HTTP/1.1.
-type streamReqBody struct {
-	s       *h2.Stream
-	timeout time.Duration
-	limit   int64
-	n       int64
-	err     error // the client's fault, as podpin answers it
-	cause   error // what the stream said
-}
-
-func (b *streamReqBody) Read(p []byte) (int, error) {
-	if b.err != nil {
-		return 0, b.err
-	}
-	if b.timeout > 0 {
-		b.s.SetReadDeadline(time.Now().Add(b.timeout))
-	}
-	n, err := b.s.Read(p)
-	b.n += int64(n)
-	if b.limit > 0 && b.n > b.limit {
-		b.err = errBodyTooLarge
-		return 0, b.err
-	}
-	if err != nil && err != io.EOF {
-		b.cause, b.err = err, bodyFault(err)
-		return n, b.err
-	}
-	return n, err
-}
-
-func (b *streamReqBody) status() int { return bodyStatus(b.err) }
-
 // streamReply answers a stream with podpin's one-line text, as reply does
-// for HTTP/1.1.
+// for HTTP/1.1, or a gRPC call with the status a gRPC client reads, as
+// h2Reply does.
 func streamReply(s *h2.Stream, code int, msg string, extra ...h2.HeaderField) {
+	if ct := s.HeaderValue("content-type"); isGRPCType(ct) {
+		s.WriteHeaders(http.StatusOK, append([]h2.HeaderField{
+			{Name: "content-type", Value: ct},
+			{Name: "x-podpin-error", Value: "1"},
+			{Name: "grpc-status", Value: strconv.Itoa(grpcCode(code))},
+			{Name: "grpc-message", Value: grpcMessage("podpin: " + msg)},
+		}, extra...), true)
+		return
+	}
 	fields := append([]h2.HeaderField{
 		{Name: "content-type", Value: "text/plain; charset=utf-8"},
 		{Name: "x-podpin-error", Value: "1"},

@@ -48,10 +48,10 @@ func (p *Proxy) newH2Server(lim limitSettings, listener string) *h2.Server {
 	}
 }
 
-// serveStreamHTTP serves an HTTP/2 stream through serveH2, in net/http's
-// terms: the stream as an *http.Request, its answer through an
-// http.ResponseWriter.
-func (p *Proxy) serveStreamHTTP(s *h2.Stream) {
+// serveStreamHTTP serves an HTTP/2 stream whose route is r through
+// serveH2, in net/http's terms: the stream as an *http.Request, its answer
+// through an http.ResponseWriter.
+func (p *Proxy) serveStreamHTTP(s *h2.Stream, st *state, r *route, cc *clientConn) {
 	w := &streamResponse{s: s, header: http.Header{}}
 	defer func() {
 		// ReverseProxy ends a stream whose answer could not be copied
@@ -65,12 +65,10 @@ func (p *Proxy) serveStreamHTTP(s *h2.Stream) {
 	}()
 	req, err := streamRequest(s)
 	if err != nil {
-		h2Reply(w, &http.Request{Header: http.Header{}}, http.StatusBadRequest, err.Error())
-	} else if s.Truncated {
-		h2Reply(w, req, http.StatusRequestHeaderFieldsTooLarge, errHeaderSize.Error())
-	} else {
-		p.serveH2(w, req)
+		streamReply(s, http.StatusBadRequest, err.Error())
+		return
 	}
+	p.serveH2(w, req, s, st, r, cc)
 	w.finish()
 }
 
@@ -184,15 +182,8 @@ func (w *streamResponse) FlushError() error {
 
 func (w *streamResponse) Flush() { w.FlushError() }
 
-func (w *streamResponse) SetReadDeadline(t time.Time) error {
-	w.s.SetReadDeadline(t)
-	return nil
-}
-
-func (w *streamResponse) SetWriteDeadline(t time.Time) error {
-	w.s.SetWriteDeadline(t)
-	return nil
-}
+func (w *streamResponse) SetReadDeadline(t time.Time) error  { return w.s.SetReadDeadline(t) }
+func (w *streamResponse) SetWriteDeadline(t time.Time) error { return w.s.SetWriteDeadline(t) }
 
 // finish ends the answer: with its trailers, or with the header alone
 // when nothing else was written.

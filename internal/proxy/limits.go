@@ -99,17 +99,25 @@ func (p *Proxy) onParseError(ctx *fasthttp.RequestCtx, err error) {
 	p.log.Debug("request refused while reading", "err", err)
 }
 
-// clientBody is a request body on its way to a pod. Each read gets a fresh
-// deadline of timeout (an inactivity timeout), and at most limit bytes pass
-// when limit > 0. It remembers why it stopped, so the edge can answer 408,
-// 413 or 400 instead of blaming the pod.
+// clientBody is a request body on its way to a pod, read from r: an
+// HTTP/1.1 connection's (whose deadlines ctx sets: a *fasthttp.RequestCtx)
+// or an HTTP/2 stream (its own deadlines). Each read gets a fresh deadline
+// of timeout (an inactivity timeout), and at most limit bytes pass when
+// limit > 0. It remembers why it stopped, so the edge can answer 408, 413
+// or 400 instead of blaming the pod, and what the reader said (cause).
 type clientBody struct {
-	ctx     *fasthttp.RequestCtx
+	ctx     readDeadliner
 	r       io.Reader
 	timeout time.Duration
 	limit   int64 // 0: none
 	n       int64
 	err     error // the client's fault, once seen
+	cause   error // what r failed with
+}
+
+// readDeadliner sets the deadline of the reads of a request's body.
+type readDeadliner interface {
+	SetReadDeadline(time.Time) error
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
@@ -126,7 +134,7 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		return 0, b.err
 	}
 	if err != nil && err != io.EOF {
-		b.err = bodyFault(err)
+		b.cause, b.err = err, bodyFault(err)
 		return n, b.err
 	}
 	return n, err

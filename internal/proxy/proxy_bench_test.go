@@ -4,13 +4,16 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
+	"golang.org/x/net/http2"
 
 	"github.com/podpin/podpin/internal/certstest"
 	"github.com/podpin/podpin/internal/config"
@@ -125,6 +128,57 @@ func benchServeHit(b *testing.B, timeouts config.Timeouts) {
 		if err := client.Do(req, resp); err != nil || resp.StatusCode() != 200 {
 			b.Fatalf("%v %d", err, resp.StatusCode())
 		}
+		i++
+	}
+}
+
+// BenchmarkServeHTTP2Hit is BenchmarkServeHit for an HTTP/2 client: one
+// stream after the other on one h2c connection, through podpin's HTTP/2
+// server and the short way to a pod that speaks HTTP/1.1, all on in-memory
+// connections.
+func BenchmarkServeHTTP2Hit(b *testing.B) {
+	podLn := fasthttputil.NewInmemoryListener()
+	defer podLn.Close()
+	go fasthttp.Serve(podLn, func(ctx *fasthttp.RequestCtx) { ctx.WriteString("web-0") })
+
+	p := New(Options{})
+	defer p.Close()
+	c := &config.Config{Routes: []config.Route{{Name: "default", Backends: []config.Backend{{Name: "web-0", URL: "http://pod:80"}}}}}
+	c.SetDefaults()
+	if err := p.Apply(c); err != nil {
+		b.Fatal(err)
+	}
+	r, _ := p.route("default")
+	for _, pd := range r.pods.Load().all {
+		pd.client.dial = podLn.Dial
+	}
+
+	proxyLn := fasthttputil.NewInmemoryListener()
+	defer proxyLn.Close()
+	srv := p.newH2Server(p.state.Load().limits, "bench")
+	go srv.Serve(proxyLn)
+	defer srv.Close()
+	client := &http.Client{Transport: &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(context.Context, string, string, *tls.Config) (net.Conn, error) {
+			return proxyLn.Dial()
+		},
+	}}
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("session-%d", i)
+	}
+	req, _ := http.NewRequest("GET", "http://proxy/", nil)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		req.Header.Set("X-Session", keys[i%len(keys)])
+		resp, err := client.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			b.Fatalf("%v %v", err, resp)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
 		i++
 	}
 }
