@@ -121,6 +121,11 @@ func (p *Proxy) forwardStream(s *h2.Stream, st *state, r *route, d *place.Decisi
 		resp.SkipBody = true
 	}
 	ctx := s.Context()
+	if ctx.Err() != nil {
+		// Reset before it could go (a rapid reset): the pod sees nothing.
+		status, clientFault = statusClientClosed, true
+		return
+	}
 	err := roundTripStream(ctx, r, pd, req, resp, start, start)
 	if next := r.moveOn(d, pd, err, func() bool { return body != nil && body.n > 0 }); next != nil {
 		first := start
