@@ -1174,3 +1174,31 @@ func TestGRPCStreamOfAPodThatDiesEndsUnavailable(t *testing.T) {
 		}
 	})
 }
+
+// TestGRPCTimeoutValues reads grpc-timeout values as gRPC's HTTP/2
+// protocol writes them, and refuses the rest.
+func TestGRPCTimeoutValues(t *testing.T) {
+	for _, c := range []struct {
+		value string
+		want  time.Duration
+		ok    bool
+	}{
+		{"1H", time.Hour, true},
+		{"2M", 2 * time.Minute, true},
+		{"3S", 3 * time.Second, true},
+		{"300m", 300 * time.Millisecond, true},
+		{"99999999u", 99999999 * time.Microsecond, true},
+		{"5n", 5, true},
+		{"", 0, false},
+		{"S", 0, false},
+		{"10", 0, false},
+		{"10s", 0, false},
+		{"-1S", 0, false},
+		{"123456789S", 0, false},
+	} {
+		got, ok := grpcTimeout(c.value)
+		if ok != c.ok || ok && got != c.want {
+			t.Errorf("grpcTimeout(%q) = %v, %v; want %v, %v", c.value, got, ok, c.want, c.ok)
+		}
+	}
+}
