@@ -56,6 +56,8 @@ type Stream struct {
 	// demand, is closed then, and the after funcs run
 	ended    bool
 	doneCh   chan struct{}
+	ctx      context.Context // Context, once made
+	cancel   context.CancelFunc
 	after    []afterFunc
 	afterSeq int
 	buf      []byte // request body received, not yet read from off
@@ -83,14 +85,30 @@ func (s *Stream) ID() uint32 { return s.id }
 // Conn is the client connection the stream came on.
 func (s *Stream) Conn() net.Conn { return s.c.nc }
 
-// Context is the stream's context: the stream itself.
-func (s *Stream) Context() context.Context { return s }
+// Context is the stream's context for code that derives contexts of its
+// own from it (context.WithValue, WithCancel): it ends when the stream
+// does (below), and is made on first use.
+func (s *Stream) Context() context.Context {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.ctx == nil {
+		s.ctx, s.cancel = context.WithCancel(c.ctx)
+		if s.ended {
+			s.cancel()
+		}
+	}
+	return s.ctx
+}
 
-// The stream is a context.Context (Context): it ends when the client
-// resets the stream or its connection closes, and when the handler
-// returns; its values are the connection's (Server.ConnContext). It has no
-// deadline. Its AfterFunc, which context.AfterFunc and the contexts derived
-// from it use, costs no goroutine.
+// The stream is itself a context.Context, a lighter one than Context: it
+// ends when the client resets the stream or its connection closes, and
+// when the handler returns; its values are the connection's
+// (Server.ConnContext). It has no deadline. Its AfterFunc, which
+// context.AfterFunc and contexts derived straight from it use, costs no
+// goroutine; but a context.WithValue in between hides it, and Go's
+// contexts derived after that would watch the stream from a goroutine of
+// their own each: for those, Context.
 var _ context.Context = (*Stream)(nil)
 
 func (s *Stream) Deadline() (time.Time, bool) { return time.Time{}, false }
@@ -157,6 +175,9 @@ func (s *Stream) endLocked() {
 	s.ended = true
 	if s.doneCh != nil {
 		close(s.doneCh)
+	}
+	if s.cancel != nil {
+		s.cancel()
 	}
 	for _, a := range s.after {
 		go a.f()

@@ -120,7 +120,9 @@ func (p *Proxy) forwardStream(s *h2.Stream, st *state, r *route, d *place.Decisi
 	if s.Method == http.MethodHead {
 		resp.SkipBody = true
 	}
-	ctx := s.Context()
+	// The stream itself is the exchange's context: lighter than
+	// s.Context(), and the pod client watches it without a goroutine.
+	var ctx context.Context = s
 	if ctx.Err() != nil {
 		// Reset before it could go (a rapid reset): the pod sees nothing.
 		status, clientFault = statusClientClosed, true

@@ -43,7 +43,8 @@ func (p *Proxy) newH2Server(lim limitSettings, listener string) *h2.Server {
 				h2c.Inc()
 			}
 			cc, _ := connOf(c)
-			return context.WithValue(context.Background(), clientConnKey{}, cc)
+			ctx := context.WithValue(context.Background(), clientConnKey{}, cc)
+			return context.WithValue(ctx, http.LocalAddrContextKey, c.LocalAddr())
 		},
 	}
 }
@@ -110,8 +111,7 @@ func streamRequest(s *h2.Stream) (*http.Request, error) {
 		cs := tc.ConnectionState()
 		req.TLS = &cs
 	}
-	ctx := context.WithValue(s.Context(), http.LocalAddrContextKey, s.Conn().LocalAddr())
-	return req.WithContext(ctx), nil
+	return req.WithContext(s.Context()), nil
 }
 
 // streamBody is a stream's request body as net/http reads it. Close does
