@@ -157,6 +157,10 @@ func (f *filters) redirectURL(scheme, host, listener, path, query string) string
 	name, port := host, ""
 	if h, p, err := net.SplitHostPort(host); err == nil {
 		name, port = h, p
+	} else if l, ok := strings.CutPrefix(host, "["); ok && strings.HasSuffix(l, "]") {
+		// A bracketed IPv6 literal without a port: JoinHostPort below
+		// brackets it again.
+		name = strings.TrimSuffix(l, "]")
 	}
 	if rd.Host != "" {
 		name = rd.Host
