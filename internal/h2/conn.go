@@ -2,7 +2,6 @@ package h2
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,68 +10,40 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
-
-// maxPending is how many bytes of frames a connection holds for its
-// socket before a stream's write waits for the socket to take some.
-const maxPending = 256 << 10
 
 // conn is one client connection: its reader (serve, which runs the
 // protocol: frames in, state, flow control), its writer (writeLoop, which
 // sends what the streams and the reader wrote, all at once), and its
 // streams' handlers.
 type conn struct {
+	wire
 	srv *Server
 	set Settings
-	nc  net.Conn
 	br  *bufio.Reader
-	fr  *http2.Framer
 	ctx context.Context
 	// period is the tick of the connection's timer (pings, idleness).
 	period time.Duration
 	timer  *time.Timer
 	// activity: a frame was read since the last tick.
 	activity atomic.Bool
-	flushc   chan struct{} // wakes the writer; capacity 1
-	wdone    chan struct{} // closed when the writer is gone
 
-	// guards everything below, and every write of fr (whose writer is
-	// out)
-	mu    sync.Mutex
-	out   []byte // frames written, not yet given to the socket
-	spare []byte // the buffer of the last write, for the next out
-	// writing: a goroutine is writing to the socket; writes counts the
-	// writes begun, stalled the ticks one has taken so far.
-	writing bool
-	writes  int
-	broken  bool // a write failed
-	enc     *hpack.Encoder
-	hbuf    bytes.Buffer // a header block being encoded
+	// guarded by mu, as is everything of wire's
 	streams map[uint32]*Stream
 	// maxClientID is the highest stream the client opened.
 	maxClientID uint32
-	// send is the connection's flow-control window towards the client;
-	// initialSend the client's SETTINGS_INITIAL_WINDOW_SIZE.
-	send, initialSend int64
-	peerMaxFrame      uint32
 	// recv is what the client may still send on the connection;
 	// recvUnacked what handlers read and the client was not yet given
 	// back.
 	recv, recvUnacked int64
-	// waiting are the streams whose writes wait for the connection's
-	// window or for room in out.
-	waiting []*Stream
 	running int       // handlers running
 	queue   []*Stream // streams waiting for a handler
 	acked   bool      // the client acknowledged podpin's SETTINGS
 	going   bool      // a GOAWAY was sent: no new streams
-	closing bool      // the writer closes the socket once out is sent
 	// silent counts ticks without a frame read, idle ticks without a
 	// stream, pinged the ticks since a PING went unanswered (0: none),
 	// stalled the ticks the write under way has taken.
@@ -84,16 +55,10 @@ func newConn(srv *Server, nc net.Conn) *conn {
 	set := srv.Settings
 	set.defaults()
 	c := &conn{
-		srv:          srv,
-		set:          set,
-		nc:           nc,
-		ctx:          context.Background(),
-		flushc:       make(chan struct{}, 1),
-		wdone:        make(chan struct{}),
-		streams:      map[uint32]*Stream{},
-		send:         65535,
-		initialSend:  65535,
-		peerMaxFrame: 16384,
+		srv:     srv,
+		set:     set,
+		ctx:     context.Background(),
+		streams: map[uint32]*Stream{},
 		// The connection's window starts at 65535 whatever SETTINGS say;
 		// newConn raises it to a larger WindowSize, a smaller one stays.
 		recv: max(int64(set.WindowSize), 65535),
@@ -102,16 +67,8 @@ func newConn(srv *Server, nc net.Conn) *conn {
 		c.ctx = srv.ConnContext(nc)
 	}
 	c.br = bufio.NewReaderSize(nc, 32<<10)
-	c.fr = http2.NewFramer(outWriter{c}, c.br)
-	c.fr.SetMaxReadFrameSize(16 << 10)
+	c.wire.init(nc, c.br, c)
 	c.fr.MaxHeaderListSize = set.MaxHeaderListSize
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	c.fr.SetReuseFrames()
-	c.enc = hpack.NewEncoder(&c.hbuf)
-	// Nothing podpin sends is indexed: the fields that change from answer
-	// to answer would only be inserted and evicted again (HAProxy's
-	// encoder indexes nothing either), and no field outlives its write.
-	c.enc.SetMaxDynamicTableSizeLimit(0)
 	c.period = tickPeriod(set)
 	// The server's preface goes out first, before whatever the server
 	// may write to the connection (a GOAWAY at Shutdown) while serve
@@ -141,14 +98,6 @@ func tickPeriod(s Settings) time.Duration {
 		return 0
 	}
 	return max(p/4, 10*time.Millisecond)
-}
-
-// outWriter is where the framer writes: the connection's pending frames.
-type outWriter struct{ c *conn }
-
-func (w outWriter) Write(b []byte) (int, error) {
-	w.c.out = append(w.c.out, b...)
-	return len(b), nil
 }
 
 // serve runs the connection until it ends.
@@ -214,6 +163,11 @@ func (c *conn) handle(err error) bool {
 		c.fail(http2.ErrCode(ce))
 	}
 	return false
+}
+
+func (c *conn) lostLocked(err error) {
+	c.debug("write failed", err)
+	c.abortAllLocked(errConnClosed)
 }
 
 func (c *conn) debug(msg string, err error) {
@@ -298,7 +252,7 @@ func (c *conn) onSettings(f *http2.SettingsFrame) error {
 	c.fr.WriteSettingsAck()
 	c.flushLocked()
 	for _, st := range c.streams {
-		st.wake(st.wwake)
+		wake(st.wwake)
 	}
 	return nil
 }
@@ -324,7 +278,7 @@ func (c *conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	if st.send > 1<<31-1 {
 		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeFlowControl}
 	}
-	st.wake(st.wwake)
+	wake(st.wwake)
 	return nil
 }
 
@@ -494,7 +448,7 @@ func (c *conn) onData(f *http2.DataFrame) error {
 		kept = 0
 	} else if kept > 0 {
 		st.buf = append(st.buf, data...)
-		st.wake(st.rwake)
+		wake(st.rwake)
 	}
 	if n > kept {
 		c.giveBackLocked(st, n-kept)
@@ -514,7 +468,7 @@ func (c *conn) endBodyLocked(st *Stream) error {
 	if st.bodyErr == nil {
 		st.bodyErr = io.EOF
 	}
-	st.wake(st.rwake)
+	wake(st.rwake)
 	if st.done {
 		c.removeLocked(st)
 	}
@@ -565,8 +519,8 @@ func (c *conn) abortLocked(st *Stream, err error) {
 	}
 	st.remoteDone = true
 	st.endLocked()
-	st.wake(st.rwake)
-	st.wake(st.wwake)
+	wake(st.rwake)
+	wake(st.wwake)
 	c.giveBackLocked(nil, int64(len(st.buf)-st.off))
 	st.buf, st.off = nil, 0
 	c.removeLocked(st)
@@ -646,89 +600,6 @@ func (c *conn) finish(st *Stream) *Stream {
 	}
 	c.removeLocked(st)
 	return next
-}
-
-// flushLocked wakes the writer.
-func (c *conn) flushLocked() {
-	select {
-	case c.flushc <- struct{}{}:
-	default:
-	}
-}
-
-// wakeWaitingLocked wakes the streams waiting for the connection's window
-// or for room in out.
-func (c *conn) wakeWaitingLocked() {
-	for _, st := range c.waiting {
-		st.wake(st.wwake)
-	}
-	clear(c.waiting)
-	c.waiting = c.waiting[:0]
-}
-
-// sendLocked gives the socket, in one write, everything written since the
-// last one, from the calling goroutine (a stream's handler), unless another
-// goroutine is writing: that one sends it next, together with whatever else
-// comes meanwhile, so that the frames of every stream ready at once go out
-// together. c.mu is held on entry and on return, not while the socket is
-// written.
-func (c *conn) sendLocked() {
-	if c.writing || c.broken {
-		return
-	}
-	c.writing = true
-	for len(c.out) > 0 && !c.broken {
-		buf := c.out
-		c.out, c.spare = c.spare[:0], nil
-		c.writes++
-		c.wakeWaitingLocked()
-		c.mu.Unlock()
-		_, err := c.nc.Write(buf)
-		c.mu.Lock()
-		c.spare = buf[:0]
-		if err != nil {
-			c.debug("write failed", err)
-			c.broken, c.closing = true, true
-			c.abortAllLocked(errConnClosed)
-			c.nc.Close()
-		}
-	}
-	c.writing = false
-	c.wakeWaitingLocked()
-	if c.closing {
-		// The writer closes the socket once nothing is left.
-		c.flushLocked()
-	}
-}
-
-// writeLoop sends what the reader wrote (SETTINGS, PING and WINDOW_UPDATE
-// frames, resets), which must not wait for the socket itself, and once
-// the connection is closing and everything is sent, closes the socket's
-// writing side.
-func (c *conn) writeLoop() {
-	defer close(c.wdone)
-	deadline := false
-	for range c.flushc {
-		c.mu.Lock()
-		if c.closing && !deadline {
-			// The last frames (a GOAWAY) get a moment, not more.
-			c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-			deadline = true
-		}
-		c.sendLocked()
-		done := c.closing && !c.writing && (len(c.out) == 0 || c.broken)
-		c.mu.Unlock()
-		if done {
-			// The client reads what was sent before it learns of the
-			// close: its last frames are read and dropped for a moment
-			// (serve), rather than the socket being reset under them.
-			if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
-				cw.CloseWrite()
-			}
-			c.nc.SetReadDeadline(time.Now().Add(time.Second))
-			return
-		}
-	}
 }
 
 // fail sends GOAWAY with code and closes the connection.

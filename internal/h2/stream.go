@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -203,16 +202,6 @@ func (s *Stream) Trailer() []HeaderField {
 	return s.trailer
 }
 
-// wake signals ch without blocking.
-func (s *Stream) wake(ch chan struct{}) {
-	if ch != nil {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-}
-
 // Read reads the request's body. It returns io.EOF at the body's end, an
 // error for which IsReset is true when the client reset the stream, and
 // os.ErrDeadlineExceeded past the read deadline.
@@ -272,7 +261,7 @@ func (s *Stream) wait(ch chan struct{}, deadline time.Time) error {
 func (s *Stream) SetReadDeadline(t time.Time) error {
 	s.c.mu.Lock()
 	s.readDeadline = t
-	s.wake(s.rwake)
+	wake(s.rwake)
 	s.c.mu.Unlock()
 	return nil
 }
@@ -288,7 +277,7 @@ func (s *Stream) SetWriteDeadline(t time.Time) error {
 	if !t.IsZero() && !t.After(time.Now()) && !s.reset && !s.sentEnd {
 		c.resetLocked(s.id, http2.ErrCodeInternal)
 		s.reset = true
-		s.wake(s.wwake)
+		wake(s.wwake)
 	}
 	return nil
 }
@@ -343,40 +332,6 @@ func (s *Stream) WriteTrailers(fields []HeaderField) error {
 	s.sentEnd = true
 	c.sendLocked()
 	return nil
-}
-
-func (c *conn) encodeLocked(fields []HeaderField) {
-	for _, f := range fields {
-		name := f.Name
-		if hasUpper(name) {
-			name = strings.ToLower(name)
-		}
-		if connectionFields[name] || name == "" || name[0] == ':' {
-			continue
-		}
-		c.enc.WriteField(HeaderField{Name: name, Value: f.Value})
-	}
-}
-
-// writeBlockLocked writes the header block in hbuf as HEADERS and the
-// CONTINUATION frames the client's frame size needs.
-func (c *conn) writeBlockLocked(id uint32, end bool) {
-	block := c.hbuf.Bytes()
-	n := min(len(block), int(c.peerMaxFrame))
-	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block[:n], EndStream: end, EndHeaders: n == len(block)})
-	for block = block[n:]; len(block) > 0; block = block[n:] {
-		n = min(len(block), int(c.peerMaxFrame))
-		c.fr.WriteContinuation(id, n == len(block), block[:n])
-	}
-}
-
-func hasUpper(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			return true
-		}
-	}
-	return false
 }
 
 // statusTexts are the common statuses in text, made once.
@@ -439,7 +394,7 @@ func (s *Stream) writeData(p []byte, end bool) (int, error) {
 			if s.send > 0 {
 				// The connection's window, or the socket: wait with
 				// the others.
-				c.waiting = append(c.waiting, s)
+				c.waiting = append(c.waiting, s.wwake)
 			}
 			c.flushLocked()
 			deadline := s.writeDeadline

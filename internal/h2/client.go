@@ -1,0 +1,666 @@
+package h2
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// ClientSettings are what a client connection announces and keeps to.
+type ClientSettings struct {
+	// WindowSize is how much of an answer's body podpin takes from the
+	// server before it is read, per stream and per connection.
+	WindowSize uint32
+	// MaxHeaderListSize bounds an answer's header fields (HTTP/2 counts
+	// 32 bytes per field on top of its name and value).
+	MaxHeaderListSize uint32
+}
+
+func (s *ClientSettings) defaults() {
+	if s.WindowSize == 0 {
+		s.WindowSize = 1 << 20
+	}
+	if s.MaxHeaderListSize == 0 {
+		s.MaxHeaderListSize = 1 << 20
+	}
+}
+
+var (
+	// ErrNotProcessed: the server will never process the stream (it
+	// refused it, or went away before it): it may be sent again, on
+	// another connection.
+	ErrNotProcessed = errors.New("h2: stream not processed by the server")
+	// errCanceled: the stream was reset by its own side.
+	errCanceled = errors.New("h2: stream canceled")
+)
+
+// ResetError is a stream the server reset.
+type ResetError struct{ Code http2.ErrCode }
+
+func (e *ResetError) Error() string { return "h2: stream reset by the server: " + e.Code.String() }
+
+// ConnError is a client connection that failed under its streams.
+type ConnError struct{ Err error }
+
+func (e *ConnError) Error() string { return "h2: connection lost: " + e.Err.Error() }
+func (e *ConnError) Unwrap() error { return e.Err }
+
+// ClientConn is one HTTP/2 connection to a server (HTTP/2 with prior
+// knowledge, or over TLS with "h2" negotiated), carrying many streams. Its
+// reader goroutine runs the protocol; a stream's own goroutine writes its
+// frames to the socket, and the header, body and end of a request written
+// together go out in one write.
+type ClientConn struct {
+	wire
+	set ClientSettings
+	br  *bufio.Reader
+
+	// guarded by mu, as is everything of wire's
+	streams map[uint32]*ClientStream
+	nextID  uint32
+	// maxStreams is the server's SETTINGS_MAX_CONCURRENT_STREAMS;
+	// reserved counts the streams promised by reserve, not yet opened.
+	maxStreams uint32
+	reserved   int
+	// recv is what the server may still send on the connection;
+	// recvUnacked what was read and not yet given back.
+	recv, recvUnacked int64
+	// goingAway: no new stream (the server sent GOAWAY, or the
+	// connection failed); err is why the connection ended.
+	goingAway bool
+	err       error
+	// idleTicks counts a pool's ticks without a stream; stalled those
+	// a write under way has taken; lastWrites the writes at the last
+	// tick.
+	idleTicks, stalled, lastWrites int
+	// gone is closed when the reader has stopped.
+	gone chan struct{}
+}
+
+// NewClientConn starts HTTP/2 on nc, whose TLS handshake (if any) is done:
+// the client's preface goes out, and the reader starts.
+func NewClientConn(nc net.Conn, set ClientSettings) *ClientConn {
+	set.defaults()
+	c := &ClientConn{
+		set:        set,
+		streams:    map[uint32]*ClientStream{},
+		nextID:     1,
+		maxStreams: 100, // until the server's SETTINGS say otherwise
+		recv:       int64(set.WindowSize),
+		gone:       make(chan struct{}),
+	}
+	c.br = bufio.NewReaderSize(nc, 32<<10)
+	c.wire.init(nc, c.br, c)
+	c.fr.MaxHeaderListSize = set.MaxHeaderListSize
+	c.out = append(c.out, http2.ClientPreface...)
+	c.fr.WriteSettings(
+		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: set.WindowSize},
+		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: set.MaxHeaderListSize},
+	)
+	if set.WindowSize > 65535 {
+		c.fr.WriteWindowUpdate(0, set.WindowSize-65535)
+	}
+	go c.writeLoop()
+	c.flushLocked()
+	go c.readLoop()
+	return c
+}
+
+// reserve promises the caller a stream on c (its next NewStream), and
+// reports false when c takes no more.
+func (c *ClientConn) reserve() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.goingAway || c.closing || uint32(len(c.streams)+c.reserved) >= c.maxStreams || c.nextID >= 1<<31-1 {
+		return false
+	}
+	c.reserved++
+	return true
+}
+
+// Err is why the connection ended, or nil while it runs.
+func (c *ClientConn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Close closes the connection: its streams fail.
+func (c *ClientConn) Close() error {
+	c.mu.Lock()
+	c.failLocked(net.ErrClosed)
+	c.mu.Unlock()
+	return nil
+}
+
+// NewStream opens a stream with a request's fields: its pseudo-header
+// fields first (":method", ":scheme", ":authority", ":path"), then the
+// others, whose names may be in any case (connection-specific ones are
+// left out). end ends the request with them. Otherwise they go out with
+// the body's first bytes (ClientStream.WriteData), or at Flush.
+func (c *ClientConn) NewStream(fields []HeaderField, end bool) (*ClientStream, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reserved > 0 {
+		c.reserved--
+	}
+	if c.err != nil || c.goingAway || c.closing {
+		return nil, ErrNotProcessed
+	}
+	s := &ClientStream{c: c, id: c.nextID, send: c.initialSend, recv: int64(c.set.WindowSize), sentEnd: end}
+	c.nextID += 2
+	c.streams[s.id] = s
+	c.hbuf.Reset()
+	for _, f := range fields {
+		if len(f.Name) > 0 && f.Name[0] == ':' {
+			c.enc.WriteField(f)
+		}
+	}
+	c.encodeLocked(fields)
+	c.writeBlockLocked(s.id, end)
+	if end {
+		c.sendLocked()
+	}
+	return s, nil
+}
+
+// readLoop reads the server's frames until the connection ends.
+func (c *ClientConn) readLoop() {
+	defer close(c.gone)
+	for {
+		f, err := c.fr.ReadFrame()
+		if err == nil {
+			err = c.process(f)
+		}
+		if err == nil {
+			continue
+		}
+		var se http2.StreamError
+		if errors.As(err, &se) {
+			c.mu.Lock()
+			if s := c.streams[se.StreamID]; s != nil {
+				c.resetLocked(s, se.Code, &ResetError{se.Code})
+			}
+			c.mu.Unlock()
+			continue
+		}
+		c.mu.Lock()
+		var ce http2.ConnectionError
+		if errors.As(err, &ce) && !c.closing {
+			c.fr.WriteGoAway(0, http2.ErrCode(ce), nil)
+		}
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		c.failLocked(err)
+		c.mu.Unlock()
+		return
+	}
+}
+
+// failLocked ends the connection for err: every stream fails, and the
+// writer closes the socket once what is pending is sent.
+func (c *ClientConn) failLocked(err error) {
+	if c.err == nil {
+		c.err = &ConnError{err}
+	}
+	c.goingAway, c.closing = true, true
+	c.abortAllLocked(c.err)
+	c.flushLocked()
+	go func() {
+		// The writer gets a moment for the last frames (a GOAWAY).
+		select {
+		case <-c.wdone:
+		case <-time.After(2 * time.Second):
+		}
+		c.nc.Close()
+	}()
+}
+
+func (c *ClientConn) lostLocked(err error) {
+	if c.err == nil {
+		c.err = &ConnError{err}
+	}
+	c.goingAway = true
+	c.abortAllLocked(c.err)
+}
+
+func (c *ClientConn) abortAllLocked(err error) {
+	for _, s := range c.streams {
+		c.abortLocked(s, err)
+	}
+}
+
+// process acts on one frame of the server.
+func (c *ClientConn) process(f http2.Frame) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return nil
+	}
+	switch f := f.(type) {
+	case *http2.MetaHeadersFrame:
+		return c.onHeaders(f)
+	case *http2.DataFrame:
+		return c.onData(f)
+	case *http2.SettingsFrame:
+		return c.onSettings(f)
+	case *http2.WindowUpdateFrame:
+		return c.onWindowUpdate(f)
+	case *http2.RSTStreamFrame:
+		if s := c.streams[f.StreamID]; s != nil {
+			err := error(&ResetError{f.ErrCode})
+			if f.ErrCode == http2.ErrCodeRefusedStream {
+				err = ErrNotProcessed
+			}
+			c.abortLocked(s, err)
+		}
+	case *http2.PingFrame:
+		if !f.IsAck() {
+			c.fr.WritePing(true, f.Data)
+			c.flushLocked()
+		}
+	case *http2.GoAwayFrame:
+		// The streams the server never saw fail as not processed; the
+		// others finish, then the connection closes.
+		c.goingAway = true
+		for id, s := range c.streams {
+			if id > f.LastStreamID {
+				c.abortLocked(s, ErrNotProcessed)
+			}
+		}
+		if f.ErrCode != http2.ErrCodeNo {
+			return fmt.Errorf("GOAWAY: %v %q", f.ErrCode, f.DebugData())
+		}
+		c.closeIfDoneLocked()
+	case *http2.PushPromiseFrame:
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	return nil
+}
+
+func (c *ClientConn) onSettings(f *http2.SettingsFrame) error {
+	if f.IsAck() {
+		return nil
+	}
+	err := f.ForeachSetting(func(s http2.Setting) error {
+		if err := s.Valid(); err != nil {
+			return err
+		}
+		switch s.ID {
+		case http2.SettingMaxConcurrentStreams:
+			c.maxStreams = s.Val
+		case http2.SettingInitialWindowSize:
+			delta := int64(s.Val) - c.initialSend
+			c.initialSend = int64(s.Val)
+			for _, st := range c.streams {
+				st.send += delta
+				if st.send > 1<<31-1 {
+					return http2.ConnectionError(http2.ErrCodeFlowControl)
+				}
+			}
+		case http2.SettingMaxFrameSize:
+			c.peerMaxFrame = s.Val
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.fr.WriteSettingsAck()
+	c.flushLocked()
+	for _, s := range c.streams {
+		wake(s.wwake)
+	}
+	return nil
+}
+
+func (c *ClientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
+	inc := int64(f.Increment)
+	if f.StreamID == 0 {
+		c.send += inc
+		if c.send > 1<<31-1 {
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+		c.wakeWaitingLocked()
+		return nil
+	}
+	if s := c.streams[f.StreamID]; s != nil {
+		s.send += inc
+		if s.send > 1<<31-1 {
+			return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeFlowControl}
+		}
+		wake(s.wwake)
+	}
+	return nil
+}
+
+func (c *ClientConn) onHeaders(f *http2.MetaHeadersFrame) error {
+	s := c.streams[f.StreamID]
+	if s == nil {
+		if f.StreamID >= c.nextID {
+			return http2.ConnectionError(http2.ErrCodeProtocol) // an idle stream
+		}
+		return nil // a stream reset meanwhile
+	}
+	switch {
+	case s.status != 0:
+		// Trailers: they end the stream and carry no pseudo-header.
+		if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
+			return http2.StreamError{StreamID: s.id, Code: http2.ErrCodeProtocol}
+		}
+		s.trailer = f.RegularFields()
+	default:
+		status, err := strconv.Atoi(f.PseudoValue("status"))
+		if err != nil || status < 100 || status > 999 {
+			return http2.StreamError{StreamID: s.id, Code: http2.ErrCodeProtocol}
+		}
+		if status < 200 {
+			// Informational: the final answer follows.
+			if f.StreamEnded() {
+				return http2.StreamError{StreamID: s.id, Code: http2.ErrCodeProtocol}
+			}
+			return nil
+		}
+		s.status, s.header = status, f.RegularFields()
+	}
+	if f.StreamEnded() {
+		s.endLocked()
+	}
+	wake(s.rwake)
+	return nil
+}
+
+func (c *ClientConn) onData(f *http2.DataFrame) error {
+	n := int64(f.Length)
+	if n > c.recv {
+		return http2.ConnectionError(http2.ErrCodeFlowControl)
+	}
+	c.recv -= n
+	s := c.streams[f.StreamID]
+	if s == nil || s.remoteDone {
+		c.giveBackLocked(nil, n)
+		if f.StreamID >= c.nextID {
+			return http2.ConnectionError(http2.ErrCodeProtocol) // an idle stream
+		}
+		return nil
+	}
+	if s.status == 0 {
+		c.giveBackLocked(nil, n)
+		return http2.StreamError{StreamID: s.id, Code: http2.ErrCodeProtocol}
+	}
+	if n > s.recv {
+		c.giveBackLocked(nil, n)
+		return http2.StreamError{StreamID: s.id, Code: http2.ErrCodeFlowControl}
+	}
+	s.recv -= n
+	data := f.Data()
+	s.buf = append(s.buf, data...)
+	if pad := n - int64(len(data)); pad > 0 {
+		c.giveBackLocked(s, pad)
+	}
+	if f.StreamEnded() {
+		s.endLocked()
+	}
+	wake(s.rwake)
+	return nil
+}
+
+// giveBackLocked returns n bytes to the server's windows (s's too, unless
+// nil): a WINDOW_UPDATE once half a window has been used. It goes out
+// with the next write, or at once when the writer is woken.
+func (c *ClientConn) giveBackLocked(s *ClientStream, n int64) {
+	half := int64(c.set.WindowSize / 2)
+	c.recvUnacked += n
+	if c.recvUnacked >= half && !c.closing {
+		c.fr.WriteWindowUpdate(0, uint32(c.recvUnacked))
+		c.recv += c.recvUnacked
+		c.recvUnacked = 0
+		c.flushLocked()
+	}
+	if s == nil || s.remoteDone {
+		return
+	}
+	s.recvUnacked += n
+	if s.recvUnacked >= half && !c.closing {
+		c.fr.WriteWindowUpdate(s.id, uint32(s.recvUnacked))
+		s.recv += s.recvUnacked
+		s.recvUnacked = 0
+		c.flushLocked()
+	}
+}
+
+// resetLocked sends RST_STREAM with code for s, which fails with err.
+func (c *ClientConn) resetLocked(s *ClientStream, code http2.ErrCode, err error) {
+	if !c.closing {
+		c.fr.WriteRSTStream(s.id, code)
+		c.flushLocked()
+	}
+	c.abortLocked(s, err)
+}
+
+// abortLocked ends s for good with err, and forgets it.
+func (c *ClientConn) abortLocked(s *ClientStream, err error) {
+	if s.err == nil {
+		s.err = err
+	}
+	s.remoteDone, s.sentEnd = true, true
+	wake(s.rwake)
+	wake(s.wwake)
+	c.giveBackLocked(nil, int64(len(s.buf)-s.off))
+	s.buf, s.off = nil, 0
+	c.removeLocked(s)
+}
+
+// removeLocked forgets s; a connection going away closes once it has no
+// stream left.
+func (c *ClientConn) removeLocked(s *ClientStream) {
+	if c.streams[s.id] == s {
+		delete(c.streams, s.id)
+	}
+	c.closeIfDoneLocked()
+}
+
+func (c *ClientConn) closeIfDoneLocked() {
+	if c.goingAway && len(c.streams) == 0 && !c.closing {
+		c.fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+		c.failLocked(errors.New("gone away"))
+	}
+}
+
+// ClientStream is one request sent and its answer. Its writes (WriteData,
+// Flush) may come from one goroutine while another reads the answer
+// (Response, Read); Reset and Close from any.
+type ClientStream struct {
+	c  *ClientConn
+	id uint32
+
+	// guarded by c.mu
+	status      int // the answer's, once its header came
+	header      []HeaderField
+	trailer     []HeaderField
+	buf         []byte // the answer's body received, not yet read from off
+	off         int
+	err         error // why the stream failed
+	send, recv  int64 // the stream's windows, towards and from the server
+	recvUnacked int64
+	sentEnd     bool // the request ended, or the stream failed
+	remoteDone  bool // the answer ended, or the stream failed
+	rwake       chan struct{}
+	wwake       chan struct{}
+}
+
+// endLocked marks the end of the answer.
+func (s *ClientStream) endLocked() {
+	s.remoteDone = true
+	if s.sentEnd {
+		s.c.removeLocked(s)
+	}
+}
+
+// wait waits for a signal on ch (made on first use), with c.mu held on
+// entry and return.
+func (s *ClientStream) wait(ch *chan struct{}) {
+	if *ch == nil {
+		*ch = make(chan struct{}, 1)
+	}
+	c := *ch
+	s.c.mu.Unlock()
+	<-c
+	s.c.mu.Lock()
+}
+
+// Response waits for the answer's final header: its status and fields
+// (names in lower case, no pseudo-header fields). It fails with the
+// stream: ErrNotProcessed when the server never took it, a *ResetError
+// when the server reset it, a *ConnError when the connection failed.
+func (s *ClientStream) Response() (status int, header []HeaderField, err error) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for s.status == 0 && s.err == nil {
+		s.wait(&s.rwake)
+	}
+	if s.status == 0 {
+		return 0, nil, s.err
+	}
+	return s.status, s.header, nil
+}
+
+// Read reads the answer's body: io.EOF at its end, after which Trailer
+// holds its trailers; the stream's error if it failed.
+func (s *ClientStream) Read(p []byte) (int, error) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		if len(s.buf) > s.off {
+			n := copy(p, s.buf[s.off:])
+			s.off += n
+			if s.off == len(s.buf) {
+				s.buf, s.off = s.buf[:0], 0
+			}
+			c.giveBackLocked(s, int64(n))
+			return n, nil
+		}
+		if s.err != nil {
+			return 0, s.err
+		}
+		if s.remoteDone {
+			return 0, io.EOF
+		}
+		s.wait(&s.rwake)
+	}
+}
+
+// Buffered reports whether Read would return without waiting.
+func (s *ClientStream) Buffered() bool {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return len(s.buf) > s.off || s.remoteDone || s.err != nil
+}
+
+// Trailer is the answer's trailers, once Read returned io.EOF.
+func (s *ClientStream) Trailer() []HeaderField {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return s.trailer
+}
+
+// WriteData sends p as request body, as the server's flow control allows;
+// end ends the request with it. The frames go out at once, together with
+// the request's header when it is still waiting.
+func (s *ClientStream) WriteData(p []byte, end bool) error {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		if s.err != nil {
+			return s.err
+		}
+		if s.sentEnd || c.closing {
+			return ErrStreamClosed
+		}
+		if len(p) == 0 {
+			if end {
+				c.fr.WriteData(s.id, true, nil)
+				s.sentEnd = true
+				if s.remoteDone {
+					c.removeLocked(s)
+				}
+			}
+			c.sendLocked()
+			return nil
+		}
+		n := min(int64(len(p)), s.send, c.send, int64(c.peerMaxFrame))
+		if n <= 0 || len(c.out) >= maxPending {
+			if s.wwake == nil {
+				s.wwake = make(chan struct{}, 1)
+			}
+			if s.send > 0 {
+				c.waiting = append(c.waiting, s.wwake)
+			}
+			c.sendLocked()
+			s.wait(&s.wwake)
+			continue
+		}
+		last := end && n == int64(len(p))
+		c.fr.WriteData(s.id, last, p[:n])
+		s.send -= n
+		c.send -= n
+		p = p[n:]
+		if last {
+			s.sentEnd = true
+			if s.remoteDone {
+				c.removeLocked(s)
+			}
+		}
+		if len(p) == 0 {
+			c.sendLocked()
+			return nil
+		}
+	}
+}
+
+// Flush sends the request's header if it is still waiting for its body.
+func (s *ClientStream) Flush() {
+	s.c.mu.Lock()
+	s.c.sendLocked()
+	s.c.mu.Unlock()
+}
+
+// Reset resets the stream (CANCEL) unless it is over: the server stops
+// working on it, and Response, Read and WriteData fail.
+func (s *ClientStream) Reset() {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.err == nil && !(s.sentEnd && s.remoteDone) {
+		c.resetLocked(s, http2.ErrCodeCancel, errCanceled)
+	}
+}
+
+// Close ends the caller's use of the stream: one whose request or answer
+// is not over is reset, and what is left of its answer is given back to
+// the connection's window.
+func (s *ClientStream) Close() error {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case s.err != nil:
+	case s.sentEnd && s.remoteDone:
+		c.giveBackLocked(nil, int64(len(s.buf)-s.off))
+		s.buf, s.off = nil, 0
+	default:
+		c.resetLocked(s, http2.ErrCodeCancel, errCanceled)
+	}
+	return nil
+}

@@ -1,0 +1,206 @@
+package h2
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// maxPending is how many bytes of frames a connection holds for its
+// socket before a stream's write waits for the socket to take some.
+const maxPending = 256 << 10
+
+// wire is the sending side of a connection, the server's and the
+// client's alike: frames are written under mu into out, and given to the
+// socket in one write by the first goroutine that asks (sendLocked), or by
+// the connection's writer goroutine (writeLoop) for frames that must not
+// wait for the socket (those the reader writes). It also holds the
+// connection's window towards the peer and the HPACK encoder.
+type wire struct {
+	nc     net.Conn
+	fr     *http2.Framer // reads from the owner's reader, writes into out
+	owner  wireOwner
+	flushc chan struct{} // wakes the writer; capacity 1
+	wdone  chan struct{} // closed when the writer is gone
+
+	// guards everything below, the owner's state, and every write of fr
+	mu    sync.Mutex
+	out   []byte // frames written, not yet given to the socket
+	spare []byte // the buffer of the last write, for the next out
+	// writing: a goroutine is writing to the socket; writes counts the
+	// writes begun.
+	writing bool
+	writes  int
+	broken  bool // a write failed
+	closing bool // the writer closes the socket once out is sent
+	enc     *hpack.Encoder
+	hbuf    bytes.Buffer // a header block being encoded
+	// send is the connection's flow-control window towards the peer;
+	// initialSend the peer's SETTINGS_INITIAL_WINDOW_SIZE.
+	send, initialSend int64
+	peerMaxFrame      uint32
+	// waiting wake the writes that wait for the connection's window or
+	// for room in out.
+	waiting []chan struct{}
+}
+
+// wireOwner is the connection a wire sends for.
+type wireOwner interface {
+	// lostLocked fails every stream: a write to the socket failed
+	// with err.
+	lostLocked(err error)
+}
+
+func (w *wire) init(nc net.Conn, br *bufio.Reader, owner wireOwner) {
+	w.nc, w.owner = nc, owner
+	w.flushc = make(chan struct{}, 1)
+	w.wdone = make(chan struct{})
+	w.send, w.initialSend, w.peerMaxFrame = 65535, 65535, 16384
+	w.fr = http2.NewFramer(outWriter{w}, br)
+	w.fr.SetMaxReadFrameSize(16 << 10)
+	w.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	w.fr.SetReuseFrames()
+	w.enc = hpack.NewEncoder(&w.hbuf)
+	// Nothing podpin sends is indexed: the fields that change from one
+	// message to the next would only be inserted and evicted again
+	// (HAProxy's encoder indexes nothing either), and no field outlives
+	// its write.
+	w.enc.SetMaxDynamicTableSizeLimit(0)
+}
+
+// outWriter is where the framer writes: the connection's pending frames.
+type outWriter struct{ w *wire }
+
+func (o outWriter) Write(b []byte) (int, error) {
+	o.w.out = append(o.w.out, b...)
+	return len(b), nil
+}
+
+// wake signals ch without blocking.
+func wake(ch chan struct{}) {
+	if ch != nil {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// flushLocked wakes the writer.
+func (w *wire) flushLocked() { wake(w.flushc) }
+
+// wakeWaitingLocked wakes the writes waiting for the connection's window
+// or for room in out.
+func (w *wire) wakeWaitingLocked() {
+	for _, ch := range w.waiting {
+		wake(ch)
+	}
+	clear(w.waiting)
+	w.waiting = w.waiting[:0]
+}
+
+// sendLocked gives the socket, in one write, everything written since the
+// last one, from the calling goroutine (a stream's), unless another
+// goroutine is writing: that one sends it next, together with whatever else
+// comes meanwhile, so that the frames of every stream ready at once go out
+// together. mu is held on entry and on return, not while the socket is
+// written.
+func (w *wire) sendLocked() {
+	if w.writing || w.broken {
+		return
+	}
+	w.writing = true
+	for len(w.out) > 0 && !w.broken {
+		buf := w.out
+		w.out, w.spare = w.spare[:0], nil
+		w.writes++
+		w.wakeWaitingLocked()
+		w.mu.Unlock()
+		_, err := w.nc.Write(buf)
+		w.mu.Lock()
+		w.spare = buf[:0]
+		if err != nil {
+			w.broken, w.closing = true, true
+			w.owner.lostLocked(err)
+			w.nc.Close()
+		}
+	}
+	w.writing = false
+	w.wakeWaitingLocked()
+	if w.closing {
+		// The writer closes the socket once nothing is left.
+		w.flushLocked()
+	}
+}
+
+// writeLoop sends what the reader wrote (SETTINGS, PING and WINDOW_UPDATE
+// frames, resets), which must not wait for the socket itself, and once
+// the connection is closing and everything is sent, closes the socket's
+// writing side.
+func (w *wire) writeLoop() {
+	defer close(w.wdone)
+	deadline := false
+	for range w.flushc {
+		w.mu.Lock()
+		if w.closing && !deadline {
+			// The last frames (a GOAWAY) get a moment, not more.
+			w.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			deadline = true
+		}
+		w.sendLocked()
+		done := w.closing && !w.writing && (len(w.out) == 0 || w.broken)
+		w.mu.Unlock()
+		if done {
+			// The peer reads what was sent before it learns of the
+			// close: its last frames are read and dropped for a moment,
+			// rather than the socket being reset under them.
+			if cw, ok := w.nc.(interface{ CloseWrite() error }); ok {
+				cw.CloseWrite()
+			}
+			w.nc.SetReadDeadline(time.Now().Add(time.Second))
+			return
+		}
+	}
+}
+
+// encodeLocked adds fields to the header block in hbuf, names in lower
+// case, without pseudo-header and connection-specific fields.
+func (w *wire) encodeLocked(fields []HeaderField) {
+	for _, f := range fields {
+		name := f.Name
+		if hasUpper(name) {
+			name = strings.ToLower(name)
+		}
+		if connectionFields[name] || name == "" || name[0] == ':' {
+			continue
+		}
+		w.enc.WriteField(HeaderField{Name: name, Value: f.Value})
+	}
+}
+
+// writeBlockLocked writes the header block in hbuf as HEADERS and the
+// CONTINUATION frames the peer's frame size needs.
+func (w *wire) writeBlockLocked(id uint32, end bool) {
+	block := w.hbuf.Bytes()
+	n := min(len(block), int(w.peerMaxFrame))
+	w.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block[:n], EndStream: end, EndHeaders: n == len(block)})
+	for block = block[n:]; len(block) > 0; block = block[n:] {
+		n = min(len(block), int(w.peerMaxFrame))
+		w.fr.WriteContinuation(id, n == len(block), block[:n])
+	}
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
