@@ -40,10 +40,10 @@ type conn struct {
 	// recvUnacked what handlers read and the client was not yet given
 	// back.
 	recv, recvUnacked int64
-	running int       // handlers running
-	queue   []*Stream // streams waiting for a handler
-	acked   bool      // the client acknowledged podpin's SETTINGS
-	going   bool      // a GOAWAY was sent: no new streams
+	running           int       // handlers running
+	queue             []*Stream // streams waiting for a handler
+	acked             bool      // the client acknowledged podpin's SETTINGS
+	going             bool      // a GOAWAY was sent: no new streams
 	// silent counts ticks without a frame read, idle ticks without a
 	// stream, pinged the ticks since a PING went unanswered (0: none),
 	// stalled the ticks the write under way has taken.
