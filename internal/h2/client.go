@@ -256,6 +256,14 @@ func (c *ClientConn) process(f http2.Frame) error {
 		return c.onWindowUpdate(f)
 	case *http2.RSTStreamFrame:
 		if s := c.streams[f.StreamID]; s != nil {
+			if s.remoteDone && f.ErrCode == http2.ErrCodeNo {
+				// The answer is complete, and the rest of the request
+				// not wanted: the answer stays to be read.
+				s.sentEnd = true
+				wake(s.wwake)
+				c.removeLocked(s)
+				return nil
+			}
 			err := error(&ResetError{f.ErrCode})
 			if f.ErrCode == http2.ErrCodeRefusedStream {
 				err = ErrNotProcessed

@@ -588,6 +588,8 @@ func (c *conn) finish(st *Stream) *Stream {
 	if st.bodyErr == nil || st.bodyErr == io.EOF {
 		st.bodyErr = ErrStreamClosed
 	}
+	// A read of the body from another goroutine ends.
+	wake(st.rwake)
 	c.running--
 	var next *Stream
 	for len(c.queue) > 0 && !c.closing && next == nil {

@@ -195,6 +195,14 @@ func (s *Stream) HeaderValue(name string) string {
 	return ""
 }
 
+// Buffered reports whether Read would return without waiting: body bytes
+// or the body's end are in.
+func (s *Stream) Buffered() bool {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	return len(s.buf) > s.off || s.bodyErr != nil
+}
+
 // Trailer is the request's trailer fields, once Read returned io.EOF.
 func (s *Stream) Trailer() []HeaderField {
 	s.c.mu.Lock()
@@ -357,18 +365,25 @@ func statusText(code int) string {
 // WriteTrailers). On an error, n counts the bytes that went into frames
 // before it.
 func (s *Stream) Write(p []byte) (n int, err error) {
-	return s.writeData(p, false)
+	return s.writeData(p, false, true)
+}
+
+// WriteMore is Write for bytes that more will follow at once (the rest
+// of an answer already in): they wait for what comes next, and the end
+// of the response takes them all to the socket in one write.
+func (s *Stream) WriteMore(p []byte) (int, error) {
+	return s.writeData(p, false, false)
 }
 
 // WriteData sends p as response body; end ends the response with it.
 func (s *Stream) WriteData(p []byte, end bool) error {
-	_, err := s.writeData(p, end)
+	_, err := s.writeData(p, end, true)
 	return err
 }
 
 // writeData is WriteData, and returns how many bytes of p went into
-// frames.
-func (s *Stream) writeData(p []byte, end bool) (int, error) {
+// frames; flush wakes the writer for them.
+func (s *Stream) writeData(p []byte, end, flush bool) (int, error) {
 	c := s.c
 	c.mu.Lock()
 	written := 0
@@ -423,7 +438,7 @@ func (s *Stream) writeData(p []byte, end bool) (int, error) {
 		if len(p) == 0 {
 			if last {
 				c.sendLocked()
-			} else {
+			} else if flush {
 				c.flushLocked()
 			}
 			c.mu.Unlock()

@@ -611,6 +611,12 @@ func grpcOutcome(resp *http.Response) (code int, ok bool) {
 	if v == "" {
 		v = resp.Header.Get("Grpc-Status")
 	}
+	return grpcStatusOutcome(v)
+}
+
+// grpcStatusOutcome is the HTTP status a grpc-status value counts as
+// (grpcOutcome); ok is false for "" and a value that is no number.
+func grpcStatusOutcome(v string) (code int, ok bool) {
 	n, err := strconv.Atoi(v)
 	if err != nil {
 		return 0, false

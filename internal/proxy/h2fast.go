@@ -65,7 +65,7 @@ func (p *Proxy) serveStream(s *h2.Stream) {
 		return
 	}
 	pods := r.pods.Load()
-	if r.respond != 0 || r.filters != nil && r.filters.redirect != nil || !pods.http1 || isGRPCType(s.HeaderValue("content-type")) {
+	if r.respond != 0 || r.filters != nil && r.filters.redirect != nil || !pods.h2c && (!pods.http1 || isGRPCType(s.HeaderValue("content-type"))) {
 		p.serveStreamHTTP(s, st, r, cc)
 		return
 	}
@@ -80,6 +80,10 @@ func (p *Proxy) serveStream(s *h2.Stream) {
 			extra = []h2.HeaderField{{Name: "retry-after", Value: "1"}}
 		}
 		streamReply(s, code, d.Err.Error(), extra...)
+		return
+	}
+	if pods.h2c {
+		p.forwardH2(s, st, r, &d, cc, isTLS)
 		return
 	}
 	p.forwardStream(s, st, r, &d, cc, isTLS)
@@ -265,23 +269,44 @@ func streamPodRequest(req *fasthttp.Request, s *h2.Stream, cc *clientConn, isTLS
 	h.SetRequestURI(s.Path)
 	h.SetHost(s.Authority)
 	req.UseHostHeader = true
+	for _, f := range s.Header {
+		switch f.Name {
+		case "host", "te", "content-length", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port":
+			continue
+		}
+		h.Add(f.Name, f.Value)
+	}
+	forwardedFields(h, s, cc, isTLS)
+}
+
+// forwardedFields adds to h the X-Forwarded fields of the pod's request
+// for the stream s, as prepareRequest writes them for HTTP/1.1:
+// X-Forwarded-For with the client's address after those the stream came
+// with, X-Forwarded-Proto and -Host; a trusted peer's X-Forwarded-Proto,
+// -Host and -Port pass on instead.
+func forwardedFields(h fastHeader, s *h2.Stream, cc *clientConn, isTLS bool) {
 	trusted := cc != nil && cc.trusted
 	var xff string
 	var kept [3]bool // X-Forwarded-Proto, -Host, -Port
 	for _, f := range s.Header {
+		i := 0
 		switch f.Name {
-		case "host", "te", "content-length":
-			continue
 		case "x-forwarded-for":
 			xff += f.Value + ", "
 			continue
-		case "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port":
-			if !trusted {
-				continue
-			}
-			kept[map[string]int{"x-forwarded-proto": 0, "x-forwarded-host": 1, "x-forwarded-port": 2}[f.Name]] = true
+		case "x-forwarded-proto":
+			i = 0
+		case "x-forwarded-host":
+			i = 1
+		case "x-forwarded-port":
+			i = 2
+		default:
+			continue
 		}
-		h.Add(f.Name, f.Value)
+		if trusted {
+			h.Add(f.Name, f.Value)
+			kept[i] = true
+		}
 	}
 	h.Set(fasthttp.HeaderXForwardedFor, xff+addrText(remoteOf(cc)))
 	if !kept[0] {

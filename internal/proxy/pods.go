@@ -8,6 +8,7 @@ import (
 	"github.com/podpin/podpin/internal/balance"
 	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/discovery"
+	"github.com/podpin/podpin/internal/h2"
 	"github.com/podpin/podpin/internal/place"
 )
 
@@ -22,6 +23,9 @@ type backend struct {
 	// or PodHTTPS.
 	protocol string
 	client   *podClient
+	// h2 are the HTTP/2 connections to a pod that speaks h2c; nil for
+	// the others.
+	h2       *h2.Pool
 	sessions *atomic.Int64 // live entries pinned to this pod, owned by the table
 	tally    place.Tally
 	health   place.Health
@@ -73,14 +77,19 @@ type podSet struct {
 	// an HTTP/2 stream that is not gRPC may go the short way
 	// (forwardStream).
 	http1 bool
+	// h2c: every pod speaks h2c, so that every HTTP/2 stream goes to its
+	// pod over the pod's own HTTP/2 connections (forwardH2).
+	h2c bool
 }
 
 func newPodSet(pods []*pod) *podSet {
-	s := &podSet{byName: make(map[string]*pod, len(pods)), all: pods, http1: true}
+	s := &podSet{byName: make(map[string]*pod, len(pods)), all: pods, http1: true, h2c: len(pods) > 0}
 	for _, p := range pods {
 		s.byName[p.name] = p
 		if p.protocol == config.PodH2C {
 			s.http1 = false
+		} else {
+			s.h2c = false
 		}
 		if p.takesNew() {
 			s.fresh = append(s.fresh, p)

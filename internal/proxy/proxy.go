@@ -412,7 +412,7 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 				tc = &tls.Config{MinVersion: tls.VersionTLS12}
 			}
 		}
-		return &backend{
+		b := &backend{
 			name:     ep.Name,
 			nameV:    []byte(ep.Name),
 			addr:     ep.Address,
@@ -421,6 +421,10 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 			sessions: r.Table.SessionCounter(ep.Name),
 			tally:    place.Tally{Metrics: p.metrics.Pod(r.Name, ep.Name)},
 		}
+		if protocol == config.PodH2C {
+			b.h2 = newPodPool(ep.Address, us)
+		}
+		return b
 	}
 	if prev != nil {
 		r.Rebinds.Continue(prev.Rebinds)
