@@ -273,7 +273,7 @@ func (p *Proxy) newH2Forwarder() *httputil.ReverseProxy {
 		ModifyResponse: p.answerH2,
 		ErrorHandler:   p.failH2,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-		BufferPool:     &bufferPool{},
+		BufferPool:     &p.bufs,
 	}
 }
 
@@ -837,16 +837,21 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
-// bufferPool lends ReverseProxy the buffers it copies bodies through.
+// bufferPool holds the 32 KiB buffers that bodies are copied through:
+// as *[]byte (get and put), and for ReverseProxy as []byte.
 type bufferPool struct{ p sync.Pool }
 
-func (b *bufferPool) Get() []byte {
+func (b *bufferPool) get() *[]byte {
 	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
+		return v
 	}
-	return make([]byte, 32<<10)
+	v := make([]byte, 32<<10)
+	return &v
 }
 
+func (b *bufferPool) put(v *[]byte) { b.p.Put(v) }
+
+func (b *bufferPool) Get() []byte  { return *b.get() }
 func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
 
 // podTransports are a route's net/http clients to its pods that speak

@@ -212,8 +212,9 @@ func (p *Proxy) forwardStream(s *h2.Stream, st *state, r *route, d *place.Decisi
 	}
 	// The header goes now: the body may be slow to come.
 	s.Flush()
-	bp := p.h2.BufferPool.Get()
-	defer p.h2.BufferPool.Put(bp)
+	buf := p.bufs.get()
+	defer p.bufs.put(buf)
+	bp := *buf
 	bs := resp.BodyStream()
 	for {
 		n, rerr := bs.Read(bp)

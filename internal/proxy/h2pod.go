@@ -53,6 +53,7 @@ type podCall struct {
 	// was, at once, and sent is what it was.
 	bodyRead, whole bool
 	sent            []byte
+	kept            *[]byte // the buffer of sent
 
 	// What came of it, as settle records it.
 	start               time.Time
@@ -94,8 +95,8 @@ func (p *Proxy) forwardH2(s *h2.Stream, st *state, r *route, d *place.Decision, 
 		if cs := x.cs.Load(); cs != nil {
 			cs.Close()
 		}
-		if x.sent != nil {
-			p.h2.BufferPool.Put(x.sent[:cap(x.sent)])
+		if x.kept != nil {
+			p.bufs.put(x.kept)
 		}
 	}()
 
@@ -243,8 +244,9 @@ func (x *podCall) expire() {
 // ("" when none came).
 func (x *podCall) relay(st *state, out []h2.HeaderField, code int, header []h2.HeaderField) bool {
 	s, cs := x.s, x.cs.Load()
-	bp := x.p.h2.BufferPool.Get()
-	defer x.p.h2.BufferPool.Put(bp)
+	buf := x.p.bufs.get()
+	defer x.p.bufs.put(buf)
+	bp := *buf
 	setDeadline := func() {
 		if st.limits.bodyTimeout > 0 {
 			s.SetWriteDeadline(time.Now().Add(st.limits.bodyTimeout))
@@ -353,8 +355,9 @@ func (x *podCall) failure() {
 // both ways). A body that fails for the client's fault resets the pod's
 // stream.
 func (x *podCall) sendBody(cs *h2.ClientStream, body *clientBody) {
-	pool := x.p.h2.BufferPool
-	buf := pool.Get()
+	pool := &x.p.bufs
+	bp := pool.get()
+	buf := *bp
 	n, spilled := 0, false
 	x.bodyRead = true
 	for x.s.Buffered() {
@@ -364,18 +367,18 @@ func (x *podCall) sendBody(cs *h2.ClientStream, body *clientBody) {
 		case err == io.EOF:
 			cs.WriteData(buf[:n], true)
 			if spilled {
-				pool.Put(buf)
+				pool.put(bp)
 			} else {
-				x.whole, x.sent = true, buf[:n]
+				x.whole, x.sent, x.kept = true, buf[:n], bp
 			}
 			return
 		case err != nil:
-			pool.Put(buf)
+			pool.put(bp)
 			x.bodyFailed(cs, body)
 			return
 		case n == len(buf):
 			if cs.WriteData(buf, false) != nil {
-				pool.Put(buf)
+				pool.put(bp)
 				return
 			}
 			n, spilled = 0, true
@@ -383,14 +386,14 @@ func (x *podCall) sendBody(cs *h2.ClientStream, body *clientBody) {
 	}
 	if n > 0 {
 		if cs.WriteData(buf[:n], false) != nil {
-			pool.Put(buf)
+			pool.put(bp)
 			return
 		}
 	} else {
 		cs.Flush()
 	}
 	go func() {
-		defer pool.Put(buf)
+		defer pool.put(bp)
 		for {
 			m, err := body.Read(buf)
 			switch {

@@ -58,6 +58,8 @@ type Proxy struct {
 	tunnels tunnels
 	// h2 forwards the streams of the HTTP/2 front end.
 	h2 *httputil.ReverseProxy
+	// bufs are the buffers HTTP/2 bodies are copied through.
+	bufs bufferPool
 	// keyBufs holds *[256]byte buffers that session keys are copied into,
 	// one per request in flight: the key must outlive the header rewrite of
 	// forwarding, and a pooled buffer keeps that copy off the heap.
