@@ -317,12 +317,12 @@ func (s *Stream) WriteHeaders(status int, fields []HeaderField, end bool) error 
 	return nil
 }
 
-// Flush has the connection's writer send what was written (a header that
-// waits for its body), without waiting for it.
+// Flush sends what was written (a header that waits for its body), as
+// Write sends its bytes.
 func (s *Stream) Flush() {
 	c := s.c
 	c.mu.Lock()
-	c.flushLocked()
+	c.sendLocked()
 	c.mu.Unlock()
 }
 
@@ -359,11 +359,11 @@ func statusText(code int) string {
 }
 
 // Write sends response body bytes, as the client's flow control allows:
-// it waits for window when there is none. The bytes go out when the
-// connection's writer next runs, together with what else is written by
-// then; the end of a response goes out at once (WriteData with end,
-// WriteTrailers). On an error, n counts the bytes that went into frames
-// before it.
+// it waits for window when there is none. The bytes go to the socket at
+// once, from the calling goroutine, unless another goroutine is writing
+// to it: that one takes them along (WriteMore holds them for what
+// follows). On an error, n counts the bytes that went into frames before
+// it.
 func (s *Stream) Write(p []byte) (n int, err error) {
 	return s.writeData(p, false, true)
 }
@@ -436,10 +436,8 @@ func (s *Stream) writeData(p []byte, end, flush bool) (int, error) {
 			s.sentEnd = true
 		}
 		if len(p) == 0 {
-			if last {
+			if last || flush {
 				c.sendLocked()
-			} else if flush {
-				c.flushLocked()
 			}
 			c.mu.Unlock()
 			return written, nil
