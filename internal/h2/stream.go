@@ -76,6 +76,8 @@ type Stream struct {
 	queued                      bool // waits for a handler
 	readDeadline, writeDeadline time.Time
 	rwake, wwake                chan struct{}
+	// the timers of a read's and a write's wait, kept by their goroutine
+	rtimer, wtimer *time.Timer
 }
 
 // ID is the stream's identifier on its connection.
@@ -237,15 +239,16 @@ func (s *Stream) Read(p []byte) (int, error) {
 		}
 		deadline := s.readDeadline
 		c.mu.Unlock()
-		if err := s.wait(s.rwake, deadline); err != nil {
+		if err := waitFor(s.rwake, deadline, &s.rtimer); err != nil {
 			return 0, err
 		}
 		c.mu.Lock()
 	}
 }
 
-// wait waits for a signal on ch, or until deadline (zero: none).
-func (s *Stream) wait(ch chan struct{}, deadline time.Time) error {
+// waitFor waits for a signal on ch, or until deadline (zero: none), on the
+// timer in t (made on first use, and kept for the next wait).
+func waitFor(ch chan struct{}, deadline time.Time, t **time.Timer) error {
 	if deadline.IsZero() {
 		<-ch
 		return nil
@@ -254,12 +257,16 @@ func (s *Stream) wait(ch chan struct{}, deadline time.Time) error {
 	if d <= 0 {
 		return os.ErrDeadlineExceeded
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
+	if *t == nil {
+		*t = time.NewTimer(d)
+	} else {
+		(*t).Reset(d)
+	}
+	defer (*t).Stop()
 	select {
 	case <-ch:
 		return nil
-	case <-t.C:
+	case <-(*t).C:
 		return os.ErrDeadlineExceeded
 	}
 }
@@ -414,7 +421,7 @@ func (s *Stream) writeData(p []byte, end, flush bool) (int, error) {
 			c.flushLocked()
 			deadline := s.writeDeadline
 			c.mu.Unlock()
-			if err := s.wait(s.wwake, deadline); err != nil {
+			if err := waitFor(s.wwake, deadline, &s.wtimer); err != nil {
 				c.mu.Lock()
 				if !s.reset {
 					c.resetLocked(s.id, http2.ErrCodeInternal)
