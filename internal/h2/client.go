@@ -40,7 +40,8 @@ var (
 	errCanceled = errors.New("h2: stream canceled")
 )
 
-// ResetError is a stream the server reset.
+// ResetError is a stream reset with Code: by the server, or by podpin for
+// the server's protocol error on it.
 type ResetError struct{ Code http2.ErrCode }
 
 func (e *ResetError) Error() string { return "h2: stream reset by the server: " + e.Code.String() }
@@ -79,8 +80,11 @@ type ClientConn struct {
 	// a write under way has taken; lastWrites the writes at the last
 	// tick.
 	idleTicks, stalled, lastWrites int
-	// gone is closed when the reader has stopped.
-	gone chan struct{}
+	// gone is closed when the reader has stopped; settled when the
+	// server's first SETTINGS came (its limits are known) or the
+	// connection ended.
+	gone, settled chan struct{}
+	isSettled     bool
 }
 
 // NewClientConn starts HTTP/2 on nc, whose TLS handshake (if any) is done:
@@ -92,8 +96,11 @@ func NewClientConn(nc net.Conn, set ClientSettings) *ClientConn {
 		streams:    map[uint32]*ClientStream{},
 		nextID:     1,
 		maxStreams: 100, // until the server's SETTINGS say otherwise
-		recv:       int64(set.WindowSize),
-		gone:       make(chan struct{}),
+		// The connection's window starts at 65535 whatever SETTINGS
+		// say; a larger WindowSize raises it, a smaller one stays.
+		recv:    max(int64(set.WindowSize), 65535),
+		gone:    make(chan struct{}),
+		settled: make(chan struct{}),
 	}
 	c.br = bufio.NewReaderSize(nc, 32<<10)
 	c.wire.init(nc, c.br, c)
@@ -132,9 +139,13 @@ func (c *ClientConn) Err() error {
 	return c.err
 }
 
-// Close closes the connection: its streams fail.
+// Close closes the connection: its streams fail, save those whose answer
+// came complete, which are still read.
 func (c *ClientConn) Close() error {
 	c.mu.Lock()
+	if !c.closing {
+		c.fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+	}
 	c.failLocked(net.ErrClosed)
 	c.mu.Unlock()
 	return nil
@@ -152,6 +163,12 @@ func (c *ClientConn) NewStream(fields []HeaderField, end bool) (*ClientStream, e
 		c.reserved--
 	}
 	if c.err != nil || c.goingAway || c.closing {
+		return nil, ErrNotProcessed
+	}
+	if c.nextID > 1<<31-1 {
+		// The stream identifiers are used up: a new connection.
+		c.goingAway = true
+		c.closeIfDoneLocked()
 		return nil, ErrNotProcessed
 	}
 	s := &ClientStream{c: c, id: c.nextID, send: c.initialSend, recv: int64(c.set.WindowSize), sentEnd: end}
@@ -187,6 +204,9 @@ func (c *ClientConn) readLoop() {
 			c.mu.Lock()
 			if s := c.streams[se.StreamID]; s != nil {
 				c.resetLocked(s, se.Code, &ResetError{se.Code})
+			} else if !c.closing {
+				c.fr.WriteRSTStream(se.StreamID, se.Code)
+				c.flushLocked()
 			}
 			c.mu.Unlock()
 			continue
@@ -212,6 +232,7 @@ func (c *ClientConn) failLocked(err error) {
 		c.err = &ConnError{err}
 	}
 	c.goingAway, c.closing = true, true
+	c.settleLocked()
 	c.abortAllLocked(c.err)
 	c.flushLocked()
 	go func() {
@@ -234,7 +255,20 @@ func (c *ClientConn) lostLocked(err error) {
 
 func (c *ClientConn) abortAllLocked(err error) {
 	for _, s := range c.streams {
+		if s.remoteDone && s.err == nil {
+			// Its answer came complete: it is still read.
+			c.stopRequestLocked(s)
+			continue
+		}
 		c.abortLocked(s, err)
+	}
+}
+
+// settleLocked closes settled once.
+func (c *ClientConn) settleLocked() {
+	if !c.isSettled {
+		c.isSettled = true
+		close(c.settled)
 	}
 }
 
@@ -255,7 +289,17 @@ func (c *ClientConn) process(f http2.Frame) error {
 	case *http2.WindowUpdateFrame:
 		return c.onWindowUpdate(f)
 	case *http2.RSTStreamFrame:
+		if f.StreamID%2 == 0 || f.StreamID >= c.nextID {
+			return http2.ConnectionError(http2.ErrCodeProtocol) // an idle stream
+		}
 		if s := c.streams[f.StreamID]; s != nil {
+			if s.remoteDone {
+				// After a complete answer, the server wants no more of
+				// the request (NO_ERROR, RFC 9113, 8.1): the answer is
+				// still read.
+				c.stopRequestLocked(s)
+				return nil
+			}
 			err := error(&ResetError{f.ErrCode})
 			if f.ErrCode == http2.ErrCodeRefusedStream {
 				err = ErrNotProcessed
@@ -316,6 +360,7 @@ func (c *ClientConn) onSettings(f *http2.SettingsFrame) error {
 	}
 	c.fr.WriteSettingsAck()
 	c.flushLocked()
+	c.settleLocked()
 	for _, s := range c.streams {
 		wake(s.wwake)
 	}
@@ -345,10 +390,18 @@ func (c *ClientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 func (c *ClientConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	s := c.streams[f.StreamID]
 	if s == nil {
-		if f.StreamID >= c.nextID {
+		if f.StreamID%2 == 0 || f.StreamID >= c.nextID {
 			return http2.ConnectionError(http2.ErrCodeProtocol) // an idle stream
 		}
 		return nil // a stream reset meanwhile
+	}
+	if s.remoteDone {
+		// The answer ended already.
+		return http2.StreamError{StreamID: s.id, Code: http2.ErrCodeStreamClosed}
+	}
+	if f.Truncated {
+		// Longer than MaxHeaderListSize: the fields are not all there.
+		return http2.StreamError{StreamID: s.id, Code: http2.ErrCodeCancel}
 	}
 	switch {
 	case s.status != 0:
@@ -387,8 +440,12 @@ func (c *ClientConn) onData(f *http2.DataFrame) error {
 	s := c.streams[f.StreamID]
 	if s == nil || s.remoteDone {
 		c.giveBackLocked(nil, n)
-		if f.StreamID >= c.nextID {
+		if f.StreamID%2 == 0 || f.StreamID >= c.nextID {
 			return http2.ConnectionError(http2.ErrCodeProtocol) // an idle stream
+		}
+		if s != nil {
+			// DATA after the answer's end.
+			return http2.StreamError{StreamID: s.id, Code: http2.ErrCodeStreamClosed}
 		}
 		return nil
 	}
@@ -456,6 +513,14 @@ func (c *ClientConn) abortLocked(s *ClientStream, err error) {
 	wake(s.wwake)
 	c.giveBackLocked(nil, int64(len(s.buf)-s.off))
 	s.buf, s.off = nil, 0
+	c.removeLocked(s)
+}
+
+// stopRequestLocked ends the request of s, whose answer came complete:
+// its writes fail, and it is forgotten.
+func (c *ClientConn) stopRequestLocked(s *ClientStream) {
+	s.sentEnd = true
+	wake(s.wwake)
 	c.removeLocked(s)
 }
 
@@ -597,7 +662,7 @@ func (s *ClientStream) WriteData(p []byte, end bool) error {
 				}
 			}
 			c.sendLocked()
-			return nil
+			return s.sendErrLocked()
 		}
 		n := min(int64(len(p)), s.send, c.send, int64(c.peerMaxFrame))
 		if n <= 0 || len(c.out) >= maxPending {
@@ -605,9 +670,12 @@ func (s *ClientStream) WriteData(p []byte, end bool) error {
 				s.wwake = make(chan struct{}, 1)
 			}
 			if s.send > 0 {
+				// The connection's window, or the socket: wait with
+				// the others.
 				c.waiting = append(c.waiting, s.wwake)
 			}
 			c.sendLocked()
+			c.waits++
 			s.wait(&s.wwake)
 			continue
 		}
@@ -624,9 +692,18 @@ func (s *ClientStream) WriteData(p []byte, end bool) error {
 		}
 		if len(p) == 0 {
 			c.sendLocked()
-			return nil
+			return s.sendErrLocked()
 		}
 	}
+}
+
+// sendErrLocked is why what a write gave the socket did not go: the
+// connection failed meanwhile.
+func (s *ClientStream) sendErrLocked() error {
+	if s.c.broken && s.err != nil {
+		return s.err
+	}
+	return nil
 }
 
 // Flush sends the request's header if it is still waiting for its body.

@@ -397,6 +397,7 @@ func (s *Stream) writeData(p []byte, end bool) (int, error) {
 				c.waiting = append(c.waiting, s.wwake)
 			}
 			c.flushLocked()
+			c.waits++
 			deadline := s.writeDeadline
 			c.mu.Unlock()
 			if err := s.wait(s.wwake, deadline); err != nil {
