@@ -15,7 +15,9 @@ import (
 // ClientSettings are what a client connection announces and keeps to.
 type ClientSettings struct {
 	// WindowSize is how much of an answer's body podpin takes from the
-	// server before it is read, per stream and per connection.
+	// server before it is read, per stream. The connection's window is
+	// kept at least as large as those of its streams together (and 65535
+	// at least): an answer nobody reads holds back no other.
 	WindowSize uint32
 	// MaxHeaderListSize bounds an answer's header fields (HTTP/2 counts
 	// 32 bytes per field on top of its name and value).
@@ -70,8 +72,10 @@ type ClientConn struct {
 	maxStreams uint32
 	reserved   int
 	// recv is what the server may still send on the connection;
-	// recvUnacked what was read and not yet given back.
-	recv, recvUnacked int64
+	// recvUnacked what was read and not yet given back; streamRecv the
+	// windows of the streams whose answer goes on, together, which recv
+	// is kept at least at (grow).
+	recv, recvUnacked, streamRecv int64
 	// goingAway: no new stream (the server sent GOAWAY, or the
 	// connection failed); err is why the connection ended.
 	goingAway bool
@@ -171,9 +175,11 @@ func (c *ClientConn) NewStream(fields []HeaderField, end bool) (*ClientStream, e
 		c.closeIfDoneLocked()
 		return nil, ErrNotProcessed
 	}
-	s := &ClientStream{c: c, id: c.nextID, send: c.initialSend, recv: int64(c.set.WindowSize), sentEnd: end}
+	s := &ClientStream{c: c, id: c.nextID, send: c.initialSend, recv: int64(c.set.WindowSize), sentEnd: end, counted: true}
 	c.nextID += 2
 	c.streams[s.id] = s
+	c.streamRecv += s.recv
+	c.growLocked()
 	c.hbuf.Reset()
 	for _, f := range fields {
 		if len(f.Name) > 0 && f.Name[0] == ':' {
@@ -458,6 +464,7 @@ func (c *ClientConn) onData(f *http2.DataFrame) error {
 		return http2.StreamError{StreamID: s.id, Code: http2.ErrCodeFlowControl}
 	}
 	s.recv -= n
+	c.streamRecv -= n
 	data := f.Data()
 	s.buf = append(s.buf, data...)
 	if pad := n - int64(len(data)); pad > 0 {
@@ -489,8 +496,32 @@ func (c *ClientConn) giveBackLocked(s *ClientStream, n int64) {
 	if s.recvUnacked >= half && !c.closing {
 		c.fr.WriteWindowUpdate(s.id, uint32(s.recvUnacked))
 		s.recv += s.recvUnacked
+		c.streamRecv += s.recvUnacked
 		s.recvUnacked = 0
 		c.flushLocked()
+		c.growLocked()
+	}
+}
+
+// growLocked raises the connection's window to what its streams' windows
+// allow together, so that the answers left unread in them cannot use up
+// the window another stream waits for.
+func (c *ClientConn) growLocked() {
+	need := min(c.streamRecv, 1<<31-1) - c.recv
+	if need <= 0 || c.closing {
+		return
+	}
+	c.fr.WriteWindowUpdate(0, uint32(need))
+	c.recv += need
+	c.recvUnacked = max(c.recvUnacked-need, 0)
+	c.flushLocked()
+}
+
+// uncountLocked takes s's window out of streamRecv: its answer is over.
+func (c *ClientConn) uncountLocked(s *ClientStream) {
+	if s.counted {
+		s.counted = false
+		c.streamRecv -= s.recv
 	}
 }
 
@@ -509,6 +540,7 @@ func (c *ClientConn) abortLocked(s *ClientStream, err error) {
 		s.err = err
 	}
 	s.remoteDone, s.sentEnd = true, true
+	c.uncountLocked(s)
 	wake(s.rwake)
 	wake(s.wwake)
 	c.giveBackLocked(nil, int64(len(s.buf)-s.off))
@@ -558,6 +590,7 @@ type ClientStream struct {
 	recvUnacked int64
 	sentEnd     bool // the request ended, or the stream failed
 	remoteDone  bool // the answer ended, or the stream failed
+	counted     bool // recv is in the connection's streamRecv
 	rwake       chan struct{}
 	wwake       chan struct{}
 }
@@ -565,6 +598,7 @@ type ClientStream struct {
 // endLocked marks the end of the answer.
 func (s *ClientStream) endLocked() {
 	s.remoteDone = true
+	s.c.uncountLocked(s)
 	if s.sentEnd {
 		s.c.removeLocked(s)
 	}
@@ -639,8 +673,8 @@ func (s *ClientStream) Trailer() []HeaderField {
 	return s.trailer
 }
 
-// WriteData sends p as request body, as the server's flow control allows;
-// end ends the request with it. The frames go out at once, together with
+// WriteData sends p as request body, as the server's flow control allows
+// (and once its SETTINGS came); end ends the request with it. The frames go out at once, together with
 // the request's header when it is still waiting.
 func (s *ClientStream) WriteData(p []byte, end bool) error {
 	c := s.c
@@ -665,7 +699,9 @@ func (s *ClientStream) WriteData(p []byte, end bool) error {
 			return s.sendErrLocked()
 		}
 		n := min(int64(len(p)), s.send, c.send, int64(c.peerMaxFrame))
-		if n <= 0 || len(c.out) >= maxPending {
+		// Before the server's SETTINGS, its windows are not known: it
+		// may have made them smaller than the 65535 they start at.
+		if n <= 0 || len(c.out) >= maxPending || !c.isSettled {
 			if s.wwake == nil {
 				s.wwake = make(chan struct{}, 1)
 			}
