@@ -76,6 +76,10 @@ type ClientConn struct {
 	// windows of the streams whose answer goes on, together, which recv
 	// is kept at least at (grow).
 	recv, recvUnacked, streamRecv int64
+	// window is recv and what was received and not yet given back: the
+	// connection's window as granted, which only growLocked changes
+	// (2^31-1 at most).
+	window int64
 	// goingAway: no new stream (the server sent GOAWAY, or the
 	// connection failed); err is why the connection ended.
 	goingAway bool
@@ -103,6 +107,7 @@ func NewClientConn(nc net.Conn, set ClientSettings) *ClientConn {
 		// The connection's window starts at 65535 whatever SETTINGS
 		// say; a larger WindowSize raises it, a smaller one stays.
 		recv:    max(int64(set.WindowSize), 65535),
+		window:  max(int64(set.WindowSize), 65535),
 		gone:    make(chan struct{}),
 		settled: make(chan struct{}),
 	}
@@ -507,13 +512,21 @@ func (c *ClientConn) giveBackLocked(s *ClientStream, n int64) {
 // allow together, so that the answers left unread in them cannot use up
 // the window another stream waits for.
 func (c *ClientConn) growLocked() {
-	need := min(c.streamRecv, 1<<31-1) - c.recv
+	need := c.streamRecv - c.recv
 	if need <= 0 || c.closing {
 		return
 	}
-	c.fr.WriteWindowUpdate(0, uint32(need))
-	c.recv += need
-	c.recvUnacked = max(c.recvUnacked-need, 0)
+	// What was read and not yet given back goes first; the rest grows
+	// the window as granted.
+	back := min(need, c.recvUnacked)
+	grow := min(need-back, 1<<31-1-c.window)
+	if back+grow <= 0 {
+		return
+	}
+	c.fr.WriteWindowUpdate(0, uint32(back+grow))
+	c.recv += back + grow
+	c.recvUnacked -= back
+	c.window += grow
 	c.flushLocked()
 }
 
