@@ -28,6 +28,8 @@ func (s *ClientSettings) defaults() {
 	if s.WindowSize == 0 {
 		s.WindowSize = 1 << 20
 	}
+	// The largest window HTTP/2 has.
+	s.WindowSize = min(s.WindowSize, 1<<31-1)
 	if s.MaxHeaderListSize == 0 {
 		s.MaxHeaderListSize = 1 << 20
 	}

@@ -1436,3 +1436,29 @@ func TestClientStreamsWaitForTheServersInitialWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestClientLargeRequestHeaderGoesInContinuationFrames(t *testing.T) {
+	peer := serveXNet(t, &http2.Server{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, len(r.Header.Get("X-Big")), " ", r.Header.Get("X-After"))
+	}))
+	// The largest window there is, asked for: SETTINGS the server takes.
+	c, cc := dialClient(t, peer.addr, ClientSettings{WindowSize: 1<<32 - 1})
+	big := strings.Repeat("b", 40000)
+	s, err := c.NewStream(reqFields("GET", "/", "x-big", big, "x-after", "1"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	okReply(t, getReply(t, s), "40000 1")
+	var kinds []string
+	for _, w := range cc.written() {
+		for _, f := range framesOf(t, w) {
+			if f.Header().StreamID == 1 {
+				kinds = append(kinds, f.Header().Type.String())
+			}
+		}
+	}
+	// 40000 bytes, Huffman-coded, take more than one frame of 16384.
+	if len(kinds) < 2 || kinds[0] != "HEADERS" || strings.Trim(strings.Join(kinds[1:], ""), "CONTINUATION") != "" {
+		t.Errorf("the request's frames: %v, want HEADERS then CONTINUATION", kinds)
+	}
+}
