@@ -1438,7 +1438,9 @@ func TestClientStreamsWaitForTheServersInitialWindow(t *testing.T) {
 }
 
 func TestClientLargeRequestHeaderGoesInContinuationFrames(t *testing.T) {
-	peer := serveXNet(t, &http2.Server{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// The server reads frames of 16384 bytes at most, before its
+	// SETTINGS come and after.
+	peer := serveXNet(t, &http2.Server{MaxReadFrameSize: 16384}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, len(r.Header.Get("X-Big")), " ", r.Header.Get("X-After"))
 	}))
 	// The largest window there is, asked for: SETTINGS the server takes.

@@ -21,7 +21,8 @@ var errPoolClosed = errors.New("h2: client pool closed")
 // Pool keeps the client connections to one server and opens streams on
 // them: on the first connection with room for one more (the server's
 // SETTINGS_MAX_CONCURRENT_STREAMS), or on a new one. One connection is
-// dialed at a time; those who need it meanwhile wait for it. A goroutine
+// dialed at a time; those who need it meanwhile wait for it, and for its
+// server's first SETTINGS, before streams are opened on it. A goroutine
 // of the pool's own closes the connections left idle and those whose
 // socket takes nothing, and ends once none is open. Safe for concurrent
 // use.
