@@ -357,7 +357,7 @@ func TestPoolDialsAfreshWhenTheServerClosedItsConnection(t *testing.T) {
 func TestPoolMovesToANewConnectionAfterGoAway(t *testing.T) {
 	// podpin's server sends GOAWAY to an idle connection; the pool has
 	// no timeout of its own, and forgets the connection all the same.
-	srv := &Server{Settings: Settings{IdleTimeout: 50 * time.Millisecond}}
+	srv := &Server{Settings: Settings{IdleTimeout: 200 * time.Millisecond}}
 	addr := serve(t, srv, func(s *Stream) { answer(s, "ok") })
 	d := newDialer(addr)
 	p := newPool(t, d)
