@@ -15,7 +15,9 @@ import (
 // ClientSettings are what a client connection announces and keeps to.
 type ClientSettings struct {
 	// WindowSize is how much of an answer's body podpin takes from the
-	// server before it is read, per stream and per connection.
+	// server before it is read, per stream. The connection's window is
+	// kept at least as large as those of its streams together (and 65535
+	// at least): an answer nobody reads holds back no other.
 	WindowSize uint32
 	// MaxHeaderListSize bounds an answer's header fields (HTTP/2 counts
 	// 32 bytes per field on top of its name and value).
@@ -26,6 +28,8 @@ func (s *ClientSettings) defaults() {
 	if s.WindowSize == 0 {
 		s.WindowSize = 1 << 20
 	}
+	// The largest window HTTP/2 has.
+	s.WindowSize = min(s.WindowSize, 1<<31-1)
 	if s.MaxHeaderListSize == 0 {
 		s.MaxHeaderListSize = 1 << 20
 	}
@@ -40,7 +44,8 @@ var (
 	errCanceled = errors.New("h2: stream canceled")
 )
 
-// ResetError is a stream the server reset.
+// ResetError is a stream reset with Code: by the server, or by podpin for
+// the server's protocol error on it.
 type ResetError struct{ Code http2.ErrCode }
 
 func (e *ResetError) Error() string { return "h2: stream reset by the server: " + e.Code.String() }
@@ -69,8 +74,14 @@ type ClientConn struct {
 	maxStreams uint32
 	reserved   int
 	// recv is what the server may still send on the connection;
-	// recvUnacked what was read and not yet given back.
-	recv, recvUnacked int64
+	// recvUnacked what was read and not yet given back; streamRecv the
+	// windows of the streams whose answer goes on, together, which recv
+	// is kept at least at (grow).
+	recv, recvUnacked, streamRecv int64
+	// window is recv and what was received and not yet given back: the
+	// connection's window as granted, which only growLocked changes
+	// (2^31-1 at most).
+	window int64
 	// goingAway: no new stream (the server sent GOAWAY, or the
 	// connection failed); err is why the connection ended.
 	goingAway bool
@@ -79,8 +90,11 @@ type ClientConn struct {
 	// a write under way has taken; lastWrites the writes at the last
 	// tick.
 	idleTicks, stalled, lastWrites int
-	// gone is closed when the reader has stopped.
-	gone chan struct{}
+	// gone is closed when the reader has stopped; settled when the
+	// server's first SETTINGS came (its limits are known) or the
+	// connection ended.
+	gone, settled chan struct{}
+	isSettled     bool
 }
 
 // NewClientConn starts HTTP/2 on nc, whose TLS handshake (if any) is done:
@@ -92,8 +106,12 @@ func NewClientConn(nc net.Conn, set ClientSettings) *ClientConn {
 		streams:    map[uint32]*ClientStream{},
 		nextID:     1,
 		maxStreams: 100, // until the server's SETTINGS say otherwise
-		recv:       int64(set.WindowSize),
-		gone:       make(chan struct{}),
+		// The connection's window starts at 65535 whatever SETTINGS
+		// say; a larger WindowSize raises it, a smaller one stays.
+		recv:    max(int64(set.WindowSize), 65535),
+		window:  max(int64(set.WindowSize), 65535),
+		gone:    make(chan struct{}),
+		settled: make(chan struct{}),
 	}
 	c.br = bufio.NewReaderSize(nc, 32<<10)
 	c.wire.init(nc, c.br, c)
@@ -132,9 +150,13 @@ func (c *ClientConn) Err() error {
 	return c.err
 }
 
-// Close closes the connection: its streams fail.
+// Close closes the connection: its streams fail, save those whose answer
+// came complete, which are still read.
 func (c *ClientConn) Close() error {
 	c.mu.Lock()
+	if !c.closing {
+		c.fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+	}
 	c.failLocked(net.ErrClosed)
 	c.mu.Unlock()
 	return nil
@@ -154,9 +176,17 @@ func (c *ClientConn) NewStream(fields []HeaderField, end bool) (*ClientStream, e
 	if c.err != nil || c.goingAway || c.closing {
 		return nil, ErrNotProcessed
 	}
-	s := &ClientStream{c: c, id: c.nextID, send: c.initialSend, recv: int64(c.set.WindowSize), sentEnd: end}
+	if c.nextID > 1<<31-1 {
+		// The stream identifiers are used up: a new connection.
+		c.goingAway = true
+		c.closeIfDoneLocked()
+		return nil, ErrNotProcessed
+	}
+	s := &ClientStream{c: c, id: c.nextID, send: c.initialSend, recv: int64(c.set.WindowSize), sentEnd: end, counted: true}
 	c.nextID += 2
 	c.streams[s.id] = s
+	c.streamRecv += s.recv
+	c.growLocked()
 	c.hbuf.Reset()
 	for _, f := range fields {
 		if len(f.Name) > 0 && f.Name[0] == ':' {
@@ -187,6 +217,9 @@ func (c *ClientConn) readLoop() {
 			c.mu.Lock()
 			if s := c.streams[se.StreamID]; s != nil {
 				c.resetLocked(s, se.Code, &ResetError{se.Code})
+			} else if !c.closing {
+				c.fr.WriteRSTStream(se.StreamID, se.Code)
+				c.flushLocked()
 			}
 			c.mu.Unlock()
 			continue
@@ -212,6 +245,7 @@ func (c *ClientConn) failLocked(err error) {
 		c.err = &ConnError{err}
 	}
 	c.goingAway, c.closing = true, true
+	c.settleLocked()
 	c.abortAllLocked(c.err)
 	c.flushLocked()
 	go func() {
@@ -234,7 +268,20 @@ func (c *ClientConn) lostLocked(err error) {
 
 func (c *ClientConn) abortAllLocked(err error) {
 	for _, s := range c.streams {
+		if s.remoteDone && s.err == nil {
+			// Its answer came complete: it is still read.
+			c.stopRequestLocked(s)
+			continue
+		}
 		c.abortLocked(s, err)
+	}
+}
+
+// settleLocked closes settled once.
+func (c *ClientConn) settleLocked() {
+	if !c.isSettled {
+		c.isSettled = true
+		close(c.settled)
 	}
 }
 
@@ -255,13 +302,15 @@ func (c *ClientConn) process(f http2.Frame) error {
 	case *http2.WindowUpdateFrame:
 		return c.onWindowUpdate(f)
 	case *http2.RSTStreamFrame:
+		if f.StreamID%2 == 0 || f.StreamID >= c.nextID {
+			return http2.ConnectionError(http2.ErrCodeProtocol) // an idle stream
+		}
 		if s := c.streams[f.StreamID]; s != nil {
-			if s.remoteDone && f.ErrCode == http2.ErrCodeNo {
-				// The answer is complete, and the rest of the request
-				// not wanted: the answer stays to be read.
-				s.sentEnd = true
-				wake(s.wwake)
-				c.removeLocked(s)
+			if s.remoteDone {
+				// After a complete answer, the server wants no more of
+				// the request (NO_ERROR, RFC 9113, 8.1): the answer is
+				// still read.
+				c.stopRequestLocked(s)
 				return nil
 			}
 			err := error(&ResetError{f.ErrCode})
@@ -324,6 +373,7 @@ func (c *ClientConn) onSettings(f *http2.SettingsFrame) error {
 	}
 	c.fr.WriteSettingsAck()
 	c.flushLocked()
+	c.settleLocked()
 	for _, s := range c.streams {
 		wake(s.wwake)
 	}
@@ -353,10 +403,18 @@ func (c *ClientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 func (c *ClientConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	s := c.streams[f.StreamID]
 	if s == nil {
-		if f.StreamID >= c.nextID {
+		if f.StreamID%2 == 0 || f.StreamID >= c.nextID {
 			return http2.ConnectionError(http2.ErrCodeProtocol) // an idle stream
 		}
 		return nil // a stream reset meanwhile
+	}
+	if s.remoteDone {
+		// The answer ended already.
+		return http2.StreamError{StreamID: s.id, Code: http2.ErrCodeStreamClosed}
+	}
+	if f.Truncated {
+		// Longer than MaxHeaderListSize: the fields are not all there.
+		return http2.StreamError{StreamID: s.id, Code: http2.ErrCodeCancel}
 	}
 	switch {
 	case s.status != 0:
@@ -395,8 +453,12 @@ func (c *ClientConn) onData(f *http2.DataFrame) error {
 	s := c.streams[f.StreamID]
 	if s == nil || s.remoteDone {
 		c.giveBackLocked(nil, n)
-		if f.StreamID >= c.nextID {
+		if f.StreamID%2 == 0 || f.StreamID >= c.nextID {
 			return http2.ConnectionError(http2.ErrCodeProtocol) // an idle stream
+		}
+		if s != nil {
+			// DATA after the answer's end.
+			return http2.StreamError{StreamID: s.id, Code: http2.ErrCodeStreamClosed}
 		}
 		return nil
 	}
@@ -409,6 +471,7 @@ func (c *ClientConn) onData(f *http2.DataFrame) error {
 		return http2.StreamError{StreamID: s.id, Code: http2.ErrCodeFlowControl}
 	}
 	s.recv -= n
+	c.streamRecv -= n
 	data := f.Data()
 	s.buf = append(s.buf, data...)
 	if pad := n - int64(len(data)); pad > 0 {
@@ -440,8 +503,40 @@ func (c *ClientConn) giveBackLocked(s *ClientStream, n int64) {
 	if s.recvUnacked >= half && !c.closing {
 		c.fr.WriteWindowUpdate(s.id, uint32(s.recvUnacked))
 		s.recv += s.recvUnacked
+		c.streamRecv += s.recvUnacked
 		s.recvUnacked = 0
 		c.flushLocked()
+		c.growLocked()
+	}
+}
+
+// growLocked raises the connection's window to what its streams' windows
+// allow together, so that the answers left unread in them cannot use up
+// the window another stream waits for.
+func (c *ClientConn) growLocked() {
+	need := c.streamRecv - c.recv
+	if need <= 0 || c.closing {
+		return
+	}
+	// What was read and not yet given back goes first; the rest grows
+	// the window as granted.
+	back := min(need, c.recvUnacked)
+	grow := min(need-back, 1<<31-1-c.window)
+	if back+grow <= 0 {
+		return
+	}
+	c.fr.WriteWindowUpdate(0, uint32(back+grow))
+	c.recv += back + grow
+	c.recvUnacked -= back
+	c.window += grow
+	c.flushLocked()
+}
+
+// uncountLocked takes s's window out of streamRecv: its answer is over.
+func (c *ClientConn) uncountLocked(s *ClientStream) {
+	if s.counted {
+		s.counted = false
+		c.streamRecv -= s.recv
 	}
 }
 
@@ -460,10 +555,19 @@ func (c *ClientConn) abortLocked(s *ClientStream, err error) {
 		s.err = err
 	}
 	s.remoteDone, s.sentEnd = true, true
+	c.uncountLocked(s)
 	wake(s.rwake)
 	wake(s.wwake)
 	c.giveBackLocked(nil, int64(len(s.buf)-s.off))
 	s.buf, s.off = nil, 0
+	c.removeLocked(s)
+}
+
+// stopRequestLocked ends the request of s, whose answer came complete:
+// its writes fail, and it is forgotten.
+func (c *ClientConn) stopRequestLocked(s *ClientStream) {
+	s.sentEnd = true
+	wake(s.wwake)
 	c.removeLocked(s)
 }
 
@@ -501,6 +605,7 @@ type ClientStream struct {
 	recvUnacked int64
 	sentEnd     bool // the request ended, or the stream failed
 	remoteDone  bool // the answer ended, or the stream failed
+	counted     bool // recv is in the connection's streamRecv
 	rwake       chan struct{}
 	wwake       chan struct{}
 }
@@ -508,6 +613,7 @@ type ClientStream struct {
 // endLocked marks the end of the answer.
 func (s *ClientStream) endLocked() {
 	s.remoteDone = true
+	s.c.uncountLocked(s)
 	if s.sentEnd {
 		s.c.removeLocked(s)
 	}
@@ -582,8 +688,8 @@ func (s *ClientStream) Trailer() []HeaderField {
 	return s.trailer
 }
 
-// WriteData sends p as request body, as the server's flow control allows;
-// end ends the request with it. The frames go out at once, together with
+// WriteData sends p as request body, as the server's flow control allows
+// (and once its SETTINGS came); end ends the request with it. The frames go out at once, together with
 // the request's header when it is still waiting.
 func (s *ClientStream) WriteData(p []byte, end bool) error {
 	c := s.c
@@ -605,17 +711,22 @@ func (s *ClientStream) WriteData(p []byte, end bool) error {
 				}
 			}
 			c.sendLocked()
-			return nil
+			return s.sendErrLocked()
 		}
 		n := min(int64(len(p)), s.send, c.send, int64(c.peerMaxFrame))
-		if n <= 0 || len(c.out) >= maxPending {
+		// Before the server's SETTINGS, its windows are not known: it
+		// may have made them smaller than the 65535 they start at.
+		if n <= 0 || len(c.out) >= maxPending || !c.isSettled {
 			if s.wwake == nil {
 				s.wwake = make(chan struct{}, 1)
 			}
 			if s.send > 0 {
+				// The connection's window, or the socket: wait with
+				// the others.
 				c.waiting = append(c.waiting, s.wwake)
 			}
 			c.sendLocked()
+			c.waits++
 			s.wait(&s.wwake)
 			continue
 		}
@@ -632,9 +743,18 @@ func (s *ClientStream) WriteData(p []byte, end bool) error {
 		}
 		if len(p) == 0 {
 			c.sendLocked()
-			return nil
+			return s.sendErrLocked()
 		}
 	}
+}
+
+// sendErrLocked is why what a write gave the socket did not go: the
+// connection failed meanwhile.
+func (s *ClientStream) sendErrLocked() error {
+	if s.c.broken && s.err != nil {
+		return s.err
+	}
+	return nil
 }
 
 // Flush sends the request's header if it is still waiting for its body.

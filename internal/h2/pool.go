@@ -11,13 +11,18 @@ import (
 // poolTicks is how many ticks of a pool make its timeouts.
 const poolTicks = 4
 
+// settingsTimeout bounds the wait for a new connection's first SETTINGS,
+// which say how many streams the server takes.
+const settingsTimeout = 10 * time.Second
+
 // errPoolClosed: the pool was closed.
 var errPoolClosed = errors.New("h2: client pool closed")
 
 // Pool keeps the client connections to one server and opens streams on
 // them: on the first connection with room for one more (the server's
 // SETTINGS_MAX_CONCURRENT_STREAMS), or on a new one. One connection is
-// dialed at a time; those who need it meanwhile wait for it. A goroutine
+// dialed at a time; those who need it meanwhile wait for it, and for its
+// server's first SETTINGS, before streams are opened on it. A goroutine
 // of the pool's own closes the connections left idle and those whose
 // socket takes nothing, and ends once none is open. Safe for concurrent
 // use.
@@ -54,10 +59,10 @@ type poolDial struct {
 func (p *Pool) NewStream(fields []HeaderField, end bool) (*ClientStream, error) {
 	for tries := 1; ; tries++ {
 		c, err := p.conn()
-		if err != nil {
-			return nil, err
+		var s *ClientStream
+		if err == nil {
+			s, err = c.NewStream(fields, end)
 		}
-		s, err := c.NewStream(fields, end)
 		if err != ErrNotProcessed || tries == 3 {
 			return s, err
 		}
@@ -72,6 +77,9 @@ func (p *Pool) conn() (*ClientConn, error) {
 			p.mu.Unlock()
 			return nil, errPoolClosed
 		}
+		// Those that ended are forgotten here too: the pool's
+		// goroutine runs only with a timeout.
+		p.conns = slices.DeleteFunc(p.conns, func(c *ClientConn) bool { return c.Err() != nil })
 		for _, c := range p.conns {
 			if c.reserve() {
 				p.mu.Unlock()
@@ -94,25 +102,44 @@ func (p *Pool) conn() (*ClientConn, error) {
 	p.mu.Unlock()
 
 	nc, err := p.Dial()
+	var c *ClientConn
+	if err == nil {
+		// The server's SETTINGS say how many streams it takes: those
+		// waiting for this dial are not given more.
+		c = NewClientConn(nc, p.Settings)
+		t := time.NewTimer(settingsTimeout)
+		select {
+		case <-c.settled:
+		case <-t.C:
+			c.mu.Lock()
+			c.failLocked(errors.New("no SETTINGS from the server"))
+			c.mu.Unlock()
+		}
+		t.Stop()
+		err = c.Err()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.dialing = nil
 	defer close(d.done)
+	if err == nil && p.closed {
+		err = errPoolClosed
+	}
 	if err != nil {
+		if c != nil {
+			c.Close()
+		}
 		d.err = err
 		return nil, err
-	}
-	c := NewClientConn(nc, p.Settings)
-	c.reserve()
-	if p.closed {
-		c.Close()
-		d.err = errPoolClosed
-		return nil, d.err
 	}
 	p.conns = append(p.conns, c)
 	if !p.ticking && p.period() > 0 {
 		p.ticking = true
 		go p.tick()
+	}
+	if !c.reserve() {
+		// Its server takes no stream, or went away at once.
+		return nil, ErrNotProcessed
 	}
 	return c, nil
 }

@@ -239,16 +239,16 @@ func (s *Stream) Read(p []byte) (int, error) {
 		}
 		deadline := s.readDeadline
 		c.mu.Unlock()
-		if err := waitFor(s.rwake, deadline, &s.rtimer); err != nil {
+		if err := waitSignal(s.rwake, deadline, &s.rtimer); err != nil {
 			return 0, err
 		}
 		c.mu.Lock()
 	}
 }
 
-// waitFor waits for a signal on ch, or until deadline (zero: none), on the
+// waitSignal waits for a signal on ch, or until deadline (zero: none), on the
 // timer in t (made on first use, and kept for the next wait).
-func waitFor(ch chan struct{}, deadline time.Time, t **time.Timer) error {
+func waitSignal(ch chan struct{}, deadline time.Time, t **time.Timer) error {
 	if deadline.IsZero() {
 		<-ch
 		return nil
@@ -419,9 +419,10 @@ func (s *Stream) writeData(p []byte, end, flush bool) (int, error) {
 				c.waiting = append(c.waiting, s.wwake)
 			}
 			c.flushLocked()
+			c.waits++
 			deadline := s.writeDeadline
 			c.mu.Unlock()
-			if err := waitFor(s.wwake, deadline, &s.wtimer); err != nil {
+			if err := waitSignal(s.wwake, deadline, &s.wtimer); err != nil {
 				c.mu.Lock()
 				if !s.reset {
 					c.resetLocked(s.id, http2.ErrCodeInternal)

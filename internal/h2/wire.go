@@ -37,6 +37,9 @@ type wire struct {
 	// writes begun.
 	writing bool
 	writes  int
+	// waits counts the times a stream's write waited for window or for
+	// room in out.
+	waits   int
 	broken  bool // a write failed
 	closing bool // the writer closes the socket once out is sent
 	enc     *hpack.Encoder
@@ -116,7 +119,9 @@ func (w *wire) sendLocked() {
 		return
 	}
 	w.writing = true
+	wrote := false
 	for len(w.out) > 0 && !w.broken {
+		wrote = true
 		buf := w.out
 		w.out, w.spare = w.spare[:0], nil
 		w.writes++
@@ -132,7 +137,12 @@ func (w *wire) sendLocked() {
 		}
 	}
 	w.writing = false
-	w.wakeWaitingLocked()
+	if wrote {
+		// Room in out for those who came during the last write. With
+		// nothing written, nothing changed for them: waking them would
+		// have a write that waits for the window spin.
+		w.wakeWaitingLocked()
+	}
 	if w.closing {
 		// The writer closes the socket once nothing is left.
 		w.flushLocked()
@@ -177,7 +187,8 @@ func (w *wire) encodeLocked(fields []HeaderField) {
 		if hasUpper(name) {
 			name = strings.ToLower(name)
 		}
-		if connectionFields[name] || name == "" || name[0] == ':' {
+		if connectionFields[name] || name == "" || name[0] == ':' || name == "te" && !strings.EqualFold(f.Value, "trailers") {
+			// TE may only say "trailers" (RFC 9113, 8.2.2).
 			continue
 		}
 		w.enc.WriteField(HeaderField{Name: name, Value: f.Value})
