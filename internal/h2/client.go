@@ -347,57 +347,32 @@ func (c *ClientConn) onSettings(f *http2.SettingsFrame) error {
 	if f.IsAck() {
 		return nil
 	}
-	err := f.ForeachSetting(func(s http2.Setting) error {
-		if err := s.Valid(); err != nil {
-			return err
-		}
-		switch s.ID {
-		case http2.SettingMaxConcurrentStreams:
+	err := c.onSettingsLocked(f, c.senders, func(s http2.Setting) {
+		if s.ID == http2.SettingMaxConcurrentStreams {
 			c.maxStreams = s.Val
-		case http2.SettingInitialWindowSize:
-			delta := int64(s.Val) - c.initialSend
-			c.initialSend = int64(s.Val)
-			for _, st := range c.streams {
-				st.send += delta
-				if st.send > 1<<31-1 {
-					return http2.ConnectionError(http2.ErrCodeFlowControl)
-				}
-			}
-		case http2.SettingMaxFrameSize:
-			c.peerMaxFrame = s.Val
 		}
-		return nil
 	})
-	if err != nil {
-		return err
+	if err == nil {
+		c.settleLocked()
 	}
-	c.fr.WriteSettingsAck()
-	c.flushLocked()
-	c.settleLocked()
+	return err
+}
+
+// senders are the sending sides of the open streams.
+func (c *ClientConn) senders(yield func(*sender) bool) {
 	for _, s := range c.streams {
-		wake(s.wwake)
+		if !yield(&s.sender) {
+			return
+		}
 	}
-	return nil
 }
 
 func (c *ClientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
-	inc := int64(f.Increment)
-	if f.StreamID == 0 {
-		c.send += inc
-		if c.send > 1<<31-1 {
-			return http2.ConnectionError(http2.ErrCodeFlowControl)
-		}
-		c.wakeWaitingLocked()
-		return nil
-	}
+	var snd *sender
 	if s := c.streams[f.StreamID]; s != nil {
-		s.send += inc
-		if s.send > 1<<31-1 {
-			return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeFlowControl}
-		}
-		wake(s.wwake)
+		snd = &s.sender
 	}
-	return nil
+	return c.onWindowUpdateLocked(f, snd)
 }
 
 func (c *ClientConn) onHeaders(f *http2.MetaHeadersFrame) error {
@@ -601,13 +576,13 @@ type ClientStream struct {
 	buf         []byte // the answer's body received, not yet read from off
 	off         int
 	err         error // why the stream failed
-	send, recv  int64 // the stream's windows, towards and from the server
+	sender            // the stream's window towards the server
+	recv        int64 // the stream's window from the server
 	recvUnacked int64
 	sentEnd     bool // the request ended, or the stream failed
 	remoteDone  bool // the answer ended, or the stream failed
 	counted     bool // recv is in the connection's streamRecv
 	rwake       chan struct{}
-	wwake       chan struct{}
 }
 
 // endLocked marks the end of the answer.

@@ -226,60 +226,28 @@ func (c *conn) onSettings(f *http2.SettingsFrame) error {
 		c.acked = true
 		return nil
 	}
-	// Settings apply in the order they come, a repeated one too.
-	err := f.ForeachSetting(func(s http2.Setting) error {
-		if err := s.Valid(); err != nil {
-			return err
-		}
-		switch s.ID {
-		case http2.SettingInitialWindowSize:
-			delta := int64(s.Val) - c.initialSend
-			c.initialSend = int64(s.Val)
-			for _, st := range c.streams {
-				st.send += delta
-				if st.send > 1<<31-1 {
-					return http2.ConnectionError(http2.ErrCodeFlowControl)
-				}
-			}
-		case http2.SettingMaxFrameSize:
-			c.peerMaxFrame = s.Val
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	c.fr.WriteSettingsAck()
-	c.flushLocked()
+	return c.onSettingsLocked(f, c.senders, nil)
+}
+
+// senders are the sending sides of the open streams.
+func (c *conn) senders(yield func(*sender) bool) {
 	for _, st := range c.streams {
-		wake(st.wwake)
+		if !yield(&st.sender) {
+			return
+		}
 	}
-	return nil
 }
 
 func (c *conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
-	inc := int64(f.Increment)
-	if f.StreamID == 0 {
-		c.send += inc
-		if c.send > 1<<31-1 {
-			return http2.ConnectionError(http2.ErrCodeFlowControl)
-		}
-		c.wakeWaitingLocked()
-		return nil
-	}
 	st := c.streams[f.StreamID]
-	if st == nil {
-		if f.StreamID > c.maxClientID {
-			return http2.ConnectionError(http2.ErrCodeProtocol) // an idle stream
-		}
-		return nil
+	if st == nil && f.StreamID > c.maxClientID {
+		return http2.ConnectionError(http2.ErrCodeProtocol) // an idle stream
 	}
-	st.send += inc
-	if st.send > 1<<31-1 {
-		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeFlowControl}
+	var snd *sender
+	if st != nil {
+		snd = &st.sender
 	}
-	wake(st.wwake)
-	return nil
+	return c.onWindowUpdateLocked(f, snd)
 }
 
 // connection-specific fields, which HTTP/2 forbids (RFC 9113, 8.2.2).

@@ -67,7 +67,6 @@ type Stream struct {
 	trailer                     []HeaderField
 	received                    int64 // request body bytes received
 	recv                        int64 // what the client may still send on the stream
-	send                        int64 // the stream's window towards the client
 	remoteDone                  bool  // the client sent END_STREAM, or the stream was reset
 	recvUnacked                 int64
 	wroteHeaders, sentEnd       bool
@@ -75,7 +74,8 @@ type Stream struct {
 	done                        bool // the handler returned
 	queued                      bool // waits for a handler
 	readDeadline, writeDeadline time.Time
-	rwake, wwake                chan struct{}
+	rwake                       chan struct{}
+	sender                      // the stream's window towards the client
 	// the timers of a read's and a write's wait, kept by their goroutine
 	rtimer, wtimer *time.Timer
 }

@@ -3,6 +3,7 @@ package h2
 import (
 	"bufio"
 	"bytes"
+	"iter"
 	"net"
 	"strings"
 	"sync"
@@ -214,4 +215,73 @@ func hasUpper(s string) bool {
 		}
 	}
 	return false
+}
+
+// sender is a stream's sending side, the server's and the client's alike:
+// its window towards the peer, and the wake of a write waiting for it.
+// Guarded by the wire's mu.
+type sender struct {
+	send  int64
+	wwake chan struct{}
+}
+
+// onSettingsLocked applies the peer's SETTINGS f (not an ACK), in the
+// order they come, a repeated one too: the initial window to the send
+// windows of the open streams, the frame size to the wire, any other
+// setting through other (nil: none). It acknowledges them and wakes the
+// streams' writes.
+func (w *wire) onSettingsLocked(f *http2.SettingsFrame, streams iter.Seq[*sender], other func(http2.Setting)) error {
+	err := f.ForeachSetting(func(s http2.Setting) error {
+		if err := s.Valid(); err != nil {
+			return err
+		}
+		switch s.ID {
+		case http2.SettingInitialWindowSize:
+			delta := int64(s.Val) - w.initialSend
+			w.initialSend = int64(s.Val)
+			for st := range streams {
+				st.send += delta
+				if st.send > 1<<31-1 {
+					return http2.ConnectionError(http2.ErrCodeFlowControl)
+				}
+			}
+		case http2.SettingMaxFrameSize:
+			w.peerMaxFrame = s.Val
+		default:
+			if other != nil {
+				other(s)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	w.fr.WriteSettingsAck()
+	w.flushLocked()
+	for st := range streams {
+		wake(st.wwake)
+	}
+	return nil
+}
+
+// onWindowUpdateLocked applies WINDOW_UPDATE f: to the connection's
+// window, or to st's, the stream f names (nil when it is not open).
+func (w *wire) onWindowUpdateLocked(f *http2.WindowUpdateFrame, st *sender) error {
+	inc := int64(f.Increment)
+	switch {
+	case f.StreamID == 0:
+		w.send += inc
+		if w.send > 1<<31-1 {
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+		w.wakeWaitingLocked()
+	case st != nil:
+		st.send += inc
+		if st.send > 1<<31-1 {
+			return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeFlowControl}
+		}
+		wake(st.wwake)
+	}
+	return nil
 }
