@@ -443,7 +443,7 @@ func podFields(s *h2.Stream, r *route, d *place.Decision, pd *pod, cc *clientCon
 	}
 	forwardedFields(&out, s, cc, isTLS)
 	if d.Assigned {
-		out.Set(r.Key.Header, string(d.Raw))
+		out.Set(r.keyField, string(d.Raw))
 	}
 	authority, path := s.Authority, s.Path
 	if authority == "" {
@@ -481,13 +481,13 @@ func (p *Proxy) answerFields(s *h2.Stream, st *state, r *route, d *place.Decisio
 		r.filters.response.applyFast(&out)
 	}
 	if r.LearnKeys {
-		r.Learn(d, pd.name, []byte(fieldValue(out, r.Key.Header)))
+		r.Learn(d, pd.name, []byte(fieldValue(out, r.keyField)))
 	}
 	if st.podHeader != nil {
-		out.Set(string(st.podHeader), pd.name)
+		out.Set(st.podField, pd.name)
 	}
 	if d.Assigned {
-		out.Set(r.Key.Header, string(d.Raw))
+		out.Set(r.keyField, string(d.Raw))
 		if c := r.cookie; c != nil {
 			// https as the pod's request says it (forwardedFields).
 			https := isTLS
@@ -542,5 +542,26 @@ func (l *fieldList) Set(key, value string) {
 }
 
 func (l *fieldList) Add(key, value string) {
-	*l = append(*l, h2.HeaderField{Name: strings.ToLower(key), Value: value})
+	*l = append(*l, h2.HeaderField{Name: lowerKey(key), Value: value})
+}
+
+// lowerKey is a field name in lower case: the names podpin writes on every
+// request, and a name already in lower case, cost no allocation.
+func lowerKey(key string) string {
+	lower := true
+	for i := 0; i < len(key); i++ {
+		if 'A' <= key[i] && key[i] <= 'Z' {
+			lower = false
+			break
+		}
+	}
+	if lower {
+		return key
+	}
+	for _, name := range [...]string{"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "set-cookie"} {
+		if strings.EqualFold(key, name) {
+			return name
+		}
+	}
+	return strings.ToLower(key)
 }

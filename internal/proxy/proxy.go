@@ -26,6 +26,7 @@ import (
 	"net/http/httputil"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,6 +92,7 @@ type Proxy struct {
 type state struct {
 	routes    []*route
 	podHeader []byte // the pod header's canonical name; nil when off
+	podField  string // the pod header's name in lower case, for HTTP/2
 	upstream  upstreamSettings
 	limits    limitSettings
 }
@@ -184,6 +186,7 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 	}
 	st := &state{
 		podHeader: canonicalName(cfg.PodHeaderName()),
+		podField:  strings.ToLower(cfg.PodHeaderName()),
 		limits:    newLimitSettings(cfg.Limits),
 		upstream: upstreamSettings{
 			connectTimeout:  cfg.Upstream.ConnectTimeout,
@@ -373,6 +376,7 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 		requestTimeout: requestTimeout,
 		backendTimeout: backendTimeout,
 		missingName:    rc.Sticky.Missing,
+		keyField:       strings.ToLower(rc.Sticky.Header),
 		active:         rc.Health.Active,
 		balName:        rc.Balancer,
 		upstream:       us,

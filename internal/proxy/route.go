@@ -27,7 +27,9 @@ type route struct {
 	// itself (routes[].respond); 0: it forwards.
 	respond     int
 	missingName string
-	active      config.Active
+	// keyField is Key.Header as HTTP/2 writes it, in lower case.
+	keyField string
+	active   config.Active
 
 	// requestTimeout bounds a whole exchange, backendTimeout each attempt
 	// with a pod (routes[].timeouts); 0: no bound.
