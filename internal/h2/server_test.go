@@ -10,7 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -513,6 +515,83 @@ func TestConnectionWindowUnderTheDefault(t *testing.T) {
 		id := uint32(2*i + 1)
 		if r := c.response(id); string(r.body) != strconv.Itoa(size) {
 			t.Errorf("got stream %d's frames %v, body %q, want %d", id, r.frames, r.body, size)
+		}
+	}
+}
+
+// writeCounter is a listener whose connections count their writes.
+type writeCounter struct {
+	net.Listener
+	writes atomic.Int64
+}
+
+func (l *writeCounter) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countedConn{Conn: c, writes: &l.writes}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c *countedConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+// TestAnAnswerWrittenWholeLeavesInOneWrite: a header, a body written with
+// WriteMore and the trailers go to the socket in one write; the same body
+// written with Write goes out at once, in a write of its own.
+func TestAnAnswerWrittenWholeLeavesInOneWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := &writeCounter{Listener: ln}
+	srv := &Server{Handler: HandlerFunc(func(s *Stream) {
+		s.WriteHeaders(200, []HeaderField{{Name: "content-type", Value: "application/grpc"}}, false)
+		if s.Path == "/more" {
+			s.WriteMore([]byte("answer"))
+		} else {
+			s.Write([]byte("answer"))
+		}
+		s.WriteTrailers([]HeaderField{{Name: "grpc-status", Value: "0"}})
+	})}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(counted) }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-served
+	})
+	client, _ := h2cClient(t)
+	get := func(path string) {
+		t.Helper()
+		res, err := client.Get("http://" + ln.Addr().String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if string(body) != "answer" || res.Trailer.Get("Grpc-Status") != "0" {
+			t.Fatalf("%s: body %q trailers %v", path, body, res.Trailer)
+		}
+	}
+	// The first request settles the connection (SETTINGS and their
+	// acknowledgements).
+	get("/more")
+	time.Sleep(100 * time.Millisecond)
+	for _, tc := range []struct {
+		path   string
+		writes int64
+	}{{"/more", 1}, {"/write", 2}} {
+		before := counted.writes.Load()
+		get(tc.path)
+		if n := counted.writes.Load() - before; n != tc.writes {
+			t.Errorf("%s: the answer took %d writes, want %d", tc.path, n, tc.writes)
 		}
 	}
 }
