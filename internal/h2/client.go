@@ -187,10 +187,10 @@ func (c *ClientConn) NewStream(fields []HeaderField, end bool) (*ClientStream, e
 	c.streams[s.id] = s
 	c.streamRecv += s.recv
 	c.growLocked()
-	c.hbuf.Reset()
+	c.blockStartLocked()
 	for _, f := range fields {
 		if len(f.Name) > 0 && f.Name[0] == ':' {
-			c.enc.WriteField(f)
+			c.appendField(f.Name, f.Value)
 		}
 	}
 	c.encodeLocked(fields)

@@ -250,9 +250,14 @@ func (c *conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	return c.onWindowUpdateLocked(f, snd)
 }
 
-// connection-specific fields, which HTTP/2 forbids (RFC 9113, 8.2.2).
-var connectionFields = map[string]bool{
-	"connection": true, "keep-alive": true, "proxy-connection": true, "transfer-encoding": true, "upgrade": true,
+// isConnectionField reports a connection-specific field, which HTTP/2
+// forbids (RFC 9113, 8.2.2).
+func isConnectionField(name string) bool {
+	switch name {
+	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		return true
+	}
+	return false
 }
 
 func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
@@ -321,7 +326,7 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	cookies := 0
 	for _, hf := range fields {
 		switch {
-		case connectionFields[hf.Name], hf.Name == "te" && hf.Value != "trailers":
+		case isConnectionField(hf.Name), hf.Name == "te" && hf.Value != "trailers":
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 		case hf.Name == "content-length":
 			n, err := strconv.ParseInt(hf.Value, 10, 64)

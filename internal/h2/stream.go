@@ -310,8 +310,8 @@ func (s *Stream) WriteHeaders(status int, fields []HeaderField, end bool) error 
 	if s.reset || s.sentEnd || c.closing {
 		return ErrStreamClosed
 	}
-	c.hbuf.Reset()
-	c.enc.WriteField(HeaderField{Name: ":status", Value: statusText(status)})
+	c.blockStartLocked()
+	c.appendField(":status", statusText(status))
 	c.encodeLocked(fields)
 	c.writeBlockLocked(s.id, end)
 	if status >= 200 {
@@ -341,7 +341,7 @@ func (s *Stream) WriteTrailers(fields []HeaderField) error {
 	if s.reset || s.sentEnd || c.closing {
 		return ErrStreamClosed
 	}
-	c.hbuf.Reset()
+	c.blockStartLocked()
 	c.encodeLocked(fields)
 	c.writeBlockLocked(s.id, true)
 	s.sentEnd = true

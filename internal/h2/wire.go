@@ -2,7 +2,6 @@ package h2
 
 import (
 	"bufio"
-	"bytes"
 	"iter"
 	"net"
 	"strings"
@@ -41,10 +40,12 @@ type wire struct {
 	// waits counts the times a stream's write waited for window or for
 	// room in out.
 	waits   int
-	broken  bool // a write failed
-	closing bool // the writer closes the socket once out is sent
-	enc     *hpack.Encoder
-	hbuf    bytes.Buffer // a header block being encoded
+	broken  bool   // a write failed
+	closing bool   // the writer closes the socket once out is sent
+	hbuf    []byte // a header block being encoded (hpack.go)
+	// sizeUpdate: the next header block starts with a dynamic table
+	// size update (to 0).
+	sizeUpdate bool
 	// send is the connection's flow-control window towards the peer;
 	// initialSend the peer's SETTINGS_INITIAL_WINDOW_SIZE.
 	send, initialSend int64
@@ -70,12 +71,10 @@ func (w *wire) init(nc net.Conn, br *bufio.Reader, owner wireOwner) {
 	w.fr.SetMaxReadFrameSize(16 << 10)
 	w.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	w.fr.SetReuseFrames()
-	w.enc = hpack.NewEncoder(&w.hbuf)
-	// Nothing podpin sends is indexed: the fields that change from one
-	// message to the next would only be inserted and evicted again
-	// (HAProxy's encoder indexes nothing either), and no field outlives
-	// its write.
-	w.enc.SetMaxDynamicTableSizeLimit(0)
+	// Nothing podpin sends is indexed (hpack.go): the fields that change
+	// from one message to the next would only be inserted and evicted
+	// again, and no field outlives its write.
+	w.sizeUpdate = true
 }
 
 // outWriter is where the framer writes: the connection's pending frames.
@@ -188,18 +187,18 @@ func (w *wire) encodeLocked(fields []HeaderField) {
 		if hasUpper(name) {
 			name = strings.ToLower(name)
 		}
-		if connectionFields[name] || name == "" || name[0] == ':' || name == "te" && !strings.EqualFold(f.Value, "trailers") {
+		if isConnectionField(name) || name == "" || name[0] == ':' || name == "te" && !strings.EqualFold(f.Value, "trailers") {
 			// TE may only say "trailers" (RFC 9113, 8.2.2).
 			continue
 		}
-		w.enc.WriteField(HeaderField{Name: name, Value: f.Value})
+		w.appendField(name, f.Value)
 	}
 }
 
 // writeBlockLocked writes the header block in hbuf as HEADERS and the
 // CONTINUATION frames the peer's frame size needs.
 func (w *wire) writeBlockLocked(id uint32, end bool) {
-	block := w.hbuf.Bytes()
+	block := w.hbuf
 	n := min(len(block), int(w.peerMaxFrame))
 	w.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block[:n], EndStream: end, EndHeaders: n == len(block)})
 	for block = block[n:]; len(block) > 0; block = block[n:] {
@@ -247,6 +246,10 @@ func (w *wire) onSettingsLocked(f *http2.SettingsFrame, streams iter.Seq[*sender
 			}
 		case http2.SettingMaxFrameSize:
 			w.peerMaxFrame = s.Val
+		case http2.SettingHeaderTableSize:
+			// Whatever its size, the table podpin's encoder uses stays
+			// empty: said again at the next block.
+			w.sizeUpdate = true
 		default:
 			if other != nil {
 				other(s)
