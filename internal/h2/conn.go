@@ -60,8 +60,9 @@ func newConn(srv *Server, nc net.Conn) *conn {
 		ctx:     context.Background(),
 		streams: map[uint32]*Stream{},
 		// The connection's window starts at 65535 whatever SETTINGS say;
-		// newConn raises it to a larger WindowSize, a smaller one stays.
-		recv: max(int64(set.WindowSize), 65535),
+		// newConn raises it to a larger ConnWindowSize, a smaller one
+		// stays.
+		recv: max(int64(set.ConnWindowSize), 65535),
 	}
 	if srv.ConnContext != nil {
 		c.ctx = srv.ConnContext(nc)
@@ -78,8 +79,8 @@ func newConn(srv *Server, nc net.Conn) *conn {
 		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: set.MaxHeaderListSize},
 		http2.Setting{ID: http2.SettingInitialWindowSize, Val: set.WindowSize},
 	)
-	if set.WindowSize > 65535 {
-		c.fr.WriteWindowUpdate(0, set.WindowSize-65535)
+	if set.ConnWindowSize > 65535 {
+		c.fr.WriteWindowUpdate(0, set.ConnWindowSize-65535)
 	}
 	return c
 }
@@ -451,9 +452,8 @@ func (c *conn) endBodyLocked(st *Stream) error {
 // giveBackLocked returns n bytes to the client's windows (st's too, unless
 // nil): a WINDOW_UPDATE once half a window has been used.
 func (c *conn) giveBackLocked(st *Stream, n int64) {
-	half := int64(c.set.WindowSize / 2)
 	c.recvUnacked += n
-	if c.recvUnacked >= half && !c.closing {
+	if c.recvUnacked >= int64(c.set.ConnWindowSize/2) && !c.closing {
 		c.fr.WriteWindowUpdate(0, uint32(c.recvUnacked))
 		c.recv += c.recvUnacked
 		c.recvUnacked = 0
@@ -463,7 +463,7 @@ func (c *conn) giveBackLocked(st *Stream, n int64) {
 		return
 	}
 	st.recvUnacked += n
-	if st.recvUnacked >= half && !c.closing {
+	if st.recvUnacked >= int64(c.set.WindowSize/2) && !c.closing {
 		c.fr.WriteWindowUpdate(st.id, uint32(st.recvUnacked))
 		st.recv += st.recvUnacked
 		st.recvUnacked = 0

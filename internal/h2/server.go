@@ -32,9 +32,14 @@ type Settings struct {
 	// handler as Stream.Truncated, and a single field longer than this
 	// closes the connection with COMPRESSION_ERROR (default 1 MiB).
 	MaxHeaderListSize uint32
-	// WindowSize is the flow-control window of each stream's request body
-	// and of each connection, in bytes (default 1 MiB).
+	// WindowSize is the flow-control window of each stream's request
+	// body, in bytes (default 1 MiB).
 	WindowSize uint32
+	// ConnWindowSize is the window of all of a connection's request
+	// bodies together (default WindowSize). Larger than WindowSize, a
+	// stream whose body its handler does not read cannot hold back the
+	// others' bodies alone.
+	ConnWindowSize uint32
 	// PrefaceTimeout bounds the wait for a connection's preface (default
 	// 10s).
 	PrefaceTimeout time.Duration
@@ -60,6 +65,9 @@ func (s *Settings) defaults() {
 	}
 	if s.WindowSize == 0 {
 		s.WindowSize = 1 << 20
+	}
+	if s.ConnWindowSize == 0 {
+		s.ConnWindowSize = s.WindowSize
 	}
 	if s.PrefaceTimeout == 0 {
 		s.PrefaceTimeout = 10 * time.Second

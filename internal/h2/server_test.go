@@ -595,3 +595,54 @@ func TestAnAnswerWrittenWholeLeavesInOneWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestAStalledBodyDoesNotHoldBackTheOthers: a stream whose handler reads
+// none of its body takes only its own window of the connection's, and
+// another stream's body on the same connection still passes.
+func TestAStalledBodyDoesNotHoldBackTheOthers(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv := &Server{Settings: Settings{WindowSize: 16 << 10, ConnWindowSize: 64 << 10}}
+	addr := serve(t, srv, func(s *Stream) {
+		if s.Path == "/stalled" {
+			<-release
+			return
+		}
+		n, err := io.Copy(io.Discard, s)
+		if err != nil {
+			s.Reset(uint32(http2.ErrCodeInternal))
+			return
+		}
+		s.WriteHeaders(200, nil, false)
+		s.WriteData([]byte(strconv.FormatInt(n, 10)), true)
+	})
+	_, tr := h2cClient(t)
+	client := &http.Client{Transport: tr}
+	// The stalled stream's body is larger than its window: the client
+	// sends what the window allows and waits, until the test ends.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stalled, err := http.NewRequestWithContext(ctx, "POST", "http://"+addr+"/stalled", io.NopCloser(bytes.NewReader(make([]byte, 1<<20))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go client.Do(stalled)
+	time.Sleep(200 * time.Millisecond)
+	// The other stream's body is larger than the connection's window
+	// less the stalled stream's.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	req, err := http.NewRequestWithContext(ctx2, "POST", "http://"+addr+"/read", bytes.NewReader(make([]byte, 200<<10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("the second stream: %v", err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(body) != strconv.Itoa(200<<10) {
+		t.Errorf("the second stream's handler read %q bytes, want %d", body, 200<<10)
+	}
+}

@@ -23,8 +23,12 @@ func (p *Proxy) newH2Server(lim limitSettings, listener string) *h2.Server {
 			// HTTP/2 counts 32 bytes per field: ten fields are allowed
 			// for on top of maxHeaderBytes.
 			MaxHeaderListSize: uint32(lim.maxHeaderBytes + 320),
-			// A connection's request bodies buffer at most this much.
-			WindowSize:     1 << 20,
+			// A stream's request body buffers at most 256 KiB, and a
+			// connection's bodies together 1 MiB: four streams whose
+			// pods take their bodies slowly are needed to hold back the
+			// others' bodies.
+			WindowSize:     256 << 10,
+			ConnWindowSize: 1 << 20,
 			PrefaceTimeout: lim.headerTimeout,
 			IdleTimeout:    lim.idleTimeout,
 			// An idle connection is checked with a PING before it is
