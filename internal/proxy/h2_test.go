@@ -7,17 +7,20 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/podpin/podpin/internal/config"
+	"github.com/podpin/podpin/internal/h2"
 	"github.com/podpin/podpin/internal/metrics"
 )
 
@@ -569,4 +572,78 @@ func TestHTTP2BodiesToHTTP1Pods(t *testing.T) {
 	if resp.StatusCode != 200 || got != "" {
 		t.Errorf("HEAD: %d with %d bytes of body", resp.StatusCode, len(got))
 	}
+}
+
+// TestAStreamGoesAgainWhenItsPooledConnectionIsLost: an h2c pod that
+// closes a pooled connection under a stream whose body is still coming
+// (a gRPC call that streams) before any answer gets the stream again on a
+// fresh connection, with the body's beginning that had gone over the lost
+// one, and the answer reaches the client whole.
+func TestAStreamGoesAgainWhenItsPooledConnectionIsLost(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int32
+	pod := &h2.Server{
+		Handler: h2.HandlerFunc(func(s *h2.Stream) {
+			if s.Path == "/drop" && s.Conn().(*countedPodConn).n == 1 {
+				// The first connection dies under the stream.
+				buf := make([]byte, 5)
+				io.ReadFull(s, buf)
+				s.Conn().Close()
+				return
+			}
+			body, _ := io.ReadAll(s)
+			s.WriteHeaders(200, nil, false)
+			s.WriteData(body, true)
+		}),
+	}
+	go pod.Serve(countingListener{ln, &conns})
+	t.Cleanup(func() { pod.Close() })
+	cfg := &config.Config{Routes: []config.Route{{Name: "default", Backends: []config.Backend{{Name: "g-0", URL: "h2c://" + ln.Addr().String()}}}}}
+	h := startProxy(t, cfg)
+	h.useHTTP2()
+	// The pod's first connection is in the pool.
+	if resp, body := h.get("/warm", "X-Session: k"); resp.StatusCode != 200 || body != "" {
+		t.Fatalf("warm-up: %d %q", resp.StatusCode, body)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write([]byte("part1"))
+		time.Sleep(300 * time.Millisecond)
+		pw.Write([]byte("part2"))
+		pw.Close()
+	}()
+	req, err := http.NewRequest("POST", "http://"+h.addr+"/drop", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Session", "k")
+	resp, body := h.do(req)
+	if resp.StatusCode != 200 || body != "part1part2" {
+		t.Errorf("got %d %q, want 200 and the whole body echoed", resp.StatusCode, body)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("the pod saw %d connections, want 2", n)
+	}
+}
+
+// countingListener numbers the connections it accepts.
+type countingListener struct {
+	net.Listener
+	n *atomic.Int32
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countedPodConn{Conn: c, n: l.n.Add(1)}, nil
+}
+
+type countedPodConn struct {
+	net.Conn
+	n int32
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,11 +50,18 @@ type podCall struct {
 	// (too large, too slow, malformed, reset).
 	badBody atomic.Pointer[clientBody]
 
-	// bodyRead: some of the client's body was read; whole: all of it
-	// was, at once, and sent is what it was.
-	bodyRead, whole bool
-	sent            []byte
-	kept            *[]byte // the buffer of sent
+	// bodyMu orders the body's writes to the pod's stream against a
+	// switch to a fresh stream (open), and guards what follows.
+	bodyMu sync.Mutex
+	// pumping: the client's body is being read (sendBody started).
+	pumping bool
+	// kept is the body read so far, up to maxReplay bytes, while the
+	// request may go again; replayOff: it cannot (more was read, or the
+	// answer began).
+	kept      []byte
+	replayOff bool
+	// bodyEnded: the client's body ended, all of it read.
+	bodyEnded bool
 
 	// What came of it, as settle records it.
 	start               time.Time
@@ -95,9 +103,6 @@ func (p *Proxy) forwardH2(s *h2.Stream, st *state, r *route, d *place.Decision, 
 		if cs := x.cs.Load(); cs != nil {
 			cs.Close()
 		}
-		if x.kept != nil {
-			p.bufs.put(x.kept)
-		}
 	}()
 
 	fields := podFields(s, r, d, x.pd, cc, isTLS)
@@ -126,6 +131,9 @@ func (p *Proxy) forwardH2(s *h2.Stream, st *state, r *route, d *place.Decision, 
 		// connection to a pod that just stopped): once more, on a fresh
 		// connection, which a stopped pod refuses.
 	}
+	// The answer began, or no pod will have the request: what was kept
+	// of its body is not needed any more.
+	x.forget()
 	if err != nil {
 		switch b := x.badBody.Load(); {
 		case b != nil:
@@ -163,13 +171,18 @@ func (p *Proxy) forwardH2(s *h2.Stream, st *state, r *route, d *place.Decision, 
 }
 
 // open opens the stream to the pod with fields, and sends the body: the
-// client's (sendBody) on a first attempt, what was kept of it on another.
+// client's (sendBody) on a first attempt, what was kept of it on another,
+// before the rest follows.
 func (x *podCall) open(fields []h2.HeaderField, body *clientBody) error {
 	if old := x.cs.Load(); old != nil {
 		old.Close()
 	}
-	cs, err := x.pd.h2.NewStream(fields, body == nil)
+	x.bodyMu.Lock()
+	pumping := x.pumping
+	end := body == nil || pumping && x.bodyEnded && len(x.kept) == 0
+	cs, err := x.pd.h2.NewStream(fields, end)
 	if err != nil {
+		x.bodyMu.Unlock()
 		return err
 	}
 	x.cs.Store(cs)
@@ -179,18 +192,62 @@ func (x *podCall) open(fields []h2.HeaderField, body *clientBody) error {
 		cs.Reset()
 	}
 	switch {
-	case body == nil:
-	case x.whole:
-		cs.WriteData(x.sent, true)
-	default:
-		x.sendBody(cs, body)
+	case end:
+	case pumping && len(x.kept) > 0:
+		cs.WriteData(x.kept, x.bodyEnded)
+	case pumping:
+		cs.Flush()
+	}
+	x.pumping = true
+	x.bodyMu.Unlock()
+	if body != nil && !pumping {
+		x.sendBody(body)
 	}
 	return nil
 }
 
-// replayable reports whether the request can go again: it has no body, or
-// its whole body came at once and was kept.
-func (x *podCall) replayable() bool { return !x.s.HasBody || x.whole || !x.bodyRead }
+// replayable reports whether the request can go again: it has no body,
+// none of it was read, or what was read is kept.
+func (x *podCall) replayable() bool {
+	if !x.s.HasBody {
+		return true
+	}
+	x.bodyMu.Lock()
+	defer x.bodyMu.Unlock()
+	return !x.pumping || !x.replayOff
+}
+
+// forget stops keeping the body: the answer began.
+func (x *podCall) forget() {
+	x.bodyMu.Lock()
+	x.kept, x.replayOff = nil, true
+	x.bodyMu.Unlock()
+}
+
+// forward sends p of the client's body to the pod's stream, keeping it
+// while the request may go again; end ends the body. An error is the
+// pod's stream's.
+func (x *podCall) forward(p []byte, end bool) error {
+	x.bodyMu.Lock()
+	defer x.bodyMu.Unlock()
+	if !x.replayOff {
+		if len(x.kept)+len(p) > maxReplay {
+			x.kept, x.replayOff = nil, true
+		} else {
+			x.kept = append(x.kept, p...)
+		}
+	}
+	x.bodyEnded = end
+	return x.cs.Load().WriteData(p, end)
+}
+
+// replaying reports whether a body write that failed may still reach the
+// pod: the request may go again, on a fresh stream, with what was kept.
+func (x *podCall) replaying() bool {
+	x.bodyMu.Lock()
+	defer x.bodyMu.Unlock()
+	return !x.replayOff
+}
 
 // lostEarly reports a pod connection that failed under a stream before
 // its answer began: the pod closed or reset it.
@@ -348,49 +405,45 @@ func (x *podCall) failure() {
 	}
 }
 
-// sendBody sends the client's body to the pod's stream cs: what is in
-// already at once, in one write with the request's header, and kept when
-// it is the whole body; the rest from a goroutine of its own while the
-// client sends it, so that the answer may come meanwhile (a gRPC stream
-// both ways). A body that fails for the client's fault resets the pod's
+// sendBody sends the client's body to the pod: what is in already at
+// once, in one write with the request's header; the rest from a goroutine
+// of its own while the client sends it, so that the answer may come
+// meanwhile (a gRPC stream both ways). Until the answer begins, what was
+// sent is kept (forward), for a fresh stream should the pod's connection
+// be lost. A body that fails for the client's fault resets the pod's
 // stream.
-func (x *podCall) sendBody(cs *h2.ClientStream, body *clientBody) {
+func (x *podCall) sendBody(body *clientBody) {
 	pool := &x.p.bufs
 	bp := pool.get()
 	buf := *bp
-	n, spilled := 0, false
-	x.bodyRead = true
+	n := 0
 	for x.s.Buffered() {
 		m, err := body.Read(buf[n:])
 		n += m
 		switch {
 		case err == io.EOF:
-			cs.WriteData(buf[:n], true)
-			if spilled {
-				pool.put(bp)
-			} else {
-				x.whole, x.sent, x.kept = true, buf[:n], bp
-			}
+			x.forward(buf[:n], true)
+			pool.put(bp)
 			return
 		case err != nil:
 			pool.put(bp)
-			x.bodyFailed(cs, body)
+			x.bodyFailed(body)
 			return
 		case n == len(buf):
-			if cs.WriteData(buf, false) != nil {
+			if x.forward(buf, false) != nil && !x.replaying() {
 				pool.put(bp)
 				return
 			}
-			n, spilled = 0, true
+			n = 0
 		}
 	}
 	if n > 0 {
-		if cs.WriteData(buf[:n], false) != nil {
+		if x.forward(buf[:n], false) != nil && !x.replaying() {
 			pool.put(bp)
 			return
 		}
 	} else {
-		cs.Flush()
+		x.cs.Load().Flush()
 	}
 	go func() {
 		defer pool.put(bp)
@@ -398,15 +451,15 @@ func (x *podCall) sendBody(cs *h2.ClientStream, body *clientBody) {
 			m, err := body.Read(buf)
 			switch {
 			case err == io.EOF:
-				cs.WriteData(buf[:m], true)
+				x.forward(buf[:m], true)
 				return
 			case err != nil:
 				if body.cause != h2.ErrStreamClosed {
-					x.bodyFailed(cs, body)
+					x.bodyFailed(body)
 				}
 				return
 			}
-			if cs.WriteData(buf[:m], false) != nil {
+			if x.forward(buf[:m], false) != nil && !x.replaying() {
 				return
 			}
 		}
@@ -414,12 +467,13 @@ func (x *podCall) sendBody(cs *h2.ClientStream, body *clientBody) {
 }
 
 // bodyFailed ends the exchange for the client's body.
-func (x *podCall) bodyFailed(cs *h2.ClientStream, body *clientBody) {
+func (x *podCall) bodyFailed(body *clientBody) {
 	if body.err == nil {
 		return
 	}
 	x.badBody.Store(body)
-	cs.Reset()
+	x.forget()
+	x.resetPod()
 }
 
 // podFields are the fields of the request an h2c pod gets for the stream
