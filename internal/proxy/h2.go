@@ -130,11 +130,7 @@ func (p *Proxy) serveH2(w http.ResponseWriter, req *http.Request, s *h2.Stream, 
 			ClientFault: x.clientFault,
 			Seconds:     time.Since(x.start).Seconds(),
 		})
-		early := x.status == statusClientClosed && time.Since(x.start) < earlyReset
-		if cc != nil && cc.resetFlood(early) {
-			p.log.Info("closing an HTTP/2 connection that resets most of its streams", "client", addrText(cc.addr))
-			cc.Close()
-		}
+		p.streamEnded(cc, x.status, x.start)
 	}()
 	ctx := context.WithValue(req.Context(), exchangeKey{}, x)
 	if r.requestTimeout > 0 {
@@ -246,6 +242,17 @@ const (
 	resetsTooMany = resetWindow * 3 / 4
 	earlyReset    = time.Second
 )
+
+// streamEnded counts a forwarded HTTP/2 stream of cc (nil: untracked)
+// that ended with status after starting at start, and closes cc when its
+// client resets most of its streams early (resetFlood).
+func (p *Proxy) streamEnded(cc *clientConn, status int, start time.Time) {
+	early := status == statusClientClosed && time.Since(start) < earlyReset
+	if cc != nil && cc.resetFlood(early) {
+		p.log.Info("closing an HTTP/2 connection that resets most of its streams", "client", addrText(cc.addr))
+		cc.Close()
+	}
+}
 
 // resetFlood counts one forwarded HTTP/2 stream of the connection, reset
 // early by the client or not, and reports whether the connection is to be

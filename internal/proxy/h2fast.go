@@ -101,11 +101,7 @@ func (p *Proxy) forwardStream(s *h2.Stream, st *state, r *route, d *place.Decisi
 	status, failed, clientFault := 0, false, false
 	defer func() {
 		r.Done(r.pods.Load(), pd, place.Outcome{Status: status, Failed: failed, ClientFault: clientFault, Seconds: time.Since(start).Seconds()})
-		early := status == statusClientClosed && time.Since(start) < earlyReset
-		if cc != nil && cc.resetFlood(early) {
-			p.log.Info("closing an HTTP/2 connection that resets most of its streams", "client", addrText(cc.addr))
-			cc.Close()
-		}
+		p.streamEnded(cc, status, start)
 	}()
 
 	streamPodRequest(req, s, cc, isTLS)

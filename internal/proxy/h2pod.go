@@ -265,8 +265,8 @@ func (x *podCall) resetPod() {
 
 // settle records what came of the exchange, once: in the route's and the
 // pod's counters and health, before the end of the answer goes to the
-// client; and an HTTP/2 connection that resets most of its streams is
-// closed.
+// client, and in the client connection's count of reset streams
+// (streamEnded).
 func (x *podCall) settle() {
 	if x.settled {
 		return
@@ -274,11 +274,7 @@ func (x *podCall) settle() {
 	x.settled = true
 	r := x.r
 	r.Done(r.pods.Load(), x.pd, place.Outcome{Status: x.status, Failed: x.failed, ClientFault: x.clientFault, Seconds: time.Since(x.start).Seconds()})
-	early := x.status == statusClientClosed && time.Since(x.start) < earlyReset
-	if x.cc != nil && x.cc.resetFlood(early) {
-		x.p.log.Info("closing an HTTP/2 connection that resets most of its streams", "client", addrText(x.cc.addr))
-		x.cc.Close()
-	}
+	x.p.streamEnded(x.cc, x.status, x.start)
 }
 
 // reply settles the exchange with status and answers it with podpin's own
@@ -296,9 +292,9 @@ func (x *podCall) expire() {
 }
 
 // relay writes the pod's answer to the client: its header as out, then
-// body and trailers as they come. ok is false when either side failed
-// mid-way (failure says which); grpcStatus is the call's grpc-status
-// ("" when none came).
+// body and trailers as they come, settling the exchange before its end
+// (answered). It reports false when either side failed mid-way (failure
+// says which).
 func (x *podCall) relay(st *state, out []h2.HeaderField, code int, header []h2.HeaderField) bool {
 	s, cs := x.s, x.cs.Load()
 	buf := x.p.bufs.get()
