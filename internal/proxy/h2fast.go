@@ -23,9 +23,11 @@ import (
 // (forwardStream): its fields become the pod's HTTP/1.1 request, sent
 // through the pod's own pool as HTTP/1.1 clients' requests are, and the
 // pod's answer becomes the stream's frames, with no net/http type in
-// between. Every other stream (a gRPC call, a route with pods that speak
-// HTTP/2, a route that redirects or answers by itself) goes on through
-// serveH2, in net/http's terms (serveStreamHTTP).
+// between. A stream to a route whose pods all speak h2c (gRPC above all)
+// goes to its pod over the pod's own HTTP/2 connections, frame for frame
+// (forwardH2). Every other stream (a gRPC call to HTTP/1.1 or https pods,
+// a route whose pods mix protocols, a route that redirects or answers by
+// itself) goes on through serveH2, in net/http's terms (serveStreamHTTP).
 func (p *Proxy) serveStream(s *h2.Stream) {
 	st := p.state.Load()
 	cc, _ := connOf(s.Conn())
