@@ -274,6 +274,14 @@ type Listener struct {
 	// cleartext one h2c with prior knowledge (a connection that opens
 	// with the HTTP/2 preface). false: HTTP/1.1 only. Default true.
 	HTTP2 *bool `yaml:"http2"`
+	// EventLoop serves the listener's HTTP/1.1 connections from event
+	// loops, one per processor, each polling its own client connections
+	// and the pod connections it opened (Linux only), instead of a
+	// goroutine per connection. A request the loops do not serve
+	// themselves moves its connection to the goroutine front end, which
+	// answers it exactly as on a listener without EventLoop. Cleartext
+	// listeners without ProxyProtocol. Default false.
+	EventLoop bool `yaml:"eventLoop"`
 }
 
 // TLS versions a listener may require (ListenerTLS.MinVersion).

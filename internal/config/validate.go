@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,6 +63,12 @@ func (r Rules) Validate(c *Config) error {
 		}
 		if l.TLS != nil {
 			v.listenerTLS(fmt.Sprintf("listeners[%d].tls", i), l.TLS)
+		}
+		if l.EventLoop && (l.TLS != nil || l.ProxyProtocol) {
+			v.add(fmt.Sprintf("listeners[%d].eventLoop", i), "serves cleartext listeners without proxyProtocol only")
+		}
+		if l.EventLoop && runtime.GOOS != "linux" {
+			v.add(fmt.Sprintf("listeners[%d].eventLoop", i), "needs Linux (epoll)")
 		}
 	}
 	v.hostPort("admin.address", c.Admin.Address)
