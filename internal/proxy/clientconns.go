@@ -163,6 +163,19 @@ func (cs *clientConns) add(c net.Conn) *clientConn {
 	return cc
 }
 
+// replace tracks c in place of old, a connection that an event loop
+// served and hands over: same peer, same place under the caps.
+func (cs *clientConns) replace(old *clientConn, c net.Conn) *clientConn {
+	cc := &clientConn{Conn: c, conns: cs, addr: old.addr, trusted: old.trusted}
+	cc.deadline.Store(cs.deadlineIn(cs.headerTimeout))
+	cs.mu.Lock()
+	delete(cs.conns, old)
+	cs.conns[cc] = struct{}{}
+	cs.mu.Unlock()
+	old.closeOnce.Do(func() {})
+	return cc
+}
+
 // refuse closes a connection over a cap: on a cleartext listener after
 // podpin's one-line HTTP/1.1 answer, on a TLS one at once (the client
 // could not read a cleartext answer).
@@ -258,6 +271,10 @@ type clientConn struct {
 	// SetReadDeadline (a request body's) is on the socket.
 	ownDeadline atomic.Bool
 	closeOnce   sync.Once
+
+	// counted is set on a connection an event loop handed over, which it
+	// already counted as an HTTP/1.1 connection.
+	counted bool
 
 	// unread holds the first bytes that sniff read, which Read returns
 	// before reading the socket again.

@@ -20,23 +20,65 @@ import (
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	handlerReached(ctx)
 	st := p.state.Load()
+	r, scan, answer := p.routeFor(ctx, st)
+	if answer != nil {
+		answer(ctx)
+		return
+	}
+	buf := p.keyBufs.Get().(*[256]byte)
+	defer p.keyBufs.Put(buf)
+	d := r.Decide((*fastRequest)(ctx), r.pods.Load(), buf[:0])
+	if d.Err != nil {
+		r.refuseDecision(ctx, d.Err)
+		return
+	}
+	if d.Assigned {
+		// The minted key goes to the pod with the request, and to the
+		// client on the answer, set after forwarding.
+		ctx.Request.Header.SetBytesV(r.Key.Header, d.Raw)
+		defer r.handOut(ctx, &d)
+	}
+	p.forward(ctx, st, r, scan, &d)
+}
+
+// refuseDecision answers a request that placement refused with err.
+func (r *route) refuseDecision(ctx *fasthttp.RequestCtx, err error) {
+	code := placeStatus(err)
+	r.fail(ctx, code, err)
+	if code == fasthttp.StatusTooManyRequests {
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+	}
+}
+
+// handOut gives the client the key minted for its request (d.Assigned):
+// in the key header of the answer, and as a cookie where the route sets
+// one.
+func (r *route) handOut(ctx *fasthttp.RequestCtx, d *place.Decision) {
+	if r.cookie != nil {
+		r.cookie.setFast(ctx, d.Raw)
+	}
+	ctx.Response.Header.SetBytesV(r.Key.Header, d.Raw)
+}
+
+// routeFor is the route that forwards the request of ctx, with what the
+// scan of its header found; or, for a request that podpin answers itself
+// (refused by the edge policy, redirected, no route, a route that answers
+// every request), nil and that answer, not yet given. It changes nothing
+// but the request's header (h2c upgrade fields are removed).
+func (p *Proxy) routeFor(ctx *fasthttp.RequestCtx, st *state) (*route, headerScan, func(*fasthttp.RequestCtx)) {
 	scan, code, err := checkRequest(&ctx.Request.Header, &st.limits)
 	if err != nil {
-		refuse(ctx, code, err)
-		return
+		return nil, scan, func(ctx *fasthttp.RequestCtx) { refuse(ctx, code, err) }
 	}
 	if n := ctx.Request.Header.ContentLength(); st.limits.maxBodyBytes > 0 && int64(n) > st.limits.maxBodyBytes {
-		refuse(ctx, fasthttp.StatusRequestEntityTooLarge, errBodyTooLarge)
-		return
+		return nil, scan, func(ctx *fasthttp.RequestCtx) { refuse(ctx, fasthttp.StatusRequestEntityTooLarge, errBodyTooLarge) }
 	}
 	if !ctx.IsTLS() && p.certSource.Redirects(ctx.Host()) {
-		redirectHTTPS(ctx)
-		return
+		return nil, scan, redirectHTTPS
 	}
 	if cc, ok := connOf(ctx.Conn()); ok && cc.conns.hostnames != nil && ctx.IsTLS() &&
 		cc.conns.hostnames.misdirected(ctx.TLSConnectionState().ServerName, string(ctx.Host())) {
-		reply(ctx, fasthttp.StatusMisdirectedRequest, errMisdirected)
-		return
+		return nil, scan, func(ctx *fasthttp.RequestCtx) { reply(ctx, fasthttp.StatusMisdirectedRequest, errMisdirected) }
 	}
 	stripH2C(&ctx.Request.Header, scan)
 	req := (*fastRequest)(ctx)
@@ -47,40 +89,15 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 			break
 		}
 	}
-	if r == nil {
-		reply(ctx, fasthttp.StatusNotFound, place.ErrNoRoute)
-		return
+	switch {
+	case r == nil:
+		return nil, scan, func(ctx *fasthttp.RequestCtx) { reply(ctx, fasthttp.StatusNotFound, place.ErrNoRoute) }
+	case r.filters != nil && r.filters.redirect != nil:
+		return nil, scan, func(ctx *fasthttp.RequestCtx) { redirectFast(ctx, r) }
+	case r.respond != 0:
+		return nil, scan, func(ctx *fasthttp.RequestCtx) { respondFast(ctx, r) }
 	}
-	if r.filters != nil && r.filters.redirect != nil {
-		redirectFast(ctx, r)
-		return
-	}
-	if r.respond != 0 {
-		respondFast(ctx, r)
-		return
-	}
-
-	buf := p.keyBufs.Get().(*[256]byte)
-	defer p.keyBufs.Put(buf)
-	d := r.Decide(req, r.pods.Load(), buf[:0])
-	if d.Err != nil {
-		code := placeStatus(d.Err)
-		r.fail(ctx, code, d.Err)
-		if code == fasthttp.StatusTooManyRequests {
-			ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
-		}
-		return
-	}
-	if d.Assigned {
-		// The minted key goes to the pod with the request, and to the
-		// client on the answer, set after forwarding.
-		ctx.Request.Header.SetBytesV(r.Key.Header, d.Raw)
-		defer ctx.Response.Header.SetBytesV(r.Key.Header, d.Raw)
-		if r.cookie != nil {
-			defer r.cookie.setFast(ctx, d.Raw)
-		}
-	}
-	p.forward(ctx, st, r, scan, &d)
+	return r, scan, nil
 }
 
 // forward sends the request to the pod of d and the answer back to the
@@ -129,8 +146,16 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan head
 		replyText(ctx, code, "pod "+pd.name+" failed: "+upstreamReason(err))
 		return
 	}
-	r.Done(r.pods.Load(), pd, place.Outcome{Status: resp.StatusCode(), Seconds: time.Since(start).Seconds()})
+	r.answered(ctx, st, d, pd, start, clientClose)
+}
 
+// answered records the answer of pd to a request decided by d, sent at
+// start, and turns it into the client's: hop-by-hop fields removed, the
+// route's edits, the connection closed after it when the client asked
+// (clientClose), the key learnt from it, the pod named.
+func (r *route) answered(ctx *fasthttp.RequestCtx, st *state, d *place.Decision, pd *pod, start time.Time, clientClose bool) {
+	resp := &ctx.Response
+	r.Done(r.pods.Load(), pd, place.Outcome{Status: resp.StatusCode(), Seconds: time.Since(start).Seconds()})
 	stripHopByHop(&resp.Header)
 	if r.filters != nil {
 		r.filters.response.applyFast(&resp.Header)

@@ -186,6 +186,19 @@ func (c *podClient) acquire() (*podConn, error) {
 	return c.handedOver(<-w)
 }
 
+// reserve counts a connection that an event loop opens to the pod, under
+// the same cap, or reports that the cap is reached. Its place is given
+// up through closed.
+func (c *podClient) reserve() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.maxConns > 0 && c.open >= c.maxConns {
+		return false
+	}
+	c.open++
+	return true
+}
+
 // handedOver takes what a waiter was handed: a connection, or nil for the
 // place of one that closed, which it fills with a new one.
 func (c *podClient) handedOver(pc *podConn) (*podConn, error) {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -25,7 +26,11 @@ type backend struct {
 	client   *podClient
 	// h2 are the HTTP/2 connections to a pod that speaks h2c; nil for
 	// the others.
-	h2       *h2.Pool
+	h2 *h2.Pool
+	// ip is the pod's address when it is an IP literal (the zero
+	// AddrPort when not), for the event loops, which connect without
+	// resolving.
+	ip       netip.AddrPort
 	sessions *atomic.Int64 // live entries pinned to this pod, owned by the table
 	tally    place.Tally
 	health   place.Health
@@ -80,12 +85,15 @@ type podSet struct {
 	// h2c: every pod speaks h2c, so that every HTTP/2 stream goes to its
 	// pod over the pod's own HTTP/2 connections (forwardH2).
 	h2c bool
+	// loop: an event loop forwards to every pod itself (podServed).
+	loop bool
 }
 
 func newPodSet(pods []*pod) *podSet {
-	s := &podSet{byName: make(map[string]*pod, len(pods)), all: pods, http1: true, h2c: len(pods) > 0}
+	s := &podSet{byName: make(map[string]*pod, len(pods)), all: pods, http1: true, h2c: len(pods) > 0, loop: true}
 	for _, p := range pods {
 		s.byName[p.name] = p
+		s.loop = s.loop && podServed(p)
 		if p.protocol == config.PodH2C {
 			s.http1 = false
 		} else {
@@ -149,4 +157,20 @@ func (e *dialError) Unwrap() error { return e.err }
 func isDialError(err error) bool {
 	var de *dialError
 	return errors.As(err, &de)
+}
+
+// podServed reports whether an event loop forwards to pd itself: a
+// cleartext HTTP/1.1 pod at an IP address.
+func podServed(pd *pod) bool {
+	return pd.protocol == config.PodHTTP && pd.ip.IsValid()
+}
+
+// ipOf is addr as an IP address and port, or the zero AddrPort when its
+// host is a name.
+func ipOf(addr string) netip.AddrPort {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }

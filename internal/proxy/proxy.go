@@ -422,6 +422,7 @@ func (p *Proxy) newRoute(rc config.Route, prev *route, us upstreamSettings) (*ro
 			name:     ep.Name,
 			nameV:    []byte(ep.Name),
 			addr:     ep.Address,
+			ip:       ipOf(ep.Address),
 			protocol: protocol,
 			client:   newPodClient(ep.Address, us, tc),
 			sessions: r.Table.SessionCounter(ep.Name),

@@ -52,13 +52,34 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	defer sweeping.Wait()
 	defer stopSweep()
 	sweeping.Go(func() { conns.run(sweep) })
+	var accept net.Listener
+	if l.EventLoop {
+		accept = conns.listen(loopListener{ln})
+	}
 	ln = conns.listen(ln)
 	// HTTP/2 connections leave ln for h2q, the HTTP/2 server's listener.
 	var h2q *connQueue
 	if l.HTTP2Enabled() {
 		h2q = newConnQueue(ln.Addr())
 	}
+	var loops *eventLoops
+	loopErr := make(chan error, 1)
+	if accept != nil {
+		var err error
+		if loops, err = newEventLoops(p, conns, accept.Addr(), h2q, http1); err != nil {
+			return fmt.Errorf("listener %s: %w", name, err)
+		}
+		defer loops.close()
+		go func() {
+			err := loops.serve(accept)
+			loops.fast.Close()
+			loopErr <- err
+		}()
+		// fasthttp and the HTTP/2 server take what the loops hand over.
+		ln = loops.fast
+	}
 	switch {
+	case loops != nil:
 	case l.TLS != nil:
 		// TLS runs over the tracked connection, after any PROXY header: the
 		// per-address cap and the client address hold for TLS clients too.
@@ -92,7 +113,9 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 		// conns's; onHeaders gives a body its own deadline.
 		ConnState: func(c net.Conn, s fasthttp.ConnState) {
 			if s == fasthttp.StateNew {
-				http1.Inc()
+				if cc, ok := connOf(c); !ok || !cc.counted {
+					http1.Inc()
+				}
 			}
 			conns.stateChanged(c, s)
 		},
@@ -122,11 +145,19 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 			h2srv.Close()
 			<-h2errc
 		}
+		if loops != nil {
+			accept.Close()
+			<-loopErr
+		}
 		return err
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
+	if loops != nil {
+		accept.Close()
+		loops.shutdown()
+	}
 	// Both servers stop at once: HTTP/2 clients get GOAWAY, and the streams
 	// in flight finish within the same drain as HTTP/1.1 requests.
 	h2done := make(chan error, 1)
@@ -151,6 +182,10 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	// get the rest of the drain to end by themselves, then are closed.
 	if n := p.tunnels.drain(sctx); n > 0 {
 		p.log.Info("closed upgraded connections at the drain deadline", "connections", n)
+	}
+	if loops != nil {
+		loops.drain(sctx)
+		<-loopErr
 	}
 	<-errc
 	<-h2errc

@@ -1,0 +1,106 @@
+package proxy
+
+import "errors"
+
+// chunkState follows a chunked body (RFC 9112, section 7.1) as it passes
+// unchanged, to find where it ends: its last chunk and trailer section.
+type chunkState struct {
+	phase  uint8
+	size   int64 // bytes left in the current chunk's data
+	digits int
+}
+
+const (
+	chunkSize uint8 = iota
+	chunkExt
+	chunkSizeLF
+	chunkData
+	chunkDataCR
+	chunkDataLF
+	chunkTrailerStart
+	chunkTrailerLine
+	chunkEndLF
+)
+
+var errChunked = errors.New("malformed chunked body")
+
+// scan reads b, the next bytes of the body. It returns how many of them
+// belong to the body, and whether the body ended there.
+func (s *chunkState) scan(b []byte) (int, bool, error) {
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch s.phase {
+		case chunkSize:
+			switch {
+			case c >= '0' && c <= '9', c >= 'a' && c <= 'f', c >= 'A' && c <= 'F':
+				if s.digits++; s.digits > 15 {
+					return i, false, errChunked
+				}
+				s.size = s.size<<4 | int64(unhex(c))
+			case s.digits > 0 && (c == ';' || c == ' ' || c == '\t'):
+				s.phase = chunkExt
+			case s.digits > 0 && c == '\r':
+				s.phase = chunkSizeLF
+			default:
+				return i, false, errChunked
+			}
+		case chunkExt:
+			switch c {
+			case '\r':
+				s.phase = chunkSizeLF
+			case '\n':
+				return i, false, errChunked
+			}
+		case chunkSizeLF:
+			if c != '\n' {
+				return i, false, errChunked
+			}
+			s.digits = 0
+			s.phase = chunkData
+			if s.size == 0 {
+				s.phase = chunkTrailerStart
+			}
+		case chunkData:
+			take := min(s.size, int64(len(b)-i))
+			i += int(take) - 1
+			if s.size -= take; s.size == 0 {
+				s.phase = chunkDataCR
+			}
+		case chunkDataCR:
+			if c != '\r' {
+				return i, false, errChunked
+			}
+			s.phase = chunkDataLF
+		case chunkDataLF:
+			if c != '\n' {
+				return i, false, errChunked
+			}
+			s.phase = chunkSize
+		case chunkTrailerStart:
+			s.phase = chunkTrailerLine
+			if c == '\r' {
+				s.phase = chunkEndLF
+			}
+		case chunkTrailerLine:
+			if c == '\n' {
+				s.phase = chunkTrailerStart
+			}
+		case chunkEndLF:
+			if c != '\n' {
+				return i, false, errChunked
+			}
+			return i + 1, true, nil
+		}
+	}
+	return len(b), false, nil
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}

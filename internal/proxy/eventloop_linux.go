@@ -1,0 +1,1207 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"golang.org/x/sys/unix"
+
+	"github.com/podpin/podpin/internal/place"
+)
+
+// Event loops serve a cleartext listener's HTTP/1.1 connections as HAProxy
+// serves them: each loop is one thread that waits in epoll for its client
+// connections and for the pod connections it opened itself, reads what is
+// ready, forwards it, and writes what it gathered for each client once per
+// wake. A request passes between two system calls on one thread, with no
+// goroutine to wake and no run queue to wait in: when other work shares
+// the processors, the kernel gives a sleeping loop the CPU back as soon as
+// its socket is ready, as it does HAProxy's threads.
+//
+// The loops serve what most traffic is: keep-alive requests without a
+// body, on routes that forward to cleartext HTTP/1.1 pods and edit
+// nothing. Anything else leaves with its connection, before any of it is
+// answered or sent on, for the goroutine front end (fasthttp and the
+// HTTP/2 server), which answers it as on a listener without loops: a body,
+// an upgrade, HTTP/1.0, a request the edge policy refuses, a route with
+// filters, cookies or learnt keys, pods that speak h2c or TLS or are
+// capped. The decision of placement, its counters and the pod's health are
+// the same placement core's either way.
+
+// loopWriteMax is how much of an answer a loop holds for a client that
+// reads slowly before it stops reading the pod's connection.
+const loopWriteMax = 256 << 10
+
+// eventLoops are a listener's loops, one per processor.
+type eventLoops struct {
+	p     *Proxy
+	conns *clientConns
+	loops []*eventLoop
+	next  atomic.Uint32
+	// fast takes the connections the loops hand over to fasthttp; h2
+	// those that open with the HTTP/2 preface (nil: HTTP/2 not offered).
+	fast, h2 *connQueue
+	http1    interface{ Inc() }
+	// stopping is set when the listener shuts down: idle connections
+	// close, busy ones after their answer.
+	stopping atomic.Bool
+	// clients counts the connections the loops hold.
+	clients atomic.Int64
+	wg      sync.WaitGroup
+}
+
+func newEventLoops(p *Proxy, conns *clientConns, addr net.Addr, h2 *connQueue, http1 interface{ Inc() }) (*eventLoops, error) {
+	ls := &eventLoops{p: p, conns: conns, fast: newConnQueue(addr), h2: h2, http1: http1}
+	for range runtime.GOMAXPROCS(0) {
+		l, err := newEventLoop(ls)
+		if err != nil {
+			ls.close()
+			return nil, err
+		}
+		ls.loops = append(ls.loops, l)
+	}
+	for _, l := range ls.loops {
+		ls.wg.Go(l.run)
+	}
+	return ls, nil
+}
+
+// serve accepts ln's connections until it fails and gives each to a loop.
+// The tracked listener counts and caps them as it does for fasthttp.
+func (ls *eventLoops) serve(ln net.Listener) error {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		cc := c.(*clientConn)
+		l := ls.loops[ls.next.Add(1)%uint32(len(ls.loops))]
+		l.post(func() { l.adopt(cc) })
+	}
+}
+
+// shutdown closes idle connections and lets busy ones finish their answer.
+func (ls *eventLoops) shutdown() {
+	ls.stopping.Store(true)
+	for _, l := range ls.loops {
+		l.post(l.closeIdle)
+	}
+}
+
+// drain waits until the loops hold no connection, or ctx ends.
+func (ls *eventLoops) drain(ctx context.Context) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for ls.clients.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// close ends the loops and closes every connection they hold.
+func (ls *eventLoops) close() {
+	for _, l := range ls.loops {
+		l.post(func() { l.quit = true })
+	}
+	ls.wg.Wait()
+	ls.fast.Close()
+}
+
+// takeConn is what the tracked listener wraps in place of an accepted TCP
+// connection: the socket moves to a loop, and fd is its descriptor, no
+// longer Go's. The clientConns sweeper ends a wait through
+// SetReadDeadline, which the loop is told of.
+type takenConn struct {
+	fd            int
+	local, remote net.Addr
+	loop          *eventLoop
+	cc            *clientConn
+	closed        atomic.Bool
+}
+
+// takeFD moves c's socket out of Go's network poller.
+func takeFD(c net.Conn) (*takenConn, error) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil, errors.New("not a TCP connection")
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	fd := -1
+	var derr error
+	if err := raw.Control(func(s uintptr) { fd, derr = unix.Dup(int(s)) }); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, derr
+	}
+	t := &takenConn{fd: fd, local: tc.LocalAddr(), remote: tc.RemoteAddr()}
+	tc.Close()
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *takenConn) Read([]byte) (int, error) {
+	return 0, errors.New("read from an event loop's connection")
+}
+
+// Write is for podpin's one-line refusals before the loop adopts it.
+func (t *takenConn) Write(b []byte) (int, error) { return unix.Write(t.fd, b) }
+
+func (t *takenConn) Close() error {
+	if t.loop == nil && t.closed.CompareAndSwap(false, true) {
+		return unix.Close(t.fd)
+	}
+	return nil
+}
+
+func (t *takenConn) LocalAddr() net.Addr  { return t.local }
+func (t *takenConn) RemoteAddr() net.Addr { return t.remote }
+
+func (t *takenConn) SetDeadline(d time.Time) error { return t.SetReadDeadline(d) }
+
+func (t *takenConn) SetWriteDeadline(time.Time) error { return nil }
+
+// SetReadDeadline in the past is the sweeper's: the connection waited too
+// long.
+func (t *takenConn) SetReadDeadline(d time.Time) error {
+	if l := t.loop; l != nil && !d.IsZero() && d.Before(time.Now()) {
+		l.post(func() {
+			if c := l.clients[t.fd]; c != nil && c.taken == t {
+				l.timedOut(c)
+			}
+		})
+	}
+	return nil
+}
+
+// loopListener accepts TCP connections and takes their sockets for the
+// loops: what it returns is the tracked listener's to count.
+type loopListener struct{ net.Listener }
+
+func (l loopListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		t, err := takeFD(c)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		return t, nil
+	}
+}
+
+// eventLoop is one loop: its epoll, its clients and its pod connections.
+type eventLoop struct {
+	ls     *eventLoops
+	ep     int
+	wakeFD int
+	// guards inbox
+	mu    sync.Mutex
+	inbox []func()
+
+	clients map[int]*loopClient
+	pods    map[int]*loopPod
+	idle    map[*backend]*podPool
+	dirty   []*loopClient
+	busy    []*loopClient
+	buf     []byte
+	br      *bufio.Reader
+	rd      bytes.Reader
+	bw      *bufio.Writer
+	out     appendWriter
+	quit    bool
+	// now is when the loop last woke: the clock of pod inactivity.
+	now       time.Time
+	lastSweep time.Time
+}
+
+// podPool is a loop's idle connections to one pod.
+type podPool struct {
+	sa   unix.Sockaddr
+	idle []*loopPod
+}
+
+// appendWriter appends to the slice it points at.
+type appendWriter struct{ dst *[]byte }
+
+func (w appendWriter) Write(b []byte) (int, error) {
+	*w.dst = append(*w.dst, b...)
+	return len(b), nil
+}
+
+func newEventLoop(ls *eventLoops) (*eventLoop, error) {
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	wfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(ep)
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, wfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wfd)}); err != nil {
+		unix.Close(ep)
+		unix.Close(wfd)
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	l := &eventLoop{
+		ls: ls, ep: ep, wakeFD: wfd,
+		clients: map[int]*loopClient{},
+		pods:    map[int]*loopPod{},
+		idle:    map[*backend]*podPool{},
+		buf:     make([]byte, 64<<10),
+	}
+	l.br = bufio.NewReaderSize(&l.rd, 4096)
+	l.bw = bufio.NewWriterSize(appendWriter{}, 4096)
+	return l, nil
+}
+
+// post runs fn on the loop.
+func (l *eventLoop) post(fn func()) {
+	l.mu.Lock()
+	l.inbox = append(l.inbox, fn)
+	first := len(l.inbox) == 1
+	l.mu.Unlock()
+	if first {
+		var one = [8]byte{1}
+		unix.Write(l.wakeFD, one[:])
+	}
+}
+
+func (l *eventLoop) run() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	events := make([]unix.EpollEvent, 256)
+	var inbox []func()
+	for !l.quit {
+		timeout := -1
+		if len(l.busy) > 0 || len(l.idle) > 0 {
+			timeout = int(sweepInterval / time.Millisecond)
+		}
+		n, err := unix.EpollWait(l.ep, events, timeout)
+		l.now = time.Now()
+		if err != nil && err != unix.EINTR {
+			l.ls.p.log.Error("event loop stopped", "err", os.NewSyscallError("epoll_wait", err))
+			break
+		}
+		for _, ev := range events[:max(n, 0)] {
+			fd := int(ev.Fd)
+			switch {
+			case fd == l.wakeFD:
+				var b [8]byte
+				unix.Read(l.wakeFD, b[:])
+				l.mu.Lock()
+				inbox, l.inbox = l.inbox, inbox[:0]
+				l.mu.Unlock()
+				for _, fn := range inbox {
+					fn()
+				}
+				clear(inbox)
+			case l.clients[fd] != nil:
+				l.clientReady(l.clients[fd], ev.Events)
+			case l.pods[fd] != nil:
+				l.podReady(l.pods[fd], ev.Events)
+			}
+		}
+		l.flush()
+		if l.now.Sub(l.lastSweep) >= sweepInterval {
+			l.lastSweep = l.now
+			l.sweep(l.now)
+			l.flush()
+		}
+	}
+	for _, c := range l.clients {
+		l.closeClient(c)
+	}
+	for _, pc := range l.pods {
+		l.closePod(pc)
+	}
+	unix.Close(l.ep)
+	unix.Close(l.wakeFD)
+}
+
+// loopClient is a client connection served by a loop.
+type loopClient struct {
+	taken *takenConn
+	cc    *clientConn
+	fd    int
+	in    []byte // read, not yet served
+	out   []byte // to write
+	// ctx holds the request being served and then its answer.
+	ctx      *fasthttp.RequestCtx
+	ex       *loopExchange // the request at its pod; nil: none
+	counted  bool          // counted as an HTTP/1.1 connection
+	eof      bool          // the client closed its side
+	closing  bool          // close once out is written
+	dirty    bool          // in l.dirty
+	watching uint32        // epoll events asked for
+}
+
+// loopExchange is one request at its pod.
+type loopExchange struct {
+	c      *loopClient
+	r      *route
+	st     *state
+	d      place.Decision
+	key    [256]byte
+	pd     *pod
+	pc     *loopPod
+	start  time.Time
+	until  time.Time // zero: no deadline
+	heard  time.Time // when the pod was last written to or heard from
+	parsed bool      // the answer's header is in c.ctx.Response
+	tries  int       // connections tried for this request
+	fresh  bool      // pc was dialed for it
+	got    bool      // the pod's answer began
+	head   bool      // the answer's header went to the client
+	close  bool      // the client asked to close after the answer
+	// The answer's body as it passes: remaining bytes of a known length,
+	// or the chunked framing's state.
+	left     int64
+	chunked  chunkState
+	untilEOF bool
+}
+
+// loopPod is a connection to a pod.
+type loopPod struct {
+	fd         int
+	b          *backend
+	in         []byte
+	ex         *loopExchange
+	connecting bool
+	idleSince  time.Time
+	watching   uint32
+}
+
+func (l *eventLoop) adopt(cc *clientConn) {
+	t := cc.Conn.(*takenConn)
+	c := &loopClient{taken: t, cc: cc, fd: t.fd}
+	if l.ls.stopping.Load() {
+		cc.Close()
+		unix.Close(t.fd)
+		return
+	}
+	t.cc = cc
+	t.loop = l
+	l.clients[t.fd] = c
+	l.ls.clients.Add(1)
+	if err := l.watch(t.fd, &c.watching, unix.EPOLLIN|unix.EPOLLRDHUP, true); err != nil {
+		l.closeClient(c)
+	}
+}
+
+func (l *eventLoop) watch(fd int, watching *uint32, events uint32, add bool) error {
+	op := unix.EPOLL_CTL_MOD
+	if add {
+		op = unix.EPOLL_CTL_ADD
+	} else if *watching == events {
+		return nil
+	}
+	*watching = events
+	return unix.EpollCtl(l.ep, op, fd, &unix.EpollEvent{Events: events, Fd: int32(fd)})
+}
+
+func (l *eventLoop) clientReady(c *loopClient, events uint32) {
+	if events&unix.EPOLLOUT != 0 {
+		l.write(c)
+		if c.fd < 0 {
+			return
+		}
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
+		return
+	}
+	if c.eof || c.closing {
+		return
+	}
+	n, err := unix.Read(c.fd, l.buf)
+	if err == unix.EAGAIN || err == unix.EINTR {
+		return
+	}
+	if n <= 0 {
+		c.eof = true
+		if c.ex == nil {
+			l.closeClient(c)
+			return
+		}
+		// The answer under way is dropped when it comes.
+		l.watch(c.fd, &c.watching, 0, false)
+		return
+	}
+	if len(c.in) == 0 && c.ex == nil {
+		c.cc.deadline.Store(c.cc.conns.deadlineIn(c.cc.conns.headerTimeout))
+	}
+	c.in = append(c.in, l.buf[:n]...)
+	if c.ex != nil {
+		if len(c.in) >= l.ls.p.state.Load().limits.maxHeaderBytes {
+			// Pipelined requests wait for the answer under way.
+			l.watch(c.fd, &c.watching, c.watching&^unix.EPOLLIN, false)
+		}
+		return
+	}
+	l.serveNext(c)
+}
+
+// h2Preface is what an HTTP/2 connection with prior knowledge opens with.
+// serveNext serves the request at the start of c.in, if it is complete.
+func (l *eventLoop) serveNext(c *loopClient) {
+	if len(c.in) == 0 || c.ex != nil || c.fd < 0 {
+		return
+	}
+	if !c.counted {
+		n := min(len(c.in), len(h2Preface))
+		if l.ls.h2 != nil && string(c.in[:n]) == h2Preface[:n] {
+			if n == len(h2Preface) {
+				l.handOver(c, l.ls.h2)
+			}
+			return
+		}
+		c.counted = true
+		l.ls.http1.Inc()
+	}
+	st := l.ls.p.state.Load()
+	end := bytes.Index(c.in, []byte("\r\n\r\n"))
+	if end < 0 {
+		if len(c.in) >= st.limits.maxHeaderBytes || bytes.IndexByte(c.in, '\n') >= 0 && bytes.Contains(c.in, []byte("\n\n")) {
+			l.handOver(c, l.ls.fast)
+		}
+		return
+	}
+	if end+4 > st.limits.maxHeaderBytes {
+		l.handOver(c, l.ls.fast)
+		return
+	}
+	if c.ctx == nil {
+		c.ctx = new(fasthttp.RequestCtx)
+	}
+	ctx := c.ctx
+	ctx.Request.Reset()
+	ctx.Response.Reset()
+	ctx.Init2(c.cc, nil, false)
+	l.rd.Reset(c.in[:end+4])
+	l.br.Reset(&l.rd)
+	h := &ctx.Request.Header
+	if err := h.Read(l.br); err != nil || l.br.Buffered() != 0 || l.rd.Len() != 0 {
+		l.handOver(c, l.ls.fast)
+		return
+	}
+	// Without Content-Length or Transfer-Encoding (-2), a request has no
+	// body.
+	if n := h.ContentLength(); n != 0 && n != -2 || !h.IsHTTP11() || len(h.Peek(fasthttp.HeaderTransferEncoding)) > 0 ||
+		len(h.Peek(fasthttp.HeaderExpect)) > 0 || len(h.Peek(fasthttp.HeaderUpgrade)) > 0 || h.IsConnect() {
+		l.handOver(c, l.ls.fast)
+		return
+	}
+	r, scan, answer := l.ls.p.routeFor(ctx, st)
+	if answer != nil || !loopServes(r) {
+		l.handOver(c, l.ls.fast)
+		return
+	}
+	c.cc.deadline.Store(0)
+	ex := &loopExchange{c: c, r: r, st: st, close: h.ConnectionClose()}
+	ex.d = r.Decide((*fastRequest)(ctx), r.pods.Load(), ex.key[:0])
+	if ex.d.Err == nil {
+		ex.pd = ex.d.Pod.(*pod)
+		if !podServed(ex.pd) {
+			// The route's pods changed since loopServes: the goroutine
+			// front end decides again.
+			l.handOver(c, l.ls.fast)
+			return
+		}
+	}
+	c.in = c.in[:copy(c.in, c.in[end+4:])]
+	if ex.d.Err != nil {
+		r.refuseDecision(ctx, ex.d.Err)
+		l.answer(c, ex.close)
+		return
+	}
+	if ex.d.Assigned {
+		h.SetBytesV(r.Key.Header, ex.d.Raw)
+	}
+	r.preparePodRequest(ctx, scan, ex.pd)
+	c.ex = ex
+	ex.start = time.Now()
+	ex.until = r.deadline(ex.start, ex.start)
+	ex.pd.tally.Start()
+	l.busy = append(l.busy, c)
+	l.send(ex)
+}
+
+// loopServes reports whether the loops forward r's requests themselves.
+func loopServes(r *route) bool {
+	return r.filters == nil && r.cookie == nil && !r.LearnKeys && r.pods.Load().loop
+}
+
+// send writes ex's request on a connection to its pod.
+func (l *eventLoop) send(ex *loopExchange) {
+	pool := l.pool(ex.pd.backend)
+	pc, fresh := (*loopPod)(nil), false
+	if n := len(pool.idle); n > 0 {
+		pc = pool.idle[n-1]
+		pool.idle = pool.idle[:n-1]
+	} else {
+		var err error
+		if pc, err = l.dial(ex.pd.backend, pool.sa); err != nil {
+			l.podFailed(ex, err)
+			return
+		}
+		fresh = true
+	}
+	ex.pc, ex.fresh, ex.got = pc, fresh, false
+	ex.heard = l.now
+	ex.tries++
+	pc.ex = ex
+	pc.in = pc.in[:0]
+	if pc.connecting {
+		return // sent when connected
+	}
+	l.writeRequest(ex)
+}
+
+func (l *eventLoop) writeRequest(ex *loopExchange) {
+	pc := ex.pc
+	ex.heard = l.now
+	buf := l.ls.p.bufs.get()
+	*buf = (*buf)[:0]
+	// As the goroutine front end writes it: an absolute-form target in
+	// origin-form.
+	l.bw.Reset(appendWriter{buf})
+	err := ex.c.ctx.Request.Write(l.bw)
+	if err == nil {
+		err = l.bw.Flush()
+	}
+	n := 0
+	if err == nil {
+		n, err = unix.Write(pc.fd, *buf)
+	}
+	short := err == nil && n < len(*buf)
+	l.ls.p.bufs.put(buf)
+	if err != nil || short {
+		// A request header that does not fit an empty socket buffer is
+		// not one the loops take (limits.maxHeaderBytes is far smaller).
+		if err == nil {
+			err = errors.New("short write")
+		}
+		l.podLost(ex, err)
+	}
+}
+
+func (l *eventLoop) pool(b *backend) *podPool {
+	p := l.idle[b]
+	if p == nil {
+		ap := b.ip
+		p = &podPool{}
+		if ap.Addr().Is4() {
+			p.sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+		} else {
+			p.sa = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+		}
+		l.idle[b] = p
+	}
+	return p
+}
+
+// dial opens a connection to b, counted under its cap
+// (upstream.maxConnsPerPod). At the cap it fails at once, where a
+// goroutine would wait for a connection to be released: a loop cannot.
+func (l *eventLoop) dial(b *backend, sa unix.Sockaddr) (*loopPod, error) {
+	if !b.client.reserve() {
+		return nil, fasthttp.ErrNoFreeConns
+	}
+	pc, err := l.connect(sa)
+	if err != nil {
+		b.client.closed()
+		return nil, err
+	}
+	pc.b = b
+	return pc, nil
+}
+
+func (l *eventLoop) connect(sa unix.Sockaddr) (*loopPod, error) {
+	family := unix.AF_INET
+	if _, ok := sa.(*unix.SockaddrInet6); ok {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, &dialError{os.NewSyscallError("socket", err)}
+	}
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	pc := &loopPod{fd: fd}
+	err = unix.Connect(fd, sa)
+	switch err {
+	case nil:
+	case unix.EINPROGRESS:
+		pc.connecting = true
+	default:
+		unix.Close(fd)
+		return nil, &dialError{os.NewSyscallError("connect", err)}
+	}
+	events := uint32(unix.EPOLLIN | unix.EPOLLRDHUP)
+	if pc.connecting {
+		events = unix.EPOLLOUT
+	}
+	if err := l.watch(fd, &pc.watching, events, true); err != nil {
+		unix.Close(fd)
+		return nil, &dialError{os.NewSyscallError("epoll_ctl", err)}
+	}
+	l.pods[fd] = pc
+	return pc, nil
+}
+
+func (l *eventLoop) podReady(pc *loopPod, events uint32) {
+	ex := pc.ex
+	if pc.connecting {
+		if events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
+			return
+		}
+		pc.connecting = false
+		if e, err := unix.GetsockoptInt(pc.fd, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || e != 0 {
+			if err == nil {
+				err = syscall.Errno(e)
+			}
+			l.closePod(pc)
+			if ex != nil {
+				l.podFailed(ex, &dialError{os.NewSyscallError("connect", err)})
+			}
+			return
+		}
+		l.watch(pc.fd, &pc.watching, unix.EPOLLIN|unix.EPOLLRDHUP, false)
+		if ex != nil {
+			l.writeRequest(ex)
+		}
+		return
+	}
+	n, err := unix.Read(pc.fd, l.buf)
+	if err == unix.EAGAIN || err == unix.EINTR {
+		return
+	}
+	if ex == nil {
+		// An idle connection the pod closed, or spoke on unasked.
+		l.closePod(pc)
+		return
+	}
+	if n <= 0 {
+		if err == nil && ex.untilEOF {
+			l.bodyEnd(ex)
+			return
+		}
+		if err == nil {
+			err = errors.New("the pod closed the connection")
+		}
+		l.podLost(ex, err)
+		return
+	}
+	ex.got = true
+	ex.heard = l.now
+	if ex.head {
+		l.body(ex, l.buf[:n])
+		return
+	}
+	pc.in = append(pc.in, l.buf[:n]...)
+	if !ex.parsed {
+		l.answerHead(ex)
+		return
+	}
+	l.answerBody(ex)
+}
+
+// answerHead reads the pod's answer header once it is complete.
+func (l *eventLoop) answerHead(ex *loopExchange) {
+	pc, c := ex.pc, ex.c
+	for {
+		end := bytes.Index(pc.in, []byte("\r\n\r\n"))
+		if end < 0 {
+			if len(pc.in) > 64<<10 {
+				l.podLost(ex, errors.New("answer header too large"))
+			}
+			return
+		}
+		resp := &c.ctx.Response
+		resp.Reset()
+		l.rd.Reset(pc.in[:end+4])
+		l.br.Reset(&l.rd)
+		if err := resp.Header.Read(l.br); err != nil || l.br.Buffered() != 0 || l.rd.Len() != 0 {
+			if err == nil {
+				err = errors.New("malformed answer header")
+			}
+			l.podLost(ex, err)
+			return
+		}
+		pc.in = pc.in[:copy(pc.in, pc.in[end+4:])]
+		code := resp.StatusCode()
+		if code >= 100 && code < 200 {
+			if code == fasthttp.StatusSwitchingProtocols {
+				l.podLost(ex, errors.New("101 to a request without Upgrade"))
+				return
+			}
+			continue // an interim answer
+		}
+		break
+	}
+	resp := &c.ctx.Response
+	req := &c.ctx.Request
+	if req.Header.IsHead() || hasNoBody(resp.StatusCode()) {
+		resp.SkipBody = true
+		ex.left = 0
+	} else {
+		switch n := resp.Header.ContentLength(); {
+		case n >= 0:
+			ex.left = int64(n)
+		case n == -1:
+			ex.chunked = chunkState{}
+			ex.left = -1
+		default:
+			// Ended by the pod closing: chunked to the client.
+			ex.untilEOF = true
+			ex.left = -1
+			resp.Header.SetContentLength(-1)
+		}
+	}
+	ex.parsed = true
+	l.answerBody(ex)
+}
+
+// answerBody forwards the answer once its header is read: whole when its
+// body is all here; at once and then as it comes when it is longer than
+// bufferedBody or of unknown length; else once the rest comes, as the
+// goroutine front end does, so that a pod failing before the end of a
+// short body is still a 502.
+func (l *eventLoop) answerBody(ex *loopExchange) {
+	pc, c := ex.pc, ex.c
+	resp := &c.ctx.Response
+	body := pc.in
+	if ex.left >= 0 && int64(len(body)) < ex.left && ex.left <= bufferedBody {
+		return
+	}
+	ex.r.answered(c.ctx, ex.st, &ex.d, ex.pd, ex.start, ex.close)
+	if ex.d.Assigned {
+		ex.r.handOut(c.ctx, &ex.d)
+	}
+	if ex.left >= 0 && int64(len(body)) >= ex.left {
+		if !resp.SkipBody {
+			resp.SetBodyRaw(body[:ex.left])
+		}
+		extra := len(body) > int(ex.left)
+		l.answer(c, ex.close)
+		l.finish(ex, !extra)
+		return
+	}
+	l.writeHead(c, ex.close)
+	ex.head = true
+	pc.in = pc.in[:0]
+	if len(body) > 0 {
+		l.body(ex, body)
+	}
+}
+
+// body passes b, the next bytes of the answer's body, to the client.
+func (l *eventLoop) body(ex *loopExchange, b []byte) {
+	c := ex.c
+	switch {
+	case ex.untilEOF:
+		c.out = appendChunk(c.out, b)
+	case ex.left >= 0:
+		// Bytes past the length are the pod's error: they are dropped,
+		// with the connection.
+		extra := int64(len(b)) > ex.left
+		b = b[:min(int64(len(b)), ex.left)]
+		c.out = append(c.out, b...)
+		ex.left -= int64(len(b))
+		if ex.left == 0 {
+			l.markDirty(c)
+			l.finish(ex, !extra)
+			return
+		}
+	default:
+		n, done, err := ex.chunked.scan(b)
+		if err != nil {
+			l.podLost(ex, err)
+			return
+		}
+		c.out = append(c.out, b[:n]...)
+		if done {
+			l.markDirty(c)
+			l.finish(ex, n == len(b))
+			return
+		}
+	}
+	l.markDirty(c)
+	if len(c.out) >= loopWriteMax {
+		l.write(c)
+	}
+}
+
+func (l *eventLoop) bodyEnd(ex *loopExchange) {
+	if ex.untilEOF {
+		ex.c.out = append(ex.c.out, "0\r\n\r\n"...)
+		l.markDirty(ex.c)
+		l.finish(ex, false)
+		return
+	}
+	l.markDirty(ex.c)
+	l.finish(ex, true)
+}
+
+// finish ends ex: its pod connection goes back to the loop's pool
+// (reuse) or is closed, and the client's next request is served.
+func (l *eventLoop) finish(ex *loopExchange, reuse bool) {
+	c, pc := ex.c, ex.pc
+	ex.pd.tally.Stop()
+	l.done(c)
+	if pc != nil {
+		pc.ex = nil
+		if reuse && pc.fd >= 0 {
+			pc.idleSince = time.Now()
+			l.pool(pc.b).idle = append(l.pool(pc.b).idle, pc)
+		} else {
+			l.closePod(pc)
+		}
+	}
+	if c.eof {
+		l.closeClient(c)
+		return
+	}
+	if ex.close || l.ls.stopping.Load() {
+		c.closing = true
+		l.markDirty(c)
+		return
+	}
+	c.cc.deadline.Store(c.cc.conns.deadlineIn(c.cc.conns.idleTimeout))
+	if c.fd >= 0 && c.watching&unix.EPOLLIN == 0 {
+		l.watch(c.fd, &c.watching, c.watching|unix.EPOLLIN|unix.EPOLLRDHUP, false)
+	}
+	l.serveNext(c)
+}
+
+// done takes c off the list of busy clients.
+func (l *eventLoop) done(c *loopClient) {
+	c.ex = nil
+	for i, b := range l.busy {
+		if b == c {
+			l.busy[i] = l.busy[len(l.busy)-1]
+			l.busy[len(l.busy)-1] = nil
+			l.busy = l.busy[:len(l.busy)-1]
+			break
+		}
+	}
+}
+
+// podLost handles a pod connection that failed before the answer ended.
+// Before any of the answer, a pooled connection the pod had closed while
+// idle is replaced once; after the header went to the client, the client
+// connection is closed, the only way left to tell it.
+func (l *eventLoop) podLost(ex *loopExchange, err error) {
+	pc := ex.pc
+	ex.pc = nil
+	if pc != nil {
+		pc.ex = nil
+		l.closePod(pc)
+	}
+	switch {
+	case ex.head:
+		ex.pd.tally.Stop()
+		ex.r.Done(ex.r.pods.Load(), ex.pd, place.Outcome{Failed: true, Seconds: time.Since(ex.start).Seconds()})
+		l.done(ex.c)
+		l.closeClient(ex.c)
+	case !ex.got && !ex.fresh && ex.tries < 3:
+		l.send(ex)
+	default:
+		l.podFailed(ex, err)
+	}
+}
+
+// podFailed answers for a pod that failed ex with err before answering:
+// another pod when the key may move (moveOn), or 502 or 504.
+func (l *eventLoop) podFailed(ex *loopExchange, err error) {
+	c := ex.c
+	if next := ex.r.moveOn(&ex.d, ex.pd, err, nil); next != nil && podServed(next) {
+		ex.pd.tally.Stop()
+		ex.pd = next
+		ex.pd.tally.Start()
+		setPodHost(&c.ctx.Request, next)
+		ex.start, ex.tries = time.Now(), 0
+		l.send(ex)
+		return
+	}
+	code := fasthttp.StatusBadGateway
+	if answerTimedOut(err) {
+		code = fasthttp.StatusGatewayTimeout
+	}
+	ex.pd.tally.Stop()
+	l.done(c)
+	ex.r.Done(ex.r.pods.Load(), ex.pd, place.Outcome{Failed: true, Status: code, Seconds: time.Since(ex.start).Seconds()})
+	c.ctx.Response.Reset()
+	replyText(c.ctx, code, "pod "+ex.pd.name+" failed: "+upstreamReason(err))
+	if ex.d.Assigned {
+		ex.r.handOut(c.ctx, &ex.d)
+	}
+	if c.eof {
+		l.closeClient(c)
+		return
+	}
+	l.answer(c, ex.close)
+	if !c.closing {
+		c.cc.deadline.Store(c.cc.conns.deadlineIn(c.cc.conns.idleTimeout))
+		l.serveNext(c)
+	}
+}
+
+// answer appends the whole answer in c.ctx to c's output, as fasthttp's
+// server writes it, closing the connection after it when asked.
+func (l *eventLoop) answer(c *loopClient, close bool) {
+	resp := &c.ctx.Response
+	if close || l.ls.stopping.Load() || resp.ConnectionClose() {
+		resp.SetConnectionClose()
+		c.closing = true
+	}
+	if c.ctx.IsHead() {
+		resp.SkipBody = true
+	}
+	resp.Header.SetNoDefaultContentType(true)
+	l.bw.Reset(appendWriter{&c.out})
+	resp.Write(l.bw)
+	l.bw.Flush()
+	l.markDirty(c)
+}
+
+// writeHead appends the answer's header alone; its body follows.
+func (l *eventLoop) writeHead(c *loopClient, close bool) {
+	resp := &c.ctx.Response
+	if close || l.ls.stopping.Load() {
+		resp.SetConnectionClose()
+	}
+	resp.Header.SetNoDefaultContentType(true)
+	c.out = resp.Header.AppendBytes(c.out)
+	l.markDirty(c)
+}
+
+func (l *eventLoop) markDirty(c *loopClient) {
+	if !c.dirty {
+		c.dirty = true
+		l.dirty = append(l.dirty, c)
+	}
+}
+
+// flush writes what each client's answers gathered in this wake.
+func (l *eventLoop) flush() {
+	for i, c := range l.dirty {
+		c.dirty = false
+		l.dirty[i] = nil
+		if c.fd >= 0 {
+			l.write(c)
+		}
+	}
+	l.dirty = l.dirty[:0]
+}
+
+func (l *eventLoop) write(c *loopClient) {
+	for len(c.out) > 0 {
+		n, err := unix.Write(c.fd, c.out)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil {
+			l.closeClient(c)
+			return
+		}
+		c.out = c.out[:copy(c.out, c.out[n:])]
+	}
+	want := c.watching &^ unix.EPOLLOUT
+	if len(c.out) > 0 {
+		want |= unix.EPOLLOUT
+	}
+	l.watch(c.fd, &c.watching, want, false)
+	// A slow reader holds back its pod.
+	if ex := c.ex; ex != nil && ex.pc != nil && !ex.pc.connecting {
+		podWant := uint32(unix.EPOLLIN | unix.EPOLLRDHUP)
+		if len(c.out) >= loopWriteMax {
+			podWant = 0
+		}
+		l.watch(ex.pc.fd, &ex.pc.watching, podWant, false)
+	}
+	if len(c.out) == 0 && c.closing && c.ex == nil {
+		l.closeClient(c)
+	}
+}
+
+// handOver moves c to the goroutine front end q, with what it read and
+// did not serve.
+func (l *eventLoop) handOver(c *loopClient, q *connQueue) {
+	if q == nil {
+		l.closeClient(c)
+		return
+	}
+	delete(l.clients, c.fd)
+	l.ls.clients.Add(-1)
+	unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, c.fd, nil)
+	f := os.NewFile(uintptr(c.fd), "client")
+	nc, err := net.FileConn(f)
+	f.Close()
+	c.fd = -1
+	if err != nil {
+		c.cc.Close()
+		return
+	}
+	moved := c.cc.conns.replace(c.cc, nc)
+	moved.unread = c.in
+	if q == l.ls.fast && c.counted {
+		moved.counted = true
+	}
+	go q.put(moved)
+}
+
+// timedOut ends a wait of c that the sweeper found too long: a request
+// whose header is late is answered 408, an idle connection closed.
+func (l *eventLoop) timedOut(c *loopClient) {
+	if c.ex != nil {
+		return
+	}
+	if len(c.out) > 0 {
+		return // closed once written, if the client reads it
+	}
+	if len(c.in) == 0 {
+		l.closeClient(c)
+		return
+	}
+	if c.ctx == nil {
+		c.ctx = new(fasthttp.RequestCtx)
+	}
+	c.ctx.Request.Reset()
+	c.ctx.Response.Reset()
+	c.ctx.Init2(c.cc, nil, false)
+	l.ls.p.onParseError(c.ctx, os.ErrDeadlineExceeded)
+	c.in = c.in[:0]
+	l.answer(c, true)
+}
+
+// closeIdle closes the clients with nothing under way.
+func (l *eventLoop) closeIdle() {
+	for _, c := range l.clients {
+		if c.ex == nil && len(c.out) == 0 {
+			l.closeClient(c)
+		}
+	}
+}
+
+// sweep ends the exchanges past their deadline and closes pod connections
+// idle too long.
+func (l *eventLoop) sweep(now time.Time) {
+	for i := 0; i < len(l.busy); i++ {
+		c := l.busy[i]
+		ex := c.ex
+		if ex == nil || ex.pc == nil {
+			continue
+		}
+		timeout := ex.pd.client.timeout
+		late := !ex.until.IsZero() && now.After(ex.until) ||
+			timeout > 0 && now.Sub(ex.heard) > timeout
+		if late {
+			before := len(l.busy)
+			ex.got = true // not to be sent again
+			l.podLost(ex, fasthttp.ErrTimeout)
+			if len(l.busy) < before {
+				i--
+			}
+		}
+	}
+	for b, p := range l.idle {
+		kept := p.idle[:0]
+		for _, pc := range p.idle {
+			if t := b.client.idleTimeout; t > 0 && now.Sub(pc.idleSince) > t {
+				l.closePod(pc)
+				continue
+			}
+			kept = append(kept, pc)
+		}
+		clear(p.idle[len(kept):])
+		p.idle = kept
+		if len(kept) == 0 {
+			delete(l.idle, b)
+		}
+	}
+}
+
+func (l *eventLoop) closeClient(c *loopClient) {
+	if c.fd < 0 {
+		return
+	}
+	if c.ex != nil {
+		ex := c.ex
+		l.done(c)
+		ex.pd.tally.Stop()
+		if ex.pc != nil {
+			ex.pc.ex = nil
+			l.closePod(ex.pc)
+		}
+	}
+	delete(l.clients, c.fd)
+	l.ls.clients.Add(-1)
+	unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, c.fd, nil)
+	unix.Close(c.fd)
+	c.fd = -1
+	c.cc.Close()
+}
+
+func (l *eventLoop) closePod(pc *loopPod) {
+	if pc.fd < 0 {
+		return
+	}
+	delete(l.pods, pc.fd)
+	unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, pc.fd, nil)
+	unix.Close(pc.fd)
+	pc.fd = -1
+	pc.b.client.closed()
+	if p := l.idle[pc.b]; p != nil {
+		for i, q := range p.idle {
+			if q == pc {
+				p.idle = append(p.idle[:i], p.idle[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
+// appendChunk appends b as one chunk of a chunked body.
+func appendChunk(dst, b []byte) []byte {
+	const hex = "0123456789abcdef"
+	var size [16]byte
+	i := len(size)
+	for n := len(b); ; n >>= 4 {
+		i--
+		size[i] = hex[n&0xf]
+		if n < 16 {
+			break
+		}
+	}
+	dst = append(dst, size[i:]...)
+	dst = append(dst, "\r\n"...)
+	dst = append(dst, b...)
+	return append(dst, "\r\n"...)
+}
