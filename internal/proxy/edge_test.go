@@ -452,9 +452,9 @@ func TestEdgeRequests(t *testing.T) {
 // answers and what the pod received.
 func (c edgeCase) check(t *testing.T, pod *rawPod, dial func() net.Conn) {
 	t.Helper()
-	before := 0
+	before := len(pod.requests())
 	codes, bodies, closed := rawExchangeOn(t, dial(), c.raw, len(c.want))
-	settle(pod, c.pod)
+	settle(pod, before, c.pod)
 	if !equalInts(codes, c.want) {
 		t.Fatalf("got statuses %v (%q), want %v", codes, bodies, c.want)
 	}
@@ -541,7 +541,7 @@ func TestEdgeSizeLimits(t *testing.T) {
 			h, pod := edgeProxy(t, lim)
 			before := 0
 			codes, bodies, closed := rawExchange(t, h.addr, c.raw, len(c.want))
-			settle(pod, c.pod)
+			settle(pod, before, c.pod)
 			if !equalInts(codes, c.want) {
 				t.Fatalf("got statuses %v (%q), want %v", codes, bodies, c.want)
 			}
@@ -564,14 +564,15 @@ func TestEdgeSizeLimits(t *testing.T) {
 	}
 }
 
-// settle waits until the pod has recorded n requests, or briefly when n is
-// unknown (-1) or 0: what a pod records is written by its own goroutine.
-func settle(p *rawPod, n int) {
+// settle waits until the pod has recorded n requests more than before, or
+// briefly when n is unknown (-1) or 0: what a pod records is written by its
+// own goroutine.
+func settle(p *rawPod, before, n int) {
 	deadline := time.Now().Add(time.Second)
 	if n <= 0 {
 		deadline = time.Now().Add(100 * time.Millisecond)
 	}
-	for time.Now().Before(deadline) && (n <= 0 || len(p.requests()) < n) {
+	for time.Now().Before(deadline) && (n <= 0 || len(p.requests()) < before+n) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }

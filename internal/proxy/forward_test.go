@@ -204,6 +204,23 @@ func TestLargeBodiesStreamWithBoundedMemory(t *testing.T) {
 	})
 }
 
+// echoWebSocket accepts a WebSocket handshake and answers each message
+// with reply(message), until the connection ends.
+func echoWebSocket(w http.ResponseWriter, r *http.Request, reply func(msg []byte) []byte) {
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	for {
+		typ, msg, err := c.Read(r.Context())
+		if err != nil {
+			return
+		}
+		c.Write(r.Context(), typ, reply(msg))
+	}
+}
+
 func TestWebSocketRoundTripReachesThePinnedPod(t *testing.T) {
 	echo := func(name string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -211,18 +228,7 @@ func TestWebSocketRoundTripReachesThePinnedPod(t *testing.T) {
 				fmt.Fprint(w, name)
 				return
 			}
-			c, err := websocket.Accept(w, r, nil)
-			if err != nil {
-				return
-			}
-			defer c.CloseNow()
-			for {
-				typ, msg, err := c.Read(r.Context())
-				if err != nil {
-					return
-				}
-				c.Write(r.Context(), typ, []byte(name+": "+string(msg)))
-			}
+			echoWebSocket(w, r, func(msg []byte) []byte { return []byte(name + ": " + string(msg)) })
 		}
 	}
 	pods := []*testPod{newTestPod(t, "web-0", echo("web-0")), newTestPod(t, "web-1", echo("web-1"))}

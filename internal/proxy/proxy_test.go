@@ -99,23 +99,30 @@ func startProxyWith(t *testing.T, cfg *config.Config, o Options) *harness {
 	if err := p.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
+	return &harness{
+		t: t, p: p, addr: serveLoopback(t, p, cfg.Listeners[0]),
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+	}
+}
+
+// serveLoopback serves p on a new loopback port, as the listener l, until
+// the test ends; it returns the port's address.
+func serveLoopback(t *testing.T, p *Proxy, l config.Listener) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- p.ServeListener(ctx, ln, cfg.Listeners[0], 5*time.Second) }()
+	go func() { done <- p.ServeListener(ctx, ln, l, 5*time.Second) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return &harness{
-		t: t, p: p, addr: ln.Addr().String(),
-		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
-	}
+	return ln.Addr().String()
 }
 
 // oneRoute is a configuration with one route over pods.

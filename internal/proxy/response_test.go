@@ -21,12 +21,14 @@ type scriptedPod struct {
 }
 
 // podAnswer is what a scripted pod writes back: raw bytes, an optional pause
-// before the rest (a slow body), and whether the connection then ends.
+// before the rest (a slow body), and whether the connection then ends, by a
+// close or by a reset (RST).
 type podAnswer struct {
 	raw   string
 	pause time.Duration
 	rest  string
 	close bool
+	reset bool
 }
 
 func newScriptedPod(t *testing.T, responses map[string]podAnswer) *scriptedPod {
@@ -57,6 +59,10 @@ func (p *scriptedPod) serveConn(c net.Conn) {
 			if _, err := io.WriteString(c, a.rest); err != nil {
 				return
 			}
+		}
+		if a.reset {
+			c.(*net.TCPConn).SetLinger(0)
+			return
 		}
 		if a.close {
 			return

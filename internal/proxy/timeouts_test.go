@@ -213,18 +213,7 @@ func TestRouteTimeoutsBoundAnUpgradeUntilItsAnswer(t *testing.T) {
 			case <-r.Context().Done():
 			}
 		}
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		for {
-			typ, msg, err := c.Read(r.Context())
-			if err != nil {
-				return
-			}
-			c.Write(r.Context(), typ, msg)
-		}
+		echoWebSocket(w, r, func(msg []byte) []byte { return msg })
 	})
 	cfg := oneRoute(pod)
 	cfg.Routes[0].Timeouts.Request = ptr(400 * time.Millisecond)
