@@ -21,6 +21,7 @@ var targetColors = map[string]string{
 	"haproxy":      "#4e79a7",
 	"podpin":       "#f28e2b",
 	"podpin-redis": "#59a14f",
+	"podpin-loop":  "#e15759",
 }
 
 // chartRow is one row of small charts: one metric in one layout, one chart
@@ -139,6 +140,8 @@ func shortLabel(target string) string {
 		return "HAProxy"
 	case "podpin-redis":
 		return "Redis"
+	case "podpin-loop":
+		return "loops"
 	}
 	return target
 }

@@ -25,6 +25,8 @@ const (
 	podpinRedisPort  = 18482
 	podpinAdmin      = 19481
 	podpinRedisAdmin = 19482
+	podpinLoopPort   = 18483
+	podpinLoopAdmin  = 19483
 	redisPort        = 18479
 	firstGRPCPodPort = 19411 // the gRPC pods web-0..web-3 listen on 19411-19414
 
@@ -96,7 +98,7 @@ type target struct {
 // targets returns the targets to run, in report order. The TLS suite has
 // no direct target: the pods speak neither TLS nor HTTP/2, and what is
 // compared is the two proxies.
-func targets(withRedis bool, suite string) []target {
+func targets(withRedis, withLoop bool, suite string) []target {
 	var ts []target
 	if suite != suiteTLS {
 		ts = append(ts, target{name: "direct", port: firstPodPort})
@@ -105,6 +107,12 @@ func targets(withRedis bool, suite string) []target {
 		{name: "haproxy", port: haproxyPort, binds: []int{haproxyPort}, proxy: true, start: startHAProxy},
 		{name: "podpin", port: podpinPort, binds: []int{podpinPort, podpinAdmin}, proxy: true, start: startPodpin},
 	}...)
+	// podpin with its cleartext HTTP/1.1 served by event loops
+	// (listeners[].eventLoop). Skipped unless PODPIN_BENCH_EVENT_LOOP=1.
+	if withLoop && suite != suiteTLS {
+		ts = append(ts, target{name: "podpin-loop", port: podpinLoopPort, binds: []int{podpinLoopPort, podpinLoopAdmin},
+			proxy: true, start: startPodpinLoop})
+	}
 	// (4) podpin with its stick table in Redis. Skipped unless
 	// PODPIN_BENCH_REDIS=1; see startPodpinRedis.
 	if withRedis {
@@ -248,6 +256,9 @@ func startHAProxy(b *bench, tag string, w workload) ([]*proc, error) {
 // well as HTTP/1.1, by default. The gRPC pods are h2c:// backends.
 const podpinConfig = `listeners:
   - address: 127.0.0.1:{{.Port}}
+{{- if .EventLoop}}
+    eventLoop: true
+{{- end}}
 {{- with .Cert}}
     tls:
       certificates:
@@ -285,6 +296,21 @@ func startPodpin(b *bench, tag string, w workload) ([]*proc, error) {
 		return nil, err
 	}
 	p, err := b.procs.start("podpin-"+tag, b.layout.proxyCPUs, b.podpinEnv(),
+		b.command(b.cfg.podpin, "serve", "--config", file, "--drain-timeout", "1s", "--log-level", "warn")...)
+	if err != nil {
+		return nil, err
+	}
+	return []*proc{p}, nil
+}
+
+// startPodpinLoop is startPodpin with the listener's HTTP/1.1 served by
+// event loops.
+func startPodpinLoop(b *bench, tag string, w workload) ([]*proc, error) {
+	file, err := b.writePodpinConfig("podpin-loop.yaml", podpinLoopPort, podpinLoopAdmin, w, map[string]any{"EventLoop": true})
+	if err != nil {
+		return nil, err
+	}
+	p, err := b.procs.start("podpin-loop-"+tag, b.layout.proxyCPUs, b.podpinEnv(),
 		b.command(b.cfg.podpin, "serve", "--config", file, "--drain-timeout", "1s", "--log-level", "warn")...)
 	if err != nil {
 		return nil, err
@@ -345,7 +371,7 @@ func (b *bench) command(argv ...string) []string {
 // (Redis, RedisTimeout), if any.
 func (b *bench) writePodpinConfig(name string, port, admin int, w workload, store map[string]any) (string, error) {
 	file := filepath.Join(b.cfg.work, name)
-	data := map[string]any{"Port": port, "Admin": admin, "TableSize": b.cfg.tableSize, "Pods": workloadPods(w), "Scheme": "http", "Cert": nil}
+	data := map[string]any{"Port": port, "Admin": admin, "TableSize": b.cfg.tableSize, "Pods": workloadPods(w), "Scheme": "http", "Cert": nil, "EventLoop": false}
 	if w.grpc {
 		data["Scheme"] = "h2c"
 	}

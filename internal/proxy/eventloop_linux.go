@@ -775,10 +775,10 @@ func (l *eventLoop) answerHead(ex *loopExchange) {
 			ex.chunked = chunkState{}
 			ex.left = -1
 		default:
-			// Ended by the pod closing: chunked to the client.
+			// Ended by the pod closing: chunked to the client
+			// (writeHead).
 			ex.untilEOF = true
 			ex.left = -1
-			resp.Header.SetContentLength(-1)
 		}
 	}
 	ex.parsed = true
@@ -809,6 +809,9 @@ func (l *eventLoop) answerBody(ex *loopExchange) {
 		l.answer(c, ex.close)
 		l.finish(ex, !extra)
 		return
+	}
+	if ex.untilEOF {
+		resp.Header.SetContentLength(-1)
 	}
 	l.writeHead(c, ex.close)
 	ex.head = true
@@ -974,6 +977,7 @@ func (l *eventLoop) podFailed(ex *loopExchange, err error) {
 // server writes it, closing the connection after it when asked.
 func (l *eventLoop) answer(c *loopClient, close bool) {
 	resp := &c.ctx.Response
+	serverName(&resp.Header)
 	if close || l.ls.stopping.Load() || resp.ConnectionClose() {
 		resp.SetConnectionClose()
 		c.closing = true
@@ -995,6 +999,7 @@ func (l *eventLoop) writeHead(c *loopClient, close bool) {
 		resp.SetConnectionClose()
 	}
 	resp.Header.SetNoDefaultContentType(true)
+	serverName(&resp.Header)
 	c.out = resp.Header.AppendBytes(c.out)
 	l.markDirty(c)
 }
@@ -1074,7 +1079,19 @@ func (l *eventLoop) handOver(c *loopClient, q *connQueue) {
 	if q == l.ls.fast && c.counted {
 		moved.counted = true
 	}
-	go q.put(moved)
+	// Answers to the requests before go first.
+	pending := c.out
+	go func() {
+		if len(pending) > 0 {
+			nc.SetWriteDeadline(time.Now().Add(time.Duration(moved.conns.idleTimeout) * time.Millisecond))
+			if _, err := nc.Write(pending); err != nil {
+				moved.Close()
+				return
+			}
+			nc.SetWriteDeadline(time.Time{})
+		}
+		q.put(moved)
+	}()
 }
 
 // timedOut ends a wait of c that the sweeper found too long: a request
@@ -1204,4 +1221,12 @@ func appendChunk(dst, b []byte) []byte {
 	dst = append(dst, "\r\n"...)
 	dst = append(dst, b...)
 	return append(dst, "\r\n"...)
+}
+
+// serverName names podpin in an answer that names no server, as the
+// goroutine front end's server does.
+func serverName(h *fasthttp.ResponseHeader) {
+	if len(h.Server()) == 0 {
+		h.SetServer(serverTitle)
+	}
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/podpin/podpin/internal/place"
 )
 
+var http11 = []byte("HTTP/1.1")
+
 // serve is the request path.
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	handlerReached(ctx)
@@ -156,6 +158,10 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, st *state, r *route, scan head
 func (r *route) answered(ctx *fasthttp.RequestCtx, st *state, d *place.Decision, pd *pod, start time.Time, clientClose bool) {
 	resp := &ctx.Response
 	r.Done(r.pods.Load(), pd, place.Outcome{Status: resp.StatusCode(), Seconds: time.Since(start).Seconds()})
+	// podpin answers in its own version: an HTTP/1.0 pod's answer of
+	// unknown length goes chunked, which only an HTTP/1.1 status line may
+	// announce (RFC 9112, section 6.1).
+	resp.Header.SetProtocol(http11)
 	stripHopByHop(&resp.Header)
 	if r.filters != nil {
 		r.filters.response.applyFast(&resp.Header)

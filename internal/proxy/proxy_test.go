@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -99,8 +100,13 @@ func startProxyWith(t *testing.T, cfg *config.Config, o Options) *harness {
 	if err := p.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
+	l := cfg.Listeners[0]
+	if os.Getenv("PODPIN_TEST_EVENT_LOOP") == "1" && l.TLS == nil && !l.ProxyProtocol {
+		// The whole suite again, served by event loops (scripts/test).
+		l.EventLoop = true
+	}
 	return &harness{
-		t: t, p: p, addr: serveLoopback(t, p, cfg.Listeners[0]),
+		t: t, p: p, addr: serveLoopback(t, p, l),
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
 	}
 }

@@ -16,6 +16,10 @@ import (
 	"github.com/podpin/podpin/internal/h2"
 )
 
+// serverTitle is the Server field of podpin's HTTP/1.1 answers that name
+// no server of their own.
+const serverTitle = "podpin"
+
 // Serve is ServeListener with a listener that trusts no peer and expects
 // no PROXY protocol header.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
@@ -99,7 +103,7 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 		ErrorHandler:                 p.onParseError,
 		HeaderReceived:               p.onHeaders,
 		ExpectHandler:                p.onExpect,
-		Name:                         "podpin",
+		Name:                         serverTitle,
 		NoDefaultServerHeader:        true,
 		NoDefaultContentType:         true,
 		StreamRequestBody:            true,
