@@ -351,13 +351,26 @@ type loopClient struct {
 	in    []byte // read, not yet served
 	out   []byte // to write
 	// ctx holds the request being served and then its answer.
-	ctx      *fasthttp.RequestCtx
-	ex       *loopExchange // the request at its pod; nil: none
-	counted  bool          // counted as an HTTP/1.1 connection
-	eof      bool          // the client closed its side
-	closing  bool          // close once out is written
-	dirty    bool          // in l.dirty
-	watching uint32        // epoll events asked for
+	ctx *fasthttp.RequestCtx
+	ex  *loopExchange // the request at its pod; nil: none
+	// exchange is what ex points at while a request is at its pod.
+	exchange loopExchange
+	counted  bool   // counted as an HTTP/1.1 connection
+	eof      bool   // the client closed its side
+	closing  bool   // close once out is written
+	dirty    bool   // in l.dirty
+	watching uint32 // epoll events asked for
+}
+
+// requestCtx is c's request context, emptied for the next request.
+func (c *loopClient) requestCtx() *fasthttp.RequestCtx {
+	if c.ctx == nil {
+		c.ctx = new(fasthttp.RequestCtx)
+		c.ctx.Init2(c.cc, nil, false)
+	}
+	c.ctx.Request.Reset()
+	c.ctx.Response.Reset()
+	return c.ctx
 }
 
 // loopExchange is one request at its pod.
@@ -494,13 +507,7 @@ func (l *eventLoop) serveNext(c *loopClient) {
 		l.handOver(c, l.ls.fast)
 		return
 	}
-	if c.ctx == nil {
-		c.ctx = new(fasthttp.RequestCtx)
-	}
-	ctx := c.ctx
-	ctx.Request.Reset()
-	ctx.Response.Reset()
-	ctx.Init2(c.cc, nil, false)
+	ctx := c.requestCtx()
 	l.rd.Reset(c.in[:end+4])
 	l.br.Reset(&l.rd)
 	h := &ctx.Request.Header
@@ -521,7 +528,8 @@ func (l *eventLoop) serveNext(c *loopClient) {
 		return
 	}
 	c.cc.deadline.Store(0)
-	ex := &loopExchange{c: c, r: r, st: st, close: h.ConnectionClose()}
+	ex := &c.exchange
+	*ex = loopExchange{c: c, r: r, st: st, close: h.ConnectionClose()}
 	ex.d = r.Decide((*fastRequest)(ctx), r.pods.Load(), ex.key[:0])
 	if ex.d.Err == nil {
 		ex.pd = ex.d.Pod.(*pod)
@@ -878,8 +886,9 @@ func (l *eventLoop) finish(ex *loopExchange, reuse bool) {
 	if pc != nil {
 		pc.ex = nil
 		if reuse && pc.fd >= 0 {
-			pc.idleSince = time.Now()
-			l.pool(pc.b).idle = append(l.pool(pc.b).idle, pc)
+			pc.idleSince = l.now
+			pool := l.pool(pc.b)
+			pool.idle = append(pool.idle, pc)
 		} else {
 			l.closePod(pc)
 		}
@@ -1107,13 +1116,7 @@ func (l *eventLoop) timedOut(c *loopClient) {
 		l.closeClient(c)
 		return
 	}
-	if c.ctx == nil {
-		c.ctx = new(fasthttp.RequestCtx)
-	}
-	c.ctx.Request.Reset()
-	c.ctx.Response.Reset()
-	c.ctx.Init2(c.cc, nil, false)
-	l.ls.p.onParseError(c.ctx, os.ErrDeadlineExceeded)
+	l.ls.p.onParseError(c.requestCtx(), os.ErrDeadlineExceeded)
 	c.in = c.in[:0]
 	l.answer(c, true)
 }

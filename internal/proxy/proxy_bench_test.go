@@ -185,27 +185,40 @@ func BenchmarkServeHTTP2Hit(b *testing.B) {
 
 // BenchmarkServeListener is a table hit through a real listener (client
 // connection tracking included), from a peer that is not trusted, from a
-// trusted proxy whose X-Forwarded-* pass on, and over TLS with keep-alive.
+// trusted proxy whose X-Forwarded-* pass on, over TLS with keep-alive, and
+// served by an event loop (to a pod on a loopback port, which a loop
+// dials itself).
 func BenchmarkServeListener(b *testing.B) {
 	for _, bc := range []struct {
 		name    string
 		trusted []string
 		tls     bool
-	}{{"untrusted", nil, false}, {"trusted", []string{"127.0.0.0/8"}, false}, {"tls", nil, true}} {
+		loop    bool
+	}{{"untrusted", nil, false, false}, {"trusted", []string{"127.0.0.0/8"}, false, false}, {"tls", nil, true, false}, {"eventloop", nil, false, true}} {
 		b.Run(bc.name, func(b *testing.B) {
-			podLn := fasthttputil.NewInmemoryListener()
+			var podLn net.Listener = fasthttputil.NewInmemoryListener()
+			podURL := "http://pod:80"
+			if bc.loop {
+				var err error
+				if podLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+					b.Fatal(err)
+				}
+				podURL = "http://" + podLn.Addr().String()
+			}
 			defer podLn.Close()
 			go fasthttp.Serve(podLn, func(ctx *fasthttp.RequestCtx) { ctx.WriteString("web-0") })
 			p := New(Options{})
 			defer p.Close()
-			c := &config.Config{Routes: []config.Route{{Name: "default", Backends: []config.Backend{{Name: "web-0", URL: "http://pod:80"}}}}}
+			c := &config.Config{Routes: []config.Route{{Name: "default", Backends: []config.Backend{{Name: "web-0", URL: podURL}}}}}
 			c.SetDefaults()
 			if err := p.Apply(c); err != nil {
 				b.Fatal(err)
 			}
 			r, _ := p.route("default")
-			for _, pd := range r.pods.Load().all {
-				pd.client.dial = podLn.Dial
+			if mem, ok := podLn.(*fasthttputil.InmemoryListener); ok {
+				for _, pd := range r.pods.Load().all {
+					pd.client.dial = mem.Dial
+				}
 			}
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
@@ -213,7 +226,7 @@ func BenchmarkServeListener(b *testing.B) {
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
-			l := config.Listener{TrustedProxies: bc.trusted}
+			l := config.Listener{TrustedProxies: bc.trusted, EventLoop: bc.loop}
 			client := &fasthttp.HostClient{Addr: ln.Addr().String()}
 			if bc.tls {
 				ca := certstest.NewCA(b)
