@@ -840,8 +840,8 @@ func (l *eventLoop) body(ex *loopExchange, b []byte) {
 		// with the connection.
 		extra := int64(len(b)) > ex.left
 		b = b[:min(int64(len(b)), ex.left)]
-		c.out = append(c.out, b...)
 		ex.left -= int64(len(b))
+		l.pass(c, b)
 		if ex.left == 0 {
 			l.markDirty(c)
 			l.finish(ex, !extra)
@@ -853,7 +853,7 @@ func (l *eventLoop) body(ex *loopExchange, b []byte) {
 			l.podLost(ex, err)
 			return
 		}
-		c.out = append(c.out, b[:n]...)
+		l.pass(c, b[:n])
 		if done {
 			l.markDirty(c)
 			l.finish(ex, n == len(b))
@@ -864,6 +864,18 @@ func (l *eventLoop) body(ex *loopExchange, b []byte) {
 	if len(c.out) >= loopWriteMax {
 		l.write(c)
 	}
+}
+
+// pass sends b on to the client: straight to its socket when nothing
+// waits to be written before it, what the socket does not take after.
+func (l *eventLoop) pass(c *loopClient, b []byte) {
+	if len(c.out) == 0 && c.fd >= 0 {
+		if n, err := unix.Write(c.fd, b); err == nil {
+			b = b[n:]
+		}
+		// A failed write is found again, and handled, by write.
+	}
+	c.out = append(c.out, b...)
 }
 
 func (l *eventLoop) bodyEnd(ex *loopExchange) {
