@@ -291,26 +291,23 @@ store:
 `
 
 func startPodpin(b *bench, tag string, w workload) ([]*proc, error) {
-	file, err := b.writePodpinConfig("podpin.yaml", podpinPort, podpinAdmin, w, nil)
-	if err != nil {
-		return nil, err
-	}
-	p, err := b.procs.start("podpin-"+tag, b.layout.proxyCPUs, b.podpinEnv(),
-		b.command(b.cfg.podpin, "serve", "--config", file, "--drain-timeout", "1s", "--log-level", "warn")...)
-	if err != nil {
-		return nil, err
-	}
-	return []*proc{p}, nil
+	return b.startPodpinAs("podpin", tag, podpinPort, podpinAdmin, w, nil)
 }
 
 // startPodpinLoop is startPodpin with the listener's HTTP/1.1 served by
 // event loops.
 func startPodpinLoop(b *bench, tag string, w workload) ([]*proc, error) {
-	file, err := b.writePodpinConfig("podpin-loop.yaml", podpinLoopPort, podpinLoopAdmin, w, map[string]any{"EventLoop": true})
+	return b.startPodpinAs("podpin-loop", tag, podpinLoopPort, podpinLoopAdmin, w, map[string]any{"EventLoop": true})
+}
+
+// startPodpinAs starts podpin as the target name, listening on port with
+// its admin API on admin, configured for w and what extra sets.
+func (b *bench) startPodpinAs(name, tag string, port, admin int, w workload, extra map[string]any) ([]*proc, error) {
+	file, err := b.writePodpinConfig(name+".yaml", port, admin, w, extra)
 	if err != nil {
 		return nil, err
 	}
-	p, err := b.procs.start("podpin-loop-"+tag, b.layout.proxyCPUs, b.podpinEnv(),
+	p, err := b.procs.start(name+"-"+tag, b.layout.proxyCPUs, b.podpinEnv(),
 		b.command(b.cfg.podpin, "serve", "--config", file, "--drain-timeout", "1s", "--log-level", "warn")...)
 	if err != nil {
 		return nil, err

@@ -82,3 +82,22 @@ func TestListenerTLSDefaultsToTLS12(t *testing.T) {
 		t.Errorf("got minVersion %q, want %q", got, TLS12)
 	}
 }
+
+func TestEventLoopListenersAreCleartextWithoutProxyProtocol(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		want string // "" for valid
+	}{
+		{"{address: ':8080', eventLoop: true}", ""},
+		{"{address: ':8080', eventLoop: true, proxyProtocol: true}", "listeners[0].eventLoop: serves cleartext listeners without proxyProtocol only"},
+		{"{address: ':8443', eventLoop: true, tls: {certificates: []}}", "listeners[0].eventLoop: serves cleartext listeners without proxyProtocol only"},
+	} {
+		_, err := Parse([]byte("listeners: [" + c.yaml + "]\nroutes: [{name: a, backends: [{name: p, url: 'http://127.0.0.1:1'}]}]\n"))
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: got %v, want valid", c.yaml, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: got %v, want an error containing %q", c.yaml, err, c.want)
+		}
+	}
+}
