@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -387,7 +388,6 @@ type loopExchange struct {
 	heard  time.Time // when the pod was last written to or heard from
 	parsed bool      // the answer's header is in c.ctx.Response
 	tries  int       // connections tried for this request
-	fresh  bool      // pc was dialed for it
 	got    bool      // the pod's answer began
 	head   bool      // the answer's header went to the client
 	close  bool      // the client asked to close after the answer
@@ -566,7 +566,7 @@ func loopServes(r *route) bool {
 // send writes ex's request on a connection to its pod.
 func (l *eventLoop) send(ex *loopExchange) {
 	pool := l.pool(ex.pd.backend)
-	pc, fresh := (*loopPod)(nil), false
+	var pc *loopPod
 	if n := len(pool.idle); n > 0 {
 		pc = pool.idle[n-1]
 		pool.idle = pool.idle[:n-1]
@@ -576,9 +576,8 @@ func (l *eventLoop) send(ex *loopExchange) {
 			l.podFailed(ex, err)
 			return
 		}
-		fresh = true
 	}
-	ex.pc, ex.fresh, ex.got = pc, fresh, false
+	ex.pc, ex.got = pc, false
 	ex.heard = l.now
 	ex.tries++
 	pc.ex = ex
@@ -595,7 +594,8 @@ func (l *eventLoop) writeRequest(ex *loopExchange) {
 	buf := l.ls.p.bufs.get()
 	*buf = (*buf)[:0]
 	// As the goroutine front end writes it: an absolute-form target in
-	// origin-form.
+	// origin-form, the path as the client sent it.
+	ex.c.ctx.Request.URI().DisablePathNormalizing = true
 	l.bw.Reset(appendWriter{buf})
 	err := ex.c.ctx.Request.Write(l.bw)
 	if err == nil {
@@ -717,8 +717,11 @@ func (l *eventLoop) podReady(pc *loopPod, events uint32) {
 			l.bodyEnd(ex)
 			return
 		}
-		if err == nil {
-			err = errors.New("the pod closed the connection")
+		switch {
+		case err == nil && !ex.got:
+			err = fasthttp.ErrConnectionClosed
+		case err == nil:
+			err = io.ErrUnexpectedEOF // a bad response
 		}
 		l.podLost(ex, err)
 		return
@@ -935,9 +938,11 @@ func (l *eventLoop) done(c *loopClient) {
 }
 
 // podLost handles a pod connection that failed before the answer ended.
-// Before any of the answer, a pooled connection the pod had closed while
-// idle is replaced once; after the header went to the client, the client
-// connection is closed, the only way left to tell it.
+// Before any of the answer, a request that is safe to send again
+// (resendable: a pooled connection the pod had closed while idle) goes
+// again, three tries in all, as from the goroutine front end; after the
+// header went to the client, the client connection is closed, the only
+// way left to tell it.
 func (l *eventLoop) podLost(ex *loopExchange, err error) {
 	pc := ex.pc
 	ex.pc = nil
@@ -951,7 +956,7 @@ func (l *eventLoop) podLost(ex *loopExchange, err error) {
 		ex.r.Done(ex.r.pods.Load(), ex.pd, place.Outcome{Failed: true, Seconds: time.Since(ex.start).Seconds()})
 		l.done(ex.c)
 		l.closeClient(ex.c)
-	case !ex.got && !ex.fresh && ex.tries < 3:
+	case !ex.got && ex.tries < 3 && resendable(&ex.c.ctx.Request, err):
 		l.send(ex)
 	default:
 		l.podFailed(ex, err)
