@@ -30,10 +30,11 @@ import (
 // its socket is ready, as it does HAProxy's threads.
 //
 // The loops serve what most traffic is: keep-alive requests without a
-// body, on routes that forward to cleartext HTTP/1.1 pods and edit
-// nothing. Anything else leaves with its connection, before any of it is
-// answered or sent on, for the goroutine front end (fasthttp and the
-// HTTP/2 server), which answers it as on a listener without loops: a body,
+// body or with a short one that came with the header, on routes that
+// forward to cleartext HTTP/1.1 pods and edit nothing. Anything else
+// leaves with its connection, before any of it is answered or sent on,
+// for the goroutine front end (fasthttp and the HTTP/2 server), which
+// answers it as on a listener without loops: a longer or chunked body,
 // an upgrade, HTTP/1.0, a request the edge policy refuses, a route with
 // filters, cookies or learnt keys, pods that speak h2c or TLS or are
 // capped. The decision of placement, its counters and the pod's health are
@@ -515,9 +516,20 @@ func (l *eventLoop) serveNext(c *loopClient) {
 		l.handOver(c, l.ls.fast)
 		return
 	}
-	// Without Content-Length or Transfer-Encoding (-2), a request has no
-	// body.
-	if n := h.ContentLength(); n != 0 && n != -2 || !h.IsHTTP11() || len(h.Peek(fasthttp.HeaderTransferEncoding)) > 0 ||
+	// A body the loop takes has a length, fits bufferedBody and is all
+	// here; without Content-Length or Transfer-Encoding (-2) there is
+	// none. Others are read as they come by the goroutine front end,
+	// under its body timeout.
+	body := 0
+	switch n := h.ContentLength(); {
+	case n == 0 || n == -2:
+	case n > 0 && n <= bufferedBody && len(c.in) >= end+4+n:
+		body = n
+	default:
+		l.handOver(c, l.ls.fast)
+		return
+	}
+	if !h.IsHTTP11() || len(h.Peek(fasthttp.HeaderTransferEncoding)) > 0 ||
 		len(h.Peek(fasthttp.HeaderExpect)) > 0 || len(h.Peek(fasthttp.HeaderUpgrade)) > 0 || h.IsConnect() {
 		l.handOver(c, l.ls.fast)
 		return
@@ -540,10 +552,17 @@ func (l *eventLoop) serveNext(c *loopClient) {
 			return
 		}
 	}
-	c.in = c.in[:copy(c.in, c.in[end+4:])]
+	if body > 0 {
+		ctx.Request.SetBody(c.in[end+4 : end+4+body])
+	}
+	c.in = c.in[:copy(c.in, c.in[end+4+body:])]
 	if ex.d.Err != nil {
 		r.refuseDecision(ctx, ex.d.Err)
 		l.answer(c, ex.close)
+		if !c.closing {
+			c.cc.deadline.Store(c.cc.conns.deadlineIn(c.cc.conns.idleTimeout))
+			l.serveNext(c)
+		}
 		return
 	}
 	if ex.d.Assigned {
