@@ -29,7 +29,6 @@ type Local struct{ T *table.Table }
 func (l Local) Lookup(k table.Key) (string, bool) { return l.T.Lookup(k) }
 func (l Local) Degraded() bool                    { return false }
 
-func (l Local) Claim(k table.Key, _, pod string, raw []byte) string {
-	l.T.Store(k, pod, raw)
-	return pod
+func (l Local) Claim(k table.Key, prev, pod string, raw []byte) string {
+	return l.T.Claim(k, prev, pod, raw)
 }

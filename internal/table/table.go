@@ -288,6 +288,34 @@ func (t *Table) Store(k Key, pod string, raw []byte) (prev string, rebound bool)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tick(now)
+	return t.storeLocked(s, k, rec, raw)
+}
+
+// Claim pins k to pod unless a live entry pins it to a pod other than
+// prev ("" when k was not pinned), in one step: of two placements of the
+// same new key at once, the second follows the first. It returns the pod
+// that holds k.
+func (t *Table) Claim(k Key, prev, pod string, raw []byte) (winner string) {
+	now := t.clock()
+	rec := t.pods.intern(pod)
+	s := t.shard(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tick(now)
+	if pos := s.findLive(k); pos != nilPos {
+		if old := s.slots[pos].pod(); old != rec.id {
+			if name := t.pods.name(old); name != prev {
+				s.touch(pos)
+				return name
+			}
+		}
+	}
+	t.storeLocked(s, k, rec, raw)
+	return pod
+}
+
+// storeLocked is Store with s, the shard of k, locked and ticked.
+func (t *Table) storeLocked(s *shard, k Key, rec *podRec, raw []byte) (prev string, rebound bool) {
 	pos := s.findLive(k)
 	if pos == nilPos && t.room(s, k) {
 		pos = s.findLive(k)

@@ -884,3 +884,45 @@ func TestInjectedClockTakesPrecedence(t *testing.T) {
 		t.Errorf("entry created %v, want the injected %v", e.Created, fake)
 	}
 }
+
+func TestClaimKeepsTheFirstPlacement(t *testing.T) {
+	tb := New(Config{MaxEntries: 100})
+	if got := tb.Claim(testKey(1), "", "pod-a", nil); got != "pod-a" {
+		t.Errorf("first claim of a new key: got %q, want pod-a", got)
+	}
+	// A second placement of the same new key, made before it saw the
+	// first, follows the first.
+	if got := tb.Claim(testKey(1), "", "pod-b", nil); got != "pod-a" {
+		t.Errorf("second claim of a new key: got %q, want the first claim's pod-a", got)
+	}
+	// Moving the key off the pod it was found on replaces that pin...
+	if got := tb.Claim(testKey(1), "pod-a", "pod-c", nil); got != "pod-c" {
+		t.Errorf("claim moving the key off pod-a: got %q, want pod-c", got)
+	}
+	// ...but not a pin made since by someone else.
+	if got := tb.Claim(testKey(1), "pod-a", "pod-d", nil); got != "pod-c" {
+		t.Errorf("claim moving the key off pod-a again: got %q, want pod-c, pinned since", got)
+	}
+	if pod, _ := tb.Lookup(testKey(1)); pod != "pod-c" {
+		t.Errorf("key pinned to %q, want pod-c", pod)
+	}
+	mustCheck(t, tb)
+}
+
+func TestConcurrentClaimsOfANewKeyAgree(t *testing.T) {
+	tb := New(Config{MaxEntries: 1000})
+	for i := range 200 {
+		var wg sync.WaitGroup
+		winners := make([]string, 8)
+		for j := range winners {
+			wg.Go(func() { winners[j] = tb.Claim(testKey(i), "", fmt.Sprintf("pod-%d", j), nil) })
+		}
+		wg.Wait()
+		for _, w := range winners {
+			if w != winners[0] {
+				t.Fatalf("key %d: claims answered %q, want one pod for all", i, winners)
+			}
+		}
+	}
+	mustCheck(t, tb)
+}
