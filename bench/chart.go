@@ -17,11 +17,11 @@ const (
 )
 
 var targetColors = map[string]string{
-	"direct":       "#9aa0a6",
-	"haproxy":      "#4e79a7",
-	"podpin":       "#f28e2b",
-	"podpin-redis": "#59a14f",
-	"podpin-loop":  "#e15759",
+	"direct":            "#9aa0a6",
+	"haproxy":           "#4e79a7",
+	"podpin":            "#f28e2b",
+	"podpin-redis":      "#59a14f",
+	"podpin-goroutines": "#e15759",
 }
 
 // chartRow is one row of small charts: one metric in one layout, one chart
@@ -140,8 +140,8 @@ func shortLabel(target string) string {
 		return "HAProxy"
 	case "podpin-redis":
 		return "Redis"
-	case "podpin-loop":
-		return "loops"
+	case "podpin-goroutines":
+		return "goroutines"
 	}
 	return target
 }

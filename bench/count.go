@@ -64,7 +64,7 @@ func (b *bench) countLayout(ctx context.Context, l layout) ([]count, error) {
 	defer nginx.stop()
 	hot := workloads[0]
 	var out []count
-	for _, t := range targets(b.cfg.redis, b.cfg.loop, suiteHTTP) {
+	for _, t := range targets(b.cfg.redis, b.cfg.goroutines, suiteHTTP) {
 		if !t.proxy {
 			continue
 		}

@@ -35,24 +35,24 @@ import (
 
 // config is what one invocation measures.
 type config struct {
-	podpin    string        // podpin binary
-	goload    string        // bench/goload binary: gRPC pods and load, full handshakes (TLS suite)
-	repo      string        // repository root: scripts in, results out
-	work      string        // scratch directory: configs, logs, pid files
-	from      string        // results file to render instead of measuring
-	duration  time.Duration // each measured run; PODPIN_BENCH_DURATION, default 10s
-	warmup    time.Duration // before each measured run; PODPIN_BENCH_WARMUP, default 2s
-	runs      int           // repetitions of the whole set; PODPIN_BENCH_RUNS, default 3
-	conns     int           // wrk connections; PODPIN_BENCH_CONNECTIONS, default 64
-	tableSize int           // stick-table entries, both proxies; PODPIN_BENCH_TABLE_SIZE, default 100000
-	workloads []workload    // PODPIN_BENCH_WORKLOADS, default all
-	layouts   []layout      // PODPIN_BENCH_PROCESSORS, default 1,2
-	redis     bool          // PODPIN_BENCH_REDIS=1 adds podpin with the Redis store
-	loop      bool          // PODPIN_BENCH_EVENT_LOOP=1 adds podpin with event loops
-	count     bool          // PODPIN_BENCH_COUNT=1 counts instructions and system calls instead
-	suite     string        // PODPIN_BENCH_SUITE: suiteHTTP (default) or suiteTLS
-	h2Streams int           // streams per HTTP/2 connection; PODPIN_BENCH_H2_STREAMS, default 8
-	tlsKey    string        // the certificate's key type; PODPIN_BENCH_TLS_KEY, default ecdsa
+	podpin     string        // podpin binary
+	goload     string        // bench/goload binary: gRPC pods and load, full handshakes (TLS suite)
+	repo       string        // repository root: scripts in, results out
+	work       string        // scratch directory: configs, logs, pid files
+	from       string        // results file to render instead of measuring
+	duration   time.Duration // each measured run; PODPIN_BENCH_DURATION, default 10s
+	warmup     time.Duration // before each measured run; PODPIN_BENCH_WARMUP, default 2s
+	runs       int           // repetitions of the whole set; PODPIN_BENCH_RUNS, default 3
+	conns      int           // wrk connections; PODPIN_BENCH_CONNECTIONS, default 64
+	tableSize  int           // stick-table entries, both proxies; PODPIN_BENCH_TABLE_SIZE, default 100000
+	workloads  []workload    // PODPIN_BENCH_WORKLOADS, default all
+	layouts    []layout      // PODPIN_BENCH_PROCESSORS, default 1,2
+	redis      bool          // PODPIN_BENCH_REDIS=1 adds podpin with the Redis store
+	goroutines bool          // PODPIN_BENCH_GOROUTINES=1 adds podpin without event loops
+	count      bool          // PODPIN_BENCH_COUNT=1 counts instructions and system calls instead
+	suite      string        // PODPIN_BENCH_SUITE: suiteHTTP (default) or suiteTLS
+	h2Streams  int           // streams per HTTP/2 connection; PODPIN_BENCH_H2_STREAMS, default 8
+	tlsKey     string        // the certificate's key type; PODPIN_BENCH_TLS_KEY, default ecdsa
 }
 
 func main() {
@@ -121,7 +121,7 @@ func measureAll(ctx context.Context, cfg config, stderr io.Writer) (results, err
 	for _, w := range cfg.workloads {
 		res.Workloads = append(res.Workloads, w.name)
 	}
-	for _, t := range targets(cfg.redis, cfg.loop, cfg.suite) {
+	for _, t := range targets(cfg.redis, cfg.goroutines, cfg.suite) {
 		res.Targets = append(res.Targets, t.name)
 	}
 	if res.Machine.busy() {
@@ -171,7 +171,7 @@ func (b *bench) measureLayout(ctx context.Context, run int, l layout) ([]measure
 	}
 	var ms []measurement
 	for _, w := range b.cfg.workloads {
-		for _, t := range targets(b.cfg.redis, b.cfg.loop, b.cfg.suite) {
+		for _, t := range targets(b.cfg.redis, b.cfg.goroutines, b.cfg.suite) {
 			m := b.measure(ctx, run, w, t)
 			if ctx.Err() != nil {
 				return ms, ctx.Err()
@@ -319,7 +319,7 @@ func loadConfig(args []string, stderr io.Writer) (config, error) {
 		return nil
 	})
 	c.redis = os.Getenv("PODPIN_BENCH_REDIS") == "1"
-	c.loop = os.Getenv("PODPIN_BENCH_EVENT_LOOP") == "1"
+	c.goroutines = os.Getenv("PODPIN_BENCH_GOROUTINES") == "1"
 	c.count = os.Getenv("PODPIN_BENCH_COUNT") == "1"
 	if err == nil && c.from == "" && c.goload == "" &&
 		slices.ContainsFunc(c.workloads, func(w workload) bool { return w.grpc || w.driver == driverHandshake }) {

@@ -214,8 +214,8 @@ func targetLabel(name string) string {
 		return "HAProxy"
 	case "podpin-redis":
 		return "podpin, Redis store"
-	case "podpin-loop":
-		return "podpin, event loops"
+	case "podpin-goroutines":
+		return "podpin, goroutines"
 	}
 	return name
 }

@@ -25,8 +25,8 @@ const (
 	podpinRedisPort  = 18482
 	podpinAdmin      = 19481
 	podpinRedisAdmin = 19482
-	podpinLoopPort   = 18483
-	podpinLoopAdmin  = 19483
+	podpinGoPort     = 18483
+	podpinGoAdmin    = 19483
 	redisPort        = 18479
 	firstGRPCPodPort = 19411 // the gRPC pods web-0..web-3 listen on 19411-19414
 
@@ -98,7 +98,7 @@ type target struct {
 // targets returns the targets to run, in report order. The TLS suite has
 // no direct target: the pods speak neither TLS nor HTTP/2, and what is
 // compared is the two proxies.
-func targets(withRedis, withLoop bool, suite string) []target {
+func targets(withRedis, withGoroutines bool, suite string) []target {
 	var ts []target
 	if suite != suiteTLS {
 		ts = append(ts, target{name: "direct", port: firstPodPort})
@@ -107,11 +107,12 @@ func targets(withRedis, withLoop bool, suite string) []target {
 		{name: "haproxy", port: haproxyPort, binds: []int{haproxyPort}, proxy: true, start: startHAProxy},
 		{name: "podpin", port: podpinPort, binds: []int{podpinPort, podpinAdmin}, proxy: true, start: startPodpin},
 	}...)
-	// podpin with its cleartext HTTP/1.1 served by event loops
-	// (listeners[].eventLoop). Skipped unless PODPIN_BENCH_EVENT_LOOP=1.
-	if withLoop && suite != suiteTLS {
-		ts = append(ts, target{name: "podpin-loop", port: podpinLoopPort, binds: []int{podpinLoopPort, podpinLoopAdmin},
-			proxy: true, start: startPodpinLoop})
+	// podpin with its cleartext HTTP/1.1 served by the goroutine front end
+	// alone (listeners[].eventLoop: false), as on a TLS listener. Skipped
+	// unless PODPIN_BENCH_GOROUTINES=1.
+	if withGoroutines && suite != suiteTLS {
+		ts = append(ts, target{name: "podpin-goroutines", port: podpinGoPort, binds: []int{podpinGoPort, podpinGoAdmin},
+			proxy: true, start: startPodpinGoroutines})
 	}
 	// (4) podpin with its stick table in Redis. Skipped unless
 	// PODPIN_BENCH_REDIS=1; see startPodpinRedis.
@@ -256,8 +257,8 @@ func startHAProxy(b *bench, tag string, w workload) ([]*proc, error) {
 // well as HTTP/1.1, by default. The gRPC pods are h2c:// backends.
 const podpinConfig = `listeners:
   - address: 127.0.0.1:{{.Port}}
-{{- if .EventLoop}}
-    eventLoop: true
+{{- with .EventLoop}}
+    eventLoop: {{.}}
 {{- end}}
 {{- with .Cert}}
     tls:
@@ -294,10 +295,10 @@ func startPodpin(b *bench, tag string, w workload) ([]*proc, error) {
 	return b.startPodpinAs("podpin", tag, podpinPort, podpinAdmin, w, nil)
 }
 
-// startPodpinLoop is startPodpin with the listener's HTTP/1.1 served by
-// event loops.
-func startPodpinLoop(b *bench, tag string, w workload) ([]*proc, error) {
-	return b.startPodpinAs("podpin-loop", tag, podpinLoopPort, podpinLoopAdmin, w, map[string]any{"EventLoop": true})
+// startPodpinGoroutines is startPodpin with the listener's HTTP/1.1
+// served by the goroutine front end alone.
+func startPodpinGoroutines(b *bench, tag string, w workload) ([]*proc, error) {
+	return b.startPodpinAs("podpin-goroutines", tag, podpinGoPort, podpinGoAdmin, w, map[string]any{"EventLoop": "false"})
 }
 
 // startPodpinAs starts podpin as the target name, listening on port with
@@ -368,7 +369,7 @@ func (b *bench) command(argv ...string) []string {
 // (Redis, RedisTimeout), if any.
 func (b *bench) writePodpinConfig(name string, port, admin int, w workload, store map[string]any) (string, error) {
 	file := filepath.Join(b.cfg.work, name)
-	data := map[string]any{"Port": port, "Admin": admin, "TableSize": b.cfg.tableSize, "Pods": workloadPods(w), "Scheme": "http", "Cert": nil, "EventLoop": false}
+	data := map[string]any{"Port": port, "Admin": admin, "TableSize": b.cfg.tableSize, "Pods": workloadPods(w), "Scheme": "http", "Cert": nil, "EventLoop": nil}
 	if w.grpc {
 		data["Scheme"] = "h2c"
 	}

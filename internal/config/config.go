@@ -32,6 +32,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -280,8 +281,19 @@ type Listener struct {
 	// goroutine per connection. A request the loops do not serve
 	// themselves moves its connection to the goroutine front end, which
 	// answers it exactly as on a listener without EventLoop. Cleartext
-	// listeners without ProxyProtocol. Default false.
-	EventLoop bool `yaml:"eventLoop"`
+	// listeners without ProxyProtocol only. Default: true where it may be
+	// (EventLoopEnabled).
+	EventLoop *bool `yaml:"eventLoop"`
+}
+
+// EventLoopEnabled reports whether event loops serve the listener's
+// HTTP/1.1: EventLoop when set, else on Linux for a cleartext listener
+// without the PROXY protocol.
+func (l *Listener) EventLoopEnabled() bool {
+	if l.EventLoop != nil {
+		return *l.EventLoop
+	}
+	return runtime.GOOS == "linux" && l.TLS == nil && !l.ProxyProtocol
 }
 
 // TLS versions a listener may require (ListenerTLS.MinVersion).

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -98,6 +99,24 @@ func TestEventLoopListenersAreCleartextWithoutProxyProtocol(t *testing.T) {
 			t.Errorf("%s: got %v, want valid", c.yaml, err)
 		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("%s: got %v, want an error containing %q", c.yaml, err, c.want)
+		}
+	}
+}
+
+func TestEventLoopsServeCleartextListenersByDefault(t *testing.T) {
+	off := false
+	for _, c := range []struct {
+		name string
+		l    Listener
+		want bool
+	}{
+		{"a cleartext listener", Listener{}, runtime.GOOS == "linux"},
+		{"a TLS listener", Listener{TLS: &ListenerTLS{}}, false},
+		{"a PROXY protocol listener", Listener{ProxyProtocol: true}, false},
+		{"eventLoop: false", Listener{EventLoop: &off}, false},
+	} {
+		if got := c.l.EventLoopEnabled(); got != c.want {
+			t.Errorf("%s: EventLoopEnabled() = %v, want %v", c.name, got, c.want)
 		}
 	}
 }

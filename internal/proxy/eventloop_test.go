@@ -40,7 +40,7 @@ func (h *harness) withEventLoop(t *testing.T) *harness {
 		t.Skip("event loops need epoll (Linux)")
 	}
 	return &harness{
-		t: t, p: h.p, addr: serveLoopback(t, h.p, config.Listener{EventLoop: true}),
+		t: t, p: h.p, addr: serveLoopback(t, h.p, config.Listener{EventLoop: ptr(true)}),
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
 	}
 }
@@ -76,7 +76,9 @@ func startLoopEnv(t *testing.T) *loopEnv {
 	}
 	frame := newScriptedPod(t, framePod)
 	cfg := &config.Config{
-		Limits: config.Limits{MaxHeaderBytes: 4096},
+		// plain is the goroutine front end alone.
+		Listeners: []config.Listener{{Address: "127.0.0.1:0", EventLoop: ptr(false)}},
+		Limits:    config.Limits{MaxHeaderBytes: 4096},
 		Routes: []config.Route{
 			{Name: "app", Match: config.Match{PathPrefix: "/app"}, Backends: backends},
 			{Name: "assign", Match: config.Match{PathPrefix: "/assign"}, Backends: backends,

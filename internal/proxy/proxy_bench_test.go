@@ -226,7 +226,7 @@ func BenchmarkServeListener(b *testing.B) {
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
-			l := config.Listener{TrustedProxies: bc.trusted, EventLoop: bc.loop}
+			l := config.Listener{TrustedProxies: bc.trusted, EventLoop: &bc.loop}
 			client := &fasthttp.HostClient{Addr: ln.Addr().String()}
 			if bc.tls {
 				ca := certstest.NewCA(b)

@@ -101,9 +101,10 @@ func startProxyWith(t *testing.T, cfg *config.Config, o Options) *harness {
 		t.Fatal(err)
 	}
 	l := cfg.Listeners[0]
-	if os.Getenv("PODPIN_TEST_EVENT_LOOP") == "1" && l.TLS == nil && !l.ProxyProtocol {
-		// The whole suite again, served by event loops (scripts/test).
-		l.EventLoop = true
+	if os.Getenv("PODPIN_TEST_GOROUTINES") == "1" && l.EventLoop == nil {
+		// The whole suite again, served by the goroutine front end alone
+		// (scripts/test).
+		l.EventLoop = ptr(false)
 	}
 	return &harness{
 		t: t, p: p, addr: serveLoopback(t, p, l),

@@ -57,7 +57,7 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	defer stopSweep()
 	sweeping.Go(func() { conns.run(sweep) })
 	var accept net.Listener
-	if l.EventLoop {
+	if l.EventLoopEnabled() {
 		accept = conns.listen(loopListener{ln})
 	}
 	ln = conns.listen(ln)
