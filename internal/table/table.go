@@ -282,13 +282,20 @@ func (t *Table) export(s *shard, pos int32) Entry {
 // Store does not allocate in steady state; it does when a shard grows,
 // when pod is seen for the first time, and to copy a new raw value.
 func (t *Table) Store(k Key, pod string, raw []byte) (prev string, rebound bool) {
+	s, rec := t.lockFor(k, pod)
+	defer s.mu.Unlock()
+	return t.storeLocked(s, k, rec, raw)
+}
+
+// lockFor returns the shard of k, locked and brought to the clock, and
+// pod's record.
+func (t *Table) lockFor(k Key, pod string) (*shard, *podRec) {
 	now := t.clock()
 	rec := t.pods.intern(pod)
 	s := t.shard(k)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.tick(now)
-	return t.storeLocked(s, k, rec, raw)
+	return s, rec
 }
 
 // Claim pins k to pod unless a live entry pins it to a pod other than
@@ -296,12 +303,8 @@ func (t *Table) Store(k Key, pod string, raw []byte) (prev string, rebound bool)
 // same new key at once, the second follows the first. It returns the pod
 // that holds k.
 func (t *Table) Claim(k Key, prev, pod string, raw []byte) (winner string) {
-	now := t.clock()
-	rec := t.pods.intern(pod)
-	s := t.shard(k)
-	s.mu.Lock()
+	s, rec := t.lockFor(k, pod)
 	defer s.mu.Unlock()
-	s.tick(now)
 	if pos := s.findLive(k); pos != nilPos {
 		if old := s.slots[pos].pod(); old != rec.id {
 			if name := t.pods.name(old); name != prev {
