@@ -414,8 +414,7 @@ func (l *eventLoop) adopt(cc *clientConn) {
 	t := cc.Conn.(*takenConn)
 	c := &loopClient{taken: t, cc: cc, fd: t.fd}
 	if l.ls.stopping.Load() {
-		cc.Close()
-		unix.Close(t.fd)
+		cc.Close() // and t's descriptor: the loop never had it
 		return
 	}
 	t.cc = cc
@@ -448,7 +447,17 @@ func (l *eventLoop) clientReady(c *loopClient, events uint32) {
 	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
 		return
 	}
-	if c.eof || c.closing {
+	if c.closing {
+		// Nothing more is read from a connection that closes once its
+		// answer is written; a hang-up ends it now.
+		if events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			l.closeClient(c)
+			return
+		}
+		l.watch(c.fd, &c.watching, c.watching&^(unix.EPOLLIN|unix.EPOLLRDHUP), false)
+		return
+	}
+	if c.eof {
 		return
 	}
 	n, err := unix.Read(c.fd, l.buf)
@@ -461,8 +470,10 @@ func (l *eventLoop) clientReady(c *loopClient, events uint32) {
 			l.closeClient(c)
 			return
 		}
-		// The answer under way is dropped when it comes.
-		l.watch(c.fd, &c.watching, 0, false)
+		// The answer under way is dropped when it comes. The socket
+		// leaves epoll, which would report its hang-up until then.
+		unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, c.fd, nil)
+		c.watching = 0
 		return
 	}
 	if len(c.in) == 0 && c.ex == nil {
@@ -1083,11 +1094,13 @@ func (l *eventLoop) write(c *loopClient) {
 		}
 		c.out = c.out[:copy(c.out, c.out[n:])]
 	}
-	want := c.watching &^ unix.EPOLLOUT
-	if len(c.out) > 0 {
-		want |= unix.EPOLLOUT
+	if !c.eof {
+		want := c.watching &^ unix.EPOLLOUT
+		if len(c.out) > 0 {
+			want |= unix.EPOLLOUT
+		}
+		l.watch(c.fd, &c.watching, want, false)
 	}
-	l.watch(c.fd, &c.watching, want, false)
 	// A slow reader holds back its pod.
 	if ex := c.ex; ex != nil && ex.pc != nil && !ex.pc.connecting {
 		podWant := uint32(unix.EPOLLIN | unix.EPOLLRDHUP)
