@@ -24,9 +24,12 @@ const (
 
 var errChunked = errors.New("malformed chunked body")
 
-// scan reads b, the next bytes of the body. It returns how many of them
+// reframe reads b, the next bytes of the body, and appends the same body
+// to dst in podpin's framing: each run of chunk data as a chunk of its
+// own, without the pod's extensions or chunk sizes; the last chunk and the
+// trailer fields as they came. It returns dst, how many of b's bytes
 // belong to the body, and whether the body ended there.
-func (s *chunkState) scan(b []byte) (int, bool, error) {
+func (s *chunkState) reframe(dst, b []byte) ([]byte, int, bool, error) {
 	for i := 0; i < len(b); i++ {
 		c := b[i]
 		switch s.phase {
@@ -34,7 +37,7 @@ func (s *chunkState) scan(b []byte) (int, bool, error) {
 			switch {
 			case c >= '0' && c <= '9', c >= 'a' && c <= 'f', c >= 'A' && c <= 'F':
 				if s.digits++; s.digits > 15 {
-					return i, false, errChunked
+					return dst, i, false, errChunked
 				}
 				s.size = s.size<<4 | int64(unhex(c))
 			case s.digits > 0 && (c == ';' || c == ' ' || c == '\t'):
@@ -42,57 +45,61 @@ func (s *chunkState) scan(b []byte) (int, bool, error) {
 			case s.digits > 0 && c == '\r':
 				s.phase = chunkSizeLF
 			default:
-				return i, false, errChunked
+				return dst, i, false, errChunked
 			}
 		case chunkExt:
 			switch c {
 			case '\r':
 				s.phase = chunkSizeLF
 			case '\n':
-				return i, false, errChunked
+				return dst, i, false, errChunked
 			}
 		case chunkSizeLF:
 			if c != '\n' {
-				return i, false, errChunked
+				return dst, i, false, errChunked
 			}
 			s.digits = 0
 			s.phase = chunkData
 			if s.size == 0 {
 				s.phase = chunkTrailerStart
+				dst = append(dst, "0\r\n"...)
 			}
 		case chunkData:
 			take := min(s.size, int64(len(b)-i))
+			dst = appendChunk(dst, b[i:i+int(take)])
 			i += int(take) - 1
 			if s.size -= take; s.size == 0 {
 				s.phase = chunkDataCR
 			}
 		case chunkDataCR:
 			if c != '\r' {
-				return i, false, errChunked
+				return dst, i, false, errChunked
 			}
 			s.phase = chunkDataLF
 		case chunkDataLF:
 			if c != '\n' {
-				return i, false, errChunked
+				return dst, i, false, errChunked
 			}
 			s.phase = chunkSize
 		case chunkTrailerStart:
+			dst = append(dst, c)
 			s.phase = chunkTrailerLine
 			if c == '\r' {
 				s.phase = chunkEndLF
 			}
 		case chunkTrailerLine:
+			dst = append(dst, c)
 			if c == '\n' {
 				s.phase = chunkTrailerStart
 			}
 		case chunkEndLF:
 			if c != '\n' {
-				return i, false, errChunked
+				return dst, i, false, errChunked
 			}
-			return i + 1, true, nil
+			return append(dst, c), i + 1, true, nil
 		}
 	}
-	return len(b), false, nil
+	return dst, len(b), false, nil
 }
 
 func unhex(c byte) byte {
@@ -103,4 +110,22 @@ func unhex(c byte) byte {
 		return c - 'a' + 10
 	}
 	return c - 'A' + 10
+}
+
+// appendChunk appends b as one chunk of a chunked body.
+func appendChunk(dst, b []byte) []byte {
+	const hex = "0123456789abcdef"
+	var size [16]byte
+	i := len(size)
+	for n := len(b); ; n >>= 4 {
+		i--
+		size[i] = hex[n&0xf]
+		if n < 16 {
+			break
+		}
+	}
+	dst = append(dst, size[i:]...)
+	dst = append(dst, "\r\n"...)
+	dst = append(dst, b...)
+	return append(dst, "\r\n"...)
 }

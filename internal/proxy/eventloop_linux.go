@@ -794,11 +794,7 @@ func (l *eventLoop) answerHead(ex *loopExchange) {
 		}
 		pc.in = pc.in[:copy(pc.in, pc.in[end+4:])]
 		code := resp.StatusCode()
-		if code >= 100 && code < 200 {
-			if code == fasthttp.StatusSwitchingProtocols {
-				l.podLost(ex, errors.New("101 to a request without Upgrade"))
-				return
-			}
+		if code >= 100 && code < 200 && code != fasthttp.StatusSwitchingProtocols {
 			continue // an interim answer
 		}
 		break
@@ -848,7 +844,9 @@ func (l *eventLoop) answerBody(ex *loopExchange) {
 		}
 		extra := len(body) > int(ex.left)
 		l.answer(c, ex.close)
-		l.finish(ex, !extra)
+		// After a 101 to a request that asked for no upgrade, the pod's
+		// connection speaks something else: it is not pooled.
+		l.finish(ex, !extra && resp.StatusCode() != fasthttp.StatusSwitchingProtocols)
 		return
 	}
 	if ex.untilEOF {
@@ -881,12 +879,12 @@ func (l *eventLoop) body(ex *loopExchange, b []byte) {
 			return
 		}
 	default:
-		n, done, err := ex.chunked.scan(b)
+		out, n, done, err := ex.chunked.reframe(c.out, b)
+		c.out = out
 		if err != nil {
 			l.podLost(ex, err)
 			return
 		}
-		l.pass(c, b[:n])
 		if done {
 			l.markDirty(c)
 			l.finish(ex, n == len(b))
@@ -1255,24 +1253,6 @@ func (l *eventLoop) closePod(pc *loopPod) {
 			}
 		}
 	}
-}
-
-// appendChunk appends b as one chunk of a chunked body.
-func appendChunk(dst, b []byte) []byte {
-	const hex = "0123456789abcdef"
-	var size [16]byte
-	i := len(size)
-	for n := len(b); ; n >>= 4 {
-		i--
-		size[i] = hex[n&0xf]
-		if n < 16 {
-			break
-		}
-	}
-	dst = append(dst, size[i:]...)
-	dst = append(dst, "\r\n"...)
-	dst = append(dst, b...)
-	return append(dst, "\r\n"...)
 }
 
 // serverName names podpin in an answer that names no server, as the

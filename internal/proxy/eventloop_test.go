@@ -130,6 +130,7 @@ var bigBody = strings.Repeat("0123456789abcdef", 1<<16)
 var framePod = map[string]podAnswer{
 	"/f/cl":      {raw: "HTTP/1.1 200 OK\r\nX-B: 2\r\nContent-Length: 5\r\nX-A: 1\r\nX-B: 3\r\n\r\nhello"},
 	"/f/chunked": {raw: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\nX-Sum: 6\r\n\r\n"},
+	"/f/ext":     {raw: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;name=value\r\nabc\r\n0\r\n\r\n"},
 	"/f/204":     {raw: "HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n"},
 	"/f/304":     {raw: "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n"},
 	"/f/head":    {raw: "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n"},
@@ -822,4 +823,34 @@ func sameConversation(t *testing.T, plain, loop string) {
 	}
 	from := max(0, i-200)
 	t.Errorf("the listeners answered differently, from byte %d:\nwithout EventLoop: %.600q\nwith EventLoop:    %.600q", i, plain[from:], loop[from:])
+}
+
+// TestTheEventLoopReframesChunkedAnswers: a pod's chunked answer reaches
+// the client in podpin's chunks, without the pod's chunk extensions, as
+// the goroutine front end re-frames it (docs/http-policy.md, Responses).
+func TestTheEventLoopReframesChunkedAnswers(t *testing.T) {
+	env := startLoopEnv(t)
+	for _, h := range []*harness{env.plain, env.loop} {
+		c, err := net.Dial("tcp", h.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, rawRequest("GET", "/f/ext", "f")); err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		buf := make([]byte, 4096)
+		for !bytes.HasSuffix(got, []byte("0\r\n\r\n")) {
+			n, err := c.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				t.Fatalf("%s: %v after %q", h.addr, err, got)
+			}
+		}
+		if bytes.Contains(got, []byte("name=value")) || !bytes.Contains(got, []byte("\r\n\r\n3\r\nabc\r\n0\r\n\r\n")) {
+			t.Errorf("%s: got %q, want the body re-chunked as 3\\r\\nabc without the extension", h.addr, got)
+		}
+	}
 }
