@@ -384,7 +384,8 @@ type loopExchange struct {
 	key    [256]byte
 	pd     *pod
 	pc     *loopPod
-	start  time.Time
+	start  time.Time // when the current attempt began
+	first  time.Time // when the first attempt began
 	until  time.Time // zero: no deadline
 	heard  time.Time // when the pod was last written to or heard from
 	parsed bool      // the answer's header is in c.ctx.Response
@@ -582,6 +583,7 @@ func (l *eventLoop) serveNext(c *loopClient) {
 	r.preparePodRequest(ctx, scan, ex.pd)
 	c.ex = ex
 	ex.start = time.Now()
+	ex.first = ex.start
 	ex.until = r.deadline(ex.start, ex.start)
 	ex.pd.tally.Start()
 	l.busy = append(l.busy, c)
@@ -1000,7 +1002,10 @@ func (l *eventLoop) podFailed(ex *loopExchange, err error) {
 		ex.pd = next
 		ex.pd.tally.Start()
 		setPodHost(&c.ctx.Request, next)
+		// The route's request timeout runs from the first attempt, its
+		// backend timeout from this one.
 		ex.start, ex.tries = time.Now(), 0
+		ex.until = ex.r.deadline(ex.first, ex.start)
 		l.send(ex)
 		return
 	}
