@@ -47,7 +47,6 @@ const loopWriteMax = 256 << 10
 // eventLoops are a listener's loops, one per processor.
 type eventLoops struct {
 	p     *Proxy
-	conns *clientConns
 	loops []*eventLoop
 	next  atomic.Uint32
 	// fast takes the connections the loops hand over to fasthttp; h2
@@ -62,8 +61,8 @@ type eventLoops struct {
 	wg      sync.WaitGroup
 }
 
-func newEventLoops(p *Proxy, conns *clientConns, addr net.Addr, h2 *connQueue, http1 interface{ Inc() }) (*eventLoops, error) {
-	ls := &eventLoops{p: p, conns: conns, fast: newConnQueue(addr), h2: h2, http1: http1}
+func newEventLoops(p *Proxy, addr net.Addr, h2 *connQueue, http1 interface{ Inc() }) (*eventLoops, error) {
+	ls := &eventLoops{p: p, fast: newConnQueue(addr), h2: h2, http1: http1}
 	for range runtime.GOMAXPROCS(0) {
 		l, err := newEventLoop(ls)
 		if err != nil {
@@ -130,7 +129,6 @@ type takenConn struct {
 	fd            int
 	local, remote net.Addr
 	loop          *eventLoop
-	cc            *clientConn
 	closed        atomic.Bool
 }
 
@@ -364,6 +362,13 @@ type loopClient struct {
 	watching uint32 // epoll events asked for
 }
 
+// waitIdle and waitHeader start the idle and the header timeout of c,
+// which the clientConns sweeper enforces.
+func (c *loopClient) waitIdle() { c.cc.deadline.Store(c.cc.conns.deadlineIn(c.cc.conns.idleTimeout)) }
+func (c *loopClient) waitHeader() {
+	c.cc.deadline.Store(c.cc.conns.deadlineIn(c.cc.conns.headerTimeout))
+}
+
 // requestCtx is c's request context, emptied for the next request.
 func (c *loopClient) requestCtx() *fasthttp.RequestCtx {
 	if c.ctx == nil {
@@ -418,7 +423,6 @@ func (l *eventLoop) adopt(cc *clientConn) {
 		cc.Close() // and t's descriptor: the loop never had it
 		return
 	}
-	t.cc = cc
 	t.loop = l
 	l.clients[t.fd] = c
 	l.ls.clients.Add(1)
@@ -478,7 +482,7 @@ func (l *eventLoop) clientReady(c *loopClient, events uint32) {
 		return
 	}
 	if len(c.in) == 0 && c.ex == nil {
-		c.cc.deadline.Store(c.cc.conns.deadlineIn(c.cc.conns.headerTimeout))
+		c.waitHeader()
 	}
 	c.in = append(c.in, l.buf[:n]...)
 	if c.ex != nil {
@@ -572,7 +576,7 @@ func (l *eventLoop) serveNext(c *loopClient) {
 		r.refuseDecision(ctx, ex.d.Err)
 		l.answer(c, ex.close)
 		if !c.closing {
-			c.cc.deadline.Store(c.cc.conns.deadlineIn(c.cc.conns.idleTimeout))
+			c.waitIdle()
 			l.serveNext(c)
 		}
 		return
@@ -947,7 +951,7 @@ func (l *eventLoop) finish(ex *loopExchange, reuse bool) {
 		l.markDirty(c)
 		return
 	}
-	c.cc.deadline.Store(c.cc.conns.deadlineIn(c.cc.conns.idleTimeout))
+	c.waitIdle()
 	if c.fd >= 0 && c.watching&unix.EPOLLIN == 0 {
 		l.watch(c.fd, &c.watching, c.watching|unix.EPOLLIN|unix.EPOLLRDHUP, false)
 	}
@@ -1027,7 +1031,7 @@ func (l *eventLoop) podFailed(ex *loopExchange, err error) {
 	}
 	l.answer(c, ex.close)
 	if !c.closing {
-		c.cc.deadline.Store(c.cc.conns.deadlineIn(c.cc.conns.idleTimeout))
+		c.waitIdle()
 		l.serveNext(c)
 	}
 }

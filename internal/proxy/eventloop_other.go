@@ -15,7 +15,7 @@ type eventLoops struct{ fast *connQueue }
 
 type loopListener struct{ net.Listener }
 
-func newEventLoops(*Proxy, *clientConns, net.Addr, *connQueue, interface{ Inc() }) (*eventLoops, error) {
+func newEventLoops(*Proxy, net.Addr, *connQueue, interface{ Inc() }) (*eventLoops, error) {
 	return nil, errors.New("event loops need Linux")
 }
 

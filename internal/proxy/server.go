@@ -70,7 +70,7 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	loopErr := make(chan error, 1)
 	if accept != nil {
 		var err error
-		if loops, err = newEventLoops(p, conns, accept.Addr(), h2q, http1); err != nil {
+		if loops, err = newEventLoops(p, accept.Addr(), h2q, http1); err != nil {
 			return fmt.Errorf("listener %s: %w", name, err)
 		}
 		defer loops.close()
