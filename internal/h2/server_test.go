@@ -584,14 +584,17 @@ func TestAnAnswerWrittenWholeLeavesInOneWrite(t *testing.T) {
 	// acknowledgements).
 	get("/more")
 	time.Sleep(100 * time.Millisecond)
+	// An answer written in two steps takes up to two writes: fewer when
+	// the second step finds the first still being written, which depends
+	// on scheduling, not on the server.
 	for _, tc := range []struct {
-		path   string
-		writes int64
-	}{{"/more", 1}, {"/write", 2}} {
+		path     string
+		min, max int64
+	}{{"/more", 1, 1}, {"/write", 1, 2}} {
 		before := counted.writes.Load()
 		get(tc.path)
-		if n := counted.writes.Load() - before; n != tc.writes {
-			t.Errorf("%s: the answer took %d writes, want %d", tc.path, n, tc.writes)
+		if n := counted.writes.Load() - before; n < tc.min || n > tc.max {
+			t.Errorf("%s: the answer took %d writes, want %d to %d", tc.path, n, tc.min, tc.max)
 		}
 	}
 }
