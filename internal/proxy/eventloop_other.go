@@ -11,15 +11,17 @@ import (
 // Event loops poll with epoll: elsewhere, configuration validation refuses
 // listeners[].eventLoop.
 
-type eventLoops struct{ fast *connQueue }
+type eventLoops struct{}
+
+type loopFront struct{ fast *connQueue }
 
 type loopListener struct{ net.Listener }
 
-func newEventLoops(*Proxy, net.Addr, *connQueue, interface{ Inc() }) (*eventLoops, error) {
+func (*Proxy) newLoopFront(net.Addr, *connQueue, interface{ Inc() }) (*loopFront, error) {
 	return nil, errors.New("event loops need Linux")
 }
 
-func (*eventLoops) serve(net.Listener) error { return errors.New("event loops need Linux") }
-func (*eventLoops) shutdown()                {}
-func (*eventLoops) drain(context.Context)    {}
-func (*eventLoops) close()                   {}
+func (*loopFront) serve(net.Listener) error { return errors.New("event loops need Linux") }
+func (*loopFront) shutdown()                {}
+func (*loopFront) drain(context.Context)    {}
+func (*loopFront) close()                   {}

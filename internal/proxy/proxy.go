@@ -80,6 +80,13 @@ type Proxy struct {
 	// serving; nil before the first Apply and after Close.
 	stop func()
 
+	// guards loops and loopFronts
+	loopMu sync.Mutex
+	// loops run while any listener is served by them: loopFronts counts
+	// those listeners.
+	loops      *eventLoops
+	loopFronts int
+
 	// guards synced and syncedClosed
 	syncMu sync.Mutex
 	// synced is closed once every route of the running configuration has

@@ -66,11 +66,11 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	if l.HTTP2Enabled() {
 		h2q = newConnQueue(ln.Addr())
 	}
-	var loops *eventLoops
+	var loops *loopFront
 	loopErr := make(chan error, 1)
 	if accept != nil {
 		var err error
-		if loops, err = newEventLoops(p, accept.Addr(), h2q, http1); err != nil {
+		if loops, err = p.newLoopFront(accept.Addr(), h2q, http1); err != nil {
 			return fmt.Errorf("listener %s: %w", name, err)
 		}
 		defer loops.close()
