@@ -1,13 +1,11 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 
-	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
@@ -80,49 +78,4 @@ func newKubeClient(cfg *config.Config, o serveOptions, log *slog.Logger) (kubern
 	}
 	klog.SetSlogLogger(log.With("component", "client-go"))
 	return client, nil
-}
-
-// startReadiness makes /readyz answer ok once each of synced, in order,
-// gives a closed channel: the Ingress controller's first sync, then every
-// route having its pods (at once for static routes, once the Kubernetes
-// caches synced or the first DNS answer came for the others). Each is asked
-// for its channel only once the one before it is closed, so the proxy's is
-// that of the configuration the Ingress controller applied. When all are
-// closed already, podpin is ready before startReadiness returns. Until
-// then podpin is not ready, so no Service sends it traffic it would answer
-// with 503.
-func startReadiness(ctx context.Context, g *errgroup.Group, setReady func(bool), synced ...func() <-chan struct{}) {
-	for len(synced) > 0 && isClosed(synced[0]()) {
-		synced = synced[1:]
-	}
-	if len(synced) == 0 {
-		setReady(true)
-		return
-	}
-	g.Go(func() error {
-		for _, ch := range synced {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-ch():
-			}
-		}
-		setReady(true)
-		// Shutdown may have begun and turned readiness off just before; it
-		// must stay off.
-		if ctx.Err() != nil {
-			setReady(false)
-		}
-		return nil
-	})
-}
-
-// isClosed reports whether c is closed, without waiting.
-func isClosed(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
 }

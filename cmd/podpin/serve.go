@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/podpin/podpin/internal/certs"
 	"io"
 	"log/slog"
 	"math"
@@ -24,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/podpin/podpin/internal/admin"
+	"github.com/podpin/podpin/internal/certs"
 	"github.com/podpin/podpin/internal/config"
 	"github.com/podpin/podpin/internal/discovery"
 	"github.com/podpin/podpin/internal/metrics"
@@ -132,40 +132,17 @@ func (f *serveFlags) load() (*config.Config, error) {
 	if f.set["tls-cert"] != f.set["tls-key"] {
 		return nil, errors.New("--tls-cert and --tls-key go together: give both")
 	}
+	o := config.Overrides{
+		Listen: given(f.set, "listen", &f.listen), Admin: given(f.set, "admin", &f.admin),
+		AdminTokenFile: given(f.set, "admin-token-file", &f.adminToken), LogFormat: given(f.set, "log-format", &f.logFormat),
+		StateFile: given(f.set, "state-file", &f.stateFile), Redis: given(f.set, "redis", &f.redis),
+		DrainTimeout: given(f.set, "drain-timeout", &f.drainTimeout), ShutdownDelay: given(f.set, "shutdown-delay", &f.shutdownDelay),
+	}
 	if f.set["tls-cert"] {
-		if f.configFile != "" && !f.set["listen"] {
-			return nil, errors.New("--tls-cert applies to the --listen listener: give --listen too, or set listeners[].tls in the file")
-		}
-		f.set["listen"] = true
+		o.TLS = &config.Certificate{CertFile: f.tlsCert, KeyFile: f.tlsKey}
 	}
-	if f.set["listen"] {
-		if err := f.setListener(c); err != nil {
-			return nil, err
-		}
-	}
-	if f.set["admin"] {
-		c.Admin.Address = f.admin
-	}
-	if f.set["admin-token-file"] {
-		c.Admin.TokenFile, c.Admin.TokenEnv = f.adminToken, ""
-	}
-	if f.set["log-format"] {
-		c.Log.Format = f.logFormat
-	}
-	if f.set["state-file"] {
-		c.State.File = f.stateFile
-	}
-	if f.set["redis"] {
-		c.Store.Type, c.Store.Redis.URL, c.Store.Redis.Addrs = config.StoreRedis, f.redis, nil
-		for i := range c.Routes {
-			c.Routes[i].Store = ""
-		}
-	}
-	if f.set["drain-timeout"] {
-		c.Shutdown.DrainTimeout = f.drainTimeout
-	}
-	if f.set["shutdown-delay"] {
-		c.Shutdown.Delay = f.shutdownDelay
+	if err := o.Apply(c, f.configFile); err != nil {
+		return nil, err
 	}
 	c.SetDefaults()
 	if err := f.ingress.check(f.gateway.on()); err != nil {
@@ -177,28 +154,13 @@ func (f *serveFlags) load() (*config.Config, error) {
 	return c, rules.Validate(c)
 }
 
-// setListener applies --listen, and --tls-cert with --tls-key, to c's one
-// listener: they set its address and its certificate, and its other
-// settings (trusted proxies, PROXY protocol, TLS version) stay as the file
-// has them. Without a listener, it makes one. A file with several
-// listeners is an error, because the flag cannot say which one it means.
-func (f *serveFlags) setListener(c *config.Config) error {
-	switch len(c.Listeners) {
-	case 0:
-		c.Listeners = []config.Listener{{}}
-	case 1:
-	default:
-		return fmt.Errorf("--listen cannot choose among the %d listeners of %s: set their addresses in the file", len(c.Listeners), f.configFile)
+// given returns v when the flag name is in set (given on the command
+// line), nil when not.
+func given[T any](set map[string]bool, name string, v *T) *T {
+	if !set[name] {
+		return nil
 	}
-	l := &c.Listeners[0]
-	l.Address = f.listen
-	if f.set["tls-cert"] {
-		if l.TLS == nil {
-			l.TLS = &config.ListenerTLS{}
-		}
-		l.TLS.Certificates = []config.Certificate{{CertFile: f.tlsCert, KeyFile: f.tlsKey}}
-	}
-	return nil
+	return v
 }
 
 func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
@@ -419,7 +381,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		defer cancel()
 		return adminSrv.Shutdown(sctx)
 	})
-	startReadiness(gctx, g, adm.SetReady, synced...)
+	adm.ReadyWhen(gctx, g, synced...)
 	bound := listeners.Addrs()
 	addrs := make([]string, len(cfg.Listeners))
 	for i, l := range cfg.Listeners {

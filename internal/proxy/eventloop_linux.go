@@ -36,8 +36,8 @@ import (
 // for the goroutine front end (fasthttp and the HTTP/2 server), which
 // answers it as on a listener without loops: a longer or chunked body,
 // an upgrade, HTTP/1.0, a request the edge policy refuses, a route with
-// filters, cookies or learnt keys, pods that speak h2c or TLS or are
-// capped. The decision of placement, its counters and the pod's health are
+// filters, cookies, learnt keys or its table in Redis, pods that speak
+// h2c or TLS or are capped. The decision of placement, its counters and the pod's health are
 // the same placement core's either way.
 
 // loopWriteMax is how much of an answer a loop holds for a client that
@@ -691,8 +691,11 @@ func (l *eventLoop) serveNext(c *loopClient) {
 }
 
 // loopServes reports whether the loops forward r's requests themselves.
+// A route whose table is in Redis is not theirs: a lookup that misses the
+// local table, a claim and a rebind ask Redis and wait for its answer,
+// which would hold every connection of the loop.
 func loopServes(r *route) bool {
-	return r.filters == nil && r.cookie == nil && !r.LearnKeys && r.pods.Load().loop
+	return r.filters == nil && r.cookie == nil && !r.LearnKeys && r.shared == nil && r.pods.Load().loop
 }
 
 // send writes ex's request on a connection to its pod.
