@@ -107,10 +107,10 @@ func targets(withRedis, withGoroutines bool, suite string) []target {
 		{name: "haproxy", port: haproxyPort, binds: []int{haproxyPort}, proxy: true, start: startHAProxy},
 		{name: "podpin", port: podpinPort, binds: []int{podpinPort, podpinAdmin}, proxy: true, start: startPodpin},
 	}...)
-	// podpin with its cleartext HTTP/1.1 served by the goroutine front end
-	// alone (listeners[].eventLoop: false), as on a TLS listener. Skipped
-	// unless PODPIN_BENCH_GOROUTINES=1.
-	if withGoroutines && suite != suiteTLS {
+	// podpin with its HTTP/1.1 served by the goroutine front end alone
+	// (listeners[].eventLoop: false). Skipped unless
+	// PODPIN_BENCH_GOROUTINES=1.
+	if withGoroutines {
 		ts = append(ts, target{name: "podpin-goroutines", port: podpinGoPort, binds: []int{podpinGoPort, podpinGoAdmin},
 			proxy: true, start: startPodpinGoroutines})
 	}

@@ -280,20 +280,21 @@ type Listener struct {
 	// and the pod connections it opened (Linux only), instead of a
 	// goroutine per connection. A request the loops do not serve
 	// themselves moves its connection to the goroutine front end, which
-	// answers it exactly as on a listener without EventLoop. Cleartext
-	// listeners without ProxyProtocol only. Default: true where it may be
+	// answers it exactly as on a listener without EventLoop. On a TLS
+	// listener, the connections whose handshake chose HTTP/1.1. Listeners
+	// without ProxyProtocol only. Default: true where it may be
 	// (EventLoopEnabled).
 	EventLoop *bool `yaml:"eventLoop"`
 }
 
 // EventLoopEnabled reports whether event loops serve the listener's
-// HTTP/1.1: EventLoop when set, else on Linux for a cleartext listener
-// without the PROXY protocol.
+// HTTP/1.1: EventLoop when set, else on Linux for a listener without the
+// PROXY protocol.
 func (l *Listener) EventLoopEnabled() bool {
 	if l.EventLoop != nil {
 		return *l.EventLoop
 	}
-	return runtime.GOOS == "linux" && l.TLS == nil && !l.ProxyProtocol
+	return runtime.GOOS == "linux" && !l.ProxyProtocol
 }
 
 // TLS versions a listener may require (ListenerTLS.MinVersion).

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -84,14 +85,17 @@ func TestListenerTLSDefaultsToTLS12(t *testing.T) {
 	}
 }
 
-func TestEventLoopListenersAreCleartextWithoutProxyProtocol(t *testing.T) {
+func TestEventLoopListenersHaveNoProxyProtocol(t *testing.T) {
+	cert, key := certstest.NewCA(t).WriteFiles(t, t.TempDir(), "a", "a.test")
+	tls := fmt.Sprintf("tls: {certificates: [{certFile: %q, keyFile: %q}]}", cert, key)
 	for _, c := range []struct {
 		yaml string
 		want string // "" for valid
 	}{
 		{"{address: ':8080', eventLoop: true}", ""},
-		{"{address: ':8080', eventLoop: true, proxyProtocol: true}", "listeners[0].eventLoop: serves cleartext listeners without proxyProtocol only"},
-		{"{address: ':8443', eventLoop: true, tls: {certificates: []}}", "listeners[0].eventLoop: serves cleartext listeners without proxyProtocol only"},
+		{"{address: ':8443', eventLoop: true, " + tls + "}", ""},
+		{"{address: ':8080', eventLoop: true, proxyProtocol: true}", "listeners[0].eventLoop: serves listeners without proxyProtocol only"},
+		{"{address: ':8443', eventLoop: true, proxyProtocol: true, " + tls + "}", "listeners[0].eventLoop: serves listeners without proxyProtocol only"},
 	} {
 		_, err := Parse([]byte("listeners: [" + c.yaml + "]\nroutes: [{name: a, backends: [{name: p, url: 'http://127.0.0.1:1'}]}]\n"))
 		switch {
@@ -103,7 +107,7 @@ func TestEventLoopListenersAreCleartextWithoutProxyProtocol(t *testing.T) {
 	}
 }
 
-func TestEventLoopsServeCleartextListenersByDefault(t *testing.T) {
+func TestEventLoopsServeListenersByDefault(t *testing.T) {
 	off := false
 	for _, c := range []struct {
 		name string
@@ -111,7 +115,7 @@ func TestEventLoopsServeCleartextListenersByDefault(t *testing.T) {
 		want bool
 	}{
 		{"a cleartext listener", Listener{}, runtime.GOOS == "linux"},
-		{"a TLS listener", Listener{TLS: &ListenerTLS{}}, false},
+		{"a TLS listener", Listener{TLS: &ListenerTLS{}}, runtime.GOOS == "linux"},
 		{"a PROXY protocol listener", Listener{ProxyProtocol: true}, false},
 		{"eventLoop: false", Listener{EventLoop: &off}, false},
 	} {

@@ -64,8 +64,8 @@ func (r Rules) Validate(c *Config) error {
 		if l.TLS != nil {
 			v.listenerTLS(fmt.Sprintf("listeners[%d].tls", i), l.TLS)
 		}
-		if l.EventLoop != nil && *l.EventLoop && (l.TLS != nil || l.ProxyProtocol) {
-			v.add(fmt.Sprintf("listeners[%d].eventLoop", i), "serves cleartext listeners without proxyProtocol only")
+		if l.EventLoop != nil && *l.EventLoop && l.ProxyProtocol {
+			v.add(fmt.Sprintf("listeners[%d].eventLoop", i), "serves listeners without proxyProtocol only")
 		}
 		if l.EventLoop != nil && *l.EventLoop && runtime.GOOS != "linux" {
 			v.add(fmt.Sprintf("listeners[%d].eventLoop", i), "needs Linux (epoll)")

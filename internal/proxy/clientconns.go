@@ -252,6 +252,9 @@ func connOf(c net.Conn) (*clientConn, bool) {
 		cc, ok := tc.NetConn().(*clientConn)
 		return cc, ok
 	}
+	if ra, ok := c.(*tlsReadAhead); ok {
+		return connOf(ra.Conn)
+	}
 	return nil, false
 }
 
@@ -275,6 +278,9 @@ type clientConn struct {
 	// counted is set on a connection an event loop handed over, which it
 	// already counted as an HTTP/1.1 connection.
 	counted bool
+	// moving guards Conn while an event loop moves a TLS connection to
+	// the goroutine front end (moveTo) and the sweeper may expire it.
+	moving sync.Mutex
 
 	// unread holds the first bytes that sniff read, which Read returns
 	// before reading the socket again.
@@ -320,7 +326,18 @@ func (c *clientConn) Read(b []byte) (int, error) {
 // expire ends the connection's current wait: its read fails as a timeout.
 func (c *clientConn) expire() {
 	c.deadline.Store(0)
+	c.moving.Lock()
+	defer c.moving.Unlock()
 	c.Conn.SetReadDeadline(aLongTimeAgo)
+}
+
+// moveTo makes nc the connection under c, in place of the one an event
+// loop served it over; a TLS session over c goes on over nc. Only expire,
+// from the sweeper, may use c meanwhile.
+func (c *clientConn) moveTo(nc net.Conn) {
+	c.moving.Lock()
+	defer c.moving.Unlock()
+	c.Conn = nc
 }
 
 var aLongTimeAgo = time.Unix(1, 0)

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -20,8 +22,8 @@ import (
 	"github.com/podpin/podpin/internal/place"
 )
 
-// Event loops serve a cleartext listener's HTTP/1.1 connections as HAProxy
-// serves them: each loop is one thread that waits in epoll for its client
+// Event loops serve a listener's HTTP/1.1 connections as HAProxy serves
+// them: each loop is one thread that waits in epoll for its client
 // connections and for the pod connections it opened itself, reads what is
 // ready, forwards it, and writes what it gathered for each client once per
 // wake. A request passes between two system calls on one thread, with no
@@ -37,8 +39,15 @@ import (
 // answers it as on a listener without loops: a longer or chunked body,
 // an upgrade, HTTP/1.0, a request the edge policy refuses, a route with
 // filters, cookies, learnt keys or its table in Redis, pods that speak
-// h2c or TLS or are capped. The decision of placement, its counters and the pod's health are
-// the same placement core's either way.
+// h2c or TLS or are capped. The decision of placement, its counters and
+// the pod's health are the same placement core's either way.
+//
+// On a TLS listener a connection's handshake runs in a goroutine of its
+// own, as without loops; one that chose HTTP/1.1 then moves to a loop
+// with its session. crypto/tls goes on running the session over the
+// tracked connection, whose socket the loop has taken (takenConn): the
+// loop puts the records it reads where crypto/tls reads them, and sends
+// the records crypto/tls writes.
 
 // loopWriteMax is how much of an answer a loop holds for a client that
 // reads slowly before it stops reading the pod's connection.
@@ -97,7 +106,10 @@ func (p *Proxy) newLoopFront(addr net.Addr, h2 *connQueue, http1 interface{ Inc(
 }
 
 // serve accepts ln's connections until it fails and gives each to a loop.
-// The tracked listener counts and caps them as it does for fasthttp.
+// The tracked listener counts and caps them as it does for fasthttp. On
+// a TLS listener, ln hands on the connections whose handshake chose
+// HTTP/1.1, each a session over a tracked connection whose socket the
+// loop then takes.
 func (f *loopFront) serve(ln net.Listener) error {
 	loops := f.loops.loops
 	for {
@@ -105,9 +117,19 @@ func (f *loopFront) serve(ln net.Listener) error {
 		if err != nil {
 			return err
 		}
-		cc := c.(*clientConn)
+		cc, _ := connOf(c)
+		sec, _ := c.(*tls.Conn)
+		if sec != nil {
+			t, err := takeFD(cc.Conn)
+			if err != nil {
+				cc.Close()
+				continue
+			}
+			t.sealed = true
+			cc.moveTo(t)
+		}
 		l := loops[f.next.Add(1)%uint32(len(loops))]
-		l.post(func() { l.adopt(f, cc) })
+		l.post(func() { l.adopt(f, cc, sec) })
 	}
 }
 
@@ -225,6 +247,12 @@ type takenConn struct {
 	local, remote net.Addr
 	loop          *eventLoop
 	closed        atomic.Bool
+	// On a TLS connection (sealed), the session's records pass through
+	// in and out: the loop appends what the socket brings to in, where
+	// crypto/tls (over the tracked connection) reads it, and puts on the
+	// socket what crypto/tls wrote to out.
+	sealed  bool
+	in, out []byte
 }
 
 // takeFD moves c's socket out of Go's network poller.
@@ -255,12 +283,31 @@ func takeFD(c net.Conn) (*takenConn, error) {
 	return t, nil
 }
 
-func (t *takenConn) Read([]byte) (int, error) {
-	return 0, errors.New("read from an event loop's connection")
+// Read gives crypto/tls the records the loop read. With none left it
+// fails as a read past its deadline does, which crypto/tls takes as "try
+// again later", keeping any part of a record it holds.
+func (t *takenConn) Read(b []byte) (int, error) {
+	if !t.sealed {
+		return 0, errors.New("read from an event loop's connection")
+	}
+	if len(t.in) == 0 {
+		return 0, os.ErrDeadlineExceeded
+	}
+	n := copy(b, t.in)
+	t.in = t.in[:copy(t.in, t.in[n:])]
+	return n, nil
 }
 
-// Write is for podpin's one-line refusals before the loop adopts it.
-func (t *takenConn) Write(b []byte) (int, error) { return unix.Write(t.fd, b) }
+// Write takes crypto/tls's records for the loop to send; on a cleartext
+// connection it is for podpin's one-line refusals before the loop adopts
+// it.
+func (t *takenConn) Write(b []byte) (int, error) {
+	if t.sealed {
+		t.out = append(t.out, b...)
+		return len(b), nil
+	}
+	return unix.Write(t.fd, b)
+}
 
 func (t *takenConn) Close() error {
 	if t.loop == nil && t.closed.CompareAndSwap(false, true) {
@@ -442,6 +489,10 @@ func (l *eventLoop) run() {
 type loopClient struct {
 	front *loopFront
 	taken *takenConn
+	// sec is the TLS session over cc on a TLS listener; nil in
+	// cleartext. c.out holds what is still to be sealed, taken.out the
+	// sealed records.
+	sec   *tls.Conn
 	cc    *clientConn
 	fd    int
 	in    []byte // read, not yet served
@@ -469,7 +520,11 @@ func (c *loopClient) waitHeader() {
 func (c *loopClient) requestCtx() *fasthttp.RequestCtx {
 	if c.ctx == nil {
 		c.ctx = new(fasthttp.RequestCtx)
-		c.ctx.Init2(c.cc, nil, false)
+		if c.sec != nil {
+			c.ctx.Init2(c.sec, nil, false)
+		} else {
+			c.ctx.Init2(c.cc, nil, false)
+		}
 	}
 	c.ctx.Request.Reset()
 	c.ctx.Response.Reset()
@@ -512,9 +567,9 @@ type loopPod struct {
 	watching   uint32
 }
 
-func (l *eventLoop) adopt(f *loopFront, cc *clientConn) {
+func (l *eventLoop) adopt(f *loopFront, cc *clientConn, sec *tls.Conn) {
 	t := cc.Conn.(*takenConn)
-	c := &loopClient{front: f, taken: t, cc: cc, fd: t.fd}
+	c := &loopClient{front: f, taken: t, sec: sec, cc: cc, fd: t.fd}
 	if f.stopping.Load() {
 		cc.Close() // and t's descriptor: the loop never had it
 		return
@@ -524,6 +579,17 @@ func (l *eventLoop) adopt(f *loopFront, cc *clientConn) {
 	f.clients.Add(1)
 	if err := l.watch(t.fd, &c.watching, unix.EPOLLIN|unix.EPOLLRDHUP, true); err != nil {
 		l.closeClient(c)
+		return
+	}
+	if sec != nil {
+		// The first request may have come with the end of the handshake,
+		// into the session's buffer: the socket will not report it.
+		c.waitHeader()
+		if !l.unseal(c, nil) {
+			l.closeClient(c)
+			return
+		}
+		l.serveNext(c)
 	}
 }
 
@@ -565,6 +631,17 @@ func (l *eventLoop) clientReady(c *loopClient, events uint32) {
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return
 	}
+	if n > 0 && len(c.in) == 0 && c.ex == nil {
+		c.waitHeader()
+	}
+	switch {
+	case n <= 0:
+	case c.sec == nil:
+		c.in = append(c.in, l.buf[:n]...)
+	case !l.unseal(c, l.buf[:n]):
+		// The client closed the session (close_notify) or broke it.
+		n = 0
+	}
 	if n <= 0 {
 		c.eof = true
 		if c.ex == nil {
@@ -577,10 +654,6 @@ func (l *eventLoop) clientReady(c *loopClient, events uint32) {
 		c.watching = 0
 		return
 	}
-	if len(c.in) == 0 && c.ex == nil {
-		c.waitHeader()
-	}
-	c.in = append(c.in, l.buf[:n]...)
 	if c.ex != nil {
 		if len(c.in) >= l.p.state.Load().limits.maxHeaderBytes {
 			// Pipelined requests wait for the answer under way.
@@ -589,6 +662,24 @@ func (l *eventLoop) clientReady(c *loopClient, events uint32) {
 		return
 	}
 	l.serveNext(c)
+}
+
+// unseal passes b, read from c's socket, through c's TLS session into
+// c.in. It reports false when the session ended (close_notify) or failed.
+func (l *eventLoop) unseal(c *loopClient, b []byte) bool {
+	c.taken.in = append(c.taken.in, b...)
+	for {
+		c.in = slices.Grow(c.in, 4096)
+		n, err := c.sec.Read(c.in[len(c.in):cap(c.in)])
+		c.in = c.in[:len(c.in)+n]
+		if err == nil {
+			continue
+		}
+		if len(c.taken.out) > 0 {
+			l.markDirty(c) // an alert, or an answer to a key update
+		}
+		return errors.Is(err, os.ErrDeadlineExceeded)
+	}
 }
 
 // h2Preface is what an HTTP/2 connection with prior knowledge opens with.
@@ -1005,6 +1096,11 @@ func (l *eventLoop) body(ex *loopExchange, b []byte) {
 // pass sends b on to the client: straight to its socket when nothing
 // waits to be written before it, what the socket does not take after.
 func (l *eventLoop) pass(c *loopClient, b []byte) {
+	if c.sec != nil {
+		c.out = append(c.out, b...)
+		l.markDirty(c)
+		return
+	}
 	if len(c.out) == 0 && c.fd >= 0 {
 		if n, err := unix.Write(c.fd, b); err == nil {
 			b = b[n:]
@@ -1186,8 +1282,13 @@ func (l *eventLoop) flush() {
 }
 
 func (l *eventLoop) write(c *loopClient) {
-	for len(c.out) > 0 {
-		n, err := unix.Write(c.fd, c.out)
+	if !l.seal(c) {
+		l.closeClient(c)
+		return
+	}
+	out := c.wire()
+	for len(*out) > 0 {
+		n, err := unix.Write(c.fd, *out)
 		if err == unix.EINTR {
 			continue
 		}
@@ -1198,11 +1299,11 @@ func (l *eventLoop) write(c *loopClient) {
 			l.closeClient(c)
 			return
 		}
-		c.out = c.out[:copy(c.out, c.out[n:])]
+		*out = (*out)[:copy(*out, (*out)[n:])]
 	}
 	if !c.eof {
 		want := c.watching &^ unix.EPOLLOUT
-		if len(c.out) > 0 {
+		if len(*out) > 0 {
 			want |= unix.EPOLLOUT
 		}
 		l.watch(c.fd, &c.watching, want, false)
@@ -1210,14 +1311,35 @@ func (l *eventLoop) write(c *loopClient) {
 	// A slow reader holds back its pod.
 	if ex := c.ex; ex != nil && ex.pc != nil && !ex.pc.connecting {
 		podWant := uint32(unix.EPOLLIN | unix.EPOLLRDHUP)
-		if len(c.out) >= loopWriteMax {
+		if len(*out) >= loopWriteMax {
 			podWant = 0
 		}
 		l.watch(ex.pc.fd, &ex.pc.watching, podWant, false)
 	}
-	if len(c.out) == 0 && c.closing && c.ex == nil {
+	if len(*out) == 0 && c.closing && c.ex == nil {
 		l.closeClient(c)
 	}
+}
+
+// seal moves what c.out holds through c's TLS session, into records on
+// c.wire(); in cleartext it does nothing. It reports false when the
+// session failed.
+func (l *eventLoop) seal(c *loopClient) bool {
+	if c.sec == nil || len(c.out) == 0 {
+		return true
+	}
+	_, err := c.sec.Write(c.out)
+	c.out = c.out[:0]
+	return err == nil
+}
+
+// wire is what is to go on c's socket: the answers, or in TLS their
+// sealed records.
+func (c *loopClient) wire() *[]byte {
+	if c.sec != nil {
+		return &c.taken.out
+	}
+	return &c.out
 }
 
 // handOver moves c to the goroutine front end q, with what it read and
@@ -1234,17 +1356,29 @@ func (l *eventLoop) handOver(c *loopClient, q *connQueue) {
 	nc, err := net.FileConn(f)
 	f.Close()
 	c.fd = -1
-	if err != nil {
+	if err != nil || !l.seal(c) {
 		c.cc.Close()
 		return
 	}
-	moved := c.cc.conns.replace(c.cc, nc)
-	moved.unread = c.in
+	// Answers to the requests before go first.
+	pending := *c.wire()
+	var moved *clientConn
+	var next net.Conn // what q gets
+	if c.sec != nil {
+		// The TLS session goes on over the same tracked connection, now
+		// over nc; what it already opened of the next requests is read
+		// first.
+		moved = c.cc
+		moved.moveTo(nc)
+		next = &tlsReadAhead{Conn: c.sec, unread: c.in}
+	} else {
+		moved = c.cc.conns.replace(c.cc, nc)
+		moved.unread = c.in
+		next = moved
+	}
 	if q == c.front.fast && c.counted {
 		moved.counted = true
 	}
-	// Answers to the requests before go first.
-	pending := c.out
 	go func() {
 		if len(pending) > 0 {
 			nc.SetWriteDeadline(time.Now().Add(time.Duration(moved.conns.idleTimeout) * time.Millisecond))
@@ -1254,8 +1388,25 @@ func (l *eventLoop) handOver(c *loopClient, q *connQueue) {
 			}
 			nc.SetWriteDeadline(time.Time{})
 		}
-		q.put(moved)
+		q.put(next)
 	}()
+}
+
+// tlsReadAhead is a TLS connection that a loop handed over with the
+// start of its next requests already read out of the session: Read
+// returns that first.
+type tlsReadAhead struct {
+	*tls.Conn
+	unread []byte
+}
+
+func (c *tlsReadAhead) Read(b []byte) (int, error) {
+	if len(c.unread) > 0 {
+		n := copy(b, c.unread)
+		c.unread = c.unread[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
 }
 
 // timedOut ends a wait of c that the sweeper found too long: a request
@@ -1264,7 +1415,7 @@ func (l *eventLoop) timedOut(c *loopClient) {
 	if c.ex != nil {
 		return
 	}
-	if len(c.out) > 0 {
+	if len(c.out) > 0 || len(*c.wire()) > 0 {
 		return // closed once written, if the client reads it
 	}
 	if len(c.in) == 0 {
@@ -1279,7 +1430,7 @@ func (l *eventLoop) timedOut(c *loopClient) {
 // closeIdle closes the clients of f with nothing under way.
 func (l *eventLoop) closeIdle(f *loopFront) {
 	for _, c := range l.clients {
-		if c.front == f && c.ex == nil && len(c.out) == 0 {
+		if c.front == f && c.ex == nil && len(c.out) == 0 && len(*c.wire()) == 0 {
 			l.closeClient(c)
 		}
 	}
@@ -1344,6 +1495,12 @@ func (l *eventLoop) closeClient(c *loopClient) {
 			ex.pc.ex = nil
 			l.closePod(ex.pc)
 		}
+	}
+	if c.sec != nil && !c.eof {
+		// The session ends with close_notify, as HAProxy ends it; what
+		// the socket does not take at once is dropped.
+		c.sec.CloseWrite()
+		unix.Write(c.fd, c.taken.out)
 	}
 	delete(l.clients, c.fd)
 	c.front.clients.Add(-1)

@@ -33,15 +33,18 @@ import (
 // be wrong alike.
 
 // withEventLoop is a harness on a second listener of h's proxy, one with
-// EventLoop set: it shares h's routes, pods and stick tables.
+// EventLoop set and h's other settings (TLS, with the same certificate):
+// it shares h's routes, pods and stick tables.
 func (h *harness) withEventLoop(t *testing.T) *harness {
 	t.Helper()
 	if runtime.GOOS != "linux" {
 		t.Skip("event loops need epoll (Linux)")
 	}
+	l := h.listener
+	l.Address, l.EventLoop = "", ptr(true)
 	return &harness{
-		t: t, p: h.p, addr: serveLoopback(t, h.p, config.Listener{EventLoop: ptr(true)}),
-		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+		t: t, p: h.p, addr: serveLoopback(t, h.p, l), listener: l, tls: h.tls,
+		client: &http.Client{Transport: &http.Transport{TLSClientConfig: h.tls, MaxIdleConnsPerHost: 64}},
 	}
 }
 
@@ -69,6 +72,13 @@ type loopEnv struct {
 
 func startLoopEnv(t *testing.T) *loopEnv {
 	t.Helper()
+	return startLoopEnvOver(t, false)
+}
+
+// startLoopEnvOver is startLoopEnv with both listeners on TLS when tls
+// is set.
+func startLoopEnvOver(t *testing.T, tls bool) *loopEnv {
+	t.Helper()
 	web := []*testPod{newLoopPod(t, "web-0"), newLoopPod(t, "web-1"), newLoopPod(t, "web-2")}
 	var backends []config.Backend
 	for _, p := range web {
@@ -91,7 +101,12 @@ func startLoopEnv(t *testing.T) *loopEnv {
 			}},
 		},
 	}
-	plain := startProxy(t, cfg)
+	var plain *harness
+	if tls {
+		plain = startTLSProxy(t, cfg, config.Listener{EventLoop: ptr(false)}, Options{})
+	} else {
+		plain = startProxy(t, cfg)
+	}
 	for _, path := range []string{"/app/a", "/assign/a"} {
 		if resp, body := plain.get(path); resp.StatusCode != 200 {
 			t.Fatalf("%s: got %d %q, want 200", path, resp.StatusCode, body)
@@ -187,6 +202,13 @@ type loopCase struct {
 	// echo ($pod as in body) is the text of the message that must come
 	// back.
 	tunnel, echo string
+	// short: the pod ends its answer before its Content-Length, and the
+	// client gets what came and a closed connection. Over TLS the
+	// goroutine front end drops the end of what it had buffered for the
+	// session (up to a few KiB) when it closes: its body need only be
+	// the start of the one wanted, and the listeners' answers are not
+	// compared.
+	short bool
 }
 
 var (
@@ -326,7 +348,7 @@ var loopCases = []loopCase{
 		send: []string{rawRequest("GET", "/f/reset", "f")}, want: [][]int{{502}},
 		body: []string{"podpin: pod frame-0 failed: bad response\n"}},
 	{name: "a pod that closes mid-way through a streamed answer",
-		send: []string{rawRequest("GET", "/f/longcut", "f")}, want: [][]int{{200}}, body: []string{bigBody}, closed: true},
+		send: []string{rawRequest("GET", "/f/longcut", "f")}, want: [][]int{{200}}, body: []string{bigBody}, closed: true, short: true},
 
 	// Pods that do not answer.
 	{name: "keyed requests placed on a pod that refuses connections rebind",
@@ -344,20 +366,39 @@ var loopCases = []loopCase{
 // keys and finds them placed. Both must answer what the case wants, and
 // alike.
 func TestTheEventLoopAnswersAsTheGoroutineFrontEnd(t *testing.T) {
-	env := startLoopEnv(t)
+	for _, over := range []struct {
+		name string
+		tls  bool
+	}{{"cleartext", false}, {"TLS", true}} {
+		t.Run(over.name, func(t *testing.T) { testLoopCases(t, startLoopEnvOver(t, over.tls)) })
+	}
+}
+
+func testLoopCases(t *testing.T, env *loopEnv) {
 	for i, c := range loopCases {
 		t.Run(c.name, func(t *testing.T) {
 			var plain, loop loopResult
 			if i%2 == 0 {
-				plain = c.talk(t, "without EventLoop", env.plain.addr, loopProbe)
-				loop = c.talk(t, "with EventLoop", env.loop.addr, loopProbe)
+				plain = c.talk(t, "without EventLoop", env.plain, loopProbe)
+				loop = c.talk(t, "with EventLoop", env.loop, loopProbe)
 			} else {
-				loop = c.talk(t, "with EventLoop", env.loop.addr, loopProbe)
-				plain = c.talk(t, "without EventLoop", env.plain.addr, loopProbe)
+				loop = c.talk(t, "with EventLoop", env.loop, loopProbe)
+				plain = c.talk(t, "without EventLoop", env.plain, loopProbe)
+			}
+			shortOverTLS := c.short && env.plain.tls != nil
+			if shortOverTLS {
+				for i, a := range plain.answers {
+					if !strings.HasPrefix(c.body[i], a.body) || len(a.body) < len(c.body[i])-16<<10 {
+						t.Errorf("without EventLoop: answer %d: %d bytes of body, want the first %d or a few KiB fewer", i, len(a.body), len(c.body[i]))
+					}
+					plain.answers[i].body = c.body[i]
+				}
 			}
 			c.check(t, "without EventLoop", plain, env.pins)
 			c.check(t, "with EventLoop", loop, env.pins)
-			sameConversation(t, plain.transcript(c.balanced), loop.transcript(c.balanced))
+			if !shortOverTLS {
+				sameConversation(t, plain.transcript(c.balanced), loop.transcript(c.balanced))
+			}
 		})
 	}
 	if n := env.plain.rebinds("refuse")[place.ReasonConnectFailed]; n < 1 {
@@ -382,8 +423,8 @@ func TestEdgeRequestsOverTheEventLoop(t *testing.T) {
 				c.check(t, pod, func() net.Conn { return loop.dial(t) })
 				lc := loopCase{send: []string{c.raw}, want: [][]int{c.want}, closed: c.closed}
 				const probe = "GET /probe HTTP/1.1\r\n" + hdr + "\r\n"
-				a := lc.talk(t, "without EventLoop", plain.addr, probe)
-				b := lc.talk(t, "with EventLoop", loop.addr, probe)
+				a := lc.talk(t, "without EventLoop", plain, probe)
+				b := lc.talk(t, "with EventLoop", loop, probe)
 				pins := map[string]string{}
 				lc.check(t, "without EventLoop", a, pins)
 				lc.check(t, "with EventLoop", b, pins)
@@ -674,12 +715,9 @@ func (r loopResult) transcript(balanced bool) string {
 // a connection left open it then sends probe, a request a pod answers with
 // 200: that answer shows that the connection is open and carried nothing
 // more.
-func (c loopCase) talk(t *testing.T, name, addr, probe string) loopResult {
+func (c loopCase) talk(t *testing.T, name string, h *harness, probe string) loopResult {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := h.dial(t)
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(conn)

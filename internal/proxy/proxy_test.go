@@ -63,6 +63,8 @@ type harness struct {
 	client *http.Client
 	// tls is the client side of a TLS listener; nil for cleartext.
 	tls *tls.Config
+	// listener is the proxy's listener at addr.
+	listener config.Listener
 }
 
 // dial opens a connection to the proxy, with TLS on a TLS listener.
@@ -107,7 +109,7 @@ func startProxyWith(t *testing.T, cfg *config.Config, o Options) *harness {
 		l.EventLoop = ptr(false)
 	}
 	return &harness{
-		t: t, p: p, addr: serveLoopback(t, p, l),
+		t: t, p: p, addr: serveLoopback(t, p, l), listener: l,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
 	}
 }

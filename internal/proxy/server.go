@@ -56,8 +56,11 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	defer sweeping.Wait()
 	defer stopSweep()
 	sweeping.Go(func() { conns.run(sweep) })
+	// accept is what the loops take connections from: in cleartext,
+	// sockets taken out of Go's poller as they are accepted; over TLS, the
+	// sessions whose handshake chose HTTP/1.1 (below).
 	var accept net.Listener
-	if l.EventLoopEnabled() {
+	if l.EventLoopEnabled() && l.TLS == nil {
 		accept = conns.listen(loopListener{ln})
 	}
 	ln = conns.listen(ln)
@@ -66,11 +69,30 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	if l.HTTP2Enabled() {
 		h2q = newConnQueue(ln.Addr())
 	}
+	if l.TLS != nil {
+		// TLS runs over the tracked connection, after any PROXY header: the
+		// per-address cap and the client address hold for TLS clients too.
+		tl, err := p.listenTLS(sweep, &sweeping, ln, name, l, lim.headerTimeout, h2q)
+		if err != nil {
+			return err
+		}
+		defer tl.Close()
+		ln = tl
+		if l.EventLoopEnabled() {
+			accept = tl
+		}
+	}
 	var loops *loopFront
 	loopErr := make(chan error, 1)
 	if accept != nil {
+		// An HTTP/2 preface is looked for in cleartext only: over TLS,
+		// ALPN chose HTTP/1.1.
+		preface := h2q
+		if l.TLS != nil {
+			preface = nil
+		}
 		var err error
-		if loops, err = p.newLoopFront(accept.Addr(), h2q, http1); err != nil {
+		if loops, err = p.newLoopFront(accept.Addr(), preface, http1); err != nil {
 			return fmt.Errorf("listener %s: %w", name, err)
 		}
 		defer loops.close()
@@ -83,16 +105,7 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 		ln = loops.fast
 	}
 	switch {
-	case loops != nil:
-	case l.TLS != nil:
-		// TLS runs over the tracked connection, after any PROXY header: the
-		// per-address cap and the client address hold for TLS clients too.
-		tl, err := p.listenTLS(sweep, &sweeping, ln, name, l, lim.headerTimeout, h2q)
-		if err != nil {
-			return err
-		}
-		defer tl.Close()
-		ln = tl
+	case loops != nil, l.TLS != nil:
 	case h2q != nil:
 		hl := newH2CListener(ln, lim.headerTimeout, h2q)
 		defer hl.Close()
