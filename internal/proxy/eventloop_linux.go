@@ -178,7 +178,7 @@ func (f *loopFront) close() {
 }
 
 // processors keeps GOMAXPROCS one above the number of loops while loops
-// run. A loop's thread holds one of the runtime's processors even while
+// run, when there are two or more. A loop's thread holds one of the runtime's processors even while
 // it waits in epoll_wait: the runtime takes that processor back for
 // goroutines only when its monitor next looks, 20 µs to 10 ms later, and
 // then wakes a thread to look for work. With a loop on every processor,
@@ -192,9 +192,14 @@ func (f *loopFront) close() {
 // with and without it, interleaved, three runs each, on a 2-CPU machine:
 // at GOMAXPROCS=2 (two loops, nothing pinned) CPU per request fell from
 // 20.0-23.8 µs to 17.2-18.8 µs, context switches per request from 0.41
-// to 0.22; at GOMAXPROCS=1 (one loop, pinned to one CPU) from 16.8-20.8
-// µs to 16.0-17.6 µs, context switches from 0.24-0.36 to 0.08-0.17. p99
-// did not change beyond the runs' spread.
+// to 0.22, and HTTP/2 and gRPC on goroutines kept their p99 (bench/run's
+// TLS suite beside a podpin without loops). At GOMAXPROCS=1 the extra
+// processor is a second thread running goroutines on the one CPU: the
+// loop's CPU per request fell a little (16.8-20.8 µs to 16.0-17.6 µs),
+// but with HTTP/2 and gRPC connections busy while the loop waited, the
+// two threads took turns on the CPU and their p99 went from 0.8-0.9× to
+// 2.9-3.8× HAProxy's on gRPC streams and from 2.0-2.5× to 4-5× on h2.
+// So a single loop keeps GOMAXPROCS as it is.
 //
 // The loops' number is GOMAXPROCS as the first loops start: the
 // processors the runtime was given (the container's CPU limit, or
@@ -209,13 +214,15 @@ type loopProcessors struct {
 }
 
 // acquire returns how many loops a proxy runs; for the first, it raises
-// GOMAXPROCS one above that.
+// GOMAXPROCS one above that when that is two or more.
 func (lp *loopProcessors) acquire() int {
 	lp.mu.Lock()
 	defer lp.mu.Unlock()
 	if lp.users == 0 {
 		lp.loops = runtime.GOMAXPROCS(0)
-		runtime.GOMAXPROCS(lp.loops + 1)
+		if lp.loops > 1 {
+			runtime.GOMAXPROCS(lp.loops + 1)
+		}
 	}
 	lp.users++
 	return lp.loops
