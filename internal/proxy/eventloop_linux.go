@@ -177,16 +177,19 @@ func (f *loopFront) close() {
 	}
 }
 
-// processors keeps GOMAXPROCS one above the number of loops while loops
-// run, when there are two or more. A loop's thread holds one of the runtime's processors even while
-// it waits in epoll_wait: the runtime takes that processor back for
+// processors gives goroutines one processor of their own for every two
+// loops while loops run: GOMAXPROCS is the loops' number and half of it
+// again, rounded down. A loop's thread holds one of the runtime's
+// processors even while it waits in epoll_wait: the runtime takes that processor back for
 // goroutines only when its monitor next looks, 20 µs to 10 ms later, and
 // then wakes a thread to look for work. With a loop on every processor,
 // each wake of a goroutine (the accept loops, timers, the connections
 // handed to fasthttp, HTTP/2, the admin API, the garbage collector)
 // waits for that, and the monitor and those threads run thousands of
-// times a second for nothing. One processor more than loops lets
-// goroutines run at once and the loops' processors stay theirs.
+// times a second for nothing. Processors beyond the loops let
+// goroutines run at once, and the loops' processors stay theirs. They are
+// also threads that may run Go code beyond the CPUs the runtime was
+// given, so there are at most half as many as loops.
 //
 // Measured with wrk (64 connections, hot keys) against the same binary
 // with and without it, interleaved, three runs each, on a 2-CPU machine:
@@ -198,8 +201,8 @@ func (f *loopFront) close() {
 // loop's CPU per request fell a little (16.8-20.8 µs to 16.0-17.6 µs),
 // but with HTTP/2 and gRPC connections busy while the loop waited, the
 // two threads took turns on the CPU and their p99 went from 0.8-0.9× to
-// 2.9-3.8× HAProxy's on gRPC streams and from 2.0-2.5× to 4-5× on h2.
-// So a single loop keeps GOMAXPROCS as it is.
+// 2.9-3.8× HAProxy's on gRPC streams and from 2.0-2.5× to 4-5× on h2:
+// with one loop, half a processor rounds down to none.
 //
 // The loops' number is GOMAXPROCS as the first loops start: the
 // processors the runtime was given (the container's CPU limit, or
@@ -214,15 +217,13 @@ type loopProcessors struct {
 }
 
 // acquire returns how many loops a proxy runs; for the first, it raises
-// GOMAXPROCS one above that when that is two or more.
+// GOMAXPROCS by half of that.
 func (lp *loopProcessors) acquire() int {
 	lp.mu.Lock()
 	defer lp.mu.Unlock()
 	if lp.users == 0 {
 		lp.loops = runtime.GOMAXPROCS(0)
-		if lp.loops > 1 {
-			runtime.GOMAXPROCS(lp.loops + 1)
-		}
+		runtime.GOMAXPROCS(lp.loops + lp.loops/2)
 	}
 	lp.users++
 	return lp.loops
