@@ -500,11 +500,11 @@ type loopClient struct {
 	// sec is the TLS session over cc on a TLS listener; nil in
 	// cleartext. c.out holds what is still to be sealed, taken.out the
 	// sealed records.
-	sec   *tls.Conn
-	cc    *clientConn
-	fd    int
-	in    []byte // read, not yet served
-	out   []byte // to write
+	sec *tls.Conn
+	cc  *clientConn
+	fd  int
+	in  []byte // read, not yet served
+	out []byte // to write
 	// ctx holds the request being served and then its answer.
 	ctx *fasthttp.RequestCtx
 	ex  *loopExchange // the request at its pod; nil: none
