@@ -58,6 +58,7 @@ const loopWriteMax = 256 << 10
 // clients of all of them.
 type eventLoops struct {
 	loops []*eventLoop
+	next  atomic.Uint32 // the loop the next connection goes to, in turn
 	wg    sync.WaitGroup
 }
 
@@ -65,7 +66,6 @@ type eventLoops struct {
 type loopFront struct {
 	loops *eventLoops
 	p     *Proxy
-	next  atomic.Uint32
 	// fast takes the connections the loops hand over to fasthttp; h2
 	// those that open with the HTTP/2 preface (nil: HTTP/2 not offered).
 	fast, h2 *connQueue
@@ -128,7 +128,7 @@ func (f *loopFront) serve(ln net.Listener) error {
 			t.sealed = true
 			cc.moveTo(t)
 		}
-		l := loops[f.next.Add(1)%uint32(len(loops))]
+		l := loops[f.loops.next.Add(1)%uint32(len(loops))]
 		l.post(func() { l.adopt(f, cc, sec) })
 	}
 }
@@ -180,9 +180,9 @@ func (f *loopFront) close() {
 // processors gives goroutines one processor of their own for every two
 // loops while loops run: GOMAXPROCS is the loops' number and half of it
 // again, rounded down. A loop's thread holds one of the runtime's
-// processors even while it waits in epoll_wait: the runtime takes that processor back for
-// goroutines only when its monitor next looks, 20 µs to 10 ms later, and
-// then wakes a thread to look for work. With a loop on every processor,
+// processors even while it waits in epoll_wait: the runtime takes that
+// processor back for goroutines only when its monitor next looks, 20 µs
+// to 10 ms later, and then wakes a thread to look for work. With a loop on every processor,
 // each wake of a goroutine (the accept loops, timers, the connections
 // handed to fasthttp, HTTP/2, the admin API, the garbage collector)
 // waits for that, and the monitor and those threads run thousands of
@@ -1341,6 +1341,9 @@ func (l *eventLoop) seal(c *loopClient) bool {
 	return err == nil
 }
 
+// unsent reports whether anything waits to be written to c.
+func (c *loopClient) unsent() bool { return len(c.out) > 0 || len(*c.wire()) > 0 }
+
 // wire is what is to go on c's socket: the answers, or in TLS their
 // sealed records.
 func (c *loopClient) wire() *[]byte {
@@ -1423,7 +1426,7 @@ func (l *eventLoop) timedOut(c *loopClient) {
 	if c.ex != nil {
 		return
 	}
-	if len(c.out) > 0 || len(*c.wire()) > 0 {
+	if c.unsent() {
 		return // closed once written, if the client reads it
 	}
 	if len(c.in) == 0 {
@@ -1438,7 +1441,7 @@ func (l *eventLoop) timedOut(c *loopClient) {
 // closeIdle closes the clients of f with nothing under way.
 func (l *eventLoop) closeIdle(f *loopFront) {
 	for _, c := range l.clients {
-		if c.front == f && c.ex == nil && len(c.out) == 0 && len(*c.wire()) == 0 {
+		if c.front == f && c.ex == nil && !c.unsent() {
 			l.closeClient(c)
 		}
 	}

@@ -104,9 +104,7 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 		// fasthttp and the HTTP/2 server take what the loops hand over.
 		ln = loops.fast
 	}
-	switch {
-	case loops != nil, l.TLS != nil:
-	case h2q != nil:
+	if loops == nil && l.TLS == nil && h2q != nil {
 		hl := newH2CListener(ln, lim.headerTimeout, h2q)
 		defer hl.Close()
 		ln = hl
