@@ -49,9 +49,20 @@ type conn struct {
 	// stalled the ticks the write under way has taken.
 	silent, idle, pinged, stalled int
 	lastWrites                    int
+	// driven is the state of a connection whose socket its owner reads
+	// and writes (Drive); nil for one that serve reads.
+	driven *driven
 }
 
 func newConn(srv *Server, nc net.Conn) *conn {
+	br := bufio.NewReaderSize(nc, 32<<10)
+	c := newConnFrom(srv, nc, br)
+	c.br = br
+	return c
+}
+
+// newConnFrom returns the connection nc, whose frames are read from r.
+func newConnFrom(srv *Server, nc net.Conn, r io.Reader) *conn {
 	set := srv.Settings
 	set.defaults()
 	c := &conn{
@@ -67,8 +78,7 @@ func newConn(srv *Server, nc net.Conn) *conn {
 	if srv.ConnContext != nil {
 		c.ctx = srv.ConnContext(nc)
 	}
-	c.br = bufio.NewReaderSize(nc, 32<<10)
-	c.wire.init(nc, c.br, c)
+	c.wire.init(nc, r, c)
 	c.fr.MaxHeaderListSize = set.MaxHeaderListSize
 	c.period = tickPeriod(set)
 	// The server's preface goes out first, before whatever the server
@@ -353,6 +363,11 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	if c.running < int(c.set.MaxConcurrentStreams) {
 		c.running++
+		if c.driven != nil {
+			// Offered to the owner once the frames read are processed.
+			c.driven.fresh = append(c.driven.fresh, st)
+			return nil
+		}
 		c.srv.workers.run(func() { c.run(st) })
 		return nil
 	}
@@ -637,6 +652,19 @@ func (c *conn) close() {
 	// reader stops at the read deadline the writer set, or at EOF.
 }
 
+// dropLocked ends the connection at once: every stream fails, and the
+// socket is closed (by a driven connection's owner, once told).
+func (c *conn) dropLocked() {
+	c.closing = true
+	c.abortAllLocked(errConnClosed)
+	if c.driven != nil {
+		c.driven.dropped = true
+		c.noteLocked()
+		return
+	}
+	c.nc.Close()
+}
+
 // tick checks the connection's pings and idleness.
 func (c *conn) tick() {
 	c.mu.Lock()
@@ -654,9 +682,7 @@ func (c *conn) tick() {
 	}
 	if c.pinged > 0 && c.set.PingTimeout > 0 && time.Duration(c.pinged-1)*c.period >= c.set.PingTimeout {
 		c.debug("no answer to a PING", nil)
-		c.closing = true
-		c.abortAllLocked(errConnClosed)
-		c.nc.Close()
+		c.dropLocked()
 		return
 	}
 	if c.writing && c.writes == c.lastWrites {
@@ -667,9 +693,7 @@ func (c *conn) tick() {
 	c.lastWrites = c.writes
 	if c.set.WriteTimeout > 0 && time.Duration(c.stalled)*c.period >= c.set.WriteTimeout {
 		c.debug("the client reads nothing of what is sent", nil)
-		c.closing = true
-		c.abortAllLocked(errConnClosed)
-		c.nc.Close()
+		c.dropLocked()
 		return
 	}
 	if c.set.PingInterval > 0 && c.pinged == 0 && time.Duration(c.silent)*c.period >= c.set.PingInterval {

@@ -144,11 +144,24 @@ func (srv *Server) Serve(ln net.Listener) error {
 
 // ServeConn serves c in goroutines of its own, which end with it.
 func (srv *Server) ServeConn(nc net.Conn) {
-	srv.mu.Lock()
-	if srv.shutdown || srv.closed {
-		srv.mu.Unlock()
+	c := srv.add(func() *conn { return newConn(srv, nc) })
+	if c == nil {
 		nc.Close()
 		return
+	}
+	go func() {
+		c.serve()
+		srv.remove(c)
+	}()
+}
+
+// add makes a connection (mk) and counts it among the server's, unless
+// the server is shut down or closed: then it returns nil.
+func (srv *Server) add(mk func() *conn) *conn {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.shutdown || srv.closed {
+		return nil
 	}
 	if srv.conns == nil {
 		srv.conns = map[*conn]struct{}{}
@@ -156,21 +169,22 @@ func (srv *Server) ServeConn(nc net.Conn) {
 		srv.stopSweep = make(chan struct{})
 		srv.serving.Go(srv.sweep)
 	}
-	c := newConn(srv, nc)
+	c := mk()
 	srv.conns[c] = struct{}{}
 	srv.serving.Add(1)
+	return c
+}
+
+// remove forgets c, which ended.
+func (srv *Server) remove(c *conn) {
+	srv.mu.Lock()
+	delete(srv.conns, c)
 	srv.mu.Unlock()
-	go func() {
-		defer srv.serving.Done()
-		c.serve()
-		srv.mu.Lock()
-		delete(srv.conns, c)
-		srv.mu.Unlock()
-		select {
-		case srv.connsDone <- struct{}{}:
-		default:
-		}
-	}()
+	select {
+	case srv.connsDone <- struct{}{}:
+	default:
+	}
+	srv.serving.Done()
 }
 
 // sweep ends the workers that stay idle, until the server stops.
@@ -249,7 +263,9 @@ func (srv *Server) Close() error {
 	srv.closeListenersLocked()
 	srv.endSweepLocked()
 	for c := range srv.conns {
-		c.nc.Close()
+		c.mu.Lock()
+		c.dropLocked()
+		c.mu.Unlock()
 	}
 	srv.mu.Unlock()
 	srv.serving.Wait()

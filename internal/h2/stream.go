@@ -372,25 +372,36 @@ func statusText(code int) string {
 // follows). On an error, n counts the bytes that went into frames before
 // it.
 func (s *Stream) Write(p []byte) (n int, err error) {
-	return s.writeData(p, false, true)
+	return s.writeData(p, false, true, true)
 }
 
 // WriteMore is Write for bytes that more will follow at once (the rest
 // of an answer already in): they wait for what comes next, and the end
 // of the response takes them all to the socket in one write.
 func (s *Stream) WriteMore(p []byte) (int, error) {
-	return s.writeData(p, false, false)
+	return s.writeData(p, false, false, true)
 }
 
 // WriteData sends p as response body; end ends the response with it.
 func (s *Stream) WriteData(p []byte, end bool) error {
-	_, err := s.writeData(p, end, true)
+	_, err := s.writeData(p, end, true, true)
 	return err
 }
 
+// WriteAvailable writes what the client's flow control and the frames
+// waiting for the socket let through of p now, without waiting, and
+// returns how much that was; end ends the response with the last byte of
+// p (or at once, for an empty p). It is for a connection's owner serving
+// a stream itself (Driven): it tries again when the client gives more
+// window (after a Feed) or it took the frames waiting (Take).
+func (s *Stream) WriteAvailable(p []byte, end bool) (int, error) {
+	return s.writeData(p, end, true, false)
+}
+
 // writeData is WriteData, and returns how many bytes of p went into
-// frames; flush wakes the writer for them.
-func (s *Stream) writeData(p []byte, end, flush bool) (int, error) {
+// frames; flush wakes the writer for them; without wait, it writes what
+// the windows let through and returns.
+func (s *Stream) writeData(p []byte, end, flush, wait bool) (int, error) {
 	c := s.c
 	c.mu.Lock()
 	written := 0
@@ -409,7 +420,11 @@ func (s *Stream) writeData(p []byte, end, flush bool) (int, error) {
 			return written, nil
 		}
 		n := min(int64(len(p)), s.send, c.send, int64(c.peerMaxFrame))
-		if n <= 0 || len(c.out) >= maxPending {
+		if !wait && (n <= 0 || len(c.out) >= maxPending) {
+			c.mu.Unlock()
+			return written, nil
+		}
+		if wait && (n <= 0 || len(c.out) >= maxPending) {
 			if s.wwake == nil {
 				s.wwake = make(chan struct{}, 1)
 			}

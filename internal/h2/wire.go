@@ -1,7 +1,7 @@
 package h2
 
 import (
-	"bufio"
+	"io"
 	"iter"
 	"net"
 	"strings"
@@ -11,6 +11,10 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
+
+// maxReadFrame is the largest frame read (SETTINGS_MAX_FRAME_SIZE's
+// default, which podpin keeps).
+const maxReadFrame = 16 << 10
 
 // maxPending is how many bytes of frames a connection holds for its
 // socket before a stream's write waits for the socket to take some.
@@ -53,6 +57,12 @@ type wire struct {
 	// waiting wake the writes that wait for the connection's window or
 	// for room in out.
 	waiting []chan struct{}
+	// note, on a connection whose socket its owner writes (Driven), is
+	// told that frames wait in out; noted: told since the owner last
+	// took them, or the owner takes them anyway. The wire then never
+	// writes to the socket itself.
+	note  func()
+	noted bool
 }
 
 // wireOwner is the connection a wire sends for.
@@ -62,13 +72,13 @@ type wireOwner interface {
 	lostLocked(err error)
 }
 
-func (w *wire) init(nc net.Conn, br *bufio.Reader, owner wireOwner) {
+func (w *wire) init(nc net.Conn, br io.Reader, owner wireOwner) {
 	w.nc, w.owner = nc, owner
 	w.flushc = make(chan struct{}, 1)
 	w.wdone = make(chan struct{})
 	w.send, w.initialSend, w.peerMaxFrame = 65535, 65535, 16384
 	w.fr = http2.NewFramer(outWriter{w}, br)
-	w.fr.SetMaxReadFrameSize(16 << 10)
+	w.fr.SetMaxReadFrameSize(maxReadFrame)
 	w.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	w.fr.SetReuseFrames()
 	// Nothing podpin sends is indexed (hpack.go): the fields that change
@@ -95,8 +105,23 @@ func wake(ch chan struct{}) {
 	}
 }
 
-// flushLocked wakes the writer.
-func (w *wire) flushLocked() { wake(w.flushc) }
+// flushLocked wakes the writer, or tells the owner who writes instead.
+func (w *wire) flushLocked() {
+	if w.note != nil {
+		w.noteLocked()
+		return
+	}
+	wake(w.flushc)
+}
+
+// noteLocked tells a driven connection's owner that frames wait, once
+// until it takes them.
+func (w *wire) noteLocked() {
+	if !w.noted {
+		w.noted = true
+		w.note()
+	}
+}
 
 // wakeWaitingLocked wakes the writes waiting for the connection's window
 // or for room in out.
@@ -115,6 +140,10 @@ func (w *wire) wakeWaitingLocked() {
 // together. mu is held on entry and on return, not while the socket is
 // written.
 func (w *wire) sendLocked() {
+	if w.note != nil {
+		w.noteLocked()
+		return
+	}
 	if w.writing || w.broken {
 		return
 	}

@@ -8,6 +8,10 @@ type chunkState struct {
 	phase  uint8
 	size   int64 // bytes left in the current chunk's data
 	digits int
+	// plain: reframe appends the data alone, without framing, and
+	// keeps the trailer section in trailer (for an HTTP/2 stream).
+	plain   bool
+	trailer []byte
 }
 
 const (
@@ -62,11 +66,17 @@ func (s *chunkState) reframe(dst, b []byte) ([]byte, int, bool, error) {
 			s.phase = chunkData
 			if s.size == 0 {
 				s.phase = chunkTrailerStart
-				dst = append(dst, "0\r\n"...)
+				if !s.plain {
+					dst = append(dst, "0\r\n"...)
+				}
 			}
 		case chunkData:
 			take := min(s.size, int64(len(b)-i))
-			dst = appendChunk(dst, b[i:i+int(take)])
+			if s.plain {
+				dst = append(dst, b[i:i+int(take)]...)
+			} else {
+				dst = appendChunk(dst, b[i:i+int(take)])
+			}
 			i += int(take) - 1
 			if s.size -= take; s.size == 0 {
 				s.phase = chunkDataCR
@@ -82,13 +92,13 @@ func (s *chunkState) reframe(dst, b []byte) ([]byte, int, bool, error) {
 			}
 			s.phase = chunkSize
 		case chunkTrailerStart:
-			dst = append(dst, c)
+			dst = s.keep(dst, c)
 			s.phase = chunkTrailerLine
 			if c == '\r' {
 				s.phase = chunkEndLF
 			}
 		case chunkTrailerLine:
-			dst = append(dst, c)
+			dst = s.keep(dst, c)
 			if c == '\n' {
 				s.phase = chunkTrailerStart
 			}
@@ -96,10 +106,20 @@ func (s *chunkState) reframe(dst, b []byte) ([]byte, int, bool, error) {
 			if c != '\n' {
 				return dst, i, false, errChunked
 			}
-			return append(dst, c), i + 1, true, nil
+			return s.keep(dst, c), i + 1, true, nil
 		}
 	}
 	return dst, len(b), false, nil
+}
+
+// keep appends c, a byte of the trailer section, to dst, or in plain
+// mode to s.trailer.
+func (s *chunkState) keep(dst []byte, c byte) []byte {
+	if s.plain {
+		s.trailer = append(s.trailer, c)
+		return dst
+	}
+	return append(dst, c)
 }
 
 func unhex(c byte) byte {

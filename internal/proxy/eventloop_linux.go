@@ -19,6 +19,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"golang.org/x/sys/unix"
 
+	"github.com/podpin/podpin/internal/h2"
 	"github.com/podpin/podpin/internal/place"
 )
 
@@ -67,8 +68,10 @@ type loopFront struct {
 	loops *eventLoops
 	p     *Proxy
 	// fast takes the connections the loops hand over to fasthttp; h2
-	// those that open with the HTTP/2 preface (nil: HTTP/2 not offered).
+	// the HTTP/2 connections the loops do not serve (nil: HTTP/2 not
+	// offered); h2srv serves those they do, driven (eventloop_h2_linux.go).
 	fast, h2 *connQueue
+	h2srv    *h2.Server
 	http1    interface{ Inc() }
 	// stopping is set when the listener shuts down: idle connections
 	// close, busy ones after their answer.
@@ -79,7 +82,7 @@ type loopFront struct {
 
 // newLoopFront starts the proxy's loops if none run yet and returns
 // the front of the listener at addr on them; close releases it.
-func (p *Proxy) newLoopFront(addr net.Addr, h2 *connQueue, http1 interface{ Inc() }) (*loopFront, error) {
+func (p *Proxy) newLoopFront(addr net.Addr, h2q *connQueue, h2srv *h2.Server, http1 interface{ Inc() }) (*loopFront, error) {
 	p.loopMu.Lock()
 	defer p.loopMu.Unlock()
 	if p.loops == nil {
@@ -102,7 +105,7 @@ func (p *Proxy) newLoopFront(addr net.Addr, h2 *connQueue, http1 interface{ Inc(
 		p.loops = ls
 	}
 	p.loopFronts++
-	return &loopFront{loops: p.loops, p: p, fast: newConnQueue(addr), h2: h2, http1: http1}, nil
+	return &loopFront{loops: p.loops, p: p, fast: newConnQueue(addr), h2: h2q, h2srv: h2srv, http1: http1}, nil
 }
 
 // serve accepts ln's connections until it fails and gives each to a loop.
@@ -119,6 +122,11 @@ func (f *loopFront) serve(ln net.Listener) error {
 		}
 		cc, _ := connOf(c)
 		sec, _ := c.(*tls.Conn)
+		h2 := sec != nil && sec.ConnectionState().NegotiatedProtocol == "h2"
+		if h2 && !streamsOnLoops(f.p.state.Load()) {
+			go f.h2.put(c)
+			continue
+		}
 		if sec != nil {
 			t, err := takeFD(cc.Conn)
 			if err != nil {
@@ -129,7 +137,7 @@ func (f *loopFront) serve(ln net.Listener) error {
 			cc.moveTo(t)
 		}
 		l := loops[f.loops.next.Add(1)%uint32(len(loops))]
-		l.post(func() { l.adopt(f, cc, sec) })
+		l.post(func() { l.adopt(f, cc, sec, h2) })
 	}
 }
 
@@ -376,13 +384,14 @@ type eventLoop struct {
 	pods    map[int]*loopPod
 	idle    map[*backend]*podPool
 	dirty   []*loopClient
-	busy    []*loopClient
+	busy    []*loopExchange // the exchanges at their pods
 	buf     []byte
 	br      *bufio.Reader
 	rd      bytes.Reader
 	bw      *bufio.Writer
 	out     appendWriter
 	quit    bool
+	h2n     int // HTTP/2 clients
 	// now is when the loop last woke: the clock of pod inactivity.
 	now       time.Time
 	lastSweep time.Time
@@ -448,7 +457,7 @@ func (l *eventLoop) run() {
 	var inbox []func()
 	for !l.quit {
 		timeout := -1
-		if len(l.busy) > 0 || len(l.idle) > 0 {
+		if len(l.busy) > 0 || len(l.idle) > 0 || l.h2n > 0 {
 			timeout = int(sweepInterval / time.Millisecond)
 		}
 		n, err := unix.EpollWait(l.ep, events, timeout)
@@ -510,7 +519,14 @@ type loopClient struct {
 	ex  *loopExchange // the request at its pod; nil: none
 	// exchange is what ex points at while a request is at its pod.
 	exchange loopExchange
-	counted  bool   // counted as an HTTP/1.1 connection
+	// h2 is the client's HTTP/2 connection, when it speaks HTTP/2 on
+	// the loop, and streams the exchanges the loop serves on it, at
+	// their pods or sending the last of their answer; lingering: the
+	// connection ended, and what the client still sends is dropped.
+	h2        *h2.Driven
+	streams   []*loopExchange
+	lingering bool
+	counted   bool // counted as an HTTP/1.1 connection, or as HTTP/2
 	eof      bool   // the client closed its side
 	closing  bool   // close once out is written
 	dirty    bool   // in l.dirty
@@ -539,9 +555,13 @@ func (c *loopClient) requestCtx() *fasthttp.RequestCtx {
 	return c.ctx
 }
 
-// loopExchange is one request at its pod.
+// loopExchange is one request at its pod: an HTTP/1.1 client's (its
+// request and answer in c.ctx) or an HTTP/2 stream's (s).
 type loopExchange struct {
 	c      *loopClient
+	s      *h2.Stream
+	req    *fasthttp.Request
+	resp   *fasthttp.Response
 	r      *route
 	st     *state
 	d      place.Decision
@@ -552,7 +572,7 @@ type loopExchange struct {
 	first  time.Time // when the first attempt began
 	until  time.Time // zero: no deadline
 	heard  time.Time // when the pod was last written to or heard from
-	parsed bool      // the answer's header is in c.ctx.Response
+	parsed bool      // the answer's header is in resp
 	tries  int       // connections tried for this request
 	got    bool      // the pod's answer began
 	head   bool      // the answer's header went to the client
@@ -562,6 +582,16 @@ type loopExchange struct {
 	left     int64
 	chunked  chunkState
 	untilEOF bool
+	// For a stream: the answer's status, the body the client's flow
+	// control holds back (held; heldEnd: the answer ends after it), the
+	// last bytes of a chunked body without their framing, and its
+	// trailer fields.
+	status    int
+	held      []byte
+	heldEnd   bool
+	heldSince time.Time // when the held bytes last moved
+	unchunked []byte
+	trailers  []h2.HeaderField
 }
 
 // loopPod is a connection to a pod.
@@ -575,7 +605,7 @@ type loopPod struct {
 	watching   uint32
 }
 
-func (l *eventLoop) adopt(f *loopFront, cc *clientConn, sec *tls.Conn) {
+func (l *eventLoop) adopt(f *loopFront, cc *clientConn, sec *tls.Conn, h2 bool) {
 	t := cc.Conn.(*takenConn)
 	c := &loopClient{front: f, taken: t, sec: sec, cc: cc, fd: t.fd}
 	if f.stopping.Load() {
@@ -589,12 +619,21 @@ func (l *eventLoop) adopt(f *loopFront, cc *clientConn, sec *tls.Conn) {
 		l.closeClient(c)
 		return
 	}
+	if h2 && !l.driveH2(c) {
+		l.closeClient(c)
+		return
+	}
 	if sec != nil {
 		// The first request may have come with the end of the handshake,
 		// into the session's buffer: the socket will not report it.
 		c.waitHeader()
 		if !l.unseal(c, nil) {
 			l.closeClient(c)
+			return
+		}
+		if c.h2 != nil {
+			l.feed(c, c.in)
+			c.in = c.in[:0]
 			return
 		}
 		l.serveNext(c)
@@ -622,7 +661,7 @@ func (l *eventLoop) clientReady(c *loopClient, events uint32) {
 	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
 		return
 	}
-	if c.closing {
+	if c.closing && c.h2 == nil {
 		// Nothing more is read from a connection that closes once its
 		// answer is written; a hang-up ends it now.
 		if events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
@@ -637,6 +676,10 @@ func (l *eventLoop) clientReady(c *loopClient, events uint32) {
 	}
 	n, err := unix.Read(c.fd, l.buf)
 	if err == unix.EAGAIN || err == unix.EINTR {
+		return
+	}
+	if c.h2 != nil {
+		l.readH2(c, n)
 		return
 	}
 	if n > 0 && len(c.in) == 0 && c.ex == nil {
@@ -698,9 +741,17 @@ func (l *eventLoop) serveNext(c *loopClient) {
 	}
 	if !c.counted {
 		n := min(len(c.in), len(h2Preface))
-		if c.front.h2 != nil && string(c.in[:n]) == h2Preface[:n] {
-			if n == len(h2Preface) {
+		if c.front.h2 != nil && c.sec == nil && string(c.in[:n]) == h2Preface[:n] {
+			switch {
+			case n < len(h2Preface):
+			case !streamsOnLoops(l.p.state.Load()):
 				l.handOver(c, c.front.h2)
+			case !l.driveH2(c):
+				l.closeClient(c)
+			default:
+				in := c.in
+				c.in = nil
+				l.feed(c, in)
 			}
 			return
 		}
@@ -752,7 +803,7 @@ func (l *eventLoop) serveNext(c *loopClient) {
 	}
 	c.cc.deadline.Store(0)
 	ex := &c.exchange
-	*ex = loopExchange{c: c, r: r, st: st, close: h.ConnectionClose()}
+	*ex = loopExchange{c: c, req: &ctx.Request, resp: &ctx.Response, r: r, st: st, close: h.ConnectionClose()}
 	ex.d = r.Decide((*fastRequest)(ctx), r.pods.Load(), ex.key[:0])
 	if ex.d.Err == nil {
 		ex.pd = ex.d.Pod.(*pod)
@@ -781,11 +832,16 @@ func (l *eventLoop) serveNext(c *loopClient) {
 	}
 	r.preparePodRequest(ctx, scan, ex.pd)
 	c.ex = ex
+	l.start(ex)
+}
+
+// start sends ex, decided, to its pod.
+func (l *eventLoop) start(ex *loopExchange) {
 	ex.start = time.Now()
 	ex.first = ex.start
-	ex.until = r.deadline(ex.start, ex.start)
+	ex.until = ex.r.deadline(ex.start, ex.start)
 	ex.pd.tally.Start()
-	l.busy = append(l.busy, c)
+	l.busy = append(l.busy, ex)
 	l.send(ex)
 }
 
@@ -829,9 +885,9 @@ func (l *eventLoop) writeRequest(ex *loopExchange) {
 	*buf = (*buf)[:0]
 	// As the goroutine front end writes it: an absolute-form target in
 	// origin-form, the path as the client sent it.
-	ex.c.ctx.Request.URI().DisablePathNormalizing = true
+	ex.req.URI().DisablePathNormalizing = true
 	l.bw.Reset(appendWriter{buf})
-	err := ex.c.ctx.Request.Write(l.bw)
+	err := ex.req.Write(l.bw)
 	if err == nil {
 		err = l.bw.Flush()
 	}
@@ -976,7 +1032,7 @@ func (l *eventLoop) podReady(pc *loopPod, events uint32) {
 
 // answerHead reads the pod's answer header once it is complete.
 func (l *eventLoop) answerHead(ex *loopExchange) {
-	pc, c := ex.pc, ex.c
+	pc := ex.pc
 	for {
 		end := bytes.Index(pc.in, []byte("\r\n\r\n"))
 		if end < 0 {
@@ -985,7 +1041,7 @@ func (l *eventLoop) answerHead(ex *loopExchange) {
 			}
 			return
 		}
-		resp := &c.ctx.Response
+		resp := ex.resp
 		resp.Reset()
 		l.rd.Reset(pc.in[:end+4])
 		l.br.Reset(&l.rd)
@@ -1003,8 +1059,7 @@ func (l *eventLoop) answerHead(ex *loopExchange) {
 		}
 		break
 	}
-	resp := &c.ctx.Response
-	req := &c.ctx.Request
+	resp, req := ex.resp, ex.req
 	if req.Header.IsHead() || hasNoBody(resp.StatusCode()) {
 		resp.SkipBody = true
 		ex.left = 0
@@ -1013,7 +1068,7 @@ func (l *eventLoop) answerHead(ex *loopExchange) {
 		case n >= 0:
 			ex.left = int64(n)
 		case n == -1:
-			ex.chunked = chunkState{}
+			ex.chunked = chunkState{plain: ex.s != nil}
 			ex.left = -1
 		default:
 			// Ended by the pod closing: chunked to the client
@@ -1033,9 +1088,13 @@ func (l *eventLoop) answerHead(ex *loopExchange) {
 // short body is still a 502.
 func (l *eventLoop) answerBody(ex *loopExchange) {
 	pc, c := ex.pc, ex.c
-	resp := &c.ctx.Response
+	resp := ex.resp
 	body := pc.in
 	if ex.left >= 0 && int64(len(body)) < ex.left && ex.left <= bufferedBody {
+		return
+	}
+	if ex.s != nil {
+		l.streamAnswer(ex, body)
 		return
 	}
 	ex.r.answered(c.ctx, ex.st, &ex.d, ex.pd, ex.start, ex.close)
@@ -1066,6 +1125,10 @@ func (l *eventLoop) answerBody(ex *loopExchange) {
 
 // body passes b, the next bytes of the answer's body, to the client.
 func (l *eventLoop) body(ex *loopExchange, b []byte) {
+	if ex.s != nil {
+		l.streamBody(ex, b)
+		return
+	}
 	c := ex.c
 	switch {
 	case ex.untilEOF:
@@ -1119,6 +1182,11 @@ func (l *eventLoop) pass(c *loopClient, b []byte) {
 }
 
 func (l *eventLoop) bodyEnd(ex *loopExchange) {
+	if ex.s != nil {
+		l.finish(ex, false)
+		l.streamSend(ex, nil, true)
+		return
+	}
 	if ex.untilEOF {
 		ex.c.out = append(ex.c.out, "0\r\n\r\n"...)
 		l.markDirty(ex.c)
@@ -1134,9 +1202,10 @@ func (l *eventLoop) bodyEnd(ex *loopExchange) {
 func (l *eventLoop) finish(ex *loopExchange, reuse bool) {
 	c, pc := ex.c, ex.pc
 	ex.pd.tally.Stop()
-	l.done(c)
+	l.done(ex)
 	if pc != nil {
 		pc.ex = nil
+		ex.pc = nil
 		if reuse && pc.fd >= 0 {
 			pc.idleSince = l.now
 			pool := l.pool(pc.b)
@@ -1144,6 +1213,9 @@ func (l *eventLoop) finish(ex *loopExchange, reuse bool) {
 		} else {
 			l.closePod(pc)
 		}
+	}
+	if ex.s != nil {
+		return // the stream ends once the last of its answer is sent
 	}
 	if c.eof {
 		l.closeClient(c)
@@ -1161,11 +1233,13 @@ func (l *eventLoop) finish(ex *loopExchange, reuse bool) {
 	l.serveNext(c)
 }
 
-// done takes c off the list of busy clients.
-func (l *eventLoop) done(c *loopClient) {
-	c.ex = nil
+// done takes ex off the list of exchanges at their pods.
+func (l *eventLoop) done(ex *loopExchange) {
+	if ex.s == nil {
+		ex.c.ex = nil
+	}
 	for i, b := range l.busy {
-		if b == c {
+		if b == ex {
 			l.busy[i] = l.busy[len(l.busy)-1]
 			l.busy[len(l.busy)-1] = nil
 			l.busy = l.busy[:len(l.busy)-1]
@@ -1191,9 +1265,13 @@ func (l *eventLoop) podLost(ex *loopExchange, err error) {
 	case ex.head:
 		ex.pd.tally.Stop()
 		ex.r.Done(ex.r.pods.Load(), ex.pd, place.Outcome{Failed: true, Seconds: time.Since(ex.start).Seconds()})
-		l.done(ex.c)
+		l.done(ex)
+		if ex.s != nil {
+			l.streamBroke(ex)
+			return
+		}
 		l.closeClient(ex.c)
-	case !ex.got && ex.tries < 3 && resendable(&ex.c.ctx.Request, err):
+	case !ex.got && ex.tries < 3 && resendable(ex.req, err):
 		l.send(ex)
 	default:
 		l.podFailed(ex, err)
@@ -1208,7 +1286,7 @@ func (l *eventLoop) podFailed(ex *loopExchange, err error) {
 		ex.pd.tally.Stop()
 		ex.pd = next
 		ex.pd.tally.Start()
-		setPodHost(&c.ctx.Request, next)
+		setPodHost(ex.req, next)
 		// The route's request timeout runs from the first attempt, its
 		// backend timeout from this one.
 		ex.start, ex.tries = time.Now(), 0
@@ -1221,8 +1299,12 @@ func (l *eventLoop) podFailed(ex *loopExchange, err error) {
 		code = fasthttp.StatusGatewayTimeout
 	}
 	ex.pd.tally.Stop()
-	l.done(c)
+	l.done(ex)
 	ex.r.Done(ex.r.pods.Load(), ex.pd, place.Outcome{Failed: true, Status: code, Seconds: time.Since(ex.start).Seconds()})
+	if ex.s != nil {
+		l.streamReply(ex, code, "pod "+ex.pd.name+" failed: "+upstreamReason(err))
+		return
+	}
 	c.ctx.Response.Reset()
 	replyText(c.ctx, code, "pod "+ex.pd.name+" failed: "+upstreamReason(err))
 	if ex.d.Assigned {
@@ -1274,12 +1356,20 @@ func (l *eventLoop) markDirty(c *loopClient) {
 	if !c.dirty {
 		c.dirty = true
 		l.dirty = append(l.dirty, c)
+		if c.h2 != nil {
+			// What the loop writes to the connection before its turn
+			// ends is taken then.
+			c.h2.Claim()
+		}
 	}
 }
 
 // flush writes what each client's answers gathered in this wake.
 func (l *eventLoop) flush() {
-	for i, c := range l.dirty {
+	// A write may mark its client again (retryHeld): it is written again
+	// in the same turn.
+	for i := 0; i < len(l.dirty); i++ {
+		c := l.dirty[i]
 		c.dirty = false
 		l.dirty[i] = nil
 		if c.fd >= 0 {
@@ -1290,11 +1380,21 @@ func (l *eventLoop) flush() {
 }
 
 func (l *eventLoop) write(c *loopClient) {
+	if c.h2 != nil && !c.lingering && len(*c.wire()) < loopWriteMax {
+		var over bool
+		c.out, over = c.h2.Take(c.out)
+		if over && c.h2.Dropped() {
+			l.closeClient(c)
+			return
+		}
+		c.closing = c.closing || over
+	}
 	if !l.seal(c) {
 		l.closeClient(c)
 		return
 	}
 	out := c.wire()
+	before := len(*out)
 	for len(*out) > 0 {
 		n, err := unix.Write(c.fd, *out)
 		if err == unix.EINTR {
@@ -1323,6 +1423,18 @@ func (l *eventLoop) write(c *loopClient) {
 			podWant = 0
 		}
 		l.watch(ex.pc.fd, &ex.pc.watching, podWant, false)
+	}
+	if c.h2 != nil && !c.lingering {
+		c.h2.Wrote(len(*out) < before, len(*out) > 0)
+		switch {
+		case len(*out) == 0 && c.closing:
+			l.linger(c)
+		case len(*out) < loopWriteMax && l.retryHeld(c):
+			// The socket took what waited: the streams it held back
+			// go on, in this turn (flush).
+			l.markDirty(c)
+		}
+		return
 	}
 	if len(*out) == 0 && c.closing && c.ex == nil {
 		l.closeClient(c)
@@ -1423,6 +1535,12 @@ func (c *tlsReadAhead) Read(b []byte) (int, error) {
 // timedOut ends a wait of c that the sweeper found too long: a request
 // whose header is late is answered 408, an idle connection closed.
 func (l *eventLoop) timedOut(c *loopClient) {
+	if c.h2 != nil {
+		// No preface within the header timeout, or the end of a
+		// lingering connection.
+		l.closeClient(c)
+		return
+	}
 	if c.ex != nil {
 		return
 	}
@@ -1441,7 +1559,7 @@ func (l *eventLoop) timedOut(c *loopClient) {
 // closeIdle closes the clients of f with nothing under way.
 func (l *eventLoop) closeIdle(f *loopFront) {
 	for _, c := range l.clients {
-		if c.front == f && c.ex == nil && !c.unsent() {
+		if c.front == f && c.ex == nil && c.h2 == nil && !c.unsent() {
 			l.closeClient(c)
 		}
 	}
@@ -1460,9 +1578,8 @@ func (l *eventLoop) closeFront(f *loopFront) {
 // idle too long.
 func (l *eventLoop) sweep(now time.Time) {
 	for i := 0; i < len(l.busy); i++ {
-		c := l.busy[i]
-		ex := c.ex
-		if ex == nil || ex.pc == nil {
+		ex := l.busy[i]
+		if ex.pc == nil {
 			continue
 		}
 		timeout := ex.pd.client.timeout
@@ -1474,6 +1591,13 @@ func (l *eventLoop) sweep(now time.Time) {
 			l.podLost(ex, fasthttp.ErrTimeout)
 			if len(l.busy) < before {
 				i--
+			}
+		}
+	}
+	if l.h2n > 0 {
+		for _, c := range l.clients {
+			if len(c.streams) > 0 {
+				l.sweepStreams(c, now)
 			}
 		}
 	}
@@ -1500,14 +1624,17 @@ func (l *eventLoop) closeClient(c *loopClient) {
 	}
 	if c.ex != nil {
 		ex := c.ex
-		l.done(c)
+		l.done(ex)
 		ex.pd.tally.Stop()
 		if ex.pc != nil {
 			ex.pc.ex = nil
 			l.closePod(ex.pc)
 		}
 	}
-	if c.sec != nil && !c.eof {
+	if c.h2 != nil {
+		l.closeStreams(c)
+	}
+	if c.sec != nil && !c.eof && !c.lingering {
 		// The session ends with close_notify, as HAProxy ends it; what
 		// the socket does not take at once is dropped.
 		c.sec.CloseWrite()

@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"net"
+
+	"github.com/podpin/podpin/internal/h2"
 )
 
 // Event loops poll with epoll: elsewhere, configuration validation refuses
@@ -17,7 +19,7 @@ type loopFront struct{ fast *connQueue }
 
 type loopListener struct{ net.Listener }
 
-func (*Proxy) newLoopFront(net.Addr, *connQueue, interface{ Inc() }) (*loopFront, error) {
+func (*Proxy) newLoopFront(net.Addr, *connQueue, *h2.Server, interface{ Inc() }) (*loopFront, error) {
 	return nil, errors.New("event loops need Linux")
 }
 

@@ -27,7 +27,7 @@ type handshakeListener struct {
 	// connection is then closed).
 	open func(net.Conn) (net.Conn, bool)
 	skip func(net.Conn) bool // nil: every connection is opened
-	h2   *connQueue          // where HTTP/2 connections go; nil when open finds none
+	h2   *connQueue          // where HTTP/2 connections go; nil: to Accept with the others
 
 	ready   chan net.Conn
 	stopped chan struct{} // closed when the accept loop ends
@@ -120,7 +120,7 @@ func (l *handshakeListener) handshake(c net.Conn) {
 	// The header timeout of the first request starts when the server takes
 	// the connection.
 	c.SetDeadline(time.Time{})
-	if h2 {
+	if h2 && l.h2 != nil {
 		l.h2.put(oc)
 		return
 	}

@@ -66,13 +66,15 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	ln = conns.listen(ln)
 	// HTTP/2 connections leave ln for h2q, the HTTP/2 server's listener.
 	var h2q *connQueue
+	var h2srv *h2.Server
 	if l.HTTP2Enabled() {
 		h2q = newConnQueue(ln.Addr())
+		h2srv = p.newH2Server(lim, name)
 	}
 	if l.TLS != nil {
 		// TLS runs over the tracked connection, after any PROXY header: the
 		// per-address cap and the client address hold for TLS clients too.
-		tl, err := p.listenTLS(sweep, &sweeping, ln, name, l, lim.headerTimeout, h2q)
+		tl, err := p.listenTLS(sweep, &sweeping, ln, name, l, lim.headerTimeout, h2q, l.EventLoopEnabled())
 		if err != nil {
 			return err
 		}
@@ -85,14 +87,8 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	var loops *loopFront
 	loopErr := make(chan error, 1)
 	if accept != nil {
-		// An HTTP/2 preface is looked for in cleartext only: over TLS,
-		// ALPN chose HTTP/1.1.
-		preface := h2q
-		if l.TLS != nil {
-			preface = nil
-		}
 		var err error
-		if loops, err = p.newLoopFront(accept.Addr(), preface, http1); err != nil {
+		if loops, err = p.newLoopFront(accept.Addr(), h2q, h2srv, http1); err != nil {
 			return fmt.Errorf("listener %s: %w", name, err)
 		}
 		defer loops.close()
@@ -146,10 +142,8 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	var h2srv *h2.Server
 	h2errc := make(chan error, 1)
 	if h2q != nil {
-		h2srv = p.newH2Server(lim, name)
 		go func() { h2errc <- h2srv.Serve(h2q) }()
 	} else {
 		h2errc <- h2.ErrServerClosed
@@ -219,7 +213,9 @@ func listenerName(ln net.Listener, l config.Listener) string {
 // listenTLS wraps ln in a TLS listener serving the certificates of l (named
 // name), whose files are checked for changes until ctx ends (in a
 // goroutine that wg waits for). A handshake gets timeout to complete.
-func (p *Proxy) listenTLS(ctx context.Context, wg *sync.WaitGroup, ln net.Listener, name string, l config.Listener, timeout time.Duration, h2q *connQueue) (*handshakeListener, error) {
+// HTTP/2 sessions go to h2q (nil: HTTP/2 not offered), or with the others
+// to Accept when the event loops take them (loops).
+func (p *Proxy) listenTLS(ctx context.Context, wg *sync.WaitGroup, ln net.Listener, name string, l config.Listener, timeout time.Duration, h2q *connQueue, loops bool) (*handshakeListener, error) {
 	nextProtos := []string{"http/1.1"}
 	if h2q != nil {
 		nextProtos = []string{"h2", "http/1.1"}
@@ -253,6 +249,9 @@ func (p *Proxy) listenTLS(ctx context.Context, wg *sync.WaitGroup, ln net.Listen
 	onError := func(reason string, err error) {
 		p.metrics.TLSHandshakeError(name, reason)
 		p.log.Debug("TLS handshake failed", "listener", name, "reason", reason, "err", err)
+	}
+	if loops {
+		h2q = nil
 	}
 	return newTLSListener(ln, store.TLSConfig(), timeout, onError, h2q), nil
 }
