@@ -526,11 +526,11 @@ type loopClient struct {
 	h2        *h2.Driven
 	streams   []*loopExchange
 	lingering bool
-	counted   bool // counted as an HTTP/1.1 connection, or as HTTP/2
-	eof      bool   // the client closed its side
-	closing  bool   // close once out is written
-	dirty    bool   // in l.dirty
-	watching uint32 // epoll events asked for
+	counted   bool   // counted as an HTTP/1.1 connection, or as HTTP/2
+	eof       bool   // the client closed its side
+	closing   bool   // close once out is written
+	dirty     bool   // in l.dirty
+	watching  uint32 // epoll events asked for
 }
 
 // waitIdle and waitHeader start the idle and the header timeout of c,
