@@ -190,7 +190,7 @@ func (c *ClientConn) NewStream(fields []HeaderField, end bool) (*ClientStream, e
 	c.blockStartLocked()
 	for _, f := range fields {
 		if len(f.Name) > 0 && f.Name[0] == ':' {
-			c.appendField(f.Name, f.Value)
+			appendField(&c.wire, f.Name, f.Value)
 		}
 	}
 	c.encodeLocked(fields)

@@ -22,9 +22,12 @@ func (w *wire) blockStartLocked() {
 	}
 }
 
+// text is a field's name or value, as a string or as bytes.
+type text interface{ ~string | ~[]byte }
+
 // appendField appends the field name: value (name in lower case) to the
 // header block.
-func (w *wire) appendField(name, value string) {
+func appendField[T text](w *wire, name, value T) {
 	if i := staticField(name, value); i > 0 {
 		w.hbuf = appendInt(w.hbuf, 7, 0x80, uint64(i)) // indexed field
 		return
@@ -56,37 +59,37 @@ func appendInt(dst []byte, n uint, first byte, v uint64) []byte {
 
 // appendString appends s as an HPACK string literal, not Huffman-coded
 // (RFC 7541, 5.2).
-func appendString(dst []byte, s string) []byte {
+func appendString[T text](dst []byte, s T) []byte {
 	dst = appendInt(dst, 7, 0, uint64(len(s)))
 	return append(dst, s...)
 }
 
 // staticField is the index of name: value in the static table, or 0.
-func staticField(name, value string) int {
-	switch name {
+func staticField[T text](name, value T) int {
+	switch string(name) {
 	case ":method":
-		switch value {
+		switch string(value) {
 		case "GET":
 			return 2
 		case "POST":
 			return 3
 		}
 	case ":path":
-		switch value {
+		switch string(value) {
 		case "/":
 			return 4
 		case "/index.html":
 			return 5
 		}
 	case ":scheme":
-		switch value {
+		switch string(value) {
 		case "http":
 			return 6
 		case "https":
 			return 7
 		}
 	case ":status":
-		switch value {
+		switch string(value) {
 		case "200":
 			return 8
 		case "204":
@@ -103,7 +106,7 @@ func staticField(name, value string) int {
 			return 14
 		}
 	case "accept-encoding":
-		if value == "gzip, deflate" {
+		if string(value) == "gzip, deflate" {
 			return 16
 		}
 	}
@@ -112,8 +115,8 @@ func staticField(name, value string) int {
 
 // staticName is the index of the first entry of the static table named
 // name, or 0.
-func staticName(name string) int {
-	switch name {
+func staticName[T text](name T) int {
+	switch string(name) {
 	case ":authority":
 		return 1
 	case ":method":

@@ -39,7 +39,7 @@ func TestHeaderBlocksDecodeAsWritten(t *testing.T) {
 		}
 		for range 1 + rng.IntN(8) {
 			f := hpack.HeaderField{Name: names[rng.IntN(len(names))], Value: values[rng.IntN(len(values))]}
-			w.appendField(f.Name, f.Value)
+			appendField(&w, f.Name, f.Value)
 			want = append(want, f)
 		}
 		got, err := dec.DecodeFull(w.hbuf)
@@ -75,7 +75,65 @@ func BenchmarkEncodeAnswer(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		w.blockStartLocked()
-		w.appendField(":status", "200")
+		appendField(&w, ":status", "200")
 		w.encodeLocked(fields)
+	}
+}
+
+// Fields given as bytes are encoded as the same fields given as strings:
+// names in lower case, connection-specific fields and a TE other than
+// "trailers" left out; and encoding them allocates nothing.
+func TestFieldsAsBytesEncodeAsStrings(t *testing.T) {
+	fields := []HeaderField{
+		{Name: "Content-Type", Value: "text/html"},
+		{Name: "Connection", Value: "keep-alive"},
+		{Name: "TE", Value: "gzip"},
+		{Name: "te", Value: "trailers"},
+		{Name: "Set-Cookie", Value: "a=1"},
+		{Name: "X-" + strings.Repeat("Long", 30), Value: "v"},
+		{Name: "Content-Length", Value: "5"},
+	}
+	seq := func(yield func(name, value []byte) bool) {
+		for _, f := range fields {
+			if !yield([]byte(f.Name), []byte(f.Value)) {
+				return
+			}
+		}
+	}
+	var a, b wire
+	a.init(nil, nil, nil)
+	b.init(nil, nil, nil)
+	a.blockStartLocked()
+	a.encodeLocked(fields)
+	b.blockStartLocked()
+	b.encodeBytesLocked(seq)
+	if string(a.hbuf) != string(b.hbuf) {
+		t.Fatalf("as bytes: %x\nas strings: %x", b.hbuf, a.hbuf)
+	}
+	got, err := hpack.NewDecoder(4096, nil).DecodeFull(b.hbuf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text []string
+	for _, f := range got {
+		text = append(text, f.Name+": "+f.Value)
+	}
+	if want := "content-type: text/html, te: trailers, set-cookie: a=1, x-" + strings.Repeat("long", 30) + ": v, content-length: 5"; strings.Join(text, ", ") != want {
+		t.Errorf("decoded %s, want %s", strings.Join(text, ", "), want)
+	}
+	names := [][]byte{[]byte("Content-Type"), []byte("Date"), []byte("X-Podpin-Pod")}
+	values := [][]byte{[]byte("text/html"), []byte("Fri, 04 Dec 2026 17:50:00 GMT"), []byte("web-0")}
+	short := func(yield func(name, value []byte) bool) {
+		for i := range names {
+			if !yield(names[i], values[i]) {
+				return
+			}
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		b.blockStartLocked()
+		b.encodeBytesLocked(short)
+	}); n != 0 {
+		t.Errorf("encoding fields as bytes allocates %v times, want none", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"iter"
 	"net"
 	"os"
 	"strconv"
@@ -304,6 +305,17 @@ func (s *Stream) SetWriteDeadline(t time.Time) error {
 // body after it cost one write to the socket; a header that ends the
 // response, or an informational one, goes out at once.
 func (s *Stream) WriteHeaders(status int, fields []HeaderField, end bool) error {
+	return s.writeHeaders(status, func(w *wire) { w.encodeLocked(fields) }, end)
+}
+
+// WriteHeaderBytes is WriteHeaders for fields given as bytes, each name and
+// value pair that fields yields: they are encoded as they come, and not
+// kept.
+func (s *Stream) WriteHeaderBytes(status int, fields iter.Seq2[[]byte, []byte], end bool) error {
+	return s.writeHeaders(status, func(w *wire) { w.encodeBytesLocked(fields) }, end)
+}
+
+func (s *Stream) writeHeaders(status int, encode func(*wire), end bool) error {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -311,8 +323,8 @@ func (s *Stream) WriteHeaders(status int, fields []HeaderField, end bool) error 
 		return ErrStreamClosed
 	}
 	c.blockStartLocked()
-	c.appendField(":status", statusText(status))
-	c.encodeLocked(fields)
+	appendField(&c.wire, ":status", statusText(status))
+	encode(&c.wire)
 	c.writeBlockLocked(s.id, end)
 	if status >= 200 {
 		s.wroteHeaders = true

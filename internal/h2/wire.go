@@ -47,6 +47,10 @@ type wire struct {
 	broken  bool   // a write failed
 	closing bool   // the writer closes the socket once out is sent
 	hbuf    []byte // a header block being encoded (hpack.go)
+	// lower is a field name in lower case, and encodeField adds a field
+	// given as bytes (encodeBytesLocked).
+	lower       []byte
+	encodeField func(name, value []byte) bool
 	// sizeUpdate: the next header block starts with a dynamic table
 	// size update (to 0).
 	sizeUpdate bool
@@ -216,12 +220,45 @@ func (w *wire) encodeLocked(fields []HeaderField) {
 		if hasUpper(name) {
 			name = strings.ToLower(name)
 		}
-		if isConnectionField(name) || name == "" || name[0] == ':' || name == "te" && !strings.EqualFold(f.Value, "trailers") {
-			// TE may only say "trailers" (RFC 9113, 8.2.2).
-			continue
+		if sendable(name, f.Value) {
+			appendField(w, name, f.Value)
 		}
-		w.appendField(name, f.Value)
 	}
+}
+
+// encodeBytesLocked is encodeLocked for fields given as bytes.
+func (w *wire) encodeBytesLocked(fields iter.Seq2[[]byte, []byte]) {
+	if w.encodeField == nil {
+		// Made once: a function literal here would be made for every
+		// block.
+		w.encodeField = w.encodeFieldLocked
+	}
+	fields(w.encodeField)
+}
+
+// encodeFieldLocked adds one field given as bytes to the header block,
+// as encodeLocked does.
+func (w *wire) encodeFieldLocked(name, value []byte) bool {
+	lower := w.lower[:0]
+	for _, c := range name {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower = append(lower, c)
+	}
+	w.lower = lower
+	if sendable(lower, value) {
+		appendField(w, lower, value)
+	}
+	return true
+}
+
+// sendable reports whether a field (name in lower case) may go in an
+// HTTP/2 header block: not a pseudo-header or connection-specific field,
+// and a TE field only when it says "trailers" (RFC 9113, 8.2.2).
+func sendable[T text](name, value T) bool {
+	return len(name) > 0 && name[0] != ':' && !isConnectionField(string(name)) &&
+		(string(name) != "te" || strings.EqualFold(string(value), "trailers"))
 }
 
 // writeBlockLocked writes the header block in hbuf as HEADERS and the

@@ -143,7 +143,9 @@ func (l *eventLoop) openStream(c *loopClient, s *h2.Stream) bool {
 		isGRPCType(s.HeaderValue("content-type")):
 		return false
 	}
-	q := &streamPlace{s: s, cc: cc}
+	ex := l.newStreamExchange()
+	ex.place = streamPlace{s: s, cc: cc}
+	q := &ex.place
 	var r *route
 	for _, rt := range st.routes {
 		if rt.Match.Matches(q) {
@@ -152,15 +154,17 @@ func (l *eventLoop) openStream(c *loopClient, s *h2.Stream) bool {
 		}
 	}
 	if r == nil || r.respond != 0 || !loopServes(r) {
+		l.recycle(ex)
 		return false
 	}
-	ex := &loopExchange{c: c, s: s, r: r, st: st}
+	ex.c, ex.s, ex.r, ex.st = c, s, r, st
 	ex.d = r.Decide(q, r.pods.Load(), ex.key[:0])
 	if ex.d.Err == nil {
 		ex.pd = ex.d.Pod.(*pod)
 		if !podServed(ex.pd) {
 			// The route's pods changed since streamsOnLoops: the
 			// handler decides again.
+			l.recycle(ex)
 			return false
 		}
 	}
@@ -176,7 +180,6 @@ func (l *eventLoop) openStream(c *loopClient, s *h2.Stream) bool {
 		l.streamReply(ex, code, ex.d.Err.Error(), extra...)
 		return true
 	}
-	ex.req, ex.resp = fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	streamPodRequest(ex.req, s, cc, isTLS)
 	if ex.d.Assigned {
 		ex.req.Header.SetBytesV(r.Key.Header, ex.d.Raw)
@@ -202,13 +205,9 @@ func (l *eventLoop) streamAnswer(ex *loopExchange, body []byte) {
 	if ex.d.Assigned {
 		h.SetBytesV(r.Key.Header, ex.d.Raw)
 	}
-	fields := make([]h2.HeaderField, 0, h.Len())
-	for name, v := range h.All() {
-		fields = append(fields, h2.HeaderField{Name: lowerName(name), Value: string(v)})
-	}
 	whole := ex.left >= 0 && int64(len(body)) >= ex.left
 	l.markDirty(ex.c)
-	if err := ex.s.WriteHeaders(status, fields, whole && (ex.left == 0 || resp.SkipBody)); err != nil {
+	if err := ex.s.WriteHeaderBytes(status, h.All(), whole && (ex.left == 0 || resp.SkipBody)); err != nil {
 		l.finish(ex, false)
 		l.abortStream(ex)
 		return
@@ -418,14 +417,41 @@ func (l *eventLoop) streamOver(ex *loopExchange, status int) {
 			break
 		}
 	}
-	if ex.req != nil {
-		fasthttp.ReleaseRequest(ex.req)
-		fasthttp.ReleaseResponse(ex.resp)
-		ex.req, ex.resp = nil, nil
-	}
 	l.markDirty(c)
 	l.p.streamEnded(c.cc, status, ex.start)
 	c.h2.Finish(ex.s)
+	l.recycle(ex)
+}
+
+// recycle keeps ex, whose stream ended, for the next stream: a few
+// hundred of them, and without a large buffer.
+func (l *eventLoop) recycle(ex *loopExchange) {
+	if len(l.spare) >= 512 {
+		return
+	}
+	if cap(ex.held) > bufferedBody || cap(ex.unchunked) > bufferedBody {
+		ex.held, ex.unchunked = nil, nil
+	}
+	ex.s, ex.c, ex.trailers, ex.place = nil, nil, nil, streamPlace{}
+	l.spare = append(l.spare, ex)
+}
+
+// newStreamExchange is an exchange for a stream, from those of ended
+// streams when there are: with its request and answer, emptied.
+func (l *eventLoop) newStreamExchange() *loopExchange {
+	n := len(l.spare)
+	if n == 0 {
+		return &loopExchange{req: new(fasthttp.Request), resp: new(fasthttp.Response)}
+	}
+	ex := l.spare[n-1]
+	l.spare[n-1] = nil
+	l.spare = l.spare[:n-1]
+	req, resp := ex.req, ex.resp
+	held, unchunked := ex.held[:0], ex.unchunked[:0]
+	*ex = loopExchange{req: req, resp: resp, held: held, unchunked: unchunked}
+	req.Reset()
+	resp.Reset()
+	return ex
 }
 
 // closeStreams ends the exchanges of c, an HTTP/2 connection that
@@ -443,10 +469,7 @@ func (l *eventLoop) closeStreams(c *loopClient) {
 			}
 		}
 		c.streams = c.streams[1:]
-		if ex.req != nil {
-			fasthttp.ReleaseRequest(ex.req)
-			fasthttp.ReleaseResponse(ex.resp)
-		}
+		l.recycle(ex)
 	}
 	c.h2.Close()
 	l.h2n--

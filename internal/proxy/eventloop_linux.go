@@ -392,6 +392,8 @@ type eventLoop struct {
 	out     appendWriter
 	quit    bool
 	h2n     int // HTTP/2 clients
+	// spare are the exchanges of ended streams, for the next ones.
+	spare []*loopExchange
 	// now is when the loop last woke: the clock of pod inactivity.
 	now       time.Time
 	lastSweep time.Time
@@ -592,6 +594,7 @@ type loopExchange struct {
 	heldSince time.Time // when the held bytes last moved
 	unchunked []byte
 	trailers  []h2.HeaderField
+	place     streamPlace // placement's view of the stream
 }
 
 // loopPod is a connection to a pod.
