@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -33,6 +34,7 @@ type conn struct {
 	activity atomic.Bool
 
 	// guarded by mu, as is everything of wire's
+	block   headerBlock
 	streams map[uint32]*Stream
 	// maxClientID is the highest stream the client opened.
 	maxClientID uint32
@@ -79,7 +81,9 @@ func newConnFrom(srv *Server, nc net.Conn, r io.Reader) *conn {
 		c.ctx = srv.ConnContext(nc)
 	}
 	c.wire.init(nc, r, c)
-	c.fr.MaxHeaderListSize = set.MaxHeaderListSize
+	// Header blocks are read by c.block, not by the frame reader.
+	c.fr.ReadMetaHeaders = nil
+	c.block.init(set.MaxHeaderListSize)
 	c.period = tickPeriod(set)
 	// The server's preface goes out first, before whatever the server
 	// may write to the connection (a GOAWAY at Shutdown) while serve
@@ -196,8 +200,11 @@ func (c *conn) process(f http2.Frame) error {
 		return nil
 	}
 	switch f := f.(type) {
-	case *http2.MetaHeadersFrame:
-		return c.onHeaders(f)
+	case *http2.HeadersFrame:
+		c.block.start(f)
+		return c.onBlock(c.block.read(f.HeaderBlockFragment(), f.HeadersEnded()))
+	case *http2.ContinuationFrame:
+		return c.onBlock(c.block.read(f.HeaderBlockFragment(), f.HeadersEnded()))
 	case *http2.DataFrame:
 		return c.onData(f)
 	case *http2.SettingsFrame:
@@ -271,6 +278,17 @@ func isConnectionField(name string) bool {
 	return false
 }
 
+// onBlock acts on a header block once it is read (f nil: not yet), or
+// on the error of reading it.
+func (c *conn) onBlock(f *http2.MetaHeadersFrame, err error) error {
+	if err != nil || f == nil {
+		return err
+	}
+	return c.onHeaders(f)
+}
+
+// onHeaders acts on a header block, read; its fields are the reader's,
+// and what is kept of them is copied.
 func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	id := f.StreamID
 	if id%2 == 0 {
@@ -289,7 +307,7 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 		}
-		st.trailer = f.RegularFields()
+		st.trailer = slices.Clone(f.RegularFields())
 		return c.endBodyLocked(st)
 	}
 	if id <= c.maxClientID {
@@ -308,7 +326,9 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 		}
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 	}
-	st := &Stream{
+	st := c.newStreamLocked()
+	header := st.Header[:0]
+	*st = Stream{
 		c:             c,
 		id:            id,
 		Method:        f.PseudoValue("method"),
@@ -354,7 +374,7 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	if cookies > 1 {
 		fields = joinCookies(fields)
 	}
-	st.Header = fields
+	st.Header = append(header, fields...)
 	c.streams[id] = st
 	if f.StreamEnded() {
 		if err := c.endBodyLocked(st); err != nil {
@@ -382,6 +402,19 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	st.queued = true
 	c.queue = append(c.queue, st)
 	return nil
+}
+
+// newStreamLocked is a stream to fill in: one the owner of a driven
+// connection served and finished (Driven.Finish), or a new one.
+func (c *conn) newStreamLocked() *Stream {
+	if c.driven != nil {
+		if n := len(c.driven.spare); n > 0 {
+			st := c.driven.spare[n-1]
+			c.driven.spare = c.driven.spare[:n-1]
+			return st
+		}
+	}
+	return new(Stream)
 }
 
 // joinCookies puts the cookie fields of a request into one, as HTTP/1.1

@@ -25,6 +25,9 @@ type Driven struct{ c *conn }
 type driven struct {
 	fast  func(*Stream) bool
 	fresh []*Stream // streams opened by the frames being fed
+	// spare are streams the owner served and finished, for the next
+	// ones (newStreamLocked); guarded by the connection's mu.
+	spare []*Stream
 	in    []byte    // read, not yet a whole frame
 	feed  bytes.Reader
 	// started: the client's preface and first SETTINGS came.
@@ -99,14 +102,17 @@ func (d *Driven) Feed(b []byte) bool {
 			ok = false
 			break
 		}
+		// The span's frames: one, or a header block's.
 		dv.feed.Reset(dv.in[off : off+n])
 		off += n
-		f, err := c.fr.ReadFrame()
-		if err == nil {
-			err = c.process(f)
-		}
-		if err != nil && !c.handle(err) {
-			ok = false
+		for ok && dv.feed.Len() > 0 {
+			f, err := c.fr.ReadFrame()
+			if err == nil {
+				err = c.process(f)
+			}
+			if err != nil && !c.handle(err) {
+				ok = false
+			}
 		}
 	}
 	dv.in = dv.in[:copy(dv.in, dv.in[off:])]
@@ -272,9 +278,20 @@ func (d *Driven) Wrote(progress, left bool) {
 }
 
 // Finish ends st, a stream the owner served, as a handler's return does,
-// and serves the next stream waiting for its turn.
+// and serves the next stream waiting for its turn. The owner holds st no
+// longer: it serves a later stream.
 func (d *Driven) Finish(st *Stream) {
-	if next := d.c.finish(st); next != nil {
+	c := d.c
+	next := c.finish(st)
+	c.mu.Lock()
+	// Nothing outside holds st any more, unless it was asked for a
+	// context or a channel of its own (Context, Done, AfterFunc), or its
+	// body is read.
+	if st.ctx == nil && st.doneCh == nil && st.afterSeq == 0 && st.rwake == nil && st.wwake == nil && len(c.driven.spare) < 64 {
+		c.driven.spare = append(c.driven.spare, st)
+	}
+	c.mu.Unlock()
+	if next != nil {
 		d.offer(next)
 	}
 }
