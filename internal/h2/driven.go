@@ -28,7 +28,7 @@ type driven struct {
 	// spare are streams the owner served and finished, for the next
 	// ones (newStreamLocked); guarded by the connection's mu.
 	spare []*Stream
-	in    []byte    // read, not yet a whole frame
+	in    []byte // read, not yet a whole frame
 	feed  bytes.Reader
 	// started: the client's preface and first SETTINGS came.
 	started bool
