@@ -111,8 +111,8 @@ func (l *eventLoop) readH2(c *loopClient, n int) {
 // linger ends c, an HTTP/2 connection whose last frames (a GOAWAY) are
 // written: its writing side closes, and what the client still sends is
 // read and dropped for a moment, so that the socket is not reset under
-// the frames the client has yet to read. The header timeout closes it
-// (timedOut), or the client's end of the connection.
+// the frames the client has yet to read. The client's end of the
+// connection closes it, or a second later the sweeper (timedOut).
 func (l *eventLoop) linger(c *loopClient) {
 	if c.lingering {
 		return
