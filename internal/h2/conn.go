@@ -405,12 +405,15 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 }
 
 // newStreamLocked is a stream to fill in: one the owner of a driven
-// connection served and finished (Driven.Finish), or a new one.
+// connection served and finished (Driven.Finish), or a new one. It runs
+// on the owner's goroutine when the connection is driven (in Feed).
 func (c *conn) newStreamLocked() *Stream {
-	if c.driven != nil {
-		if n := len(c.driven.spare); n > 0 {
-			st := c.driven.spare[n-1]
-			c.driven.spare = c.driven.spare[:n-1]
+	if c.driven != nil && c.driven.pool != nil {
+		p := c.driven.pool
+		if n := len(p.spare); n > 0 {
+			st := p.spare[n-1]
+			p.spare[n-1] = nil
+			p.spare = p.spare[:n-1]
 			return st
 		}
 	}

@@ -8,6 +8,15 @@ import (
 	"golang.org/x/net/http2"
 )
 
+// StreamPool keeps the streams that the owner of driven connections
+// served and finished, for the next streams of any of them: at most
+// maxPooledStreams. For the owner's goroutine only; the zero value is
+// ready.
+type StreamPool struct{ spare []*Stream }
+
+// maxPooledStreams bounds a StreamPool.
+const maxPooledStreams = 512
+
 // Driven is a connection whose socket its owner reads and writes, as an
 // event loop does: the owner passes on what it reads (Feed) and sends
 // what the connection has for the client (Take). The protocol is the
@@ -25,11 +34,11 @@ type Driven struct{ c *conn }
 type driven struct {
 	fast  func(*Stream) bool
 	fresh []*Stream // streams opened by the frames being fed
-	// spare are streams the owner served and finished, for the next
-	// ones (newStreamLocked); guarded by the connection's mu.
-	spare []*Stream
-	in    []byte // read, not yet a whole frame
-	feed  bytes.Reader
+	// pool keeps the streams the owner served and finished, for the
+	// next ones (newStreamLocked); nil: none kept.
+	pool *StreamPool
+	in   []byte // read, not yet a whole frame
+	feed bytes.Reader
 	// started: the client's preface and first SETTINGS came.
 	started bool
 	// dropped: the connection is to close at once, what waits for the
@@ -46,9 +55,10 @@ type driven struct {
 // next Take. fast, when not nil, is offered each stream as it opens, on
 // the owner's goroutine (in Feed or Finish): when it returns true, the
 // owner serves the stream and calls Finish once it is over; otherwise a
-// handler serves it, in a goroutine.
-func (srv *Server) Drive(nc net.Conn, note func(), fast func(*Stream) bool) *Driven {
-	d := &driven{fast: fast}
+// handler serves it, in a goroutine. The streams the owner served are
+// kept in pool (nil: none) for the next streams of its connections.
+func (srv *Server) Drive(nc net.Conn, note func(), fast func(*Stream) bool, pool *StreamPool) *Driven {
+	d := &driven{fast: fast, pool: pool}
 	c := srv.add(func() *conn {
 		c := newConnFrom(srv, nc, &d.feed)
 		c.driven = d
@@ -287,8 +297,8 @@ func (d *Driven) Finish(st *Stream) {
 	// Nothing outside holds st any more, unless it was asked for a
 	// context or a channel of its own (Context, Done, AfterFunc), or its
 	// body is read.
-	if st.ctx == nil && st.doneCh == nil && st.afterSeq == 0 && st.rwake == nil && st.wwake == nil && len(c.driven.spare) < 64 {
-		c.driven.spare = append(c.driven.spare, st)
+	if p := c.driven.pool; p != nil && st.ctx == nil && st.doneCh == nil && st.afterSeq == 0 && st.rwake == nil && st.wwake == nil && len(p.spare) < maxPooledStreams {
+		p.spare = append(p.spare, st)
 	}
 	c.mu.Unlock()
 	if next != nil {

@@ -25,6 +25,7 @@ type fakeOwner struct {
 	notes chan struct{}
 	// held are the owner's streams whose answer waits for window.
 	held map[*Stream][]byte
+	pool StreamPool
 }
 
 func driveOn(t *testing.T, srv *Server, h HandlerFunc, fastPrefix string) string {
@@ -56,7 +57,7 @@ func driveOn(t *testing.T, srv *Server, h HandlerFunc, fastPrefix string) string
 				case o.notes <- struct{}{}:
 				default:
 				}
-			}, fast)
+			}, fast, &o.pool)
 			if o.d == nil {
 				nc.Close()
 				continue

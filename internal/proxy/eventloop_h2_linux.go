@@ -54,7 +54,7 @@ func (l *eventLoop) driveH2(c *loopClient) bool {
 			}
 		})
 	}
-	d := c.front.h2srv.Drive(nc, note, func(s *h2.Stream) bool { return l.openStream(c, s) })
+	d := c.front.h2srv.Drive(nc, note, func(s *h2.Stream) bool { return l.openStream(c, s) }, &l.streams)
 	if d == nil {
 		return false
 	}

@@ -392,8 +392,10 @@ type eventLoop struct {
 	out     appendWriter
 	quit    bool
 	h2n     int // HTTP/2 clients
-	// spare are the exchanges of ended streams, for the next ones.
-	spare []*loopExchange
+	// spare are the exchanges of ended streams, for the next ones, and
+	// streams the streams themselves.
+	spare   []*loopExchange
+	streams h2.StreamPool
 	// now is when the loop last woke: the clock of pod inactivity.
 	now       time.Time
 	lastSweep time.Time
