@@ -9,12 +9,12 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// headerBlock reads the header blocks of a server's connection: the
-// HEADERS frame that opens one and the CONTINUATION frames after it, each
-// fragment decoded as it comes, with the limits and errors of x/net's
-// frame reader (Framer.ReadMetaHeaders), which reads a client's answers.
-// The block read and its fields are kept for the next one: what a stream
-// keeps of them, it copies. Guarded by the connection's mu.
+// headerBlock reads the peer's header blocks, the server's and the
+// client's alike: the HEADERS frame that opens one and the CONTINUATION
+// frames after it, each fragment decoded as it comes, with the limits and
+// errors of x/net's frame reader (Framer.ReadMetaHeaders). The block read
+// and its fields are kept for the next one: what a stream keeps of them,
+// it copies. Guarded by the connection's mu.
 type headerBlock struct {
 	dec   *hpack.Decoder
 	limit uint32 // the header list size allowed

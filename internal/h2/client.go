@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -115,7 +116,7 @@ func NewClientConn(nc net.Conn, set ClientSettings) *ClientConn {
 	}
 	c.br = bufio.NewReaderSize(nc, 32<<10)
 	c.wire.init(nc, c.br, c)
-	c.fr.MaxHeaderListSize = set.MaxHeaderListSize
+	c.block.init(set.MaxHeaderListSize)
 	c.out = append(c.out, http2.ClientPreface...)
 	c.fr.WriteSettings(
 		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
@@ -293,8 +294,11 @@ func (c *ClientConn) process(f http2.Frame) error {
 		return nil
 	}
 	switch f := f.(type) {
-	case *http2.MetaHeadersFrame:
-		return c.onHeaders(f)
+	case *http2.HeadersFrame:
+		c.block.start(f)
+		return c.onBlock(c.block.read(f.HeaderBlockFragment(), f.HeadersEnded()))
+	case *http2.ContinuationFrame:
+		return c.onBlock(c.block.read(f.HeaderBlockFragment(), f.HeadersEnded()))
 	case *http2.DataFrame:
 		return c.onData(f)
 	case *http2.SettingsFrame:
@@ -375,6 +379,17 @@ func (c *ClientConn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	return c.onWindowUpdateLocked(f, snd)
 }
 
+// onBlock acts on a header block once it is read (f nil: not yet), or
+// on the error of reading it.
+func (c *ClientConn) onBlock(f *http2.MetaHeadersFrame, err error) error {
+	if err != nil || f == nil {
+		return err
+	}
+	return c.onHeaders(f)
+}
+
+// onHeaders acts on a header block, read; its fields are the reader's,
+// and what is kept of them is copied.
 func (c *ClientConn) onHeaders(f *http2.MetaHeadersFrame) error {
 	s := c.streams[f.StreamID]
 	if s == nil {
@@ -397,7 +412,7 @@ func (c *ClientConn) onHeaders(f *http2.MetaHeadersFrame) error {
 		if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
 			return http2.StreamError{StreamID: s.id, Code: http2.ErrCodeProtocol}
 		}
-		s.trailer = f.RegularFields()
+		s.trailer = slices.Clone(f.RegularFields())
 	default:
 		status, err := strconv.Atoi(f.PseudoValue("status"))
 		if err != nil || status < 100 || status > 999 {
@@ -410,7 +425,7 @@ func (c *ClientConn) onHeaders(f *http2.MetaHeadersFrame) error {
 			}
 			return nil
 		}
-		s.status, s.header = status, f.RegularFields()
+		s.status, s.header = status, slices.Clone(f.RegularFields())
 	}
 	if f.StreamEnded() {
 		s.endLocked()

@@ -34,7 +34,6 @@ type conn struct {
 	activity atomic.Bool
 
 	// guarded by mu, as is everything of wire's
-	block   headerBlock
 	streams map[uint32]*Stream
 	// maxClientID is the highest stream the client opened.
 	maxClientID uint32
@@ -81,8 +80,6 @@ func newConnFrom(srv *Server, nc net.Conn, r io.Reader) *conn {
 		c.ctx = srv.ConnContext(nc)
 	}
 	c.wire.init(nc, r, c)
-	// Header blocks are read by c.block, not by the frame reader.
-	c.fr.ReadMetaHeaders = nil
 	c.block.init(set.MaxHeaderListSize)
 	c.period = tickPeriod(set)
 	// The server's preface goes out first, before whatever the server

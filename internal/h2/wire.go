@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // maxReadFrame is the largest frame read (SETTINGS_MAX_FRAME_SIZE's
@@ -61,6 +60,8 @@ type wire struct {
 	// waiting wake the writes that wait for the connection's window or
 	// for room in out.
 	waiting []chan struct{}
+	// block reads the peer's header blocks (block.go).
+	block headerBlock
 	// note, on a connection whose socket its owner writes (Driven), is
 	// told that frames wait in out; noted: told since the owner last
 	// took them, or the owner takes them anyway. The wire then never
@@ -83,7 +84,6 @@ func (w *wire) init(nc net.Conn, br io.Reader, owner wireOwner) {
 	w.send, w.initialSend, w.peerMaxFrame = 65535, 65535, 16384
 	w.fr = http2.NewFramer(outWriter{w}, br)
 	w.fr.SetMaxReadFrameSize(maxReadFrame)
-	w.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	w.fr.SetReuseFrames()
 	// Nothing podpin sends is indexed (hpack.go): the fields that change
 	// from one message to the next would only be inserted and evicted
