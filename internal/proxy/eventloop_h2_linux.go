@@ -384,28 +384,11 @@ func (l *eventLoop) streamReply(ex *loopExchange, code int, msg string, extra ..
 // abortStream ends ex, whose stream the client reset (or whose
 // connection closed): its pod connection, mid-exchange, is closed.
 func (l *eventLoop) abortStream(ex *loopExchange) {
-	if ex.pc != nil || l.atPod(ex) {
-		ex.pd.tally.Stop()
-		l.done(ex)
+	if l.leavePod(ex) {
 		ex.r.Done(ex.r.pods.Load(), ex.pd, place.Outcome{Status: statusClientClosed, ClientFault: true, Seconds: time.Since(ex.start).Seconds()})
-		if pc := ex.pc; pc != nil {
-			pc.ex = nil
-			ex.pc = nil
-			l.closePod(pc)
-		}
 		ex.status = statusClientClosed
 	}
 	l.streamOver(ex, ex.status)
-}
-
-// atPod reports whether ex is among the exchanges at their pods.
-func (l *eventLoop) atPod(ex *loopExchange) bool {
-	for _, b := range l.busy {
-		if b == ex {
-			return true
-		}
-	}
-	return false
 }
 
 // streamOver ends ex's stream, its answer sent or the stream reset.
@@ -459,15 +442,7 @@ func (l *eventLoop) newStreamExchange() *loopExchange {
 func (l *eventLoop) closeStreams(c *loopClient) {
 	for len(c.streams) > 0 {
 		ex := c.streams[0]
-		if ex.pc != nil || l.atPod(ex) {
-			ex.pd.tally.Stop()
-			l.done(ex)
-			if pc := ex.pc; pc != nil {
-				pc.ex = nil
-				ex.pc = nil
-				l.closePod(pc)
-			}
-		}
+		l.leavePod(ex)
 		c.streams = c.streams[1:]
 		l.recycle(ex)
 	}

@@ -1238,6 +1238,22 @@ func (l *eventLoop) finish(ex *loopExchange, reuse bool) {
 	l.serveNext(c)
 }
 
+// leavePod ends ex's exchange with its pod if one is under way, and
+// reports whether one was: the pod's connection, mid-exchange, is closed.
+func (l *eventLoop) leavePod(ex *loopExchange) bool {
+	if ex.pc == nil && !slices.Contains(l.busy, ex) {
+		return false
+	}
+	ex.pd.tally.Stop()
+	l.done(ex)
+	if pc := ex.pc; pc != nil {
+		pc.ex = nil
+		ex.pc = nil
+		l.closePod(pc)
+	}
+	return true
+}
+
 // done takes ex off the list of exchanges at their pods.
 func (l *eventLoop) done(ex *loopExchange) {
 	if ex.s == nil {
@@ -1628,13 +1644,7 @@ func (l *eventLoop) closeClient(c *loopClient) {
 		return
 	}
 	if c.ex != nil {
-		ex := c.ex
-		l.done(ex)
-		ex.pd.tally.Stop()
-		if ex.pc != nil {
-			ex.pc.ex = nil
-			l.closePod(ex.pc)
-		}
+		l.leavePod(c.ex)
 	}
 	if c.h2 != nil {
 		l.closeStreams(c)
