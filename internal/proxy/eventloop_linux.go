@@ -44,8 +44,9 @@ import (
 // the pod's health are the same placement core's either way.
 //
 // On a TLS listener a connection's handshake runs in a goroutine of its
-// own, as without loops; one that chose HTTP/1.1 then moves to a loop
-// with its session. crypto/tls goes on running the session over the
+// own, as without loops; then it moves to a loop with its session (one
+// that chose h2 only when the loops serve HTTP/2, eventloop_h2_linux.go).
+// crypto/tls goes on running the session over the
 // tracked connection, whose socket the loop has taken (takenConn): the
 // loop puts the records it reads where crypto/tls reads them, and sends
 // the records crypto/tls writes.
@@ -110,9 +111,10 @@ func (p *Proxy) newLoopFront(addr net.Addr, h2q *connQueue, h2srv *h2.Server, ht
 
 // serve accepts ln's connections until it fails and gives each to a loop.
 // The tracked listener counts and caps them as it does for fasthttp. On
-// a TLS listener, ln hands on the connections whose handshake chose
-// HTTP/1.1, each a session over a tracked connection whose socket the
-// loop then takes.
+// a TLS listener, ln hands on the connections once their handshake is
+// done, each a session over a tracked connection whose socket the loop
+// then takes; an h2 one goes to the HTTP/2 server's goroutines instead
+// when the loops do not serve HTTP/2 (streamsOnLoops).
 func (f *loopFront) serve(ln net.Listener) error {
 	loops := f.loops.loops
 	for {

@@ -58,7 +58,7 @@ func (p *Proxy) ServeListener(ctx context.Context, ln net.Listener, l config.Lis
 	sweeping.Go(func() { conns.run(sweep) })
 	// accept is what the loops take connections from: in cleartext,
 	// sockets taken out of Go's poller as they are accepted; over TLS, the
-	// sessions whose handshake chose HTTP/1.1 (below).
+	// sessions once their handshake is done (below).
 	var accept net.Listener
 	if l.EventLoopEnabled() && l.TLS == nil {
 		accept = conns.listen(loopListener{ln})
