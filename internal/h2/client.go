@@ -96,13 +96,27 @@ type ClientConn struct {
 	// connection ended.
 	gone, settled chan struct{}
 	isSettled     bool
+	// driven: the owner reads and writes the socket (DriveClient).
+	driven *clientDriven
 }
 
 // NewClientConn starts HTTP/2 on nc, whose TLS handshake (if any) is done:
 // the client's preface goes out, and the reader starts.
 func NewClientConn(nc net.Conn, set ClientSettings) *ClientConn {
+	c := newClientConn(nc, set)
+	c.br = bufio.NewReaderSize(nc, 32<<10)
+	c.wire.init(nc, c.br, c)
+	c.preface()
+	go c.writeLoop()
+	c.flushLocked()
+	go c.readLoop()
+	return c
+}
+
+// newClientConn is a client connection on nc, before its preface.
+func newClientConn(nc net.Conn, set ClientSettings) *ClientConn {
 	set.defaults()
-	c := &ClientConn{
+	return &ClientConn{
 		set:        set,
 		streams:    map[uint32]*ClientStream{},
 		nextID:     1,
@@ -114,22 +128,20 @@ func NewClientConn(nc net.Conn, set ClientSettings) *ClientConn {
 		gone:    make(chan struct{}),
 		settled: make(chan struct{}),
 	}
-	c.br = bufio.NewReaderSize(nc, 32<<10)
-	c.wire.init(nc, c.br, c)
-	c.block.init(set.MaxHeaderListSize)
+}
+
+// preface writes the client's preface and SETTINGS, for the writer.
+func (c *ClientConn) preface() {
+	c.block.init(c.set.MaxHeaderListSize)
 	c.out = append(c.out, http2.ClientPreface...)
 	c.fr.WriteSettings(
 		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
-		http2.Setting{ID: http2.SettingInitialWindowSize, Val: set.WindowSize},
-		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: set.MaxHeaderListSize},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: c.set.WindowSize},
+		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: c.set.MaxHeaderListSize},
 	)
-	if set.WindowSize > 65535 {
-		c.fr.WriteWindowUpdate(0, set.WindowSize-65535)
+	if c.set.WindowSize > 65535 {
+		c.fr.WriteWindowUpdate(0, c.set.WindowSize-65535)
 	}
-	go c.writeLoop()
-	c.flushLocked()
-	go c.readLoop()
-	return c
 }
 
 // reserve promises the caller a stream on c (its next NewStream), and
@@ -210,33 +222,37 @@ func (c *ClientConn) readLoop() {
 		if err == nil {
 			err = c.process(f)
 		}
-		if err == nil {
-			continue
+		if err != nil && !c.handle(err) {
+			return
 		}
-		var se http2.StreamError
-		if errors.As(err, &se) {
-			c.mu.Lock()
-			if s := c.streams[se.StreamID]; s != nil {
-				c.resetLocked(s, se.Code, &ResetError{se.Code})
-			} else if !c.closing {
-				c.fr.WriteRSTStream(se.StreamID, se.Code)
-				c.flushLocked()
-			}
-			c.mu.Unlock()
-			continue
-		}
-		c.mu.Lock()
-		var ce http2.ConnectionError
-		if errors.As(err, &ce) && !c.closing {
-			c.fr.WriteGoAway(0, http2.ErrCode(ce), nil)
-		}
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		c.failLocked(err)
-		c.mu.Unlock()
-		return
 	}
+}
+
+// handle acts on err, from reading or processing a frame: a stream's
+// error resets the stream; any other ends the connection, and handle
+// reports false.
+func (c *ClientConn) handle(err error) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var se http2.StreamError
+	if errors.As(err, &se) {
+		if s := c.streams[se.StreamID]; s != nil {
+			c.resetLocked(s, se.Code, &ResetError{se.Code})
+		} else if !c.closing {
+			c.fr.WriteRSTStream(se.StreamID, se.Code)
+			c.flushLocked()
+		}
+		return true
+	}
+	var ce http2.ConnectionError
+	if errors.As(err, &ce) && !c.closing {
+		c.fr.WriteGoAway(0, http2.ErrCode(ce), nil)
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	c.failLocked(err)
+	return false
 }
 
 // failLocked ends the connection for err: every stream fails, and the
@@ -249,6 +265,10 @@ func (c *ClientConn) failLocked(err error) {
 	c.settleLocked()
 	c.abortAllLocked(c.err)
 	c.flushLocked()
+	if c.driven != nil {
+		// The owner closes the socket once it took the last frames.
+		return
+	}
 	go func() {
 		// The writer gets a moment for the last frames (a GOAWAY).
 		select {

@@ -323,3 +323,21 @@ func (d *Driven) Close() {
 	c.mu.Unlock()
 	c.srv.remove(c)
 }
+
+// ReadAvailable is Read without waiting, for a stream its owner serves:
+// 0 and a nil error while no more of the request's body has come.
+func (s *Stream) ReadAvailable(p []byte) (int, error) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(s.buf) > s.off {
+		n := copy(p, s.buf[s.off:])
+		s.off += n
+		if s.off == len(s.buf) {
+			s.buf, s.off = s.buf[:0], 0
+		}
+		c.giveBackLocked(s, int64(n))
+		return n, nil
+	}
+	return 0, s.bodyErr
+}

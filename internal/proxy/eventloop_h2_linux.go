@@ -33,11 +33,20 @@ import (
 // under st themselves: whether every route's plain streams are theirs.
 func streamsOnLoops(st *state) bool {
 	for _, r := range st.routes {
-		if !loopServes(r) {
+		if !streamServes(r) {
 			return false
 		}
 	}
 	return len(st.routes) > 0
+}
+
+// streamServes reports whether the loops forward r's HTTP/2 streams
+// themselves: as loopServes, or with every pod an h2c one at an IP
+// address (gRPC), whose streams go over the loop's own connections to
+// them (eventloop_h2c_linux.go).
+func streamServes(r *route) bool {
+	pods := r.pods.Load()
+	return r.filters == nil && r.cookie == nil && !r.LearnKeys && r.shared == nil && (pods.loop || pods.h2cLoop)
 }
 
 // driveH2 makes c, whose client speaks HTTP/2, the HTTP/2 server's
@@ -77,10 +86,17 @@ func (l *eventLoop) feed(c *loopClient, b []byte) {
 		c.cc.deadline.Store(0)
 	}
 	// A WINDOW_UPDATE lets held answers go on; a reset ends its
-	// exchange.
+	// exchange; a call's body goes on.
 	for i := 0; i < len(c.streams); i++ {
-		if ex := c.streams[i]; ex.s.Err() != nil {
+		ex := c.streams[i]
+		before := len(c.streams)
+		switch {
+		case ex.cs != nil:
+			l.pump(ex)
+		case ex.s.Err() != nil:
 			l.abortStream(ex)
+		}
+		if len(c.streams) < before {
 			i--
 		}
 	}
@@ -136,11 +152,11 @@ func (l *eventLoop) openStream(c *loopClient, s *h2.Stream) bool {
 	cc := c.cc
 	isTLS := c.sec != nil
 	switch {
-	case s.Truncated, s.HasBody, s.Method == http.MethodConnect,
+	case s.Truncated, s.Method == http.MethodConnect,
 		len(s.Header) > st.limits.maxHeaders,
+		st.limits.maxBodyBytes > 0 && s.ContentLength > st.limits.maxBodyBytes,
 		!isTLS && l.p.certSource.Redirects([]byte(s.Authority)),
-		isTLS && cc.conns.hostnames != nil,
-		isGRPCType(s.HeaderValue("content-type")):
+		isTLS && cc.conns.hostnames != nil:
 		return false
 	}
 	ex := l.newStreamExchange()
@@ -153,15 +169,22 @@ func (l *eventLoop) openStream(c *loopClient, s *h2.Stream) bool {
 			break
 		}
 	}
-	if r == nil || r.respond != 0 || !loopServes(r) {
+	if r == nil || r.respond != 0 || !streamServes(r) {
+		l.recycle(ex)
+		return false
+	}
+	pods := r.pods.Load()
+	calls := pods.h2cLoop
+	if !calls && (s.HasBody || isGRPCType(s.HeaderValue("content-type"))) {
+		// A body, or gRPC, to HTTP/1.1 pods: the handler's.
 		l.recycle(ex)
 		return false
 	}
 	ex.c, ex.s, ex.r, ex.st = c, s, r, st
-	ex.d = r.Decide(q, r.pods.Load(), ex.key[:0])
+	ex.d = r.Decide(q, pods, ex.key[:0])
 	if ex.d.Err == nil {
 		ex.pd = ex.d.Pod.(*pod)
-		if !podServed(ex.pd) {
+		if calls && !h2cServed(ex.pd) || !calls && !podServed(ex.pd) {
 			// The route's pods changed since streamsOnLoops: the
 			// handler decides again.
 			l.recycle(ex)
@@ -178,6 +201,10 @@ func (l *eventLoop) openStream(c *loopClient, s *h2.Stream) bool {
 			extra = []h2.HeaderField{{Name: "retry-after", Value: "1"}}
 		}
 		l.streamReply(ex, code, ex.d.Err.Error(), extra...)
+		return true
+	}
+	if calls {
+		l.startCall(ex)
 		return true
 	}
 	streamPodRequest(ex.req, s, cc, isTLS)
@@ -326,6 +353,10 @@ func (l *eventLoop) retryHeld(c *loopClient) bool {
 		before := len(c.streams)
 		if len(ex.held) > 0 && l.sendOn(ex, ex.held, ex.heldEnd) {
 			progress = true
+			if len(c.streams) == before && ex.cs != nil && len(ex.held) == 0 {
+				// Room again: the pod's answer is read on.
+				l.pumpAnswer(ex)
+			}
 		}
 		if len(c.streams) < before {
 			i--
@@ -369,6 +400,17 @@ func trailerFields(section []byte) []h2.HeaderField {
 // streamReply answers ex's stream with podpin's one-line text.
 func (l *eventLoop) streamReply(ex *loopExchange, code int, msg string, extra ...h2.HeaderField) {
 	ex.status = code
+	if ct := ex.s.HeaderValue("content-type"); isGRPCType(ct) {
+		// A status a gRPC client reads, as the handler's streamReply
+		// writes it.
+		l.markDirty(ex.c)
+		if ex.s.WriteHeaders(http.StatusOK, grpcReply(ct, code, msg, extra), true) != nil {
+			l.abortStream(ex)
+			return
+		}
+		l.streamOver(ex, code)
+		return
+	}
 	fields := append([]h2.HeaderField{
 		{Name: "content-type", Value: "text/plain; charset=utf-8"},
 		{Name: "x-podpin-error", Value: "1"},

@@ -398,6 +398,13 @@ type eventLoop struct {
 	// streams the streams themselves.
 	spare   []*loopExchange
 	streams h2.StreamPool
+	// h2pods are the loop's HTTP/2 connections to h2c pods (h2conns
+	// in all), dirtyPods those with frames to write at the end of the
+	// turn; answerBuf is what answers from them are read into.
+	h2pods    map[*backend][]*loopPod
+	h2conns   int
+	dirtyPods []*loopPod
+	answerBuf []byte
 	// now is when the loop last woke: the clock of pod inactivity.
 	now       time.Time
 	lastSweep time.Time
@@ -434,10 +441,12 @@ func newEventLoop(p *Proxy) (*eventLoop, error) {
 	}
 	l := &eventLoop{
 		p: p, ep: ep, wakeFD: wfd,
-		clients: map[int]*loopClient{},
-		pods:    map[int]*loopPod{},
-		idle:    map[*backend]*podPool{},
-		buf:     make([]byte, 64<<10),
+		clients:   map[int]*loopClient{},
+		pods:      map[int]*loopPod{},
+		idle:      map[*backend]*podPool{},
+		buf:       make([]byte, 64<<10),
+		h2pods:    map[*backend][]*loopPod{},
+		answerBuf: make([]byte, 16<<10),
 	}
 	l.br = bufio.NewReaderSize(&l.rd, 4096)
 	l.bw = bufio.NewWriterSize(appendWriter{}, 4096)
@@ -463,7 +472,7 @@ func (l *eventLoop) run() {
 	var inbox []func()
 	for !l.quit {
 		timeout := -1
-		if len(l.busy) > 0 || len(l.idle) > 0 || l.h2n > 0 {
+		if len(l.busy) > 0 || len(l.idle) > 0 || l.h2n > 0 || l.h2conns > 0 {
 			timeout = int(sweepInterval / time.Millisecond)
 		}
 		n, err := unix.EpollWait(l.ep, events, timeout)
@@ -599,6 +608,26 @@ type loopExchange struct {
 	unchunked []byte
 	trailers  []h2.HeaderField
 	place     streamPlace // placement's view of the stream
+	// For a stream to an h2c pod (a call): the pod's stream on hc; the
+	// client's body read and not yet taken by the pod (reqHeld), how
+	// much of it was read (sentBody) and when it last came (bodyHeard),
+	// whether it ended (bodyEOF) and its end went to the pod (reqEnd);
+	// what went, kept while the call may go again (kept; replayOff: it
+	// may not); the answer's header; and what came of it.
+	cs           *h2.ClientStream
+	hc           *loopPod
+	grpc         bool
+	reqHeld      []byte
+	sentBody     int64
+	bodyHeard    time.Time
+	bodyEOF      bool
+	reqEnd       bool
+	kept         []byte
+	replayOff    bool
+	answerHeader []h2.HeaderField
+	timedOut     bool
+	settled      bool
+	clientFault  bool
 }
 
 // loopPod is a connection to a pod.
@@ -610,6 +639,14 @@ type loopPod struct {
 	connecting bool
 	idleSince  time.Time
 	watching   uint32
+	// An HTTP/2 connection to an h2c pod: its protocol, the calls on
+	// it, what waits for the socket; dirty: in l.dirtyPods; closing: it
+	// closes once out is written.
+	h2      *h2.ClientConn
+	calls   []*loopExchange
+	out     []byte
+	dirty   bool
+	closing bool
 }
 
 func (l *eventLoop) adopt(f *loopFront, cc *clientConn, sec *tls.Conn, h2 bool) {
@@ -978,6 +1015,10 @@ func (l *eventLoop) connect(sa unix.Sockaddr) (*loopPod, error) {
 }
 
 func (l *eventLoop) podReady(pc *loopPod, events uint32) {
+	if pc.h2 != nil {
+		l.h2PodReady(pc, events)
+		return
+	}
 	ex := pc.ex
 	if pc.connecting {
 		if events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
@@ -1243,6 +1284,9 @@ func (l *eventLoop) finish(ex *loopExchange, reuse bool) {
 // leavePod ends ex's exchange with its pod if one is under way, and
 // reports whether one was: the pod's connection, mid-exchange, is closed.
 func (l *eventLoop) leavePod(ex *loopExchange) bool {
+	if ex.hc != nil {
+		return l.leaveCall(ex)
+	}
 	if ex.pc == nil && !slices.Contains(l.busy, ex) {
 		return false
 	}
@@ -1389,17 +1433,26 @@ func (l *eventLoop) markDirty(c *loopClient) {
 
 // flush writes what each client's answers gathered in this wake.
 func (l *eventLoop) flush() {
-	// A write may mark its client again (retryHeld): it is written again
-	// in the same turn.
-	for i := 0; i < len(l.dirty); i++ {
-		c := l.dirty[i]
-		c.dirty = false
-		l.dirty[i] = nil
-		if c.fd >= 0 {
-			l.write(c)
+	// A write may mark its client again (retryHeld), or a pod (a call
+	// that reads on): they are written again in the same turn.
+	for len(l.dirty) > 0 || len(l.dirtyPods) > 0 {
+		for i := 0; i < len(l.dirty); i++ {
+			c := l.dirty[i]
+			c.dirty = false
+			l.dirty[i] = nil
+			if c.fd >= 0 {
+				l.write(c)
+			}
 		}
+		l.dirty = l.dirty[:0]
+		for i := 0; i < len(l.dirtyPods); i++ {
+			pc := l.dirtyPods[i]
+			pc.dirty = false
+			l.dirtyPods[i] = nil
+			l.writePod(pc)
+		}
+		l.dirtyPods = l.dirtyPods[:0]
 	}
-	l.dirty = l.dirty[:0]
 }
 
 func (l *eventLoop) write(c *loopClient) {
@@ -1602,6 +1655,14 @@ func (l *eventLoop) closeFront(f *loopFront) {
 func (l *eventLoop) sweep(now time.Time) {
 	for i := 0; i < len(l.busy); i++ {
 		ex := l.busy[i]
+		if ex.hc != nil {
+			before := len(l.busy)
+			l.sweepCall(ex, now)
+			if len(l.busy) < before {
+				i--
+			}
+			continue
+		}
 		if ex.pc == nil {
 			continue
 		}
@@ -1624,6 +1685,7 @@ func (l *eventLoop) sweep(now time.Time) {
 			}
 		}
 	}
+	l.sweepH2Pods(now)
 	for b, p := range l.idle {
 		kept := p.idle[:0]
 		for _, pc := range p.idle {

@@ -325,12 +325,7 @@ func forwardedFields(h fastHeader, s *h2.Stream, cc *clientConn, isTLS bool) {
 // h2Reply does.
 func streamReply(s *h2.Stream, code int, msg string, extra ...h2.HeaderField) {
 	if ct := s.HeaderValue("content-type"); isGRPCType(ct) {
-		s.WriteHeaders(http.StatusOK, append([]h2.HeaderField{
-			{Name: "content-type", Value: ct},
-			{Name: "x-podpin-error", Value: "1"},
-			{Name: "grpc-status", Value: strconv.Itoa(grpcCode(code))},
-			{Name: "grpc-message", Value: grpcMessage("podpin: " + msg)},
-		}, extra...), true)
+		s.WriteHeaders(http.StatusOK, grpcReply(ct, code, msg, extra), true)
 		return
 	}
 	fields := append([]h2.HeaderField{
@@ -340,6 +335,17 @@ func streamReply(s *h2.Stream, code int, msg string, extra ...h2.HeaderField) {
 	if s.WriteHeaders(code, fields, false) == nil {
 		s.WriteData([]byte("podpin: "+msg+"\n"), true)
 	}
+}
+
+// grpcReply is the header of a gRPC answer (content type ct) that ends
+// the call with the status for code, and msg.
+func grpcReply(ct string, code int, msg string, extra []h2.HeaderField) []h2.HeaderField {
+	return append([]h2.HeaderField{
+		{Name: "content-type", Value: ct},
+		{Name: "x-podpin-error", Value: "1"},
+		{Name: "grpc-status", Value: strconv.Itoa(grpcCode(code))},
+		{Name: "grpc-message", Value: grpcMessage("podpin: " + msg)},
+	}, extra...)
 }
 
 // streamPlace is placement's view of an HTTP/2 stream (place.Request).

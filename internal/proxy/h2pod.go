@@ -355,16 +355,24 @@ func (x *podCall) relay(st *state, out []h2.HeaderField, code int, header []h2.H
 // counts as its grpc-status says (grpcStatusOutcome), from its trailers or
 // else its header.
 func (x *podCall) answered(header, trailers []h2.HeaderField) {
+	x.status = answeredStatus(x.status, header, trailers)
+	x.settle()
+}
+
+// answeredStatus is what an answer with status, header and trailers
+// counts as: a gRPC answer as its grpc-status says (grpcStatusOutcome),
+// from its trailers or else its header.
+func answeredStatus(status int, header, trailers []h2.HeaderField) int {
 	if isGRPCType(fieldValue(header, "content-type")) {
 		v := fieldValue(trailers, "grpc-status")
 		if v == "" {
 			v = fieldValue(header, "grpc-status")
 		}
 		if n, ok := grpcStatusOutcome(v); ok {
-			x.status = n
+			return n
 		}
 	}
-	x.settle()
+	return status
 }
 
 // failure ends an answer that failed mid-way, and settles what came of
@@ -373,29 +381,53 @@ func (x *podCall) answered(header, trailers []h2.HeaderField) {
 // may try again) or DEADLINE_EXCEEDED; any other answer is reset, so that
 // the client does not take what it got for the whole.
 func (x *podCall) failure() {
-	s, name := x.s, x.pd.name
+	s := x.s
 	if s.Err() != nil {
 		x.status, x.clientFault = statusClientClosed, true
 		return
 	}
-	code, msg := grpcUnavailable, "podpin: pod "+name+" failed mid-stream"
-	x.status, x.failed = http.StatusBadGateway, true
+	b := brokenAnswer(s, x.pd.name, x.timedOut.Load(), x.start)
+	x.status, x.failed = b.status, b.failed
+	x.r.Log.Debug("pod failed mid-answer", "pod", x.pd.name)
+	x.settle()
+	b.end(s, x.grpc)
+}
+
+// broken is how an answer that a pod failed mid-way ends: a gRPC call
+// with code and msg, and what it counts as (status; failed: the pod is
+// to blame).
+type broken struct {
+	code   int
+	msg    string
+	status int
+	failed bool
+}
+
+// brokenAnswer is how the answer on s, from the pod named name since
+// start, ends: UNAVAILABLE (which a client may try again), or
+// DEADLINE_EXCEEDED when the route's timeouts ran out (timedOut) or the
+// call's own deadline passed.
+func brokenAnswer(s *h2.Stream, name string, timedOut bool, start time.Time) broken {
+	b := broken{code: grpcUnavailable, msg: "podpin: pod " + name + " failed mid-stream", status: http.StatusBadGateway, failed: true}
 	switch t, ok := grpcTimeout(s.HeaderValue("grpc-timeout")); {
-	case x.timedOut.Load():
+	case timedOut:
 		// The route's timeouts ran out: the pod is not to blame.
-		code, msg = grpcDeadlineExceeded, "podpin: pod "+name+" did not finish within the route's timeouts"
-		x.status, x.failed = http.StatusGatewayTimeout, false
-	case ok && time.Since(x.start) >= t:
+		b = broken{code: grpcDeadlineExceeded, msg: "podpin: pod " + name + " did not finish within the route's timeouts", status: http.StatusGatewayTimeout}
+	case ok && time.Since(start) >= t:
 		// The call's own deadline passed, and the pod ended the call
 		// for it, before the client's reset came.
-		code, msg = grpcDeadlineExceeded, "podpin: the call's deadline passed"
-		x.status, x.failed = http.StatusGatewayTimeout, false
+		b = broken{code: grpcDeadlineExceeded, msg: "podpin: the call's deadline passed", status: http.StatusGatewayTimeout}
 	}
-	x.r.Log.Debug("pod failed mid-answer", "pod", name)
-	x.settle()
-	if !x.grpc || s.WriteTrailers([]h2.HeaderField{
-		{Name: "grpc-status", Value: strconv.Itoa(code)},
-		{Name: "grpc-message", Value: grpcMessage(msg)},
+	return b
+}
+
+// end ends s: a gRPC call with trailers saying b's status; any other
+// answer is reset, so that the client does not take what it got for the
+// whole.
+func (b broken) end(s *h2.Stream, grpc bool) {
+	if !grpc || s.WriteTrailers([]h2.HeaderField{
+		{Name: "grpc-status", Value: strconv.Itoa(b.code)},
+		{Name: "grpc-message", Value: grpcMessage(b.msg)},
 	}) != nil {
 		s.Reset(uint32(2)) // INTERNAL_ERROR
 	}

@@ -85,15 +85,18 @@ type podSet struct {
 	// h2c: every pod speaks h2c, so that every HTTP/2 stream goes to its
 	// pod over the pod's own HTTP/2 connections (forwardH2).
 	h2c bool
-	// loop: an event loop forwards to every pod itself (podServed).
-	loop bool
+	// loop: an event loop forwards to every pod itself (podServed);
+	// h2cLoop: every pod speaks h2c at an IP address, and an event loop
+	// forwards HTTP/2 streams to them itself (h2cServed).
+	loop, h2cLoop bool
 }
 
 func newPodSet(pods []*pod) *podSet {
-	s := &podSet{byName: make(map[string]*pod, len(pods)), all: pods, http1: true, h2c: len(pods) > 0, loop: true}
+	s := &podSet{byName: make(map[string]*pod, len(pods)), all: pods, http1: true, h2c: len(pods) > 0, loop: true, h2cLoop: len(pods) > 0}
 	for _, p := range pods {
 		s.byName[p.name] = p
 		s.loop = s.loop && podServed(p)
+		s.h2cLoop = s.h2cLoop && p.protocol == config.PodH2C && p.ip.IsValid()
 		if p.protocol == config.PodH2C {
 			s.http1 = false
 		} else {
