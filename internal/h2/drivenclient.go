@@ -197,9 +197,15 @@ func (s *ClientStream) WriteAvailable(p []byte, end bool) (int, error) {
 	// Before the server's SETTINGS, its windows are not known; an empty
 	// DATA frame that ends the request needs none.
 	for (c.isSettled || len(p) == 0) && (len(p) > 0 || end) {
-		n := min(int64(len(p)), s.send, c.send, int64(c.peerMaxFrame))
-		if n <= 0 && len(p) > 0 {
-			break
+		// An end with no bytes is not flow-controlled: it goes whatever
+		// the windows, a stream's that the server's SETTINGS made
+		// negative too.
+		n := int64(0)
+		if len(p) > 0 {
+			n = min(int64(len(p)), s.send, c.send, int64(c.peerMaxFrame))
+			if n <= 0 {
+				break
+			}
 		}
 		last := end && n == int64(len(p))
 		c.fr.WriteData(s.id, last, p[:n])

@@ -20,14 +20,16 @@ import (
 // server's protocol runs in driven mode (h2.Driven), the loop feeding it
 // what the socket brings and sending what it has, once per wake for all
 // the connection's streams together, as HAProxy's multiplexer does. A
-// stream without a body to a route the loops serve is forwarded by the
-// loop itself, through its own pod connections, as an HTTP/1.1 client's
-// request is (openStream); any other stream (with a body, refused at the
-// edge, or to a route that answers itself) is served by the HTTP/2
-// server's handler in a goroutine, its frames still sent by the loop.
-// With a route whose pods speak h2c (gRPC), the connections go to the
-// HTTP/2 server's goroutines, as without loops: their streams would each
-// wait for the loop's processor.
+// stream without a body to a route of HTTP/1.1 pods the loops serve is
+// forwarded by the loop itself, through its own pod connections, as an
+// HTTP/1.1 client's request is (openStream); a stream to a route of h2c
+// pods (gRPC), over the loop's own HTTP/2 connections to them
+// (eventloop_h2c_linux.go); any other stream (refused at the edge, with a
+// body or gRPC to HTTP/1.1 pods, or to a route that answers itself) is
+// served by the HTTP/2 server's handler in a goroutine, its frames still
+// sent by the loop. With a route the loops do not serve, the connections
+// go to the HTTP/2 server's goroutines, as without loops: their streams
+// would each wait for the loop's processor.
 
 // streamsOnLoops reports whether the loops serve HTTP/2 connections
 // under st themselves: whether every route's plain streams are theirs.
@@ -143,10 +145,10 @@ func (l *eventLoop) linger(c *loopClient) {
 	c.cc.deadline.Store(c.cc.conns.deadlineIn(1000))
 }
 
-// openStream forwards s, opened on c, when it is a plain request to a
-// route the loop serves: no body, nothing for the edge policy to refuse,
-// not gRPC. It reports false for the others, which the HTTP/2 server's
-// handler serves (serveStream).
+// openStream forwards s, opened on c, when it is a request to a route
+// the loop serves that the edge policy does not refuse: to HTTP/1.1 pods
+// with no body and not gRPC, to h2c pods any (startCall). It reports false
+// for the others, which the HTTP/2 server's handler serves (serveStream).
 func (l *eventLoop) openStream(c *loopClient, s *h2.Stream) bool {
 	st := l.p.state.Load()
 	cc := c.cc

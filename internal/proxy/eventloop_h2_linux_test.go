@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,9 +50,10 @@ func loopH2Clients(t *testing.T, p *Proxy) int {
 }
 
 // HTTP/2 connections, over TLS and in cleartext, stay on the loops when
-// every route forwards to HTTP/1.1 pods: one connection carries many
-// sessions, each on its pod. With a route of h2c pods, they go to the
-// HTTP/2 server's goroutines, and are served all the same.
+// every route forwards to HTTP/1.1 or h2c pods the loops reach
+// themselves: one connection carries many sessions, each on its pod.
+// With a route the loops do not serve (one that edits headers), they go
+// to the HTTP/2 server's goroutines, and are served all the same.
 func TestHTTP2ConnectionsStayOnTheLoops(t *testing.T) {
 	for _, tlsOn := range []bool{false, true} {
 		t.Run(map[bool]string{false: "h2c", true: "tls"}[tlsOn], func(t *testing.T) {
@@ -86,11 +88,24 @@ func TestHTTP2ConnectionsStayOnTheLoops(t *testing.T) {
 
 			g := start(h2cRoute(newH2CPod(t, "g-0")))
 			g.useHTTP2()
-			if resp, body := g.get("/", "X-Session: k"); resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+			if resp, body := g.get("/", "X-Session: k"); resp.StatusCode != 200 || resp.ProtoMajor != 2 || resp.Header.Get("X-Pod-Proto") != "HTTP/2.0" {
 				t.Fatalf("h2c pods: %s %d %q", resp.Proto, resp.StatusCode, body)
 			}
-			if n := loopH2Clients(t, g.p); n != 0 {
-				t.Errorf("the loops serve %d HTTP/2 connections of a proxy with h2c pods, want none", n)
+			if n := loopH2Clients(t, g.p); n != 1 {
+				t.Errorf("the loops serve %d HTTP/2 connections of a proxy with h2c pods, want the client's one", n)
+			}
+
+			// A route that edits headers is the handler's: the
+			// connections go to the HTTP/2 server's goroutines.
+			cfg := h2cRoute(newH2CPod(t, "g-1"))
+			cfg.Routes[0].RequestHeaders = config.HeaderEdits{Set: map[string]string{"X-Edited": "1"}}
+			e := start(cfg)
+			e.useHTTP2()
+			if resp, body := e.get("/", "X-Session: k"); resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+				t.Fatalf("h2c pods behind a filter: %s %d %q", resp.Proto, resp.StatusCode, body)
+			}
+			if n := loopH2Clients(t, e.p); n != 0 {
+				t.Errorf("the loops serve %d HTTP/2 connections of a proxy whose route edits headers, want none", n)
 			}
 		})
 	}
@@ -199,7 +214,7 @@ func TestHTTP2OnTheLoopsAnswersAsTheHandler(t *testing.T) {
 			} {
 				var got [2]string
 				for i, h := range both {
-					got[i] = exchangeText(t, h, c.method, c.path)
+					got[i] = exchangeText(t, h, c.method, c.path, nil)
 				}
 				if got[0] != got[1] {
 					t.Errorf("%s %s:\non the loop:\n%s\nby the handler:\n%s", c.method, c.path, got[0], got[1])
@@ -215,13 +230,13 @@ func TestHTTP2OnTheLoopsAnswersAsTheHandler(t *testing.T) {
 // exchangeText is what the client gets for method and path through h, in
 // text to compare: status, the fields that do not change from one answer
 // to the next, the body's length and hash, trailers, or the error.
-func exchangeText(t *testing.T, h *harness, method, path string) string {
+func exchangeText(t *testing.T, h *harness, method, path string, reqBody io.Reader) string {
 	t.Helper()
 	scheme := "http://"
 	if h.tls != nil {
 		scheme = "https://"
 	}
-	req, _ := http.NewRequest(method, scheme+h.addr+path, nil)
+	req, _ := http.NewRequest(method, scheme+h.addr+path, reqBody)
 	req.Header.Set("X-Session", "same-key")
 	resp, err := h.client.Do(req)
 	if err != nil {
@@ -231,7 +246,7 @@ func exchangeText(t *testing.T, h *harness, method, path string) string {
 	body, err := io.ReadAll(resp.Body)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %d\n", resp.Proto, resp.StatusCode)
-	for _, name := range []string{"Content-Type", "Content-Length", "X-Custom", "Set-Cookie", "X-Seen", "X-Podpin-Pod", "X-Podpin-Error", "Server"} {
+	for _, name := range []string{"Content-Type", "Content-Length", "X-Custom", "Set-Cookie", "X-Seen", "X-Podpin-Pod", "X-Podpin-Error", "Server", "X-Got"} {
 		fmt.Fprintf(&b, "%s: %q\n", name, resp.Header.Values(name))
 	}
 	if err != nil {
@@ -248,4 +263,147 @@ func exchangeText(t *testing.T, h *harness, method, path string) string {
 	fmt.Fprintf(&b, "\ntrailers: %v\n", resp.Trailer)
 	// Each proxy names its own address (the pod's Host).
 	return strings.ReplaceAll(b.String(), h.addr, "ADDR")
+}
+
+// answerH2CPod is an h2c pod that answers by path as the cases of
+// TestCallsOnTheLoopsAnswerAsTheHandler want. Its flow-control windows
+// are small, so that a request's body waits for the pod to read it.
+func answerH2CPod(t *testing.T, big []byte) *testPod {
+	p := &testPod{name: "g-0"}
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		switch r.URL.Path {
+		case "/small":
+			io.Copy(io.Discard, r.Body)
+			h.Set("X-Custom", "a")
+			h.Add("Set-Cookie", "a=1")
+			h.Add("Set-Cookie", "b=2")
+			h.Set("X-Seen", r.Header.Get("X-Forwarded-Proto")+" "+r.Header.Get("X-Session")+" "+r.Host)
+			io.WriteString(w, "hello")
+		case "/echo":
+			// The body read slowly: it waits in the proxy meanwhile.
+			sum := sha256.New()
+			buf := make([]byte, 32<<10)
+			n := 0
+			for {
+				m, err := r.Body.Read(buf)
+				sum.Write(buf[:m])
+				n += m
+				if err != nil {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			h.Set("X-Got", fmt.Sprintf("%d %x", n, sum.Sum(nil)))
+		case "/early":
+			// An answer before the body, which is not read.
+			io.WriteString(w, "early")
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+		case "/big":
+			h.Set("Content-Length", strconv.Itoa(len(big)))
+			w.Write(big)
+		case "/trailers":
+			h.Set("Trailer", "X-Sum")
+			for i := 0; i < len(big); i += 100 << 10 {
+				w.Write(big[i:min(i+100<<10, len(big))])
+				w.(http.Flusher).Flush()
+			}
+			h.Set("X-Sum", fmt.Sprintf("%x", sha256.Sum256(big)))
+		case "/cut":
+			// 100 KiB, then the stream is reset: the client must see it
+			// fail, not take the part for the whole.
+			w.Write(big[:100<<10])
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		case "/status":
+			w.WriteHeader(http.StatusTeapot)
+			io.WriteString(w, "short and stout")
+		}
+	}))
+	p.srv.Config.Protocols = &protos
+	p.srv.Config.HTTP2 = &http.HTTP2Config{MaxReceiveBufferPerStream: 16 << 10, MaxReceiveBufferPerConnection: 64 << 10}
+	p.srv.Start()
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+// A stream to an h2c pod forwarded by the loop gets the answer the
+// HTTP/2 server's handler gives it (a proxy without loops, on the same
+// pod): status, fields, body, trailers, a request body larger than the
+// pod's window, an answer larger than the client's, a pod that answers
+// before reading, one that resets mid-answer, a body over the limit.
+func TestCallsOnTheLoopsAnswerAsTheHandler(t *testing.T) {
+	big := make([]byte, 1<<20)
+	for i := range big {
+		big[i] = byte(rand.IntN(256))
+	}
+	pod := answerH2CPod(t, big)
+	ca := certstest.NewCA(t)
+	certFile, keyFile := ca.WriteFiles(t, t.TempDir(), "podpin", "podpin.test")
+	for _, tlsOn := range []bool{false, true} {
+		t.Run(map[bool]string{false: "h2c", true: "tls"}[tlsOn], func(t *testing.T) {
+			var both [2]*harness
+			for i, loop := range []bool{true, false} {
+				cfg := h2cRoute(pod)
+				cfg.Limits.MaxBodyBytes = 2 << 20
+				l := config.Listener{Address: "127.0.0.1:0", EventLoop: ptr(loop)}
+				if tlsOn {
+					l.TLS = &config.ListenerTLS{Certificates: []config.Certificate{{CertFile: certFile, KeyFile: keyFile}}}
+				}
+				cfg.Listeners = []config.Listener{l}
+				h := startProxy(t, cfg)
+				var protos http.Protocols
+				if tlsOn {
+					h.tls = ca.Client("podpin.test")
+					protos.SetHTTP2(true)
+				} else {
+					protos.SetUnencryptedHTTP2(true)
+				}
+				h.client = &http.Client{Transport: &http.Transport{
+					TLSClientConfig: h.tls,
+					Protocols:       &protos,
+					HTTP2: &http.HTTP2Config{
+						MaxReceiveBufferPerStream:     16 << 10,
+						MaxReceiveBufferPerConnection: 64 << 10,
+					},
+				}}
+				both[i] = h
+			}
+			tooBig := make([]byte, 3<<20)
+			for _, c := range []struct {
+				method, path string
+				body         func() io.Reader
+			}{
+				{"GET", "/small", nil}, {"HEAD", "/small", nil}, {"GET", "/empty", nil}, {"GET", "/big", nil},
+				{"GET", "/trailers", nil}, {"GET", "/status", nil}, {"DELETE", "/small", nil},
+				{"POST", "/echo", func() io.Reader { return bytes.NewReader(big) }},
+				{"POST", "/early", func() io.Reader { return bytes.NewReader(big) }},
+				{"GET", "/cut", nil},
+				// Over the limit: announced, and found out as it comes.
+				{"POST", "/small", func() io.Reader { return bytes.NewReader(tooBig) }},
+				{"POST", "/echo", func() io.Reader { return io.MultiReader(bytes.NewReader(tooBig)) }},
+			} {
+				var got [2]string
+				for i, h := range both {
+					var body io.Reader
+					if c.body != nil {
+						body = c.body()
+					}
+					got[i] = exchangeText(t, h, c.method, c.path, body)
+				}
+				if got[0] != got[1] {
+					t.Errorf("%s %s:\non the loop:\n%s\nby the handler:\n%s", c.method, c.path, got[0], got[1])
+				}
+			}
+			if n := loopH2Clients(t, both[0].p); n != 1 {
+				t.Errorf("the loops serve %d HTTP/2 connections, want the client's one", n)
+			}
+			if n := loopH2Clients(t, both[1].p); n != 0 {
+				t.Errorf("the proxy without loops has %d HTTP/2 connections on loops", n)
+			}
+		})
+	}
 }

@@ -172,6 +172,9 @@ func (l *eventLoop) pumpRequest(ex *loopExchange) bool {
 // it; after, with a reset.
 func (l *eventLoop) bodyFault(ex *loopExchange, err error) {
 	l.forgetCall(ex)
+	if !ex.head {
+		ex.pd.tally.Stop()
+	}
 	ex.clientFault = true
 	if ex.head {
 		ex.s.Reset(uint32(2)) // INTERNAL_ERROR
@@ -201,9 +204,6 @@ func (l *eventLoop) pumpAnswer(ex *loopExchange) {
 		ex.pd.tally.Stop()
 		ex.head, ex.status = true, code
 		ex.kept, ex.replayOff = nil, true
-		if ex.until.IsZero() {
-			l.done(ex) // no timeout bounds the rest
-		}
 		out := l.p.answerFields(ex.s, ex.st, ex.r, &ex.d, ex.pd, ex.c.cc, ex.c.sec != nil, header)
 		n, err := cs.ReadAvailable(buf)
 		if n == 0 && err == io.EOF && len(cs.Trailer()) == 0 {
@@ -462,6 +462,12 @@ func (l *eventLoop) writePod(pc *loopPod) {
 		l.h2PodLost(pc, errors.New("connection closed"))
 		return
 	}
+	switch {
+	case len(pc.out) == 0:
+		pc.blocked = time.Time{}
+	case pc.blocked.IsZero():
+		pc.blocked = l.now
+	}
 	want := uint32(unix.EPOLLIN | unix.EPOLLRDHUP)
 	if len(pc.out) > 0 {
 		want |= unix.EPOLLOUT
@@ -521,20 +527,25 @@ func (l *eventLoop) sweepCall(ex *loopExchange, now time.Time) {
 }
 
 // sweepH2Pods closes the loop's HTTP/2 connections to pods left without
-// a stream for the idle timeout.
+// a stream for the idle timeout, and those whose socket took nothing for
+// the read timeout (as the goroutines' pool does).
 func (l *eventLoop) sweepH2Pods(now time.Time) {
+	var stuck []*loopPod
 	for b, conns := range l.h2pods {
-		t := b.client.idleTimeout
-		if t <= 0 {
-			continue
-		}
 		for _, pc := range conns {
-			if len(pc.calls) == 0 && pc.h2.Streams() == 0 && now.Sub(pc.idleSince) > t {
+			if t := b.client.timeout; t > 0 && !pc.blocked.IsZero() && now.Sub(pc.blocked) > t {
+				stuck = append(stuck, pc)
+				continue
+			}
+			if t := b.client.idleTimeout; t > 0 && len(pc.calls) == 0 && pc.h2.Streams() == 0 && now.Sub(pc.idleSince) > t {
 				pc.h2.Close()
 				pc.closing = true
 				l.markPod(pc)
 			}
 		}
+	}
+	for _, pc := range stuck {
+		l.h2PodLost(pc, errTimedOut)
 	}
 }
 

@@ -645,6 +645,7 @@ type loopPod struct {
 	h2      *h2.ClientConn
 	calls   []*loopExchange
 	out     []byte
+	blocked time.Time // since when out waits for the socket
 	dirty   bool
 	closing bool
 }
