@@ -456,10 +456,11 @@ func (l *eventLoop) recycle(ex *loopExchange) {
 	if len(l.spare) >= 512 {
 		return
 	}
-	if cap(ex.held) > bufferedBody || cap(ex.unchunked) > bufferedBody {
-		ex.held, ex.unchunked = nil, nil
+	if cap(ex.held) > bufferedBody || cap(ex.unchunked) > bufferedBody || cap(ex.reqHeld) > bufferedBody || cap(ex.kept) > bufferedBody {
+		ex.held, ex.unchunked, ex.reqHeld, ex.kept = nil, nil, nil, nil
 	}
 	ex.s, ex.c, ex.trailers, ex.place = nil, nil, nil, streamPlace{}
+	ex.cs, ex.hc, ex.answerHeader = nil, nil, nil
 	l.spare = append(l.spare, ex)
 }
 
@@ -474,8 +475,8 @@ func (l *eventLoop) newStreamExchange() *loopExchange {
 	l.spare[n-1] = nil
 	l.spare = l.spare[:n-1]
 	req, resp := ex.req, ex.resp
-	held, unchunked := ex.held[:0], ex.unchunked[:0]
-	*ex = loopExchange{req: req, resp: resp, held: held, unchunked: unchunked}
+	held, unchunked, reqHeld, kept := ex.held[:0], ex.unchunked[:0], ex.reqHeld[:0], ex.kept[:0]
+	*ex = loopExchange{req: req, resp: resp, held: held, unchunked: unchunked, reqHeld: reqHeld, kept: kept}
 	req.Reset()
 	resp.Reset()
 	return ex

@@ -121,13 +121,13 @@ func (l *eventLoop) pump(ex *loopExchange) {
 // exchange ended: the body failed for the client's fault.
 func (l *eventLoop) pumpRequest(ex *loopExchange) bool {
 	for {
-		if len(ex.reqHeld) == 0 && !ex.bodyEOF {
-			buf := ex.reqHeld[:cap(ex.reqHeld)]
-			if len(buf) < 16<<10 {
-				buf = make([]byte, 16<<10)
-			}
-			n, err := ex.s.ReadAvailable(buf)
-			ex.reqHeld = buf[:n]
+		// What waits from before, or what the client sent since, read
+		// into the loop's buffer: only what the pod does not take is
+		// copied to be held.
+		data := ex.reqHeld
+		if len(data) == 0 && !ex.bodyEOF {
+			n, err := ex.s.ReadAvailable(l.bodyBuf)
+			data = l.bodyBuf[:n]
 			ex.sentBody += int64(n)
 			if n > 0 {
 				ex.bodyHeard = l.now
@@ -145,21 +145,27 @@ func (l *eventLoop) pumpRequest(ex *loopExchange) bool {
 				return true
 			}
 		}
-		m, err := ex.cs.WriteAvailable(ex.reqHeld, ex.bodyEOF)
+		m, err := ex.cs.WriteAvailable(data, ex.bodyEOF)
 		if err != nil {
 			return true // the pod's stream failed: pumpAnswer sees it
 		}
 		if !ex.replayOff {
 			if len(ex.kept)+m > maxReplay {
-				ex.kept, ex.replayOff = nil, true
+				ex.kept, ex.replayOff = ex.kept[:0], true
 			} else {
-				ex.kept = append(ex.kept, ex.reqHeld[:m]...)
+				ex.kept = append(ex.kept, data[:m]...)
 			}
 		}
-		ex.reqHeld = ex.reqHeld[:copy(ex.reqHeld, ex.reqHeld[m:])]
-		if len(ex.reqHeld) > 0 {
-			return true // the pod's window is full
+		if m < len(data) {
+			// The pod's window is full.
+			if len(ex.reqHeld) > 0 {
+				ex.reqHeld = ex.reqHeld[:copy(ex.reqHeld, ex.reqHeld[m:])]
+			} else {
+				ex.reqHeld = append(ex.reqHeld, data[m:]...)
+			}
+			return true
 		}
+		ex.reqHeld = ex.reqHeld[:0]
 		if ex.bodyEOF {
 			ex.reqEnd = true
 			return true
@@ -203,7 +209,7 @@ func (l *eventLoop) pumpAnswer(ex *loopExchange) {
 		}
 		ex.pd.tally.Stop()
 		ex.head, ex.status = true, code
-		ex.kept, ex.replayOff = nil, true
+		ex.kept, ex.replayOff = ex.kept[:0], true
 		out := l.p.answerFields(ex.s, ex.st, ex.r, &ex.d, ex.pd, ex.c.cc, ex.c.sec != nil, header)
 		n, err := cs.ReadAvailable(buf)
 		if n == 0 && err == io.EOF && len(cs.Trailer()) == 0 {

@@ -400,11 +400,13 @@ type eventLoop struct {
 	streams h2.StreamPool
 	// h2pods are the loop's HTTP/2 connections to h2c pods (h2conns
 	// in all), dirtyPods those with frames to write at the end of the
-	// turn; answerBuf is what answers from them are read into.
+	// turn; answerBuf and bodyBuf are what the answers from them, and
+	// the request bodies to them, are read into.
 	h2pods    map[*backend][]*loopPod
 	h2conns   int
 	dirtyPods []*loopPod
 	answerBuf []byte
+	bodyBuf   []byte
 	// now is when the loop last woke: the clock of pod inactivity.
 	now       time.Time
 	lastSweep time.Time
@@ -447,6 +449,7 @@ func newEventLoop(p *Proxy) (*eventLoop, error) {
 		buf:       make([]byte, 64<<10),
 		h2pods:    map[*backend][]*loopPod{},
 		answerBuf: make([]byte, 16<<10),
+		bodyBuf:   make([]byte, 16<<10),
 	}
 	l.br = bufio.NewReaderSize(&l.rd, 4096)
 	l.bw = bufio.NewWriterSize(appendWriter{}, 4096)
