@@ -665,23 +665,28 @@ func (s *ClientStream) Read(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
-		if len(s.buf) > s.off {
-			n := copy(p, s.buf[s.off:])
-			s.off += n
-			if s.off == len(s.buf) {
-				s.buf, s.off = s.buf[:0], 0
-			}
-			c.giveBackLocked(s, int64(n))
-			return n, nil
-		}
-		if s.err != nil {
-			return 0, s.err
-		}
-		if s.remoteDone {
-			return 0, io.EOF
+		if n, ready, err := s.readLocked(p); ready {
+			return n, err
 		}
 		s.wait(&s.rwake)
 	}
+}
+
+// readLocked reads into p what came of the answer's body, giving it back
+// to the server's windows, or says why nothing more will come (err);
+// ready is false while nothing came.
+func (s *ClientStream) readLocked(p []byte) (n int, ready bool, err error) {
+	switch {
+	case len(s.buf) > s.off:
+		n = copyOut(p, &s.buf, &s.off)
+		s.c.giveBackLocked(s, int64(n))
+		return n, true, nil
+	case s.err != nil:
+		return 0, true, s.err
+	case s.remoteDone:
+		return 0, true, io.EOF
+	}
+	return 0, false, nil
 }
 
 // Buffered reports whether Read would return without waiting.

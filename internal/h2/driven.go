@@ -101,28 +101,13 @@ func (d *Driven) Feed(b []byte) bool {
 	if !dv.started {
 		off, ok = d.start()
 	}
-	for ok && dv.started {
-		n := frameSpan(dv.in[off:], c.maxPendingBlock())
-		if n == 0 {
-			break
-		}
-		if n < 0 {
+	if ok && dv.started {
+		n, goesOn, tooLarge := feedSpans(dv.in[off:], c.maxPendingBlock(), &dv.feed, c.fr, c)
+		off += n
+		ok = goesOn
+		if tooLarge {
 			c.debug("header block too large", nil)
 			c.fail(http2.ErrCodeProtocol)
-			ok = false
-			break
-		}
-		// The span's frames: one, or a header block's.
-		dv.feed.Reset(dv.in[off : off+n])
-		off += n
-		for ok && dv.feed.Len() > 0 {
-			f, err := c.fr.ReadFrame()
-			if err == nil {
-				err = c.process(f)
-			}
-			if err != nil && !c.handle(err) {
-				ok = false
-			}
 		}
 	}
 	dv.in = dv.in[:copy(dv.in, dv.in[off:])]
@@ -208,6 +193,42 @@ func frameSpan(b []byte, limit int) int {
 		}
 		if off > limit {
 			return -1
+		}
+	}
+}
+
+// frameReader is a connection's side that acts on the frames it reads.
+type frameReader interface {
+	process(http2.Frame) error
+	// handle acts on the error of reading or processing a frame, and
+	// reports whether the connection goes on.
+	handle(error) bool
+}
+
+// feedSpans reads the whole frames at the start of in through fr, whose
+// input is feed, one span of frameSpan's (a frame, or a header block's)
+// at a time, and has o act on them. It returns how much of in they took;
+// ok is false when the connection ended, tooLarge true when a header
+// block went past limit bytes (the caller ends the connection).
+func feedSpans(in []byte, limit int, feed *bytes.Reader, fr *http2.Framer, o frameReader) (off int, ok, tooLarge bool) {
+	for {
+		n := frameSpan(in[off:], limit)
+		switch {
+		case n == 0:
+			return off, true, false
+		case n < 0:
+			return off, false, true
+		}
+		feed.Reset(in[off : off+n])
+		off += n
+		for feed.Len() > 0 {
+			f, err := fr.ReadFrame()
+			if err == nil {
+				err = o.process(f)
+			}
+			if err != nil && !o.handle(err) {
+				return off, false, false
+			}
 		}
 	}
 }
@@ -327,17 +348,8 @@ func (d *Driven) Close() {
 // ReadAvailable is Read without waiting, for a stream its owner serves:
 // 0 and a nil error while no more of the request's body has come.
 func (s *Stream) ReadAvailable(p []byte) (int, error) {
-	c := s.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(s.buf) > s.off {
-		n := copy(p, s.buf[s.off:])
-		s.off += n
-		if s.off == len(s.buf) {
-			s.buf, s.off = s.buf[:0], 0
-		}
-		c.giveBackLocked(s, int64(n))
-		return n, nil
-	}
-	return 0, s.bodyErr
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	n, _, err := s.readLocked(p)
+	return n, err
 }

@@ -52,35 +52,14 @@ func DriveClient(nc net.Conn, set ClientSettings, note func()) *ClientConn {
 func (c *ClientConn) Feed(b []byte) bool {
 	dv := c.driven
 	dv.in = append(dv.in, b...)
-	off := 0
-	ok := true
-	for ok {
-		n := frameSpan(dv.in[off:], 2*int(c.set.MaxHeaderListSize)+16<<10+9)
-		if n == 0 {
-			break
+	off, ok, tooLarge := feedSpans(dv.in, 2*int(c.set.MaxHeaderListSize)+16<<10+9, &dv.feed, c.fr, c)
+	if tooLarge {
+		c.mu.Lock()
+		if !c.closing {
+			c.fr.WriteGoAway(0, http2.ErrCodeProtocol, nil)
 		}
-		if n < 0 {
-			c.mu.Lock()
-			if !c.closing {
-				c.fr.WriteGoAway(0, http2.ErrCodeProtocol, nil)
-			}
-			c.failLocked(errHeaderBlockSize)
-			c.mu.Unlock()
-			ok = false
-			break
-		}
-		// The span's frames: one, or a header block's.
-		dv.feed.Reset(dv.in[off : off+n])
-		off += n
-		for ok && dv.feed.Len() > 0 {
-			f, err := c.fr.ReadFrame()
-			if err == nil {
-				err = c.process(f)
-			}
-			if err != nil && !c.handle(err) {
-				ok = false
-			}
-		}
+		c.failLocked(errHeaderBlockSize)
+		c.mu.Unlock()
 	}
 	dv.in = dv.in[:copy(dv.in, dv.in[off:])]
 	c.mu.Lock()
@@ -159,24 +138,10 @@ func (s *ClientStream) Answer() (status int, header []HeaderField, err error) {
 // ReadAvailable is Read without waiting: 0 and a nil error while no
 // more of the answer's body has come.
 func (s *ClientStream) ReadAvailable(p []byte) (int, error) {
-	c := s.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch {
-	case len(s.buf) > s.off:
-		n := copy(p, s.buf[s.off:])
-		s.off += n
-		if s.off == len(s.buf) {
-			s.buf, s.off = s.buf[:0], 0
-		}
-		c.giveBackLocked(s, int64(n))
-		return n, nil
-	case s.err != nil:
-		return 0, s.err
-	case s.remoteDone:
-		return 0, io.EOF
-	}
-	return 0, nil
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	n, _, err := s.readLocked(p)
+	return n, err
 }
 
 // WriteAvailable is WriteData without waiting: it sends what the

@@ -220,20 +220,9 @@ func (s *Stream) Read(p []byte) (int, error) {
 	c := s.c
 	c.mu.Lock()
 	for {
-		if len(s.buf) > s.off {
-			n := copy(p, s.buf[s.off:])
-			s.off += n
-			if s.off == len(s.buf) {
-				s.buf, s.off = s.buf[:0], 0
-			}
-			c.giveBackLocked(s, int64(n))
+		if n, ready, err := s.readLocked(p); ready {
 			c.mu.Unlock()
-			return n, nil
-		}
-		if s.bodyErr != nil {
-			err := s.bodyErr
-			c.mu.Unlock()
-			return 0, err
+			return n, err
 		}
 		if s.rwake == nil {
 			s.rwake = make(chan struct{}, 1)
@@ -245,6 +234,29 @@ func (s *Stream) Read(p []byte) (int, error) {
 		}
 		c.mu.Lock()
 	}
+}
+
+// readLocked reads into p what came of the body, giving it back to the
+// client's windows, or says why nothing more will come (err); ready is
+// false while nothing came.
+func (s *Stream) readLocked(p []byte) (n int, ready bool, err error) {
+	if len(s.buf) > s.off {
+		n = copyOut(p, &s.buf, &s.off)
+		s.c.giveBackLocked(s, int64(n))
+		return n, true, nil
+	}
+	return 0, s.bodyErr != nil, s.bodyErr
+}
+
+// copyOut copies into p what buf holds from off on, and empties buf
+// once all of it is out.
+func copyOut(p []byte, buf *[]byte, off *int) int {
+	n := copy(p, (*buf)[*off:])
+	*off += n
+	if *off == len(*buf) {
+		*buf, *off = (*buf)[:0], 0
+	}
+	return n
 }
 
 // waitSignal waits for a signal on ch, or until deadline (zero: none), on the

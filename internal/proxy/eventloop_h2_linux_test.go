@@ -178,32 +178,7 @@ func TestHTTP2OnTheLoopsAnswersAsTheHandler(t *testing.T) {
 	certFile, keyFile := ca.WriteFiles(t, t.TempDir(), "podpin", "podpin.test")
 	for _, tlsOn := range []bool{false, true} {
 		t.Run(map[bool]string{false: "h2c", true: "tls"}[tlsOn], func(t *testing.T) {
-			var both [2]*harness
-			for i, loop := range []bool{true, false} {
-				cfg := oneRoute(pod)
-				l := config.Listener{Address: "127.0.0.1:0", EventLoop: ptr(loop)}
-				if tlsOn {
-					l.TLS = &config.ListenerTLS{Certificates: []config.Certificate{{CertFile: certFile, KeyFile: keyFile}}}
-				}
-				cfg.Listeners = []config.Listener{l}
-				h := startProxy(t, cfg)
-				var protos http.Protocols
-				if tlsOn {
-					h.tls = ca.Client("podpin.test")
-					protos.SetHTTP2(true)
-				} else {
-					protos.SetUnencryptedHTTP2(true)
-				}
-				h.client = &http.Client{Transport: &http.Transport{
-					TLSClientConfig: h.tls,
-					Protocols:       &protos,
-					HTTP2: &http.HTTP2Config{
-						MaxReceiveBufferPerStream:     16 << 10,
-						MaxReceiveBufferPerConnection: 64 << 10,
-					},
-				}}
-				both[i] = h
-			}
+			both := loopAndHandler(t, func() *config.Config { return oneRoute(pod) }, ca, certFile, keyFile, tlsOn)
 			if n := loopH2Clients(t, both[1].p); n != 0 {
 				t.Fatalf("the proxy without loops has %d HTTP/2 connections on loops", n)
 			}
@@ -225,6 +200,41 @@ func TestHTTP2OnTheLoopsAnswersAsTheHandler(t *testing.T) {
 			}
 		})
 	}
+}
+
+// loopAndHandler starts two proxies on cfg(), one whose loops serve
+// HTTP/2 and one without loops, whose clients speak HTTP/2 over TLS
+// (tlsOn, with the certificate in certFile and keyFile, from ca) or in
+// cleartext, with flow-control windows small enough (16 KiB a stream,
+// 64 KiB the connection) that answers are held back.
+func loopAndHandler(t *testing.T, cfg func() *config.Config, ca *certstest.CA, certFile, keyFile string, tlsOn bool) [2]*harness {
+	var both [2]*harness
+	for i, loop := range []bool{true, false} {
+		c := cfg()
+		l := config.Listener{Address: "127.0.0.1:0", EventLoop: ptr(loop)}
+		if tlsOn {
+			l.TLS = &config.ListenerTLS{Certificates: []config.Certificate{{CertFile: certFile, KeyFile: keyFile}}}
+		}
+		c.Listeners = []config.Listener{l}
+		h := startProxy(t, c)
+		var protos http.Protocols
+		if tlsOn {
+			h.tls = ca.Client("podpin.test")
+			protos.SetHTTP2(true)
+		} else {
+			protos.SetUnencryptedHTTP2(true)
+		}
+		h.client = &http.Client{Transport: &http.Transport{
+			TLSClientConfig: h.tls,
+			Protocols:       &protos,
+			HTTP2: &http.HTTP2Config{
+				MaxReceiveBufferPerStream:     16 << 10,
+				MaxReceiveBufferPerConnection: 64 << 10,
+			},
+		}}
+		both[i] = h
+	}
+	return both
 }
 
 // exchangeText is what the client gets for method and path through h, in
@@ -345,33 +355,11 @@ func TestCallsOnTheLoopsAnswerAsTheHandler(t *testing.T) {
 	certFile, keyFile := ca.WriteFiles(t, t.TempDir(), "podpin", "podpin.test")
 	for _, tlsOn := range []bool{false, true} {
 		t.Run(map[bool]string{false: "h2c", true: "tls"}[tlsOn], func(t *testing.T) {
-			var both [2]*harness
-			for i, loop := range []bool{true, false} {
+			both := loopAndHandler(t, func() *config.Config {
 				cfg := h2cRoute(pod)
 				cfg.Limits.MaxBodyBytes = 2 << 20
-				l := config.Listener{Address: "127.0.0.1:0", EventLoop: ptr(loop)}
-				if tlsOn {
-					l.TLS = &config.ListenerTLS{Certificates: []config.Certificate{{CertFile: certFile, KeyFile: keyFile}}}
-				}
-				cfg.Listeners = []config.Listener{l}
-				h := startProxy(t, cfg)
-				var protos http.Protocols
-				if tlsOn {
-					h.tls = ca.Client("podpin.test")
-					protos.SetHTTP2(true)
-				} else {
-					protos.SetUnencryptedHTTP2(true)
-				}
-				h.client = &http.Client{Transport: &http.Transport{
-					TLSClientConfig: h.tls,
-					Protocols:       &protos,
-					HTTP2: &http.HTTP2Config{
-						MaxReceiveBufferPerStream:     16 << 10,
-						MaxReceiveBufferPerConnection: 64 << 10,
-					},
-				}}
-				both[i] = h
-			}
+				return cfg
+			}, ca, certFile, keyFile, tlsOn)
 			tooBig := make([]byte, 3<<20)
 			for _, c := range []struct {
 				method, path string

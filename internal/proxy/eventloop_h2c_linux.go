@@ -4,9 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -395,15 +393,12 @@ func (l *eventLoop) leaveCall(ex *loopExchange) bool {
 // pod.
 func (l *eventLoop) h2PodReady(pc *loopPod, events uint32) {
 	if pc.connecting {
-		if events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
+		done, err := connected(pc, events)
+		if !done {
 			return
 		}
-		pc.connecting = false
-		if e, err := unix.GetsockoptInt(pc.fd, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || e != 0 {
-			if err == nil {
-				err = syscall.Errno(e)
-			}
-			l.h2PodLost(pc, &dialError{os.NewSyscallError("connect", err)})
+		if err != nil {
+			l.h2PodLost(pc, err)
 			return
 		}
 		l.watch(pc.fd, &pc.watching, unix.EPOLLIN|unix.EPOLLRDHUP, false)

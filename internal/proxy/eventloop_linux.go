@@ -1018,6 +1018,23 @@ func (l *eventLoop) connect(sa unix.Sockaddr) (*loopPod, error) {
 	return pc, nil
 }
 
+// connected reports, for pc whose connection was under way, whether
+// events say how it went (done), and if it failed, why.
+func connected(pc *loopPod, events uint32) (done bool, err error) {
+	if events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
+		return false, nil
+	}
+	pc.connecting = false
+	e, err := unix.GetsockoptInt(pc.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err == nil && e != 0 {
+		err = syscall.Errno(e)
+	}
+	if err != nil {
+		return true, &dialError{os.NewSyscallError("connect", err)}
+	}
+	return true, nil
+}
+
 func (l *eventLoop) podReady(pc *loopPod, events uint32) {
 	if pc.h2 != nil {
 		l.h2PodReady(pc, events)
@@ -1025,17 +1042,14 @@ func (l *eventLoop) podReady(pc *loopPod, events uint32) {
 	}
 	ex := pc.ex
 	if pc.connecting {
-		if events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
+		done, err := connected(pc, events)
+		if !done {
 			return
 		}
-		pc.connecting = false
-		if e, err := unix.GetsockoptInt(pc.fd, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || e != 0 {
-			if err == nil {
-				err = syscall.Errno(e)
-			}
+		if err != nil {
 			l.closePod(pc)
 			if ex != nil {
-				l.podFailed(ex, &dialError{os.NewSyscallError("connect", err)})
+				l.podFailed(ex, err)
 			}
 			return
 		}

@@ -136,15 +136,24 @@ func runH2spec(t *testing.T, bin, addr string, tlsOn bool, name string) []h2spec
 // docs/http-policy.md are out of date.
 func TestH2spec(t *testing.T) {
 	bin := h2specBinary(t)
-	for _, tlsOn := range []bool{true, false} {
+	for _, c := range []struct {
+		tlsOn, h2cPod bool
+	}{{true, false}, {false, false}, {true, true}, {false, true}} {
+		tlsOn := c.tlsOn
 		mode := map[bool]string{true: "tls", false: "h2c"}[tlsOn]
-		t.Run(mode, func(t *testing.T) {
-			pod := newTestPod(t, "web-0", nil)
+		name := mode + map[bool]string{false: "/http1-pod", true: "/h2c-pod"}[c.h2cPod]
+		t.Run(name, func(t *testing.T) {
+			// A pod of either kind: the streams are forwarded by
+			// different code (to an h2c pod, over HTTP/2 both ways).
+			cfg := oneRoute(newTestPod(t, "web-0", nil))
+			if c.h2cPod {
+				cfg = h2cRoute(newH2CPod(t, "web-0"))
+			}
 			var h *harness
 			if tlsOn {
-				h = startTLSProxy(t, oneRoute(pod), config.Listener{}, Options{})
+				h = startTLSProxy(t, cfg, config.Listener{}, Options{})
 			} else {
-				h = startProxy(t, oneRoute(pod))
+				h = startProxy(t, cfg)
 			}
 			known := h2specKnownFailures
 			if !tlsOn {
@@ -155,19 +164,19 @@ func TestH2spec(t *testing.T) {
 					}
 				}
 			}
-			cases := runH2spec(t, bin, h.addr, tlsOn, "h2spec-"+mode+".xml")
+			cases := runH2spec(t, bin, h.addr, tlsOn, "h2spec-"+strings.ReplaceAll(name, "/", "-")+".xml")
 			if len(cases) != 145 {
 				t.Errorf("h2spec ran %d cases, want the 145 of h2spec %s", len(cases), h2specVersion)
 			}
 			passed := 0
-			for _, c := range cases {
-				_, isKnown := known[c.id]
+			for _, hc := range cases {
+				_, isKnown := known[hc.id]
 				switch {
-				case c.failed && !isKnown:
-					t.Errorf("h2spec %s (%s) failed, and is not a known failure:\n%s", c.id, c.name, c.why)
-				case !c.failed && isKnown:
-					t.Errorf("h2spec %s (%s) passes now: take it off the known failures here and in docs/http-policy.md", c.id, c.name)
-				case !c.failed:
+				case hc.failed && !isKnown:
+					t.Errorf("h2spec %s (%s) failed, and is not a known failure:\n%s", hc.id, hc.name, hc.why)
+				case !hc.failed && isKnown:
+					t.Errorf("h2spec %s (%s) passes now: take it off the known failures here and in docs/http-policy.md", hc.id, hc.name)
+				case !hc.failed:
 					passed++
 				}
 			}
