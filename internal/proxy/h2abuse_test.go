@@ -616,6 +616,10 @@ func slowReader(t *testing.T, tlsOn bool, settings []http2.Setting, short bool, 
 		podDone <- err
 	})
 	h := startAbuseProxy(t, pod, slowReaderLimits, tlsOn)
+	// A request first: the pod connection it leaves idle in podpin's
+	// pool (and its goroutine in the pod) is in the baseline, as the one
+	// the request after the attack leaves is after it.
+	checkServed(t, h, "before the attack")
 	before := runtime.NumGoroutine()
 	var r *rawH2
 	if settings != nil {
