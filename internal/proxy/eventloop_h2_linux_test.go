@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -393,5 +395,53 @@ func TestCallsOnTheLoopsAnswerAsTheHandler(t *testing.T) {
 				t.Errorf("the proxy without loops has %d HTTP/2 connections on loops", n)
 			}
 		})
+	}
+}
+
+// A loop's HTTP/2 connection to an h2c pod closes once it has carried no
+// stream for upstream.idleConnTimeout, as the goroutines' pool closes
+// its own, and the next stream opens a new one.
+func TestLoopConnectionsToH2CPodsIdleOut(t *testing.T) {
+	var opened, closed atomic.Int32
+	pod := &testPod{name: "g-0"}
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	pod.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "g-0")
+	}))
+	pod.srv.Config.Protocols = &protos
+	pod.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			opened.Add(1)
+		case http.StateClosed:
+			closed.Add(1)
+		}
+	}
+	pod.srv.Start()
+	t.Cleanup(pod.srv.Close)
+
+	cfg := h2cRoute(pod)
+	cfg.Upstream.IdleConnTimeout = 300 * time.Millisecond
+	cfg.Listeners = []config.Listener{{Address: "127.0.0.1:0", EventLoop: ptr(true)}}
+	h := startProxy(t, cfg)
+	h.useHTTP2()
+	for i := range 3 {
+		if resp, body := h.get("/", "X-Session: k"); resp.StatusCode != 200 || body != "g-0" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	if n := loopH2Clients(t, h.p); n != 1 {
+		t.Fatalf("the loops serve %d HTTP/2 connections, want the client's one", n)
+	}
+	if n := opened.Load(); n != 1 {
+		t.Errorf("the pod saw %d connections for three requests, want one", n)
+	}
+	waitUntil(t, "the idle pod connection to close", func() bool { return closed.Load() == 1 })
+	if resp, body := h.get("/", "X-Session: k"); resp.StatusCode != 200 || body != "g-0" {
+		t.Fatalf("after the pod connection closed: %d %q", resp.StatusCode, body)
+	}
+	if n := opened.Load(); n != 2 {
+		t.Errorf("the pod saw %d connections, want a second one after the first closed", n)
 	}
 }
