@@ -173,7 +173,8 @@ func (l *eventLoop) pumpRequest(ex *loopExchange) bool {
 
 // bodyFault ends ex, whose client's body failed for the client's fault
 // (err: too large, or too slow): before the answer, with the status for
-// it; after, with a reset.
+// it; after, a gRPC call with that status in its trailers (bodyBroken),
+// any other answer with a reset.
 func (l *eventLoop) bodyFault(ex *loopExchange, err error) {
 	l.forgetCall(ex)
 	if !ex.head {
@@ -181,8 +182,10 @@ func (l *eventLoop) bodyFault(ex *loopExchange, err error) {
 	}
 	ex.clientFault = true
 	if ex.head {
-		ex.s.Reset(uint32(2)) // INTERNAL_ERROR
 		l.settleCall(ex, bodyStatus(err), false)
+		l.markDirty(ex.c)
+		ex.held = ex.held[:0] // the call ends here, what waits with it
+		bodyBroken(err).end(ex.s, ex.grpc)
 		l.streamOver(ex, ex.status)
 		return
 	}

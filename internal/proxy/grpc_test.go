@@ -1202,3 +1202,47 @@ func TestGRPCTimeoutValues(t *testing.T) {
 		}
 	}
 }
+
+// TestGRPCStreamOverTheBodyLimitEndsResourceExhausted: a full-duplex
+// stream whose client sends more than limits.maxBodyBytes after the
+// answer began ends with RESOURCE_EXHAUSTED, a status the client reads,
+// and the pod's stream is cancelled; a message within the limit passes.
+func TestGRPCStreamOverTheBodyLimitEndsResourceExhausted(t *testing.T) {
+	pod := startGRPCPod(t, "g-0")
+	grpcHarnesses(t, func() *config.Config {
+		c := grpcRoute(pod)
+		c.Limits.MaxBodyBytes = 64 << 10
+		return c
+	}, func(t *testing.T, h *harness) {
+		c := h.grpcClient()
+		ctx, cancel := context.WithTimeout(withKey(context.Background(), "k"), 10*time.Second)
+		defer cancel()
+		s, err := c.FullDuplexCall(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		small := &testgrpc.StreamingOutputCallRequest{
+			ResponseParameters: []*testgrpc.ResponseParameters{{Size: 10}},
+			Payload:            &testgrpc.Payload{Body: make([]byte, 1<<10)},
+		}
+		if err := s.Send(small); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Recv(); err != nil {
+			t.Fatalf("a message within the limit: %v", err)
+		}
+		big := &testgrpc.StreamingOutputCallRequest{Payload: &testgrpc.Payload{Body: make([]byte, 100<<10)}}
+		// The send may fail once the call ended: what the client reads
+		// is the status.
+		s.Send(big)
+		for {
+			_, err = s.Recv()
+			if err != nil {
+				break
+			}
+		}
+		if st, _ := status.FromError(err); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "too large") {
+			t.Errorf("past the limit: %v %q, want RESOURCE_EXHAUSTED saying the body is too large", st.Code(), st.Message())
+		}
+	})
+}

@@ -382,6 +382,15 @@ func answeredStatus(status int, header, trailers []h2.HeaderField) int {
 // the client does not take what it got for the whole.
 func (x *podCall) failure() {
 	s := x.s
+	if bb := x.badBody.Load(); bb != nil && !h2.IsReset(bb.cause) {
+		// The client's body failed after the answer began (too large,
+		// too slow): the call ends with the status for it.
+		x.clientFault = true
+		x.status = bb.status()
+		x.settle()
+		bodyBroken(bb.err).end(s, x.grpc)
+		return
+	}
 	if s.Err() != nil {
 		x.status, x.clientFault = statusClientClosed, true
 		return
@@ -419,6 +428,15 @@ func brokenAnswer(s *h2.Stream, name string, timedOut bool, start time.Time) bro
 		b = broken{code: grpcDeadlineExceeded, msg: "podpin: the call's deadline passed", status: http.StatusGatewayTimeout}
 	}
 	return b
+}
+
+// bodyBroken is how an answer ends whose request's body failed for the
+// client's fault (err from clientBody): a gRPC call with the status for
+// it (RESOURCE_EXHAUSTED over the size limit, DEADLINE_EXCEEDED when it
+// stalled), counted as the 4xx it would have got before the answer.
+func bodyBroken(err error) broken {
+	status := bodyStatus(err)
+	return broken{code: grpcCode(status), msg: "podpin: " + err.Error(), status: status}
 }
 
 // end ends s: a gRPC call with trailers saying b's status; any other
