@@ -377,7 +377,7 @@ func (l *eventLoop) forgetCall(ex *loopExchange) {
 }
 
 // leaveCall ends ex's call, whose client went away: its pod's stream is
-// reset.
+// reset. It reports whether the call was under way (not yet settled).
 func (l *eventLoop) leaveCall(ex *loopExchange) bool {
 	if ex.settled {
 		l.forgetCall(ex)
