@@ -149,11 +149,18 @@ func (c *ClientConn) preface() {
 func (c *ClientConn) reserve() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.goingAway || c.closing || uint32(len(c.streams)+c.reserved) >= c.maxStreams || c.nextID >= 1<<31-1 {
+	if c.fullLocked() {
 		return false
 	}
 	c.reserved++
 	return true
+}
+
+// fullLocked reports whether c takes no new stream: the server's limit
+// of concurrent streams is reached (with the streams promised), the
+// identifiers are used up, or it is going away.
+func (c *ClientConn) fullLocked() bool {
+	return c.goingAway || c.closing || uint32(len(c.streams)+c.reserved) >= c.maxStreams || c.nextID >= 1<<31-1
 }
 
 // Err is why the connection ended, or nil while it runs.
@@ -719,11 +726,7 @@ func (s *ClientStream) WriteData(p []byte, end bool) error {
 		}
 		if len(p) == 0 {
 			if end {
-				c.fr.WriteData(s.id, true, nil)
-				s.sentEnd = true
-				if s.remoteDone {
-					c.removeLocked(s)
-				}
+				s.dataLocked(nil, 0, true)
 			}
 			c.sendLocked()
 			return s.sendErrLocked()
@@ -745,22 +748,30 @@ func (s *ClientStream) WriteData(p []byte, end bool) error {
 			s.wait(&s.wwake)
 			continue
 		}
-		last := end && n == int64(len(p))
-		c.fr.WriteData(s.id, last, p[:n])
-		s.send -= n
-		c.send -= n
-		p = p[n:]
-		if last {
-			s.sentEnd = true
-			if s.remoteDone {
-				c.removeLocked(s)
-			}
-		}
+		p, _ = s.dataLocked(p, n, end)
 		if len(p) == 0 {
 			c.sendLocked()
 			return s.sendErrLocked()
 		}
 	}
+}
+
+// dataLocked writes the first n bytes of p as a DATA frame, out of the
+// windows, ending the request when end is set and they are all of p
+// (last); rest is what is left of p.
+func (s *ClientStream) dataLocked(p []byte, n int64, end bool) (rest []byte, last bool) {
+	c := s.c
+	last = end && n == int64(len(p))
+	c.fr.WriteData(s.id, last, p[:n])
+	s.send -= n
+	c.send -= n
+	if last {
+		s.sentEnd = true
+		if s.remoteDone {
+			c.removeLocked(s)
+		}
+	}
+	return p[n:], last
 }
 
 // sendErrLocked is why what a write gave the socket did not go: the

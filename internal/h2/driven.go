@@ -76,12 +76,12 @@ func (srv *Server) Drive(nc net.Conn, note func(), fast func(*Stream) bool, pool
 }
 
 // maxPendingBlock bounds the bytes of a header block held until its
-// last CONTINUATION frame comes: twice the header list the server takes,
-// as x/net's frame reader bounds each of its fragments, and a frame. A
-// flood of CONTINUATION frames (CVE-2023-45288) closes the connection
-// when it goes past.
-func (c *conn) maxPendingBlock() int {
-	return 2*int(c.set.MaxHeaderListSize) + 16<<10 + 9
+// last CONTINUATION frame comes, for a side that takes header lists of
+// up to headerList bytes: twice that, as x/net's frame reader bounds each
+// of its fragments, and a frame. A flood of CONTINUATION frames
+// (CVE-2023-45288) closes the connection when it goes past.
+func maxPendingBlock(headerList uint32) int {
+	return 2*int(headerList) + 16<<10 + 9
 }
 
 // Feed processes b, read from the client, and serves the streams it
@@ -102,7 +102,7 @@ func (d *Driven) Feed(b []byte) bool {
 		off, ok = d.start()
 	}
 	if ok && dv.started {
-		n, goesOn, tooLarge := feedSpans(dv.in[off:], c.maxPendingBlock(), &dv.feed, c.fr, c)
+		n, goesOn, tooLarge := feedSpans(dv.in[off:], maxPendingBlock(c.set.MaxHeaderListSize), &dv.feed, c.fr, c)
 		off += n
 		ok = goesOn
 		if tooLarge {
@@ -134,7 +134,7 @@ func (d *Driven) start() (off int, ok bool) {
 		return 0, true
 	}
 	off = n
-	span := frameSpan(dv.in[off:], c.maxPendingBlock())
+	span := frameSpan(dv.in[off:], maxPendingBlock(c.set.MaxHeaderListSize))
 	if span == 0 {
 		return 0, true // the preface stays until its SETTINGS come
 	}

@@ -52,7 +52,7 @@ func DriveClient(nc net.Conn, set ClientSettings, note func()) *ClientConn {
 func (c *ClientConn) Feed(b []byte) bool {
 	dv := c.driven
 	dv.in = append(dv.in, b...)
-	off, ok, tooLarge := feedSpans(dv.in, 2*int(c.set.MaxHeaderListSize)+16<<10+9, &dv.feed, c.fr, c)
+	off, ok, tooLarge := feedSpans(dv.in, maxPendingBlock(c.set.MaxHeaderListSize), &dv.feed, c.fr, c)
 	if tooLarge {
 		c.mu.Lock()
 		if !c.closing {
@@ -120,7 +120,7 @@ func (c *ClientConn) Streams() int {
 func (c *ClientConn) Full() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.goingAway || c.closing || uint32(len(c.streams)+c.reserved) >= c.maxStreams || c.nextID >= 1<<31-1
+	return c.fullLocked()
 }
 
 // Answer is Response without waiting: status 0 and a nil error while
@@ -172,17 +172,10 @@ func (s *ClientStream) WriteAvailable(p []byte, end bool) (int, error) {
 				break
 			}
 		}
-		last := end && n == int64(len(p))
-		c.fr.WriteData(s.id, last, p[:n])
-		s.send -= n
-		c.send -= n
-		p = p[n:]
+		var last bool
+		p, last = s.dataLocked(p, n, end)
 		sent += int(n)
 		if last {
-			s.sentEnd = true
-			if s.remoteDone {
-				c.removeLocked(s)
-			}
 			break
 		}
 	}
