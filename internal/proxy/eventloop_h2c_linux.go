@@ -30,10 +30,6 @@ import (
 // that refuses the connection hands the key on (moveOn); a call that
 // fails ends with a status a gRPC client reads.
 
-// h2cServed reports whether a loop forwards to pd over its own HTTP/2
-// connections: pd speaks h2c at an IP address.
-func h2cServed(pd *pod) bool { return pd.h2 != nil && pd.ip.IsValid() }
-
 // startCall sends ex, decided, to its pod, an h2c one.
 func (l *eventLoop) startCall(ex *loopExchange) {
 	ex.start = time.Now()
@@ -64,7 +60,6 @@ func (l *eventLoop) call(ex *loopExchange) {
 	ex.cs, ex.hc = cs, pc
 	ex.reqEnd = end
 	ex.tries++
-	ex.heard = l.now
 	pc.calls = append(pc.calls, ex)
 	l.markPod(pc)
 	l.pump(ex)
@@ -101,9 +96,8 @@ func (l *eventLoop) markPod(pc *loopPod) {
 func (l *eventLoop) pump(ex *loopExchange) {
 	l.markDirty(ex.c)
 	if ex.s.Err() != nil {
-		// The client reset its stream, or its connection ended.
-		ex.cs.Reset()
-		l.markPod(ex.hc)
+		// The client reset its stream, or its connection ended: the
+		// pod's is reset as the call is left (leaveCall).
 		l.abortStream(ex)
 		return
 	}
@@ -124,8 +118,8 @@ func (l *eventLoop) pumpRequest(ex *loopExchange) bool {
 		// copied to be held.
 		data := ex.reqHeld
 		if len(data) == 0 && !ex.bodyEOF {
-			n, err := ex.s.ReadAvailable(l.bodyBuf)
-			data = l.bodyBuf[:n]
+			n, err := ex.s.ReadAvailable(l.callBuf)
+			data = l.callBuf[:n]
 			ex.sentBody += int64(n)
 			if n > 0 {
 				ex.bodyHeard = l.now
@@ -198,7 +192,7 @@ func (l *eventLoop) bodyFault(ex *loopExchange, err error) {
 // client, the pod's stream is not read, and its window closes.
 func (l *eventLoop) pumpAnswer(ex *loopExchange) {
 	cs := ex.cs
-	buf := l.answerBuf
+	buf := l.callBuf
 	if !ex.head {
 		code, header, err := cs.Answer()
 		if err != nil {
@@ -428,7 +422,6 @@ func (l *eventLoop) h2PodReady(pc *loopPod, events uint32) {
 	ok := pc.h2.Feed(l.buf[:n])
 	for i := 0; i < len(pc.calls); i++ {
 		ex := pc.calls[i]
-		ex.heard = l.now
 		before := len(pc.calls)
 		l.pump(ex)
 		if len(pc.calls) < before {
@@ -515,8 +508,8 @@ func (l *eventLoop) sweepCall(ex *loopExchange, now time.Time) {
 	late := !ex.until.IsZero() && now.After(ex.until) ||
 		!ex.head && timeout > 0 && now.Sub(ex.start) > timeout
 	if late {
+		// Both ways below reset the pod's stream (forgetCall).
 		ex.timedOut = true
-		ex.cs.Reset()
 		if ex.head {
 			l.callBroke(ex)
 			return

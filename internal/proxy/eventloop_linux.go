@@ -400,13 +400,13 @@ type eventLoop struct {
 	streams h2.StreamPool
 	// h2pods are the loop's HTTP/2 connections to h2c pods (h2conns
 	// in all), dirtyPods those with frames to write at the end of the
-	// turn; answerBuf and bodyBuf are what the answers from them, and
-	// the request bodies to them, are read into.
+	// turn; callBuf is what the request bodies to them and their
+	// answers pass through (one at a time: what is not sent on at once
+	// is copied to wait).
 	h2pods    map[*backend][]*loopPod
 	h2conns   int
 	dirtyPods []*loopPod
-	answerBuf []byte
-	bodyBuf   []byte
+	callBuf   []byte
 	// now is when the loop last woke: the clock of pod inactivity.
 	now       time.Time
 	lastSweep time.Time
@@ -443,13 +443,12 @@ func newEventLoop(p *Proxy) (*eventLoop, error) {
 	}
 	l := &eventLoop{
 		p: p, ep: ep, wakeFD: wfd,
-		clients:   map[int]*loopClient{},
-		pods:      map[int]*loopPod{},
-		idle:      map[*backend]*podPool{},
-		buf:       make([]byte, 64<<10),
-		h2pods:    map[*backend][]*loopPod{},
-		answerBuf: make([]byte, 16<<10),
-		bodyBuf:   make([]byte, 16<<10),
+		clients: map[int]*loopClient{},
+		pods:    map[int]*loopPod{},
+		idle:    map[*backend]*podPool{},
+		buf:     make([]byte, 64<<10),
+		h2pods:  map[*backend][]*loopPod{},
+		callBuf: make([]byte, 16<<10),
 	}
 	l.br = bufio.NewReaderSize(&l.rd, 4096)
 	l.bw = bufio.NewWriterSize(appendWriter{}, 4096)

@@ -96,7 +96,7 @@ func newPodSet(pods []*pod) *podSet {
 	for _, p := range pods {
 		s.byName[p.name] = p
 		s.loop = s.loop && podServed(p)
-		s.h2cLoop = s.h2cLoop && p.protocol == config.PodH2C && p.ip.IsValid()
+		s.h2cLoop = s.h2cLoop && h2cServed(p)
 		if p.protocol == config.PodH2C {
 			s.http1 = false
 		} else {
@@ -167,6 +167,10 @@ func isDialError(err error) bool {
 func podServed(pd *pod) bool {
 	return pd.protocol == config.PodHTTP && pd.ip.IsValid()
 }
+
+// h2cServed reports whether a loop forwards to pd over its own HTTP/2
+// connections: pd speaks h2c at an IP address.
+func h2cServed(pd *pod) bool { return pd.h2 != nil && pd.ip.IsValid() }
 
 // ipOf is addr as an IP address and port, or the zero AddrPort when its
 // host is a name.
