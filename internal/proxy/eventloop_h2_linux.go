@@ -48,7 +48,7 @@ func streamsOnLoops(st *state) bool {
 // them (eventloop_h2c_linux.go).
 func streamServes(r *route) bool {
 	pods := r.pods.Load()
-	return r.filters == nil && r.cookie == nil && !r.LearnKeys && r.shared == nil && (pods.loop || pods.h2cLoop)
+	return loopRoute(r) && (pods.loop || pods.h2cLoop)
 }
 
 // driveH2 makes c, whose client speaks HTTP/2, the HTTP/2 server's

@@ -79,7 +79,6 @@ func (l *eventLoop) h2Conn(pd *pod) (*loopPod, error) {
 	}
 	pc.h2 = h2.DriveClient(nil, h2.ClientSettings{WindowSize: 1 << 20}, func() { l.markPod(pc) })
 	l.h2pods[pd.backend] = append(l.h2pods[pd.backend], pc)
-	l.h2conns++
 	return pc, nil
 }
 
@@ -491,7 +490,6 @@ func (l *eventLoop) h2PodLost(pc *loopPod, err error) {
 	} else {
 		l.h2pods[pc.b] = conns
 	}
-	l.h2conns--
 	l.closePod(pc)
 	calls := pc.calls
 	pc.calls = nil

@@ -398,13 +398,12 @@ type eventLoop struct {
 	// streams the streams themselves.
 	spare   []*loopExchange
 	streams h2.StreamPool
-	// h2pods are the loop's HTTP/2 connections to h2c pods (h2conns
-	// in all), dirtyPods those with frames to write at the end of the
+	// h2pods are the loop's HTTP/2 connections to h2c pods (a pod
+	// without any has no entry), dirtyPods those with frames to write at the end of the
 	// turn; callBuf is what the request bodies to them and their
 	// answers pass through (one at a time: what is not sent on at once
 	// is copied to wait).
 	h2pods    map[*backend][]*loopPod
-	h2conns   int
 	dirtyPods []*loopPod
 	callBuf   []byte
 	// now is when the loop last woke: the clock of pod inactivity.
@@ -474,7 +473,7 @@ func (l *eventLoop) run() {
 	var inbox []func()
 	for !l.quit {
 		timeout := -1
-		if len(l.busy) > 0 || len(l.idle) > 0 || l.h2n > 0 || l.h2conns > 0 {
+		if len(l.busy) > 0 || len(l.idle) > 0 || l.h2n > 0 || len(l.h2pods) > 0 {
 			timeout = int(sweepInterval / time.Millisecond)
 		}
 		n, err := unix.EpollWait(l.ep, events, timeout)
@@ -893,11 +892,16 @@ func (l *eventLoop) start(ex *loopExchange) {
 }
 
 // loopServes reports whether the loops forward r's requests themselves.
-// A route whose table is in Redis is not theirs: a lookup that misses the
-// local table, a claim and a rebind ask Redis and wait for its answer,
-// which would hold every connection of the loop.
-func loopServes(r *route) bool {
-	return r.filters == nil && r.cookie == nil && !r.LearnKeys && r.shared == nil && r.pods.Load().loop
+func loopServes(r *route) bool { return loopRoute(r) && r.pods.Load().loop }
+
+// loopRoute reports whether r asks nothing of a request that the loops
+// leave to the goroutine front end: no filters, cookie or learnt keys,
+// and its table in memory. A route whose table is in Redis is not
+// theirs: a lookup that misses the local table, a claim and a rebind ask
+// Redis and wait for its answer, which would hold every connection of
+// the loop.
+func loopRoute(r *route) bool {
+	return r.filters == nil && r.cookie == nil && !r.LearnKeys && r.shared == nil
 }
 
 // send writes ex's request on a connection to its pod.
